@@ -1,0 +1,38 @@
+// Host side of shaders/logistic.wgsl (CPU twin: src/cpu/logistic.ts). Records batched forward+gradient
+// and Hessian-vector products into a caller's compute pass; never submits.
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import type { LogisticShape } from '../cpu/logistic.js';
+import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
+
+export interface LogisticBuffers {
+  x: GPUBuffer;       // T×K×D
+  y: GPUBuffer;       // T×K
+  params: GPUBuffer;  // D or T×D
+  vec: GPUBuffer;     // T×D (hvp only; any buffer for forwardGrad)
+  out: GPUBuffer;     // T×D
+  stats: GPUBuffer;   // T×2
+}
+
+const KINDS = ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw'] as const;
+
+export class LogisticKernels {
+  private readonly layout: GPUBindGroupLayout;
+  constructor(private readonly device: GPUDevice, private readonly workgroup = DEFAULT_TASK_WORKGROUP) {
+    this.layout = bindGroupLayout(device, 'LogisticKernels.layout', [...KINDS]);
+  }
+
+  /** Binds buffers and sizes once; the returned dispatches can be recorded any number of times. */
+  bind(b: LogisticBuffers, shape: LogisticShape): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
+    const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
+    const uniform = createUniform(this.device, 'LogisticKernels.shape', 32);
+    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([shape.tasks, shape.rows, shape.dim, shape.paramStride, grid.x, 0, 0, 0]));
+    const group = bindGroup(this.device, 'LogisticKernels.group', this.layout, [uniform, b.x, b.y, b.params, b.vec, b.out, b.stats]);
+    const pipeline = (entry: string) =>
+      computePipeline(this.device, 'logistic.wgsl', SHADERS.logistic, entry, this.layout, { WG: this.workgroup });
+    return {
+      forwardGrad: boundDispatch(pipeline('forward_grad'), group, grid.x, grid.y),
+      hvp: boundDispatch(pipeline('hvp'), group, grid.x, grid.y),
+      uniform,
+    };
+  }
+}

@@ -1,0 +1,156 @@
+// All checks of user input live here, so that every bad input is rejected in one place, before any
+// GPU work starts, with an error that names the problem and the fix.
+import { InvalidOptionError, LabelError, LimitError, NonFiniteError, ShapeError } from './errors.js';
+import {
+  DEFAULT_LEARNER_OPTIONS,
+  type Batch,
+  type EvaluateOptions,
+  type LearnerOptions,
+  type ResolvedLearnerOptions,
+} from './types.js';
+
+/** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
+export const MAX_ROWS = 256;
+/** Inner steps accepted: each one keeps Ks probabilities per task for the order-2 backward pass. */
+export const MAX_INNER_STEPS = 100;
+
+function isPositiveFinite(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0;
+}
+
+export function checkPositive(name: string, value: unknown, hint: string): number {
+  if (!isPositiveFinite(value)) {
+    throw new InvalidOptionError(`${name} must be a finite number > 0, got ${String(value)}.`, hint);
+  }
+  return value;
+}
+
+export function checkInteger(name: string, value: unknown, min: number, max: number, hint: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}.`, hint);
+  }
+  return value;
+}
+
+function checkOneOf<T extends string | number>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(
+      `${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(value)}.`,
+      `Pass ${name}: ${JSON.stringify(allowed[0])} or leave it out for the default.`,
+    );
+  }
+  return value as T;
+}
+
+const KNOWN_OPTIONS = new Set<string>([...Object.keys(DEFAULT_LEARNER_OPTIONS), 'dim']);
+
+export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('createLearner needs an options object.', "Call createLearner({ dim: 50 }).");
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new InvalidOptionError(
+        `Unknown option "${key}".`,
+        `Known options: ${[...KNOWN_OPTIONS].sort().join(', ')}.`,
+      );
+    }
+  }
+  const o = { ...DEFAULT_LEARNER_OPTIONS, ...stripUndefined(options) } as ResolvedLearnerOptions;
+  checkOneOf('algorithm', o.algorithm, ['maml'] as const);
+  checkOneOf('backend', o.backend, ['auto', 'webgpu', 'cpu'] as const);
+  checkInteger('dim', o.dim, 1, 1 << 20, 'dim is the number of features per row, e.g. 784 for 28×28 images.');
+  checkPositive('innerLr', o.innerLr, 'A typical inner learning rate is 0.01 to 0.5.');
+  checkPositive('outerLr', o.outerLr, 'A typical outer learning rate is 0.001 (adam) to 0.1 (sgd).');
+  checkInteger('innerSteps', o.innerSteps, 1, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps.');
+  checkOneOf('order', o.order, [1, 2] as const);
+  checkOneOf('optimizer', o.optimizer, ['sgd', 'adam'] as const);
+  if (!Array.isArray(o.adamBetas) || o.adamBetas.length !== 2 || !o.adamBetas.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
+    throw new InvalidOptionError(`adamBetas must be two numbers in [0, 1), got ${JSON.stringify(o.adamBetas)}.`, 'The usual values are [0.9, 0.999].');
+  }
+  checkPositive('adamEpsilon', o.adamEpsilon, 'The usual value is 1e-8.');
+  checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'Use a non-negative integer seed, e.g. 1.');
+  if (typeof o.initScale !== 'number' || !Number.isFinite(o.initScale) || o.initScale < 0) {
+    throw new InvalidOptionError(`initScale must be a finite number ≥ 0, got ${String(o.initScale)}.`, 'Use 0 for a zero initialisation or e.g. 0.01.');
+  }
+  if (typeof o.validate !== 'boolean') {
+    throw new InvalidOptionError(`validate must be true or false, got ${String(o.validate)}.`, 'Leave it out (true) unless batches are checked elsewhere.');
+  }
+  return o;
+}
+
+export function resolveEvaluateOptions(
+  options: EvaluateOptions | undefined,
+  learner: ResolvedLearnerOptions,
+): { steps: number; lr: number } {
+  const steps = options?.steps ?? learner.innerSteps;
+  const lr = options?.lr ?? learner.innerLr;
+  checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');
+  checkPositive('evaluate lr', lr, 'Use the training innerLr.');
+  return { steps, lr };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Throws ShapeError unless `array` is a Float32Array of `expected` values. */
+export function checkFloatArray(name: string, array: unknown, expected: number, layout: string): Float32Array {
+  if (!(array instanceof Float32Array)) {
+    throw new ShapeError(
+      `${name} must be a Float32Array, got ${array === null ? 'null' : typeof array === 'object' ? (array as object).constructor?.name : typeof array}.`,
+      `Wrap the data: new Float32Array(values). Layout: ${layout}.`,
+    );
+  }
+  if (array.length !== expected) {
+    throw new ShapeError(`${name} has ${array.length} values, expected ${expected} (${layout}).`, 'Check tasks, shots and dim against the arrays.');
+  }
+  return array;
+}
+
+export function checkFinite(name: string, array: Float32Array): void {
+  for (let i = 0; i < array.length; i++) {
+    const v = array[i];
+    // v - v is NaN exactly when v is NaN or ±Infinity, and is cheaper than Number.isFinite in a loop.
+    if (v - v !== 0) {
+      throw new NonFiniteError(`${name}[${i}] is ${v}.`, 'Remove or impute non-finite values before passing the batch.');
+    }
+  }
+}
+
+export function checkLabels(name: string, array: Float32Array): void {
+  for (let i = 0; i < array.length; i++) {
+    const v = array[i];
+    if (v !== 0 && v !== 1) {
+      throw new LabelError(`${name}[${i}] is ${v}; labels must be exactly 0 or 1.`, 'Binary tasks need labels in {0, 1}: map the positive class to 1 and the other to 0.');
+    }
+  }
+}
+
+/** Shape, limits and (when `deep`) content checks of a batch for a learner of `dim` features. */
+export function validateBatch(batch: Batch, dim: number, deep: boolean): void {
+  if (batch === null || typeof batch !== 'object') {
+    throw new ShapeError('The batch must be an object { tasks, supportShots, queryShots, supportX, supportY, queryX, queryY }.', 'See the Batch type in the README.');
+  }
+  const { tasks, supportShots, queryShots } = batch;
+  for (const [name, v] of [['tasks', tasks], ['supportShots', supportShots], ['queryShots', queryShots]] as const) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new ShapeError(`batch.${name} must be an integer ≥ 1, got ${String(v)}.`, 'Set tasks, supportShots and queryShots to the sizes of the arrays.');
+    }
+  }
+  for (const [name, v] of [['supportShots', supportShots], ['queryShots', queryShots]] as const) {
+    if (v > MAX_ROWS) {
+      throw new LimitError(`batch.${name} = ${v} exceeds ${MAX_ROWS} rows per task set.`, `Split the task into sets of at most ${MAX_ROWS} rows.`);
+    }
+  }
+  const layout = (k: string) => `tasks × ${k} × dim = ${tasks} × ${k === 'supportShots' ? supportShots : queryShots} × ${dim}, row-major`;
+  checkFloatArray('batch.supportX', batch.supportX, tasks * supportShots * dim, layout('supportShots'));
+  checkFloatArray('batch.queryX', batch.queryX, tasks * queryShots * dim, layout('queryShots'));
+  checkFloatArray('batch.supportY', batch.supportY, tasks * supportShots, `tasks × supportShots = ${tasks} × ${supportShots}`);
+  checkFloatArray('batch.queryY', batch.queryY, tasks * queryShots, `tasks × queryShots = ${tasks} × ${queryShots}`);
+  if (!deep) return;
+  checkFinite('batch.supportX', batch.supportX);
+  checkFinite('batch.queryX', batch.queryX);
+  checkLabels('batch.supportY', batch.supportY);
+  checkLabels('batch.queryY', batch.queryY);
+}
