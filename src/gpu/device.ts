@@ -28,6 +28,8 @@ export interface AcquiredDevice {
 export interface AcquireOptions {
   /** Force one path; default: env METAGRAD_ADAPTER, else hardware then opengles. */
   path?: AdapterPath;
+  /** The Node package with Dawn's bindings (default 'webgpu'). */
+  nodeModule?: string;
 }
 
 const LIMITS_WANTED = [
@@ -40,6 +42,7 @@ const LIMITS_WANTED = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
+const VULKAN_LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/lib/x86_64-linux-gnu'];
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const INSTALL_HINT =
   'On Debian/Ubuntu install the software adapter: apt-get install libegl1 libegl-mesa0 libgles2 ' +
@@ -63,9 +66,8 @@ interface NodeGpu {
   globals: Record<string, unknown>;
 }
 
-async function loadDawn(): Promise<NodeGpu> {
-  // The module name sits in a variable so that browser bundles never try to resolve it.
-  const name = 'webgpu';
+async function loadDawn(name: string): Promise<NodeGpu> {
+  // The module name arrives in a variable so that browser bundles never try to resolve it.
   const mod = (await import(/* @vite-ignore */ name)) as NodeGpu;
   // Dawn's classes (GPUBufferUsage, …) become globals, as in a browser.
   for (const [k, v] of Object.entries(mod.globals)) {
@@ -90,6 +92,12 @@ async function tryNodePath(dawn: NodeGpu, path: AdapterPath): Promise<{ gpu: GPU
       const gpu = dawn.create(['backend=vulkan']);
       const adapter = await gpu.requestAdapter();
       return adapter ? { gpu, adapter } : 'SwiftShader Vulkan driver gave no adapter';
+    }
+    const fs = await import('node:fs');
+    const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...VULKAN_LIB_DIRS];
+    if (!dirs.some((dir) => fs.existsSync(`${dir}/libvulkan.so.1`))) {
+      // Dawn would print a stack trace for the same finding; say it in one line instead.
+      return `libvulkan.so.1 not found (looked in ${dirs.join(', ')}); a GPU needs its Vulkan driver and the loader (apt-get install libvulkan1)`;
     }
     const gpu = dawn.create([]);
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -118,9 +126,9 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     const paths: AdapterPath[] = forced ? [forced] : ['vulkan', 'opengles'];
     let dawn: NodeGpu | null = null;
     try {
-      dawn = await loadDawn();
+      dawn = await loadDawn(options.nodeModule ?? 'webgpu');
     } catch (e) {
-      tried.push(`webgpu package: ${(e as Error).message}`);
+      tried.push(`${options.nodeModule ?? 'webgpu'} package: ${(e as Error).message.split('\n')[0]}`);
     }
     for (const path of dawn ? paths : []) {
       const r = await tryNodePath(dawn!, path);

@@ -1,0 +1,93 @@
+// Shared test helpers: seeded batches, tolerance checks that name index/expected/got, and withGpu,
+// which runs a test body inside validation / out-of-memory / internal error scopes and fails if any
+// WebGPU error was raised (a test cannot hide one).
+import * as assert from 'uvu/assert';
+import { getSharedDevice } from '../src/learner.js';
+import type { AcquiredDevice } from '../src/gpu/device.js';
+import type { Batch } from '../src/types.js';
+import { uniform01 } from '../src/rng.js';
+
+export function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * uniform01(seed, stream, i);
+  return a;
+}
+
+export function randomLabels(n: number, seed: number, stream: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = uniform01(seed, stream, i) < 0.5 ? 0 : 1;
+  return a;
+}
+
+/** A batch whose labels follow a per-task logistic teacher, so that adaptation has something to learn. */
+export function randomBatch(tasks: number, supportShots: number, queryShots: number, dim: number, seed = 1): Batch {
+  const teacher = randomArray(tasks * dim, seed, 100, -2, 2);
+  const make = (rows: number, stream: number) => {
+    const x = randomArray(tasks * rows * dim, seed, stream);
+    const y = new Float32Array(tasks * rows);
+    for (let t = 0; t < tasks; t++) {
+      for (let r = 0; r < rows; r++) {
+        let a = 0;
+        for (let d = 0; d < dim; d++) a += x[(t * rows + r) * dim + d] * teacher[t * dim + d];
+        y[t * rows + r] = a >= 0 ? 1 : 0;
+      }
+    }
+    return { x, y };
+  };
+  const s = make(supportShots, 101);
+  const q = make(queryShots, 102);
+  return { tasks, supportShots, queryShots, supportX: s.x, supportY: s.y, queryX: q.x, queryY: q.y };
+}
+
+export function copyBatch(b: Batch): Batch {
+  return { ...b, supportX: b.supportX.slice(), supportY: b.supportY.slice(), queryX: b.queryX.slice(), queryY: b.queryY.slice() };
+}
+
+/** Fails at the first i with |got − expected| > atol + rtol·|expected|, naming index and both values. */
+export function assertClose(name: string, got: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): void {
+  assert.is(got.length, expected.length, `${name}: length ${got.length}, expected ${expected.length}`);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const diff = Math.abs(got[i] - expected[i]);
+    const tol = atol + rtol * Math.abs(expected[i]);
+    if (!(diff <= tol)) {
+      assert.unreachable(`${name}[${i}]: expected ${expected[i]}, got ${got[i]} (|diff| ${diff.toExponential(2)} > tol ${tol.toExponential(2)})`);
+    }
+    worst = Math.max(worst, diff);
+  }
+  assert.ok(worst <= atol + rtol * maxAbs(expected));
+}
+
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+export async function withGpu<T>(body: (acq: AcquiredDevice) => Promise<T>): Promise<T> {
+  const acq = await getSharedDevice();
+  const { device } = acq;
+  device.pushErrorScope('validation');
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('internal');
+  let result: T;
+  try {
+    result = await body(acq);
+  } finally {
+    const errors = [await device.popErrorScope(), await device.popErrorScope(), await device.popErrorScope()].filter((e) => e !== null);
+    if (errors.length > 0) assert.unreachable(`WebGPU errors: ${errors.map((e) => e!.message).join(' | ')}`);
+  }
+  assert.is(acq.uncaptured, null, 'no uncaptured WebGPU error');
+  return result;
+}
+
+/** Runs `fn` and returns the thrown error (failing when nothing is thrown). */
+export async function thrown(fn: () => unknown): Promise<Error> {
+  try {
+    await fn();
+  } catch (e) {
+    return e as Error;
+  }
+  assert.unreachable('expected an error');
+  throw new Error('unreachable');
+}

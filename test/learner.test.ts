@@ -1,0 +1,176 @@
+// The public API: GPU and CPU backends agree over many meta-iterations, seeds reproduce, and every bad
+// input of DEVELOPERS.md gets its typed error before any work, leaving the parameters as they were.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createLearner, type Learner } from '../src/learner.js';
+import { acquireDevice } from '../src/gpu/device.js';
+import {
+  DestroyedError, InvalidOptionError, LabelError, LimitError, MetagradError, NoAdapterError, NonFiniteError, ShapeError,
+} from '../src/errors.js';
+import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
+import { assertClose, copyBatch, randomBatch, thrown, withGpu } from './helpers.js';
+
+const BACKENDS: BackendChoice[] = ['cpu', 'webgpu'];
+const run = (backend: BackendChoice, body: () => Promise<void>) => (backend === 'webgpu' ? withGpu(body) : body());
+
+for (const [order, optimizer] of [[1, 'sgd'], [2, 'sgd'], [2, 'adam']] as const) {
+  test(`GPU and CPU step agree over 50 meta-iterations (order ${order}, ${optimizer})`, () =>
+    withGpu(async () => {
+      const D = 50;
+      const options: LearnerOptions = { dim: D, innerLr: 0.3, outerLr: optimizer === 'adam' ? 0.01 : 0.2, innerSteps: 2, order, optimizer, seed: 3 };
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const cpu = await createLearner({ ...options, backend: 'cpu' });
+      assert.is(gpu.backend.kind, 'webgpu');
+      assert.is(cpu.backend.kind, 'cpu');
+      let lastGpu, lastCpu;
+      for (let i = 0; i < 50; i++) {
+        const batch = randomBatch(16, 10, 10, D, 100 + (i % 5));
+        lastGpu = await gpu.step(batch, { readback: i === 49 });
+        lastCpu = await cpu.step(batch, { readback: i === 49 });
+      }
+      // float32 on both sides, float64 sums on the CPU: differences grow slowly with iterations.
+      assertClose('θ after 50 iterations', await gpu.getParams(), await cpu.getParams(), 2e-4, 1e-3);
+      assertClose('query metrics of the last iteration', [lastGpu!.loss, lastGpu!.accuracy], [lastCpu!.loss, lastCpu!.accuracy], 1e-4, 1e-3);
+      const trained = await cpu.evaluate(randomBatch(16, 10, 10, D, 999), { steps: 2 });
+      assert.ok(Number.isFinite(trained.loss) && trained.lossInterval.ci95 > 0, 'evaluation reports mean and interval');
+      gpu.destroy();
+      cpu.destroy();
+    }));
+}
+
+for (const backend of BACKENDS) {
+  test(`[${backend}] step({ iterations: k }) equals k calls of step, and readback reports the pre-update query loss`, () =>
+    run(backend, async () => {
+      const D = 12;
+      const batch = randomBatch(4, 5, 6, D, 5);
+      const a = await createLearner({ backend, dim: D, innerLr: 0.2, outerLr: 0.1, optimizer: 'adam' });
+      const b = await createLearner({ backend, dim: D, innerLr: 0.2, outerLr: 0.1, optimizer: 'adam' });
+      const before = await a.evaluate(batch);
+      const metrics = await a.step(batch, { readback: true });
+      assertClose('readback loss', [metrics!.loss, metrics!.accuracy], [before.loss, before.accuracy], 1e-6, 1e-5);
+      await a.step(batch, { iterations: 4 });
+      for (let i = 0; i < 5; i++) await b.step(batch);
+      assertClose('θ', await a.getParams(), await b.getParams(), 1e-7, 1e-6);
+      assert.is(await a.step(batch), undefined, 'no readback unless asked');
+      a.destroy();
+      b.destroy();
+    }));
+
+  test(`[${backend}] a fixed seed reproduces a run; another seed does not`, () =>
+    run(backend, async () => {
+      const D = 10;
+      const runOnce = async (seed: number) => {
+        const l = await createLearner({ backend, dim: D, seed, outerLr: 0.05 });
+        for (let i = 0; i < 3; i++) await l.step(randomBatch(4, 5, 5, D, i));
+        const p = await l.getParams();
+        l.destroy();
+        return p;
+      };
+      const [a, b, c] = [await runOnce(7), await runOnce(7), await runOnce(8)];
+      assert.equal(Array.from(a), Array.from(b));
+      assert.not.equal(Array.from(a), Array.from(c));
+    }));
+
+  test(`[${backend}] setParams / getParams round-trip and getParams returns a copy`, () =>
+    run(backend, async () => {
+      const l = await createLearner({ backend, dim: 5 });
+      const theta = new Float32Array([1, -2, 3, -4, 5]);
+      l.setParams(theta);
+      const got = await l.getParams();
+      assert.equal(Array.from(got), [1, -2, 3, -4, 5]);
+      got[0] = 99;
+      assert.is((await l.getParams())[0], 1);
+      l.destroy();
+    }));
+
+  test(`[${backend}] every bad input gets its typed error and leaves θ unchanged`, () =>
+    run(backend, async () => {
+      const D = 4;
+      const l = await createLearner({ backend, dim: D });
+      const theta0 = await l.getParams();
+      const good = randomBatch(2, 3, 3, D, 1);
+      const bad = (edit: (b: Batch) => void) => { const b = copyBatch(good); edit(b); return b; };
+      const cases: Array<[string, () => unknown, new (...a: never[]) => MetagradError]> = [
+        ['supportX too short', () => l.step(bad((b) => (b.supportX = b.supportX.subarray(1)))), ShapeError],
+        ['queryY not a Float32Array', () => l.step(bad((b) => (b.queryY = Array.from(b.queryY) as unknown as Float32Array))), ShapeError],
+        ['tasks = 0', () => l.step(bad((b) => (b.tasks = 0))), ShapeError],
+        ['fractional shots', () => l.step(bad((b) => (b.supportShots = 2.5))), ShapeError],
+        ['batch for another dim', () => l.step(randomBatch(2, 3, 3, D + 1, 1)), ShapeError],
+        ['NaN in supportX', () => l.step(bad((b) => (b.supportX[5] = NaN))), NonFiniteError],
+        ['Infinity in queryX', () => l.step(bad((b) => (b.queryX[0] = -Infinity))), NonFiniteError],
+        ['label 2', () => l.step(bad((b) => (b.supportY[1] = 2))), LabelError],
+        ['label 0.5', () => l.evaluate(bad((b) => (b.queryY[0] = 0.5))), LabelError],
+        ['label NaN', () => l.metaGradient(bad((b) => (b.queryY[2] = NaN))), LabelError],
+        ['257 support rows', () => l.step(randomBatch(1, 257, 1, D, 1)), LimitError],
+        ['iterations 0', () => l.step(good, { iterations: 0 }), InvalidOptionError],
+        ['evaluate steps -1', () => l.evaluate(good, { steps: -1 }), InvalidOptionError],
+        ['evaluate lr NaN', () => l.evaluate(good, { lr: NaN }), InvalidOptionError],
+        ['setParams wrong length', () => l.setParams(new Float32Array(D + 1)), ShapeError],
+        ['setParams NaN', () => l.setParams(new Float32Array([0, NaN, 0, 0])), NonFiniteError],
+      ];
+      for (const [name, call, type] of cases) {
+        const e = await thrown(call);
+        assert.instance(e, type, `${name}: got ${e.constructor.name}: ${e.message}`);
+        assert.ok((e as MetagradError).hint.length > 0, `${name}: has a hint`);
+        assert.equal(Array.from(await l.getParams()), Array.from(theta0), `${name}: θ unchanged`);
+      }
+      l.destroy();
+      assert.instance(await thrown(() => l.getParams()), DestroyedError);
+    }));
+}
+
+test('invalid hyperparameters are rejected by createLearner', async () => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['dim 0', { dim: 0 }],
+    ['dim missing', {}],
+    ['innerLr negative', { dim: 3, innerLr: -1 }],
+    ['outerLr NaN', { dim: 3, outerLr: NaN }],
+    ['innerSteps 0', { dim: 3, innerSteps: 0 }],
+    ['order 3', { dim: 3, order: 3 }],
+    ['optimizer rmsprop', { dim: 3, optimizer: 'rmsprop' }],
+    ['backend cuda', { dim: 3, backend: 'cuda' }],
+    ['algorithm reptile', { dim: 3, algorithm: 'reptile' }],
+    ['unknown option', { dim: 3, innerlr: 0.1 }],
+    ['adamBetas out of range', { dim: 3, adamBetas: [0.9, 1] }],
+    ['seed negative', { dim: 3, seed: -1 }],
+  ];
+  for (const [name, options] of cases) {
+    const e = await thrown(() => createLearner({ backend: 'cpu', ...options } as unknown as LearnerOptions));
+    assert.instance(e, InvalidOptionError, `${name}: ${e.message}`);
+  }
+});
+
+test('[webgpu] a batch beyond the adapter storage-binding limit gets a LimitError before any upload', () =>
+  withGpu(async (acq) => {
+    const D = 1024;
+    const cap = Math.min(acq.device.limits.maxStorageBufferBindingSize, acq.device.limits.maxBufferSize);
+    const tasks = Math.ceil(cap / (4 * 256 * D)) + 1;
+    const l = await createLearner({ backend: 'webgpu', dim: D, validate: false });
+    const big: Batch = {
+      tasks, supportShots: 256, queryShots: 1,
+      supportX: new Float32Array(tasks * 256 * D), supportY: new Float32Array(tasks * 256),
+      queryX: new Float32Array(tasks * D), queryY: new Float32Array(tasks),
+    };
+    const e = await thrown(() => l.step(big));
+    assert.instance(e, LimitError, e.message);
+    assert.match(e.message, /storage-binding limit/);
+    l.destroy();
+  }));
+
+test('no adapter: acquireDevice names the paths tried and how to install one', async () => {
+  const e = await thrown(() => acquireDevice({ nodeModule: 'metagrad-no-such-module' }));
+  assert.instance(e, NoAdapterError);
+  assert.ok((e as NoAdapterError).tried.length >= 1);
+  assert.match(e.message, /metagrad-no-such-module/);
+  assert.match((e as NoAdapterError).hint, /apt-get install libegl1 libegl-mesa0 libgles2/);
+});
+
+test('backend auto picks WebGPU when an adapter exists, and says which', async () => {
+  const l: Learner = await createLearner({ dim: 3 });
+  assert.ok(['webgpu', 'cpu'].includes(l.backend.kind));
+  if (l.backend.kind === 'cpu') assert.ok(l.backend.fallbackReason, 'a CPU fallback says why');
+  else assert.ok(l.backend.adapter.length > 0);
+  l.destroy();
+});
+
+test.run();

@@ -1,0 +1,42 @@
+// Test runner: bundles test/*.test.ts with esbuild (WGSL as text), runs them with uvu in one process,
+// and ends with the line "N passed, N failed" that CI reads. Usage: node test/run.mjs [name-filter]
+import { build } from 'esbuild';
+import { readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { esbuildOptions } from '../scripts/build.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = path.join(root, '.test-build');
+const filter = process.argv[2] ?? '';
+const files = readdirSync(path.join(root, 'test')).filter((f) => f.endsWith('.test.ts') && f.includes(filter)).sort();
+
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  ...esbuildOptions,
+  entryPoints: files.map((f) => `test/${f}`),
+  outdir,
+  outExtension: { '.js': '.mjs' },
+  external: ['webgpu', 'uvu', 'uvu/assert'],
+});
+
+// Keep what uvu prints, and read its totals from it.
+let printed = '';
+const write = process.stdout.write.bind(process.stdout);
+process.stdout.write = (chunk, ...rest) => {
+  printed += String(chunk);
+  return write(chunk, ...rest);
+};
+const { run } = await import('uvu/run');
+await run(files.map((f) => ({ name: f, file: path.join(outdir, f.replace(/\.ts$/, '.mjs')) })));
+process.stdout.write = write;
+
+const plain = printed.replace(/\x1b\[[0-9;]*m/g, '');
+const count = (label) => Number(/\s+(\d+)/.exec(plain.slice(plain.lastIndexOf(label) + label.length))?.[1] ?? NaN);
+const total = count('Total:');
+const passed = count('Passed:');
+const skipped = count('Skipped:');
+const failed = Number.isFinite(total) ? total - passed : 1;
+if (!Number.isFinite(total)) console.log('Could not read uvu totals: the run did not finish.');
+process.exitCode = failed > 0 || !Number.isFinite(total) ? 1 : process.exitCode ?? 0;
+console.log(`${Number.isFinite(passed) ? passed : 0} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
