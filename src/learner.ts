@@ -43,6 +43,8 @@ export interface Learner {
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
   metaGradient(batch: Batch): Promise<Float32Array>;
+  /** Resolves when every submitted meta-iteration has finished on the device (for timing). */
+  sync(): Promise<void>;
   destroy(): void;
 }
 
@@ -92,6 +94,10 @@ class LearnerImpl implements Learner {
     return engine.metaGradient(batch);
   }
 
+  sync(): Promise<void> {
+    return this.live().sync();
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -128,7 +134,9 @@ export async function createLearner(options: LearnerOptions): Promise<Learner> {
     throw e;
   }
   if (acquired.lost) throw new InvalidOptionError('The shared WebGPU device is lost.', 'Retry createLearner: a new device is acquired.');
-  const engine = new GpuEngine(acquired, resolved, theta);
+  // METAGRAD_WG: workgroup size of the per-task kernels, for tuning experiments (default 64).
+  const workgroup = typeof process !== 'undefined' && process.env?.METAGRAD_WG ? Number(process.env.METAGRAD_WG) : undefined;
+  const engine = new GpuEngine(acquired, resolved, theta, workgroup);
   return new LearnerImpl(resolved, engine, engine.info);
 }
 

@@ -56,5 +56,7 @@ export class CpuEngine implements Engine {
     return meanGrad;
   }
 
+  async sync(): Promise<void> {}
+
   destroy(): void {}
 }

@@ -14,6 +14,8 @@ export interface Engine {
   evaluate(batch: Batch, steps: number, lr: number): Promise<Float32Array>;
   /** The meta-gradient mean_i g_i that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
+  /** Resolves when all submitted work has finished. */
+  sync(): Promise<void>;
   destroy(): void;
 }
 

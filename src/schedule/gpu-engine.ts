@@ -171,6 +171,11 @@ export class GpuEngine implements Engine {
     return this.read(this.meanGrad, this.options.dim);
   }
 
+  async sync(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    checkDeviceHealthy(this.acquired);
+  }
+
   private releaseSlot(): void {
     for (const b of this.slot?.buffers ?? []) b.destroy();
     this.slot = null;
