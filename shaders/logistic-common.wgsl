@@ -3,13 +3,18 @@
 //
 // Model: logits a = X·θ, p = σ(a), loss = mean[softplus(a) − y·a] (the stable form of BCE).
 //
+// Data layout: rows and parameter vectors are arrays of vec4 (D padded with zeros to D4 = ⌈D/4⌉
+// vec4s, see src/kernels/layout.ts): one 16-byte load per four features, four times fewer load
+// instructions and bounds checks than scalar loads (the dominant cost on software adapters, and the
+// widest coalesced load on GPUs). Label arrays are vec4 arrays too, read one component at a time.
+//
 // Thread mapping, used by every kernel that includes this file: one workgroup per task; its WG
-// invocations split the D features (invocation j owns features j, j+WG, j+2·WG, …). Consecutive
-// invocations therefore read consecutive floats of a row (coalesced on a GPU), and each invocation
-// owns the same features of every parameter-sized vector, so per-feature updates (inner SGD step,
-// Hessian-vector accumulation) need no synchronisation at all. The only cross-invocation work is the
-// row dot product X[r,:]·v, done for ROWS rows at a time with one pair of barriers per block (barriers
-// are the expensive part on software adapters, where each one is a thread switch).
+// invocations split the D4 feature quads (invocation j owns quads j, j+WG, j+2·WG, …). Consecutive
+// invocations therefore read consecutive 16-byte words of a row (coalesced on a GPU), and each
+// invocation owns the same features of every parameter-sized vector, so per-feature updates (inner SGD
+// step, Hessian-vector accumulation) need no synchronisation at all. The only cross-invocation work is
+// the row dot product X[r,:]·v, done for ROWS rows at a time with one pair of barriers per block
+// (barriers are expensive on software adapters, where each one is a thread switch).
 
 override WG: u32 = 64u;
 const ROWS: u32 = 16u;       // rows whose dot products share one pair of barriers
@@ -32,17 +37,20 @@ fn sigmoid(a: f32) -> f32 {
   return e / (1.0 + e);
 }
 
-// rowVal[r] = X[r, :] · v[vOff : vOff + dim] for r < rows, where row r of X starts at x[xOff + r·dim].
-// Every invocation of the workgroup must call it (it holds barriers); each reads only the features it
-// owns from v. Ends with a barrier, so rowVal is complete on return.
-fn rowDots(x: ptr<storage, array<f32>, read>, xOff: u32, rows: u32,
-           v: ptr<storage, array<f32>, read_write>, vOff: u32, dim: u32, lid: u32) {
+// Element i of a float array stored as vec4s.
+fn scalarAt(a: ptr<storage, array<vec4<f32>>, read>, i: u32) -> f32 { return a[i / 4u][i % 4u]; }
+
+// rowVal[r] = X[r, :] · v[vOff : vOff + dim4] for r < rows, where row r of X starts at x[xOff + r·dim4]
+// (offsets and dim4 in vec4s). Every invocation of the workgroup must call it (it holds barriers); each
+// reads only the quads it owns from v. Ends with a barrier, so rowVal is complete on return.
+fn rowDots(x: ptr<storage, array<vec4<f32>>, read>, xOff: u32, rows: u32,
+           v: ptr<storage, array<vec4<f32>>, read_write>, vOff: u32, dim4: u32, lid: u32) {
   for (var r0 = 0u; r0 < rows; r0 += ROWS) {
     let blockRows = min(ROWS, rows - r0);
     for (var r = 0u; r < blockRows; r++) {
-      let rowOff = xOff + (r0 + r) * dim;
+      let rowOff = xOff + (r0 + r) * dim4;
       var acc = 0.0;
-      for (var d = lid; d < dim; d += WG) { acc += x[rowOff + d] * v[vOff + d]; }
+      for (var c = lid; c < dim4; c += WG) { acc += dot(x[rowOff + c], v[vOff + c]); }
       partial[lid * ROWS + r] = acc;
     }
     workgroupBarrier();
@@ -56,24 +64,24 @@ fn rowDots(x: ptr<storage, array<f32>, read>, xOff: u32, rows: u32,
   }
 }
 
-// out[outOff + d] (+)= scale · Σ_r X[r, d] · rowVal[r] for the features this invocation owns:
-// the transpose product Xᵀ·rowVal, with no barrier. accumulate = false overwrites.
-fn rowsTransposeTimes(x: ptr<storage, array<f32>, read>, xOff: u32, rows: u32,
-                      out: ptr<storage, array<f32>, read_write>, outOff: u32, dim: u32, lid: u32,
+// out[outOff + c] (+)= scale · Σ_r X[r, c] · rowVal[r] for the quads this invocation owns: the
+// transpose product Xᵀ·rowVal, with no barrier. accumulate = false overwrites.
+fn rowsTransposeTimes(x: ptr<storage, array<vec4<f32>>, read>, xOff: u32, rows: u32,
+                      out: ptr<storage, array<vec4<f32>>, read_write>, outOff: u32, dim4: u32, lid: u32,
                       scale: f32, accumulate: bool) {
-  for (var d = lid; d < dim; d += WG) {
-    var acc = 0.0;
-    for (var r = 0u; r < rows; r++) { acc += x[xOff + r * dim + d] * rowVal[r]; }
-    if (accumulate) { out[outOff + d] += scale * acc; } else { out[outOff + d] = scale * acc; }
+  for (var c = lid; c < dim4; c += WG) {
+    var acc = vec4<f32>(0.0);
+    for (var r = 0u; r < rows; r++) { acc += x[xOff + r * dim4 + c] * rowVal[r]; }
+    if (accumulate) { out[outOff + c] += scale * acc; } else { out[outOff + c] = scale * acc; }
   }
 }
 
 // With rowVal holding logits a_r: rowVal[r] ← p_r − y_r (the BCE residual), rowAux[r] ← the row's
-// loss, rowHit[r] ← 1 if (p ≥ 0.5) == y. Ends with a barrier.
-fn logitsToResidual(y: ptr<storage, array<f32>, read>, yOff: u32, rows: u32, lid: u32) {
+// loss, rowHit[r] ← 1 if (p ≥ 0.5) == y. Labels are floats yOff… of y. Ends with a barrier.
+fn logitsToResidual(y: ptr<storage, array<vec4<f32>>, read>, yOff: u32, rows: u32, lid: u32) {
   for (var r = lid; r < rows; r += WG) {
     let a = rowVal[r];
-    let label = y[yOff + r];
+    let label = scalarAt(y, yOff + r);
     rowAux[r] = softplus(a) - label * a;
     rowHit[r] = select(0.0, 1.0, (a >= 0.0) == (label > 0.5));
     rowVal[r] = sigmoid(a) - label;

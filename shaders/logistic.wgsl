@@ -1,4 +1,5 @@
-// Batched logistic-model primitives, one workgroup per task (mapping: logistic-common.wgsl).
+// Batched logistic-model primitives, one workgroup per task (mapping and vec4 layout:
+// logistic-common.wgsl).
 //   forward_grad: stats[t] = (mean BCE loss, accuracy) of params_t on (X_t, y_t),
 //                 grad_t = X_tᵀ (σ(X_t θ_t) − y_t) / K
 //   hvp:          out_t = X_tᵀ (σ'(X_t θ_t) ⊙ X_t v_t) / K, σ' = p(1 − p): the Hessian-vector product
@@ -7,34 +8,34 @@
 struct Shape {
   tasks: u32,
   rows: u32,           // K, rows per task
-  dim: u32,            // D
-  paramStride: u32,    // 0 (one shared θ) or D (one θ per task)
+  dim4: u32,           // D4 = ⌈D/4⌉ vec4s per row and per parameter vector
+  paramStride: u32,    // in vec4s: 0 (one shared θ) or D4 (one θ per task)
   groupsPerRow: u32,   // workgroups along x of the dispatch
   _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> x: array<f32>;             // T×K×D, row-major, task-major
-@group(0) @binding(2) var<storage, read> y: array<f32>;             // T×K labels in {0, 1}
-@group(0) @binding(3) var<storage, read_write> params: array<f32>;  // 1×D or T×D (read only here)
-@group(0) @binding(4) var<storage, read_write> vecIn: array<f32>;     // T×D: v of hvp (unused by forward_grad)
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;     // T×D: the gradient or H·v
-@group(0) @binding(6) var<storage, read_write> stats: array<f32>;   // T×2: loss, accuracy
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;         // T×K×D4
+@group(0) @binding(2) var<storage, read> y: array<vec4<f32>>;         // T×K labels in {0, 1}, packed
+@group(0) @binding(3) var<storage, read_write> params: array<vec4<f32>>;  // D4 or T×D4 (read only here)
+@group(0) @binding(4) var<storage, read_write> vecIn: array<vec4<f32>>;   // T×D4: v of hvp
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;     // T×D4: the gradient or H·v
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;         // T×2: loss, accuracy
 
 @compute @workgroup_size(WG)
 fn forward_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = taskIndex(wid, shape.groupsPerRow);
   if (t >= shape.tasks) { return; }  // uniform per workgroup, so the barriers below stay uniform
   let K = shape.rows;
-  let D = shape.dim;
-  rowDots(&x, t * K * D, K, &params, t * shape.paramStride, D, lid);
+  let D4 = shape.dim4;
+  rowDots(&x, t * K * D4, K, &params, t * shape.paramStride, D4, lid);
   logitsToResidual(&y, t * K, K, lid);
   if (lid == 0u) {
     let s = meanLossAndAccuracy(K);
     stats[2u * t] = s.x;
     stats[2u * t + 1u] = s.y;
   }
-  rowsTransposeTimes(&x, t * K * D, K, &out, t * D, D, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, t * K * D4, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
 }
 
 @compute @workgroup_size(WG)
@@ -42,14 +43,14 @@ fn hvp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l
   let t = taskIndex(wid, shape.groupsPerRow);
   if (t >= shape.tasks) { return; }
   let K = shape.rows;
-  let D = shape.dim;
-  rowDots(&x, t * K * D, K, &params, t * shape.paramStride, D, lid);
+  let D4 = shape.dim4;
+  rowDots(&x, t * K * D4, K, &params, t * shape.paramStride, D4, lid);
   for (var r = lid; r < K; r += WG) {
     let p = sigmoid(rowVal[r]);
     rowAux[r] = p * (1.0 - p);
   }
-  rowDots(&x, t * K * D, K, &vecIn, t * D, D, lid);  // its first barrier orders the rowAux writes
+  rowDots(&x, t * K * D4, K, &vecIn, t * D4, D4, lid);  // its first barrier orders the rowAux writes
   for (var r = lid; r < K; r += WG) { rowVal[r] *= rowAux[r]; }
   workgroupBarrier();
-  rowsTransposeTimes(&x, t * K * D, K, &out, t * D, D, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, t * K * D4, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
 }

@@ -8,7 +8,8 @@ import { adaptAndMetaGrad, taskScratchSizes, type TaskParams } from '../src/cpu/
 import { countStep, metaUpdate, type UpdateParams } from '../src/cpu/meta-update.js';
 import { createBuffer, readFloats, writeFloats } from '../src/gpu/resources.js';
 import { LogisticKernels } from '../src/kernels/logistic.js';
-import { dataLayout, MamlTaskKernel } from '../src/kernels/maml-task.js';
+import { MamlTaskKernel } from '../src/kernels/maml-task.js';
+import { dataLayout, padRows, paddedDim, unpadRows } from '../src/kernels/layout.js';
 import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import { assertClose, randomArray, randomBatch, randomLabels, withGpu } from './helpers.js';
@@ -45,16 +46,18 @@ for (const c of LOGISTIC_CASES) {
       const params = randomArray(c.paramStride === 0 ? c.dim : c.tasks * c.dim, 7, 3, -c.scale, c.scale);
       const v = randomArray(c.tasks * c.dim, 7, 4);
       const kernels = new LogisticKernels(acq.device);
+      const Dp = paddedDim(c.dim);
       const buffers = {
-        x: upload(acq, 'x', x), y: upload(acq, 'y', y), params: upload(acq, 'params', params), vec: upload(acq, 'v', v),
-        out: createBuffer(acq.device, 'test.out', c.tasks * c.dim), stats: createBuffer(acq.device, 'test.stats', 2 * c.tasks),
+        x: upload(acq, 'x', padRows(x, c.tasks * c.rows, c.dim)), y: upload(acq, 'y', y),
+        params: upload(acq, 'params', padRows(params, params.length / c.dim, c.dim)), vec: upload(acq, 'v', padRows(v, c.tasks, c.dim)),
+        out: createBuffer(acq.device, 'test.out', c.tasks * Dp), stats: createBuffer(acq.device, 'test.stats', 2 * c.tasks),
       };
       const bound = kernels.bind(buffers, c);
       submit(acq, (pass) => bound.forwardGrad.encode(pass));
-      const gpuGrad = await readFloats(acq.device, buffers.out, c.tasks * c.dim);
+      const gpuGrad = unpadRows(await readFloats(acq.device, buffers.out, c.tasks * Dp), c.tasks, c.dim);
       const gpuStats = await readFloats(acq.device, buffers.stats, 2 * c.tasks);
       submit(acq, (pass) => bound.hvp.encode(pass));
-      const gpuHvp = await readFloats(acq.device, buffers.out, c.tasks * c.dim);
+      const gpuHvp = unpadRows(await readFloats(acq.device, buffers.out, c.tasks * Dp), c.tasks, c.dim);
 
       const grad = new Float32Array(c.tasks * c.dim);
       const stats = new Float32Array(2 * c.tasks);
@@ -77,13 +80,14 @@ test('logistic kernels cover T beyond one dispatch dimension (2-D grid)', () =>
     const x = randomArray(shape.tasks, 9, 1);
     const y = randomLabels(shape.tasks, 9, 2);
     const params = randomArray(shape.tasks, 9, 3);
+    const padded = (a: Float32Array) => padRows(a, shape.tasks, 1);
     const buffers = {
-      x: upload(acq, 'x', x), y: upload(acq, 'y', y), params: upload(acq, 'params', params), vec: upload(acq, 'v', params),
-      out: createBuffer(acq.device, 'test.out', shape.tasks), stats: createBuffer(acq.device, 'test.stats', 2 * shape.tasks),
+      x: upload(acq, 'x', padded(x)), y: upload(acq, 'y', y), params: upload(acq, 'params', padded(params)), vec: upload(acq, 'v', padded(params)),
+      out: createBuffer(acq.device, 'test.out', 4 * shape.tasks), stats: createBuffer(acq.device, 'test.stats', 2 * shape.tasks),
     };
     const bound = new LogisticKernels(acq.device).bind(buffers, shape);
     submit(acq, (pass) => bound.forwardGrad.encode(pass));
-    const gpuGrad = await readFloats(acq.device, buffers.out, shape.tasks);
+    const gpuGrad = unpadRows(await readFloats(acq.device, buffers.out, 4 * shape.tasks), shape.tasks, 1);
     const grad = new Float32Array(shape.tasks);
     forwardGrad(grad, new Float32Array(2 * shape.tasks), x, y, params, shape);
     assertClose('grad (last tasks are in the second grid row)', gpuGrad, grad, 1e-6, 1e-5);
@@ -106,14 +110,15 @@ for (const c of TASK_CASES) {
       const p: TaskParams = { tasks: c.T, supportRows: c.Ks, queryRows: c.Kq, dim: c.D, innerSteps: c.innerSteps, order: c.order, innerLr: c.innerLr, wantMetaGrad: true };
       const off = dataLayout(c.T, c.Ks, c.Kq, c.D);
       const packed = new Float32Array(off.total);
-      packed.set(batch.supportX, off.supportX);
+      packed.set(padRows(batch.supportX, c.T * c.Ks, c.D), off.supportX);
       packed.set(batch.supportY, off.supportY);
-      packed.set(batch.queryX, off.queryX);
+      packed.set(padRows(batch.queryX, c.T * c.Kq, c.D), off.queryX);
       packed.set(batch.queryY, off.queryY);
       const sizes = taskScratchSizes(p);
+      const Dp = paddedDim(c.D);
       const buffers = {
-        data: upload(acq, 'data', packed), theta: upload(acq, 'theta', theta),
-        adapted: createBuffer(acq.device, 'test.adapted', sizes.adapted), metaGrad: createBuffer(acq.device, 'test.metaGrad', sizes.metaGrad),
+        data: upload(acq, 'data', packed), theta: upload(acq, 'theta', padRows(theta, 1, c.D)),
+        adapted: createBuffer(acq.device, 'test.adapted', c.T * Dp), metaGrad: createBuffer(acq.device, 'test.metaGrad', c.T * Dp),
         supportProb: createBuffer(acq.device, 'test.supportProb', sizes.supportProb), taskStats: createBuffer(acq.device, 'test.taskStats', sizes.taskStats),
       };
       const bound = new MamlTaskKernel(acq.device).bind(buffers, c.T, 'test');
@@ -124,9 +129,10 @@ for (const c of TASK_CASES) {
         supportProb: new Float32Array(sizes.supportProb), taskStats: new Float32Array(sizes.taskStats),
       };
       adaptAndMetaGrad(cpu, batch, theta, p);
-      for (const name of ['adapted', 'metaGrad', 'taskStats'] as const) {
-        assertClose(name, await readFloats(acq.device, buffers[name], sizes[name]), cpu[name], 2e-6, 1e-4);
+      for (const name of ['adapted', 'metaGrad'] as const) {
+        assertClose(name, unpadRows(await readFloats(acq.device, buffers[name], c.T * Dp), c.T, c.D), cpu[name], 2e-6, 1e-4);
       }
+      assertClose('taskStats', await readFloats(acq.device, buffers.taskStats, sizes.taskStats), cpu.taskStats, 2e-6, 1e-4);
       if (c.innerSteps > 0) assertClose('supportProb', await readFloats(acq.device, buffers.supportProb, sizes.supportProb), cpu.supportProb, 1e-6, 1e-5);
       for (const b of Object.values(buffers)) b.destroy();
     }));

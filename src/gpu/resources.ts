@@ -4,10 +4,10 @@
 export type BindingKind = 'uniform' | 'read' | 'rw';
 
 export function createBuffer(device: GPUDevice, label: string, floats: number, usage = 0): GPUBuffer {
-  // Zero-sized bindings are invalid; 4 bytes keeps empty scratch arrays legal.
+  // Sizes round up to whole vec4s (the kernels bind arrays of vec4), never 0 (an invalid binding).
   return device.createBuffer({
     label,
-    size: Math.max(4, floats * 4),
+    size: Math.max(16, Math.ceil(floats / 4) * 16),
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | usage,
   });
 }

@@ -3,13 +3,14 @@
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import type { LogisticShape } from '../cpu/logistic.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
+import { quads } from './layout.js';
 
 export interface LogisticBuffers {
-  x: GPUBuffer;       // T×K×D
+  x: GPUBuffer;       // T×K×paddedDim (layout.ts)
   y: GPUBuffer;       // T×K
-  params: GPUBuffer;  // D or T×D
-  vec: GPUBuffer;     // T×D (hvp only; any buffer for forwardGrad)
-  out: GPUBuffer;     // T×D
+  params: GPUBuffer;  // paddedDim or T×paddedDim
+  vec: GPUBuffer;     // T×paddedDim (hvp only; any buffer for forwardGrad)
+  out: GPUBuffer;     // T×paddedDim
   stats: GPUBuffer;   // T×2
 }
 
@@ -25,7 +26,7 @@ export class LogisticKernels {
   bind(b: LogisticBuffers, shape: LogisticShape): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const uniform = createUniform(this.device, 'LogisticKernels.shape', 32);
-    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([shape.tasks, shape.rows, shape.dim, shape.paramStride, grid.x, 0, 0, 0]));
+    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([shape.tasks, shape.rows, quads(shape.dim), shape.paramStride === 0 ? 0 : quads(shape.dim), grid.x, 0, 0, 0]));
     const group = bindGroup(this.device, 'LogisticKernels.group', this.layout, [uniform, b.x, b.y, b.params, b.vec, b.out, b.stats]);
     const pipeline = (entry: string) =>
       computePipeline(this.device, 'logistic.wgsl', SHADERS.logistic, entry, this.layout, { WG: this.workgroup });

@@ -3,23 +3,17 @@
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import type { TaskParams } from '../cpu/maml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
+import { dataLayout, quads } from './layout.js';
+
+export { dataLayout };
 
 export interface MamlTaskBuffers {
-  data: GPUBuffer;         // supportX | supportY | queryX | queryY
-  theta: GPUBuffer;        // D
-  adapted: GPUBuffer;      // T×D
-  metaGrad: GPUBuffer;     // T×D
+  data: GPUBuffer;         // supportX | supportY | queryX | queryY (layout.ts dataLayout)
+  theta: GPUBuffer;        // D padded to a multiple of 4
+  adapted: GPUBuffer;      // T×paddedDim
+  metaGrad: GPUBuffer;     // T×paddedDim
   supportProb: GPUBuffer;  // T×max(n,1)×Ks
   taskStats: GPUBuffer;    // T×2
-}
-
-/** Float offsets of the four arrays packed into the data buffer. */
-export function dataLayout(tasks: number, supportRows: number, queryRows: number, dim: number) {
-  const supportX = 0;
-  const supportY = supportX + tasks * supportRows * dim;
-  const queryX = supportY + tasks * supportRows;
-  const queryY = queryX + tasks * queryRows * dim;
-  return { supportX, supportY, queryX, queryY, total: queryY + tasks * queryRows };
 }
 
 const KINDS = ['uniform', 'read', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
@@ -49,9 +43,10 @@ export class MamlTaskKernel {
         const off = dataLayout(p.tasks, p.supportRows, p.queryRows, p.dim);
         const words = new ArrayBuffer(64);
         const u = new Uint32Array(words);
-        u.set([p.tasks, p.supportRows, p.queryRows, p.dim, p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, grid.x]);
+        u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, grid.x]);
         new Float32Array(words, 32, 1)[0] = p.innerLr;
-        u.set([off.supportX, off.supportY, off.queryX, off.queryY], 9);
+        // Rows are addressed in vec4s, labels in floats.
+        u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY], 9);
         device.queue.writeBuffer(uniform, 0, words);
       },
     };

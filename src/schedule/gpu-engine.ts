@@ -5,7 +5,8 @@
 import { LimitError } from '../errors.js';
 import { checkDeviceHealthy, type AcquiredDevice } from '../gpu/device.js';
 import { createBuffer, readFloats, writeFloats } from '../gpu/resources.js';
-import { dataLayout, MamlTaskKernel, type BoundMamlTask } from '../kernels/maml-task.js';
+import { MamlTaskKernel, type BoundMamlTask } from '../kernels/maml-task.js';
+import { dataLayout, padRows, paddedDim } from '../kernels/layout.js';
 import { MetaUpdateKernel, type BoundMetaUpdate } from '../kernels/meta-update.js';
 import { taskScratchSizes } from '../cpu/maml-task.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
@@ -40,10 +41,11 @@ export class GpuEngine implements Engine {
   constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialTheta: Float32Array, workgroup?: number) {
     this.device = acquired.device;
     this.info = { kind: 'webgpu', adapter: acquired.description, software: acquired.software };
-    const D = options.dim;
-    this.theta = createBuffer(this.device, 'GpuEngine.theta', D);
-    this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * D + 1);
-    this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', D);
+    // Parameter-sized buffers hold paddedDim floats; the padding stays 0 (zero features, zero gradient).
+    const Dp = paddedDim(options.dim);
+    this.theta = createBuffer(this.device, 'GpuEngine.theta', Dp);
+    this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * Dp + 1);
+    this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', Dp);
     writeFloats(this.device, this.theta, 0, initialTheta);
     this.taskKernel = new MamlTaskKernel(this.device, workgroup);
     this.updateKernel = new MetaUpdateKernel(this.device);
@@ -70,7 +72,7 @@ export class GpuEngine implements Engine {
     const limits = this.device.limits;
     const D = this.options.dim;
     const dataBytes = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D).total * 4;
-    const scratch = taskScratchSizes({ tasks: batch.tasks, supportRows: batch.supportShots, dim: D, innerSteps: probSteps });
+    const scratch = taskScratchSizes({ tasks: batch.tasks, supportRows: batch.supportShots, dim: paddedDim(D), innerSteps: probSteps });
     const largest = Math.max(dataBytes, scratch.adapted * 4, scratch.supportProb * 4);
     const cap = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     if (largest > cap) {
@@ -94,7 +96,7 @@ export class GpuEngine implements Engine {
     this.releaseSlot();
     const T = batch.tasks;
     const D = this.options.dim;
-    const sizes = taskScratchSizes({ tasks: T, supportRows: batch.supportShots, dim: D, innerSteps: needed });
+    const sizes = taskScratchSizes({ tasks: T, supportRows: batch.supportShots, dim: paddedDim(D), innerSteps: needed });
     const make = (name: string, floats: number) => createBuffer(this.device, `GpuEngine.${name}[${key}]`, floats);
     const data = make('data', dataLayout(T, batch.supportShots, batch.queryShots, D).total);
     const adapted = make('adapted', sizes.adapted);
@@ -105,6 +107,7 @@ export class GpuEngine implements Engine {
     writeFloats(this.device, taskWeight, 0, uniformTaskWeights(T));
     const taskBuffers = { data, theta: this.theta, adapted, metaGrad, supportProb, taskStats };
     const updateBuffers = { metaGrad, taskWeight, theta: this.theta, optState: this.optState, meanGrad: this.meanGrad };
+    const updateParams = (apply: boolean) => ({ ...updateParamsFor(T, this.options, apply), dim: paddedDim(D) });
     const train = this.taskKernel.bind(taskBuffers, T, 'train');
     train.setParams(taskParamsFor(batch, this.options, 'train'));
     this.slot = {
@@ -116,17 +119,18 @@ export class GpuEngine implements Engine {
       taskStats,
       train,
       evaluate: this.taskKernel.bind(taskBuffers, T, 'evaluate'),
-      update: this.updateKernel.bind(updateBuffers, updateParamsFor(T, this.options, true), 'update'),
-      gradientOnly: this.updateKernel.bind(updateBuffers, updateParamsFor(T, this.options, false), 'gradientOnly'),
+      update: this.updateKernel.bind(updateBuffers, updateParams(true), 'update'),
+      gradientOnly: this.updateKernel.bind(updateBuffers, updateParams(false), 'gradientOnly'),
     };
     return this.slot;
   }
 
   private upload(slot: BatchSlot, batch: Batch): void {
-    const off = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, this.options.dim);
-    writeFloats(this.device, slot.data, off.supportX * 4, batch.supportX);
+    const D = this.options.dim;
+    const off = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D);
+    writeFloats(this.device, slot.data, off.supportX * 4, padRows(batch.supportX, batch.tasks * batch.supportShots, D));
     writeFloats(this.device, slot.data, off.supportY * 4, batch.supportY);
-    writeFloats(this.device, slot.data, off.queryX * 4, batch.queryX);
+    writeFloats(this.device, slot.data, off.queryX * 4, padRows(batch.queryX, batch.tasks * batch.queryShots, D));
     writeFloats(this.device, slot.data, off.queryY * 4, batch.queryY);
   }
 
