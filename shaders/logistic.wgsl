@@ -3,7 +3,7 @@
 //   forward_grad: stats[t] = (mean BCE loss, accuracy) of params_t on (X_t, y_t),
 //                 grad_t = X_tᵀ (σ(X_t θ_t) − y_t) / K
 //   hvp:          out_t = X_tᵀ (σ'(X_t θ_t) ⊙ X_t v_t) / K, σ' = p(1 − p): the Hessian-vector product
-// The parameters of task t start at params[t · paramStride]: stride 0 shares one θ across tasks.
+// The parameters of task t start at params[paramOff + t · paramStride]: stride 0 shares one θ.
 
 struct Shape {
   tasks: u32,
@@ -11,7 +11,9 @@ struct Shape {
   dim4: u32,           // D4 = ⌈D/4⌉ vec4s per row and per parameter vector
   paramStride: u32,    // in vec4s: 0 (one shared θ) or D4 (one θ per task)
   groupsPerRow: u32,   // workgroups along x of the dispatch
-  _pad0: u32, _pad1: u32, _pad2: u32,
+  xOff: u32,           // vec4 offset of task 0's rows in x
+  yOff: u32,           // float offset of task 0's labels in y
+  paramOff: u32,       // vec4 offset of task 0's parameters
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -28,14 +30,15 @@ fn forward_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   if (t >= shape.tasks) { return; }  // uniform per workgroup, so the barriers below stay uniform
   let K = shape.rows;
   let D4 = shape.dim4;
-  rowDots(&x, t * K * D4, K, &params, t * shape.paramStride, D4, lid);
-  logitsToResidual(&y, t * K, K, lid);
+  let xt = shape.xOff + t * K * D4;
+  rowDots(&x, xt, K, &params, shape.paramOff + t * shape.paramStride, D4, lid);
+  logitsToResidual(&y, shape.yOff + t * K, K, lid);
   if (lid == 0u) {
     let s = meanLossAndAccuracy(K);
     stats[2u * t] = s.x;
     stats[2u * t + 1u] = s.y;
   }
-  rowsTransposeTimes(&x, t * K * D4, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, xt, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
 }
 
 @compute @workgroup_size(WG)
@@ -44,13 +47,14 @@ fn hvp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l
   if (t >= shape.tasks) { return; }
   let K = shape.rows;
   let D4 = shape.dim4;
-  rowDots(&x, t * K * D4, K, &params, t * shape.paramStride, D4, lid);
+  let xt = shape.xOff + t * K * D4;
+  rowDots(&x, xt, K, &params, shape.paramOff + t * shape.paramStride, D4, lid);
   for (var r = lid; r < K; r += WG) {
     let p = sigmoid(rowVal[r]);
     rowAux[r] = p * (1.0 - p);
   }
-  rowDots(&x, t * K * D4, K, &vecIn, t * D4, D4, lid);  // its first barrier orders the rowAux writes
+  rowDots(&x, xt, K, &vecIn, t * D4, D4, lid);  // its first barrier orders the rowAux writes
   for (var r = lid; r < K; r += WG) { rowVal[r] *= rowAux[r]; }
   workgroupBarrier();
-  rowsTransposeTimes(&x, t * K * D4, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, xt, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
 }

@@ -1,11 +1,17 @@
-// The per-task half of a MAML-family meta-iteration, fused into one dispatch (one workgroup per task;
-// mapping and vec4 layout: logistic-common.wgsl). For task t:
-//   inner loop   θ'⁽⁰⁾ = θ,  θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ∇L(θ'⁽ˢ⁾; S_t),  s < n        → adapted_t
-//   query        loss and accuracy of θ'⁽ⁿ⁾ on Q_t                          → taskStats_t
+// The per-task half of every MAML-family meta-iteration, fused into one dispatch (one workgroup per
+// task; mapping and vec4 layout: logistic-common.wgsl). For task t:
+//   inner loop   θ'⁽⁰⁾ = θ_t,  θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ∇L(θ'⁽ˢ⁾ + Δ⁽ˢ⁾; S_t),  s < n        → adapted
+//                Δ⁽ˢ⁾ = 0 for plain SGD; with the AMP inner optimizer, N ascent steps
+//                Δ ← Π_ε(Δ + ζ ∇L(θ'⁽ˢ⁾ + Δ; S_t)) on the L2 ball (norm-clip.wgsl)
+//   query        loss and accuracy of θ'⁽ⁿ⁾ on Q_t                                 → taskStats
 //   meta-grad    g = ∇L(θ'⁽ⁿ⁾; Q_t); order 2 back-propagates through the inner steps:
-//                for s = n−1 … 0: g ← g − α H(θ'⁽ˢ⁾; S_t) g                   → metaGrad_t
-// σ(X_s θ'⁽ˢ⁾) is kept per step in supportProb, so the backward pass costs two passes over S_t per
-// step (X g, then Xᵀ(σ'⊙X g)) and no recomputation of the forward trajectory.
+//                for s = n−1 … 0: g ← g − α H(θ'⁽ˢ⁾ + Δ⁽ˢ⁾; S_t) g   (Δ held constant)    → metaGrad
+// σ at the point of each inner gradient is kept in supportProb, so the backward pass costs two passes
+// over S_t per step (X g, then Xᵀ(σ'⊙X g)) and recomputes nothing.
+// Support and query come from two bindings (often the same buffer), so that ADML can pair a clean
+// support set with an adversarial query set and the other way round. Outputs of task t go to slot
+// outSet·T + t, so that two task passes (ADML's clean and adversarial) keep separate results.
+// writeBack turns the dispatch into AMP's plain training step: each task's own model is updated in place.
 
 struct TaskParams {
   tasks: u32,
@@ -14,23 +20,31 @@ struct TaskParams {
   dim4: u32,           // D4 = ⌈D/4⌉ vec4s per row and per parameter vector
   innerSteps: u32,     // n (0 scores θ itself: evaluation before adaptation)
   order: u32,          // 1 or 2
-  wantMetaGrad: u32,   // 0 for evaluation: stop after the query statistics
+  wantMetaGrad: u32,   // 0 for evaluation and for AMP's plain training: skip query gradient
   groupsPerRow: u32,
   innerLr: f32,        // α
-  supportXOff: u32,    // offsets of the four arrays inside `data`: X in vec4s, labels in floats
+  supportXOff: u32,    // offsets inside supportData / queryData: X in vec4s, labels in floats
   supportYOff: u32,
   queryXOff: u32,
   queryYOff: u32,
-  _pad0: u32, _pad1: u32, _pad2: u32,
+  thetaStride: u32,    // 0: one θ for all tasks (meta-learning); D4: one model per task (AMP)
+  outSet: u32,         // outputs of task t go to slot outSet·tasks + t
+  perturbSteps: u32,   // N: AMP ascent steps per inner step (0 = plain SGD)
+  perturbLr: f32,      // ζ
+  perturbRadius: f32,  // ε of the L2 ball
+  writeBack: u32,      // 1: θ_t ← θ'_t at the end (AMP's plain training; needs thetaStride = D4)
+  _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> tp: TaskParams;
-@group(0) @binding(1) var<storage, read> data: array<vec4<f32>>;        // supportX | supportY | queryX | queryY
-@group(0) @binding(2) var<storage, read_write> theta: array<vec4<f32>>; // D4 meta-parameters (read only here)
-@group(0) @binding(3) var<storage, read_write> adapted: array<vec4<f32>>;  // T×D4 θ'_t
-@group(0) @binding(4) var<storage, read_write> metaGrad: array<vec4<f32>>; // T×D4 per-task meta-gradient
-@group(0) @binding(5) var<storage, read_write> supportProb: array<f32>; // T×max(n,1)×Ks σ(Xs θ'⁽ˢ⁾)
-@group(0) @binding(6) var<storage, read_write> taskStats: array<f32>;   // T×2 query loss, accuracy at θ'
+@group(0) @binding(1) var<storage, read> supportData: array<vec4<f32>>;  // holds supportX and supportY
+@group(0) @binding(2) var<storage, read> queryData: array<vec4<f32>>;    // holds queryX and queryY
+@group(0) @binding(3) var<storage, read_write> theta: array<vec4<f32>>;     // D4 or T×D4 (read only here)
+@group(0) @binding(4) var<storage, read_write> adapted: array<vec4<f32>>;   // sets×T×D4 θ'
+@group(0) @binding(5) var<storage, read_write> metaGrad: array<vec4<f32>>;  // sets×T×D4
+@group(0) @binding(6) var<storage, read_write> supportProb: array<f32>;     // sets×T×max(n,1)×Ks
+@group(0) @binding(7) var<storage, read_write> taskStats: array<f32>;       // sets×T×2 query loss, accuracy
+@group(0) @binding(8) var<storage, read_write> perturbed: array<vec4<f32>>; // sets×T×D4 θ'+Δ (AMP only)
 
 @compute @workgroup_size(WG)
 fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -40,44 +54,63 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   let Ks = tp.supportRows;
   let Kq = tp.queryRows;
   let n = tp.innerSteps;
-  let own = t * D4;
+  let slot = tp.outSet * tp.tasks + t;
+  let own = slot * D4;
   let sx = tp.supportXOff + t * Ks * D4;
   let sy = tp.supportYOff + t * Ks;
   let qx = tp.queryXOff + t * Kq * D4;
   let qy = tp.queryYOff + t * Kq;
-  let probOff = t * max(n, 1u) * Ks;
+  let probOff = slot * max(n, 1u) * Ks;
+  let amp = tp.perturbSteps > 0u;
 
-  for (var c = lid; c < D4; c += WG) { adapted[own + c] = theta[c]; }
+  for (var c = lid; c < D4; c += WG) { adapted[own + c] = theta[t * tp.thetaStride + c]; }
   for (var s = 0u; s < n; s++) {
-    rowDots(&data, sx, Ks, &adapted, own, D4, lid);
+    if (amp) {
+      // Start the ascent at Δ = 0, i.e. at the point θ'⁽ˢ⁾ itself.
+      for (var c = lid; c < D4; c += WG) { perturbed[own + c] = adapted[own + c]; }
+      for (var i = 0u; i < tp.perturbSteps; i++) {
+        rowDots(&supportData, sx, Ks, &perturbed, own, D4, lid);
+        for (var r = lid; r < Ks; r += WG) { rowVal[r] = sigmoid(rowVal[r]) - scalarAt(&supportData, sy + r); }
+        workgroupBarrier();
+        rowsTransposeTimes(&supportData, sx, Ks, &perturbed, own, D4, lid, tp.perturbLr / f32(Ks), true);
+        clipPerturbation(&perturbed, &adapted, own, D4, tp.perturbRadius, lid);
+      }
+      rowDots(&supportData, sx, Ks, &perturbed, own, D4, lid);
+    } else {
+      rowDots(&supportData, sx, Ks, &adapted, own, D4, lid);
+    }
     for (var r = lid; r < Ks; r += WG) {
       let p = sigmoid(rowVal[r]);
       supportProb[probOff + s * Ks + r] = p;
-      rowVal[r] = p - scalarAt(&data, sy + r);
+      rowVal[r] = p - scalarAt(&supportData, sy + r);
     }
     workgroupBarrier();
-    rowsTransposeTimes(&data, sx, Ks, &adapted, own, D4, lid, -tp.innerLr / f32(Ks), true);
+    rowsTransposeTimes(&supportData, sx, Ks, &adapted, own, D4, lid, -tp.innerLr / f32(Ks), true);
+  }
+  if (tp.writeBack == 1u) {
+    // Each workgroup owns its model θ_t and nothing else reads it in this dispatch.
+    for (var c = lid; c < D4; c += WG) { theta[t * tp.thetaStride + c] = adapted[own + c]; }
   }
 
-  rowDots(&data, qx, Kq, &adapted, own, D4, lid);
-  logitsToResidual(&data, qy, Kq, lid);
+  rowDots(&queryData, qx, Kq, &adapted, own, D4, lid);
+  logitsToResidual(&queryData, qy, Kq, lid);
   if (lid == 0u) {
-    let s = meanLossAndAccuracy(Kq);
-    taskStats[2u * t] = s.x;
-    taskStats[2u * t + 1u] = s.y;
+    let stats = meanLossAndAccuracy(Kq);
+    taskStats[2u * slot] = stats.x;
+    taskStats[2u * slot + 1u] = stats.y;
   }
   if (tp.wantMetaGrad == 0u) { return; }
-  rowsTransposeTimes(&data, qx, Kq, &metaGrad, own, D4, lid, 1.0 / f32(Kq), false);
+  rowsTransposeTimes(&queryData, qx, Kq, &metaGrad, own, D4, lid, 1.0 / f32(Kq), false);
 
   if (tp.order == 2u) {
     for (var s = n; s > 0u; s--) {
-      rowDots(&data, sx, Ks, &metaGrad, own, D4, lid);
+      rowDots(&supportData, sx, Ks, &metaGrad, own, D4, lid);
       for (var r = lid; r < Ks; r += WG) {
         let p = supportProb[probOff + (s - 1u) * Ks + r];
         rowVal[r] *= p * (1.0 - p);
       }
       workgroupBarrier();
-      rowsTransposeTimes(&data, sx, Ks, &metaGrad, own, D4, lid, -tp.innerLr / f32(Ks), true);
+      rowsTransposeTimes(&supportData, sx, Ks, &metaGrad, own, D4, lid, -tp.innerLr / f32(Ks), true);
     }
   }
 }

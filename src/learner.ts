@@ -1,13 +1,15 @@
 // The public learner: validates every input in one place, then delegates to an Engine (GPU or CPU).
-import { DestroyedError, InvalidOptionError, MetagradError, NoAdapterError } from './errors.js';
+import { DestroyedError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
 import { acquireDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
 import { initialParams } from './rng.js';
+import { camlFromPublic, camlToPublic } from './cpu/caml-task.js';
+import { paramVectors } from './algorithms/plan.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
 import type { Engine } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
-  BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, StepMetrics, StepOptions,
+  BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, QueryScores, ResolvedLearnerOptions, StepMetrics, StepOptions,
 } from './types.js';
 import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, validateBatch } from './validate.js';
 
@@ -37,8 +39,10 @@ export async function releaseSharedDevice(): Promise<void> {
 
 export interface Learner {
   readonly options: Readonly<ResolvedLearnerOptions>;
+  /** Length of getParams()/setParams(): dim; CAML dim·(1 + contextDim); AMP models·dim. */
+  readonly paramCount: number;
   readonly backend: BackendInfo & { fallbackReason?: string };
-  setParams(theta: Float32Array): void;
+  setParams(params: Float32Array): void;
   getParams(): Promise<Float32Array>;
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
@@ -50,48 +54,86 @@ export interface Learner {
 
 class LearnerImpl implements Learner {
   private destroyed = false;
-  constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {}
+  readonly paramCount: number;
+  constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
+    this.paramCount = paramVectors(options) * options.dim;
+  }
 
   private live(): Engine {
     if (this.destroyed) throw new DestroyedError('This learner was destroyed.', 'Create a new one with createLearner().');
     return this.engine;
   }
 
-  setParams(theta: Float32Array): void {
-    const engine = this.live();
-    checkFloatArray('theta', theta, this.options.dim, `dim = ${this.options.dim} parameters`);
-    checkFinite('theta', theta);
-    engine.setParams(theta);
+  private layoutText(): string {
+    const { algorithm, dim, contextDim, models } = this.options;
+    if (algorithm === 'caml') return `w (dim = ${dim}) then W (dim × contextDim = ${dim} × ${contextDim}, row-major)`;
+    if (algorithm === 'amp') return `models × dim = ${models} × ${dim}, model-major`;
+    return `dim = ${dim} parameters`;
   }
 
-  getParams(): Promise<Float32Array> {
-    return this.live().getParams();
+  /** Public parameter layout → the engines' internal one (they differ only for CAML). */
+  private toInternal(params: Float32Array): Float32Array {
+    const o = this.options;
+    return o.algorithm === 'caml' ? camlFromPublic(params, o.dim, o.contextDim) : params;
+  }
+
+  private toPublic(params: Float32Array): Float32Array {
+    const o = this.options;
+    return o.algorithm === 'caml' ? camlToPublic(params, o.dim, o.contextDim) : params;
+  }
+
+  /** AMP trains model i on task i: the batch must hold exactly `models` tasks. */
+  private checkBatch(batch: Batch): void {
+    validateBatch(batch, this.options.dim, this.options.validate);
+    if (this.options.algorithm === 'amp' && batch.tasks !== this.options.models) {
+      throw new ShapeError(`AMP trains model i on task i: batch.tasks is ${batch.tasks}, models is ${this.options.models}.`, `Pass batches of ${this.options.models} tasks, or create the learner with models: ${batch.tasks}.`);
+    }
+  }
+
+  setParams(params: Float32Array): void {
+    const engine = this.live();
+    checkFloatArray('params', params, this.paramCount, this.layoutText());
+    checkFinite('params', params);
+    engine.setParams(this.toInternal(params));
+  }
+
+  async getParams(): Promise<Float32Array> {
+    return this.toPublic(await this.live().getParams());
   }
 
   async step(batch: Batch, options: StepOptions = {}): Promise<StepMetrics | undefined> {
     const engine = this.live();
     const iterations = checkInteger('iterations', options.iterations ?? 1, 1, 1_000_000, 'Run 1 or more meta-iterations per call.');
-    validateBatch(batch, this.options.dim, this.options.validate);
-    const stats = await engine.step(batch, iterations, options.readback === true);
-    if (!stats) return undefined;
-    const { loss, accuracy } = splitTaskStats(stats);
-    return { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+    this.checkBatch(batch);
+    const weights = options.returnWeights === true;
+    if (weights && this.options.algorithm === 'amp') {
+      throw new InvalidOptionError("returnWeights applies to meta-learning algorithms; 'amp' has no task weights.", 'Leave returnWeights out.');
+    }
+    const out = await engine.step(batch, iterations, { stats: options.readback === true || weights, weights });
+    if (!out.stats) return undefined;
+    const { loss, accuracy } = splitTaskStats(out.stats);
+    const metrics: StepMetrics = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+    if (out.weights) metrics.taskWeights = out.weights;
+    return metrics;
   }
 
   async evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult> {
     const engine = this.live();
-    const { steps, lr } = resolveEvaluateOptions(options, this.options);
-    validateBatch(batch, this.options.dim, this.options.validate);
-    const { loss, accuracy } = splitTaskStats(await engine.evaluate(batch, steps, lr));
-    const lossInterval = meanWithInterval(loss);
-    const accuracyInterval = meanWithInterval(accuracy);
-    return { loss: lossInterval.mean, accuracy: accuracyInterval.mean, lossInterval, accuracyInterval, taskLoss: loss, taskAccuracy: accuracy };
+    const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
+    this.checkBatch(batch);
+    const out = await engine.evaluate(batch, steps, lr, attack);
+    const result: EvaluateResult = summarize(out.clean);
+    if (out.attacked) result.attacked = summarize(out.attacked);
+    return result;
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
     const engine = this.live();
-    validateBatch(batch, this.options.dim, this.options.validate);
-    return engine.metaGradient(batch);
+    if (this.options.algorithm === 'amp') {
+      throw new InvalidOptionError("metaGradient() applies to meta-learning algorithms, not 'amp'.", 'Use step() to train AMP models.');
+    }
+    this.checkBatch(batch);
+    return this.toPublic(await engine.metaGradient(batch));
   }
 
   sync(): Promise<void> {
@@ -103,6 +145,23 @@ class LearnerImpl implements Learner {
     this.destroyed = true;
     this.engine.destroy();
   }
+}
+
+/** Per-task (loss, accuracy) pairs → means with 95% intervals. */
+function summarize(stats: Float32Array): QueryScores {
+  const { loss, accuracy } = splitTaskStats(stats);
+  const lossInterval = meanWithInterval(loss);
+  const accuracyInterval = meanWithInterval(accuracy);
+  return { loss: lossInterval.mean, accuracy: accuracyInterval.mean, lossInterval, accuracyInterval, taskLoss: loss, taskAccuracy: accuracy };
+}
+
+/** Initial parameters in the engines' internal layout (see LearnerOptions.contextDim for CAML). */
+function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
+  const vectors = paramVectors(o);
+  if (o.algorithm !== 'caml') return initialParams(vectors * o.dim, o.seed, o.initScale);
+  const unit = initialParams(vectors * o.dim, o.seed, 1);
+  const wScale = Math.max(o.initScale, 1 / Math.sqrt(o.dim));
+  return unit.map((v, i) => v * (i < o.dim ? o.initScale : wScale));
 }
 
 /**
@@ -118,7 +177,7 @@ class LearnerImpl implements Learner {
  */
 export async function createLearner(options: LearnerOptions): Promise<Learner> {
   const resolved = Object.freeze(resolveLearnerOptions(options));
-  const theta = initialParams(resolved.dim, resolved.seed, resolved.initScale);
+  const theta = initialInternalParams(resolved);
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);

@@ -2,17 +2,23 @@
 // GPU work starts, with an error that names the problem and the fix.
 import { InvalidOptionError, LabelError, LimitError, NonFiniteError, ShapeError } from './errors.js';
 import {
+  ALGORITHM_OPTIONS,
   DEFAULT_LEARNER_OPTIONS,
+  NO_CLIP,
+  type Algorithm,
   type Batch,
   type EvaluateOptions,
   type LearnerOptions,
   type ResolvedLearnerOptions,
 } from './types.js';
+import type { AttackParams } from './cpu/fgsm.js';
 
 /** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
 export const MAX_ROWS = 256;
 /** Inner steps accepted: each one keeps Ks probabilities per task for the order-2 backward pass. */
 export const MAX_INNER_STEPS = 100;
+/** Context size of CAML (workgroup memory of caml-task.wgsl). */
+export const MAX_CONTEXT = 64;
 
 function isPositiveFinite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0;
@@ -21,6 +27,13 @@ function isPositiveFinite(v: unknown): v is number {
 export function checkPositive(name: string, value: unknown, hint: string): number {
   if (!isPositiveFinite(value)) {
     throw new InvalidOptionError(`${name} must be a finite number > 0, got ${String(value)}.`, hint);
+  }
+  return value;
+}
+
+function checkNonNegative(name: string, value: unknown, hint: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidOptionError(`${name} must be a finite number ≥ 0, got ${String(value)}.`, hint);
   }
   return value;
 }
@@ -42,22 +55,34 @@ function checkOneOf<T extends string | number>(name: string, value: unknown, all
   return value as T;
 }
 
+function checkClip(name: string, clip: unknown): [number, number] {
+  if (!Array.isArray(clip) || clip.length !== 2 || !clip.every((v) => typeof v === 'number' && !Number.isNaN(v)) || !(clip[0] < clip[1])) {
+    throw new InvalidOptionError(`${name} must be [lo, hi] with lo < hi, got ${JSON.stringify(clip)}.`, 'For pixels in [0, 1] pass clip: [0, 1]; leave it out for no clipping.');
+  }
+  // ±Infinity become the largest finite float32: WGSL may assume values are finite.
+  return [Math.max(clip[0], NO_CLIP[0]), Math.min(clip[1], NO_CLIP[1])];
+}
+
 const KNOWN_OPTIONS = new Set<string>([...Object.keys(DEFAULT_LEARNER_OPTIONS), 'dim']);
 
 export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerOptions {
   if (options === null || typeof options !== 'object') {
-    throw new InvalidOptionError('createLearner needs an options object.', "Call createLearner({ dim: 50 }).");
+    throw new InvalidOptionError('createLearner needs an options object.', 'Call createLearner({ dim: 50 }).');
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) {
-      throw new InvalidOptionError(
-        `Unknown option "${key}".`,
-        `Known options: ${[...KNOWN_OPTIONS].sort().join(', ')}.`,
-      );
+      throw new InvalidOptionError(`Unknown option "${key}".`, `Known options: ${[...KNOWN_OPTIONS].sort().join(', ')}.`);
+    }
+  }
+  const algorithm = checkOneOf('algorithm', options.algorithm ?? 'maml', ['maml', 'adml', 'ga-maml', 'caml', 'amp'] as const);
+  const allowed = new Set<string>(ALGORITHM_OPTIONS[algorithm]);
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined && !allowed.has(key)) {
+      const users = (Object.keys(ALGORITHM_OPTIONS) as Algorithm[]).filter((a) => ALGORITHM_OPTIONS[a].includes(key as keyof LearnerOptions));
+      throw new InvalidOptionError(`Option "${key}" does not apply to algorithm '${algorithm}'.`, `It is an option of ${users.map((a) => `'${a}'`).join(', ')}; remove it or change the algorithm.`);
     }
   }
   const o = { ...DEFAULT_LEARNER_OPTIONS, ...stripUndefined(options) } as ResolvedLearnerOptions;
-  checkOneOf('algorithm', o.algorithm, ['maml'] as const);
   checkOneOf('backend', o.backend, ['auto', 'webgpu', 'cpu'] as const);
   checkInteger('dim', o.dim, 1, 1 << 20, 'dim is the number of features per row, e.g. 784 for 28×28 images.');
   checkPositive('innerLr', o.innerLr, 'A typical inner learning rate is 0.01 to 0.5.');
@@ -65,29 +90,64 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkInteger('innerSteps', o.innerSteps, 1, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps.');
   checkOneOf('order', o.order, [1, 2] as const);
   checkOneOf('optimizer', o.optimizer, ['sgd', 'adam'] as const);
+  checkOneOf('innerOptimizer', o.innerOptimizer, ['sgd', 'amp'] as const);
+  checkPositive('perturbLr', o.perturbLr, "AMP's ζ is typically 0.1 to 1.");
+  checkInteger('perturbSteps', o.perturbSteps, 1, 100, "AMP's N is typically 1 to 5 ascent steps.");
+  checkNonNegative('perturbEpsilon', o.perturbEpsilon, "AMP's L2 radius ε; 0 turns the perturbation off.");
   if (!Array.isArray(o.adamBetas) || o.adamBetas.length !== 2 || !o.adamBetas.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
     throw new InvalidOptionError(`adamBetas must be two numbers in [0, 1), got ${JSON.stringify(o.adamBetas)}.`, 'The usual values are [0.9, 0.999].');
   }
   checkPositive('adamEpsilon', o.adamEpsilon, 'The usual value is 1e-8.');
   checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'Use a non-negative integer seed, e.g. 1.');
-  if (typeof o.initScale !== 'number' || !Number.isFinite(o.initScale) || o.initScale < 0) {
-    throw new InvalidOptionError(`initScale must be a finite number ≥ 0, got ${String(o.initScale)}.`, 'Use 0 for a zero initialisation or e.g. 0.01.');
-  }
+  checkNonNegative('initScale', o.initScale, 'Use 0 for a zero initialisation or e.g. 0.01.');
   if (typeof o.validate !== 'boolean') {
     throw new InvalidOptionError(`validate must be true or false, got ${String(o.validate)}.`, 'Leave it out (true) unless batches are checked elsewhere.');
+  }
+  // ADML: α2 and β2 default to α1 and β1; ε defaults per algorithm.
+  o.innerLrAdv = options.innerLrAdv ?? o.innerLr;
+  o.outerLrAdv = options.outerLrAdv ?? o.outerLr;
+  checkPositive('innerLrAdv', o.innerLrAdv, 'ADML α2, typically equal to innerLr.');
+  checkPositive('outerLrAdv', o.outerLrAdv, 'ADML β2, typically equal to outerLr.');
+  o.epsilon = options.epsilon ?? (algorithm === 'amp' ? 0.5 : 0.1);
+  checkNonNegative('epsilon', o.epsilon, algorithm === 'amp' ? "AMP's L2 radius, e.g. 0.5." : 'FGSM step, e.g. 0.1 for inputs in [0, 1].');
+  o.clip = checkClip('clip', o.clip);
+  checkOneOf('pairing', o.pairing, ['cross', 'same'] as const);
+  checkOneOf('normalization', o.normalization, ['paper', 'notebook'] as const);
+  checkInteger('contextDim', o.contextDim, 1, MAX_CONTEXT, `CAVIA contexts are small: 1 to ${MAX_CONTEXT}.`);
+  checkInteger('models', o.models, 1, 1 << 22, 'AMP trains one model per task of the batch.');
+  checkPositive('lr', o.lr, "AMP's η, e.g. 0.1.");
+  if (algorithm === 'caml' && o.innerOptimizer === 'amp') {
+    throw new InvalidOptionError("innerOptimizer 'amp' is not available for 'caml': CAML adapts only the context φ.", "Use innerOptimizer: 'sgd' with caml, or 'amp' with maml, adml or ga-maml.");
   }
   return o;
 }
 
-export function resolveEvaluateOptions(
-  options: EvaluateOptions | undefined,
-  learner: ResolvedLearnerOptions,
-): { steps: number; lr: number } {
-  const steps = options?.steps ?? learner.innerSteps;
-  const lr = options?.lr ?? learner.innerLr;
+export interface ResolvedEvaluateOptions {
+  steps: number;
+  lr: number;
+  attack: AttackParams | null;
+}
+
+export function resolveEvaluateOptions(options: EvaluateOptions | undefined, learner: ResolvedLearnerOptions): ResolvedEvaluateOptions {
+  // AMP models are scored as they are (0 steps) unless asked to adapt.
+  const steps = options?.steps ?? (learner.algorithm === 'amp' ? 0 : learner.innerSteps);
+  const lr = options?.lr ?? (learner.algorithm === 'amp' ? learner.lr : learner.innerLr);
   checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');
   checkPositive('evaluate lr', lr, 'Use the training innerLr.');
-  return { steps, lr };
+  const a = options?.attack;
+  if (a === undefined) return { steps, lr, attack: null };
+  if (a === null || typeof a !== 'object') throw new InvalidOptionError('attack must be an object { kind, epsilon, … }.', "e.g. attack: { kind: 'fgsm', epsilon: 0.1 }.");
+  const kind = checkOneOf('attack.kind', a.kind, ['fgsm', 'pgd'] as const);
+  checkNonNegative('attack.epsilon', a.epsilon, 'The L∞ budget, e.g. 0.1 for inputs in [0, 1].');
+  if (kind === 'fgsm' && (a.steps !== undefined || a.stepSize !== undefined)) {
+    throw new InvalidOptionError('FGSM is one step of size ε: steps and stepSize apply to PGD only.', "Use kind: 'pgd' for several steps.");
+  }
+  const k = kind === 'fgsm' ? 1 : a.steps ?? 10;
+  checkInteger('attack.steps', k, 1, 1000, 'PGD usually takes 10 to 40 steps.');
+  const stepSize = kind === 'fgsm' ? a.epsilon : a.stepSize ?? (2.5 * a.epsilon) / k;
+  checkNonNegative('attack.stepSize', stepSize, 'The default is 2.5·ε/steps.');
+  const [lo, hi] = a.clip !== undefined ? checkClip('attack.clip', a.clip) : learner.clip;
+  return { steps, lr, attack: { kind, epsilon: a.epsilon, steps: k, stepSize, lo, hi } };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -6,6 +6,8 @@ import { getSharedDevice } from '../src/learner.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import type { Batch } from '../src/types.js';
 import { uniform01 } from '../src/rng.js';
+import { createBuffer, writeFloats } from '../src/gpu/resources.js';
+import { dataLayout, padRows } from '../src/kernels/layout.js';
 
 export function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);
@@ -90,4 +92,29 @@ export async function thrown(fn: () => unknown): Promise<Error> {
   }
   assert.unreachable('expected an error');
   throw new Error('unreachable');
+}
+
+export function upload(acq: AcquiredDevice, name: string, data: Float32Array): GPUBuffer {
+  const b = createBuffer(acq.device, `test.${name}`, data.length);
+  writeFloats(acq.device, b, 0, data);
+  return b;
+}
+
+export function submit(acq: AcquiredDevice, record: (pass: GPUComputePassEncoder) => void): void {
+  const encoder = acq.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  record(pass);
+  pass.end();
+  acq.device.queue.submit([encoder.finish()]);
+}
+
+/** The four arrays of a batch packed into one buffer's layout (layout.ts dataLayout). */
+export function packBatch(batch: Batch, D: number, x?: { supportX?: Float32Array; queryX?: Float32Array }): Float32Array {
+  const off = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D);
+  const packed = new Float32Array(off.total);
+  packed.set(padRows(x?.supportX ?? batch.supportX, batch.tasks * batch.supportShots, D), off.supportX);
+  packed.set(batch.supportY, off.supportY);
+  packed.set(padRows(x?.queryX ?? batch.queryX, batch.tasks * batch.queryShots, D), off.queryX);
+  packed.set(batch.queryY, off.queryY);
+  return packed;
 }

@@ -12,21 +12,10 @@ import { MamlTaskKernel } from '../src/kernels/maml-task.js';
 import { dataLayout, padRows, paddedDim, unpadRows } from '../src/kernels/layout.js';
 import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
-import { assertClose, randomArray, randomBatch, randomLabels, withGpu } from './helpers.js';
+import type { Batch } from '../src/types.js';
+import { assertClose, packBatch, randomArray, randomBatch, randomLabels, submit, upload, withGpu } from './helpers.js';
 
-function upload(acq: AcquiredDevice, name: string, data: Float32Array): GPUBuffer {
-  const b = createBuffer(acq.device, `test.${name}`, data.length);
-  writeFloats(acq.device, b, 0, data);
-  return b;
-}
 
-function submit(acq: AcquiredDevice, record: (pass: GPUComputePassEncoder) => void): void {
-  const encoder = acq.device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  record(pass);
-  pass.end();
-  acq.device.queue.submit([encoder.finish()]);
-}
 
 const LOGISTIC_CASES: Array<LogisticShape & { scale: number }> = [
   { tasks: 5, rows: 37, dim: 70, paramStride: 0, scale: 1 },
@@ -94,46 +83,67 @@ test('logistic kernels cover T beyond one dispatch dimension (2-D grid)', () =>
     for (const b of Object.values(buffers)) b.destroy();
   }));
 
-const TASK_CASES: Array<Omit<TaskParams, 'wantMetaGrad' | 'tasks' | 'supportRows' | 'queryRows' | 'dim'> & { T: number; Ks: number; Kq: number; D: number }> = [
+type TaskCase = Pick<TaskParams, 'innerSteps' | 'order' | 'innerLr'> & Partial<Pick<TaskParams, 'thetaPerTask' | 'outSet' | 'perturb' | 'writeBack'>> & {
+  T: number; Ks: number; Kq: number; D: number;
+};
+
+const TASK_CASES: TaskCase[] = [
   { T: 6, Ks: 10, Kq: 15, D: 50, innerSteps: 1, order: 1, innerLr: 0.4 },
   { T: 6, Ks: 10, Kq: 15, D: 50, innerSteps: 1, order: 2, innerLr: 0.4 },
-  { T: 3, Ks: 20, Kq: 7, D: 81, innerSteps: 3, order: 2, innerLr: 0.3 },
+  { T: 3, Ks: 20, Kq: 7, D: 81, innerSteps: 3, order: 2, innerLr: 0.3, outSet: 1 },
   { T: 4, Ks: 5, Kq: 33, D: 20, innerSteps: 5, order: 1, innerLr: 0.2 },
   { T: 2, Ks: 3, Kq: 4, D: 130, innerSteps: 0, order: 2, innerLr: 0.2 },
+  // AMP as the inner optimizer (order 2 through the perturbed points), and AMP's plain training:
+  // one model per task, written back.
+  { T: 4, Ks: 12, Kq: 9, D: 37, innerSteps: 2, order: 2, innerLr: 0.3, perturb: { steps: 3, lr: 0.5, radius: 0.05 } },
+  { T: 5, Ks: 16, Kq: 8, D: 66, innerSteps: 1, order: 1, innerLr: 0.2, thetaPerTask: true, writeBack: true, perturb: { steps: 2, lr: 1, radius: 0.1 } },
 ];
 
+
 for (const c of TASK_CASES) {
-  test(`maml-task adapt_and_meta_grad matches the CPU twin (T=${c.T} Ks=${c.Ks} Kq=${c.Kq} D=${c.D} n=${c.innerSteps} order=${c.order})`, () =>
+  const extras = [c.outSet ? `outSet=${c.outSet}` : '', c.perturb ? 'amp-inner' : '', c.writeBack ? 'per-task θ, write-back' : ''].filter(Boolean).join(' ');
+  test(`maml-task adapt_and_meta_grad matches the CPU twin (T=${c.T} Ks=${c.Ks} Kq=${c.Kq} D=${c.D} n=${c.innerSteps} order=${c.order} ${extras})`, () =>
     withGpu(async (acq) => {
       const batch = randomBatch(c.T, c.Ks, c.Kq, c.D, 11);
-      const theta = randomArray(c.D, 11, 5, -0.5, 0.5);
-      const p: TaskParams = { tasks: c.T, supportRows: c.Ks, queryRows: c.Kq, dim: c.D, innerSteps: c.innerSteps, order: c.order, innerLr: c.innerLr, wantMetaGrad: true };
-      const off = dataLayout(c.T, c.Ks, c.Kq, c.D);
-      const packed = new Float32Array(off.total);
-      packed.set(padRows(batch.supportX, c.T * c.Ks, c.D), off.supportX);
-      packed.set(batch.supportY, off.supportY);
-      packed.set(padRows(batch.queryX, c.T * c.Kq, c.D), off.queryX);
-      packed.set(batch.queryY, off.queryY);
-      const sizes = taskScratchSizes(p);
+      // Separate support and query buffers (as ADML binds them): the query comes from a second copy.
+      const queryBatch = { ...batch, queryX: randomArray(batch.queryX.length, 11, 9) };
+      const thetaPerTask = c.thetaPerTask ?? false;
+      const theta = randomArray(thetaPerTask ? c.T * c.D : c.D, 11, 5, -0.5, 0.5);
+      const sets = (c.outSet ?? 0) + 1;
+      const p: TaskParams = {
+        tasks: c.T, supportRows: c.Ks, queryRows: c.Kq, dim: c.D, innerSteps: c.innerSteps, order: c.order, innerLr: c.innerLr,
+        wantMetaGrad: !c.writeBack, thetaPerTask, outSet: c.outSet ?? 0, perturb: c.perturb ?? null, writeBack: c.writeBack,
+      };
+      const sizes = taskScratchSizes({ ...p, dim: paddedDim(c.D) }, sets);
+      const cpuSizes = taskScratchSizes(p, sets);
       const Dp = paddedDim(c.D);
+      const models = thetaPerTask ? c.T : 1;
       const buffers = {
-        data: upload(acq, 'data', packed), theta: upload(acq, 'theta', padRows(theta, 1, c.D)),
-        adapted: createBuffer(acq.device, 'test.adapted', c.T * Dp), metaGrad: createBuffer(acq.device, 'test.metaGrad', c.T * Dp),
+        supportData: upload(acq, 'support', packBatch(batch, c.D)), queryData: upload(acq, 'query', packBatch(queryBatch, c.D)),
+        theta: upload(acq, 'theta', padRows(theta, models, c.D)),
+        adapted: createBuffer(acq.device, 'test.adapted', sizes.adapted), metaGrad: createBuffer(acq.device, 'test.metaGrad', sizes.metaGrad),
         supportProb: createBuffer(acq.device, 'test.supportProb', sizes.supportProb), taskStats: createBuffer(acq.device, 'test.taskStats', sizes.taskStats),
+        perturbed: createBuffer(acq.device, 'test.perturbed', sizes.perturbed),
       };
       const bound = new MamlTaskKernel(acq.device).bind(buffers, c.T, 'test');
       bound.setParams(p);
       submit(acq, (pass) => bound.encode(pass));
       const cpu = {
-        adapted: new Float32Array(sizes.adapted), metaGrad: new Float32Array(sizes.metaGrad),
-        supportProb: new Float32Array(sizes.supportProb), taskStats: new Float32Array(sizes.taskStats),
+        adapted: new Float32Array(cpuSizes.adapted), metaGrad: new Float32Array(cpuSizes.metaGrad), supportProb: new Float32Array(cpuSizes.supportProb),
+        taskStats: new Float32Array(cpuSizes.taskStats), perturbed: new Float32Array(cpuSizes.perturbed),
       };
-      adaptAndMetaGrad(cpu, batch, theta, p);
-      for (const name of ['adapted', 'metaGrad'] as const) {
-        assertClose(name, unpadRows(await readFloats(acq.device, buffers[name], c.T * Dp), c.T, c.D), cpu[name], 2e-6, 1e-4);
+      const cpuTheta = theta.slice();
+      adaptAndMetaGrad(cpu, { x: batch.supportX, y: batch.supportY }, { x: queryBatch.queryX, y: batch.queryY }, cpuTheta, p);
+      const names = c.writeBack ? (['adapted'] as const) : (['adapted', 'metaGrad'] as const);
+      for (const name of names) {
+        assertClose(name, unpadRows(await readFloats(acq.device, buffers[name], sets * c.T * Dp), sets * c.T, c.D), cpu[name], 2e-6, 1e-4);
       }
       assertClose('taskStats', await readFloats(acq.device, buffers.taskStats, sizes.taskStats), cpu.taskStats, 2e-6, 1e-4);
       if (c.innerSteps > 0) assertClose('supportProb', await readFloats(acq.device, buffers.supportProb, sizes.supportProb), cpu.supportProb, 1e-6, 1e-5);
+      if (c.writeBack) {
+        assertClose('theta written back', unpadRows(await readFloats(acq.device, buffers.theta, c.T * Dp), c.T, c.D), cpuTheta, 2e-6, 1e-4);
+        assert.ok(cpuTheta.some((v, i) => v !== theta[i]), 'write-back changed the models');
+      }
       for (const b of Object.values(buffers)) b.destroy();
     }));
 }

@@ -1,12 +1,22 @@
-// CPU twin of shaders/maml-task.wgsl: the per-task half of a MAML meta-iteration (inner loop, query
-// statistics, first- or second-order meta-gradient), same inputs and outputs, task by task.
+// CPU twin of shaders/maml-task.wgsl: the per-task half of a MAML-family meta-iteration (inner loop,
+// optionally with AMP's perturbed gradient; query statistics; first- or second-order meta-gradient),
+// same inputs and outputs, task by task.
 import { logitsToResidual, rowDots, rowsTransposeTimes, sigmoid } from './logistic.js';
+import { clipToBall } from './norm-clip.js';
 
-export interface TaskData {
-  supportX: Float32Array;
-  supportY: Float32Array;
-  queryX: Float32Array;
-  queryY: Float32Array;
+/** Rows and labels of one side (support or query) of a batch. */
+export interface RowSet {
+  x: Float32Array;
+  y: Float32Array;
+}
+
+export interface PerturbParams {
+  /** N ascent steps (0 = plain SGD inner step). */
+  steps: number;
+  /** ζ */
+  lr: number;
+  /** ε, radius of the L2 ball */
+  radius: number;
 }
 
 export interface TaskParams {
@@ -18,56 +28,84 @@ export interface TaskParams {
   order: 1 | 2;
   wantMetaGrad: boolean;
   innerLr: number;
+  /** false: one θ for every task; true: θ holds one model per task (AMP). */
+  thetaPerTask: boolean;
+  /** Outputs of task t go to slot outSet·T + t. */
+  outSet: number;
+  perturb: PerturbParams | null;
+  /** θ_t ← θ'_t after the inner loop (AMP's plain training; needs thetaPerTask). */
+  writeBack?: boolean;
 }
 
 export interface TaskOutputs {
-  adapted: Float32Array;      // T×D
-  metaGrad: Float32Array;     // T×D (untouched when wantMetaGrad is false)
-  supportProb: Float32Array;  // T×max(n,1)×Ks
-  taskStats: Float32Array;    // T×2
+  adapted: Float32Array;      // sets×T×D
+  metaGrad: Float32Array;     // sets×T×D (untouched when wantMetaGrad is false)
+  supportProb: Float32Array;  // sets×T×max(n,1)×Ks
+  taskStats: Float32Array;    // sets×T×2
+  perturbed: Float32Array;    // sets×T×D: θ'+Δ of the last inner step (AMP)
 }
 
-export function taskScratchSizes(p: Pick<TaskParams, 'tasks' | 'supportRows' | 'dim' | 'innerSteps'>) {
-  return {
+export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: number; innerSteps: number }, sets = 1) {
+  const perSet = {
     adapted: p.tasks * p.dim,
     metaGrad: p.tasks * p.dim,
     supportProb: p.tasks * Math.max(p.innerSteps, 1) * p.supportRows,
     taskStats: p.tasks * 2,
   };
+  return {
+    adapted: sets * perSet.adapted,
+    metaGrad: sets * perSet.metaGrad,
+    supportProb: sets * perSet.supportProb,
+    taskStats: sets * perSet.taskStats,
+    perturbed: sets * perSet.adapted,
+  };
 }
 
-export function adaptAndMetaGrad(out: TaskOutputs, data: TaskData, theta: Float32Array, p: TaskParams): void {
+export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams): void {
   const { dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr } = p;
   const rowVal = new Float64Array(Math.max(Ks, Kq));
   for (let t = 0; t < p.tasks; t++) {
-    const own = t * D;
+    const slot = p.outSet * p.tasks + t;
+    const own = slot * D;
     const sx = t * Ks * D;
     const qx = t * Kq * D;
-    const probOff = t * Math.max(n, 1) * Ks;
-    out.adapted.set(theta, own);
+    const probOff = slot * Math.max(n, 1) * Ks;
+    out.adapted.set(theta.subarray(p.thetaPerTask ? t * D : 0, (p.thetaPerTask ? t * D : 0) + D), own);
     for (let s = 0; s < n; s++) {
-      rowDots(rowVal, data.supportX, sx, Ks, out.adapted, own, D);
+      let point = out.adapted;
+      if (p.perturb && p.perturb.steps > 0) {
+        out.perturbed.set(out.adapted.subarray(own, own + D), own);
+        for (let i = 0; i < p.perturb.steps; i++) {
+          rowDots(rowVal, support.x, sx, Ks, out.perturbed, own, D);
+          for (let r = 0; r < Ks; r++) rowVal[r] = sigmoid(rowVal[r]) - support.y[t * Ks + r];
+          rowsTransposeTimes(out.perturbed, own, support.x, sx, Ks, rowVal, D, p.perturb.lr / Ks, true);
+          clipToBall(out.perturbed, out.adapted, own, D, p.perturb.radius);
+        }
+        point = out.perturbed;
+      }
+      rowDots(rowVal, support.x, sx, Ks, point, own, D);
       for (let r = 0; r < Ks; r++) {
         const prob = sigmoid(rowVal[r]);
         out.supportProb[probOff + s * Ks + r] = prob;
-        rowVal[r] = prob - data.supportY[t * Ks + r];
+        rowVal[r] = prob - support.y[t * Ks + r];
       }
-      rowsTransposeTimes(out.adapted, own, data.supportX, sx, Ks, rowVal, D, -innerLr / Ks, true);
+      rowsTransposeTimes(out.adapted, own, support.x, sx, Ks, rowVal, D, -innerLr / Ks, true);
     }
-    rowDots(rowVal, data.queryX, qx, Kq, out.adapted, own, D);
-    const [loss, acc] = logitsToResidual(rowVal, data.queryY, t * Kq, Kq);
-    out.taskStats[2 * t] = loss;
-    out.taskStats[2 * t + 1] = acc;
+    if (p.writeBack) theta.set(out.adapted.subarray(own, own + D), t * D);
+    rowDots(rowVal, query.x, qx, Kq, out.adapted, own, D);
+    const [loss, acc] = logitsToResidual(rowVal, query.y, t * Kq, Kq);
+    out.taskStats[2 * slot] = loss;
+    out.taskStats[2 * slot + 1] = acc;
     if (!p.wantMetaGrad) continue;
-    rowsTransposeTimes(out.metaGrad, own, data.queryX, qx, Kq, rowVal, D, 1 / Kq, false);
+    rowsTransposeTimes(out.metaGrad, own, query.x, qx, Kq, rowVal, D, 1 / Kq, false);
     if (p.order === 2) {
       for (let s = n; s > 0; s--) {
-        rowDots(rowVal, data.supportX, sx, Ks, out.metaGrad, own, D);
+        rowDots(rowVal, support.x, sx, Ks, out.metaGrad, own, D);
         for (let r = 0; r < Ks; r++) {
           const prob = out.supportProb[probOff + (s - 1) * Ks + r];
           rowVal[r] *= prob * (1 - prob);
         }
-        rowsTransposeTimes(out.metaGrad, own, data.supportX, sx, Ks, rowVal, D, -innerLr / Ks, true);
+        rowsTransposeTimes(out.metaGrad, own, support.x, sx, Ks, rowVal, D, -innerLr / Ks, true);
       }
     }
   }

@@ -22,11 +22,15 @@ export class LogisticKernels {
     this.layout = bindGroupLayout(device, 'LogisticKernels.layout', [...KINDS]);
   }
 
-  /** Binds buffers and sizes once; the returned dispatches can be recorded any number of times. */
-  bind(b: LogisticBuffers, shape: LogisticShape): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
+  /** Binds buffers and sizes once; the returned dispatches can be recorded any number of times.
+   * Offsets (floats, multiples of 4 for rows and parameters) locate task 0 inside x, y and params. */
+  bind(b: LogisticBuffers, shape: LogisticShape, offsets = { x: 0, y: 0, params: 0 }): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const uniform = createUniform(this.device, 'LogisticKernels.shape', 32);
-    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([shape.tasks, shape.rows, quads(shape.dim), shape.paramStride === 0 ? 0 : quads(shape.dim), grid.x, 0, 0, 0]));
+    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([
+      shape.tasks, shape.rows, quads(shape.dim), shape.paramStride === 0 ? 0 : quads(shape.dim), grid.x,
+      offsets.x / 4, offsets.y, offsets.params / 4,
+    ]));
     const group = bindGroup(this.device, 'LogisticKernels.group', this.layout, [uniform, b.x, b.y, b.params, b.vec, b.out, b.stats]);
     const pipeline = (entry: string) =>
       computePipeline(this.device, 'logistic.wgsl', SHADERS.logistic, entry, this.layout, { WG: this.workgroup });

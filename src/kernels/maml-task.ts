@@ -5,21 +5,21 @@ import type { TaskParams } from '../cpu/maml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
 import { dataLayout, quads } from './layout.js';
 
-export { dataLayout };
-
 export interface MamlTaskBuffers {
-  data: GPUBuffer;         // supportX | supportY | queryX | queryY (layout.ts dataLayout)
-  theta: GPUBuffer;        // D padded to a multiple of 4
-  adapted: GPUBuffer;      // T×paddedDim
-  metaGrad: GPUBuffer;     // T×paddedDim
-  supportProb: GPUBuffer;  // T×max(n,1)×Ks
-  taskStats: GPUBuffer;    // T×2
+  supportData: GPUBuffer;  // a data buffer (layout.ts dataLayout) whose supportX/supportY are read
+  queryData: GPUBuffer;    // a data buffer whose queryX/queryY are read (may be supportData)
+  theta: GPUBuffer;        // paddedDim, or T×paddedDim with thetaPerTask
+  adapted: GPUBuffer;      // sets×T×paddedDim
+  metaGrad: GPUBuffer;     // sets×T×paddedDim
+  supportProb: GPUBuffer;  // sets×T×max(n,1)×Ks
+  taskStats: GPUBuffer;    // sets×T×2
+  perturbed: GPUBuffer;    // sets×T×paddedDim (AMP inner optimizer; any buffer otherwise)
 }
 
-const KINDS = ['uniform', 'read', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
+const KINDS = ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
 
-export interface BoundMamlTask extends BoundDispatch {
-  setParams(p: TaskParams): void;
+export interface BoundMamlTask<P = TaskParams> extends BoundDispatch {
+  setParams(p: P): void;
 }
 
 export class MamlTaskKernel {
@@ -32,21 +32,25 @@ export class MamlTaskKernel {
 
   bind(b: MamlTaskBuffers, tasks: number, label: string): BoundMamlTask {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = createUniform(this.device, `MamlTaskKernel.${label}`, 64);
+    const uniform = createUniform(this.device, `MamlTaskKernel.${label}`, 80);
     const group = bindGroup(this.device, `MamlTaskKernel.${label}`, this.layout,
-      [uniform, b.data, b.theta, b.adapted, b.metaGrad, b.supportProb, b.taskStats]);
+      [uniform, b.supportData, b.queryData, b.theta, b.adapted, b.metaGrad, b.supportProb, b.taskStats, b.perturbed]);
     const dispatch = boundDispatch(this.pipeline, group, grid.x, grid.y);
     const device = this.device;
     return {
       encode: dispatch.encode,
       setParams(p: TaskParams) {
         const off = dataLayout(p.tasks, p.supportRows, p.queryRows, p.dim);
-        const words = new ArrayBuffer(64);
+        const words = new ArrayBuffer(80);
         const u = new Uint32Array(words);
+        const f = new Float32Array(words);
         u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, grid.x]);
-        new Float32Array(words, 32, 1)[0] = p.innerLr;
+        f[8] = p.innerLr;
         // Rows are addressed in vec4s, labels in floats.
-        u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY], 9);
+        u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY, p.thetaPerTask ? quads(p.dim) : 0, p.outSet, p.perturb?.steps ?? 0], 9);
+        f[16] = p.perturb?.lr ?? 0;
+        f[17] = p.perturb?.radius ?? 0;
+        u[18] = p.writeBack ? 1 : 0;
         device.queue.writeBuffer(uniform, 0, words);
       },
     };

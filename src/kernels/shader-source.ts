@@ -1,13 +1,22 @@
-// WGSL sources, imported as text by esbuild. Shaders that use the shared logistic pieces get
-// logistic-common.wgsl put in front of them (WGSL has no #include).
+// WGSL sources, imported as text by esbuild. WGSL has no #include: shaders that use shared pieces get
+// them put in front (logistic-common: row dots and stable BCE; norm-clip: the L2-ball projection).
 import logisticCommon from '../../shaders/logistic-common.wgsl';
 import logistic from '../../shaders/logistic.wgsl';
 import mamlTask from '../../shaders/maml-task.wgsl';
+import camlTask from '../../shaders/caml-task.wgsl';
 import metaUpdate from '../../shaders/meta-update.wgsl';
+import normClip from '../../shaders/norm-clip.wgsl';
+import normClipEntry from '../../shaders/norm-clip-entry.wgsl';
+import fgsm from '../../shaders/fgsm.wgsl';
+import gaWeights from '../../shaders/ga-weights.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
-  mamlTask: `${logisticCommon}\n${mamlTask}`,
+  mamlTask: `${logisticCommon}\n${normClip}\n${mamlTask}`,
+  camlTask: `${logisticCommon}\n${camlTask}`,
+  normClip: `${logisticCommon}\n${normClip}\n${normClipEntry}`,
+  fgsm: `${logisticCommon}\n${fgsm}`,
+  gaWeights,
   metaUpdate,
 } as const;
 

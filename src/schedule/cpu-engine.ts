@@ -1,59 +1,108 @@
-// The CPU backend: the same contract as the GPU engine, computed by the CPU twins of the kernels.
-import { adaptAndMetaGrad, taskScratchSizes, type TaskOutputs } from '../cpu/maml-task.js';
+// The CPU backend: interprets the same Plans as the GPU engine with the CPU twins of the kernels.
+import { attack } from '../cpu/fgsm.js';
+import { camlAdaptAndMetaGrad, camlScratchSizes } from '../cpu/caml-task.js';
+import { gaWeights } from '../cpu/ga-weights.js';
+import { forwardGrad } from '../cpu/logistic.js';
+import { adaptAndMetaGrad, taskScratchSizes, type RowSet } from '../cpu/maml-task.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
+import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
+import type { AttackParams } from '../cpu/fgsm.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
-import { taskParamsFor, uniformTaskWeights, updateParamsFor, type Engine } from './engine.js';
+import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+
+/** What one run of a plan leaves behind. */
+interface PlanState {
+  stats: Float32Array;          // sets×T×2
+  attackedStats?: Float32Array; // T×2
+  weights: Float32Array;        // sets×T
+  meanGrad: Float32Array;
+}
 
 export class CpuEngine implements Engine {
   readonly info: BackendInfo = { kind: 'cpu', adapter: 'cpu', software: true };
-  private theta: Float32Array;
+  private readonly params: Float32Array;
   private readonly optState: Float32Array;
-  private readonly meanGrad: Float32Array;
+  private readonly paramLength: number;
 
-  constructor(private readonly options: ResolvedLearnerOptions, initialTheta: Float32Array) {
-    this.theta = Float32Array.from(initialTheta);
-    this.optState = new Float32Array(2 * options.dim + 1);
-    this.meanGrad = new Float32Array(options.dim);
+  constructor(private readonly options: ResolvedLearnerOptions, initialParams: Float32Array) {
+    this.paramLength = paramVectors(options) * options.dim;
+    this.params = Float32Array.from(initialParams);
+    this.optState = new Float32Array(2 * this.paramLength + 1);
   }
 
-  setParams(theta: Float32Array): void { this.theta.set(theta); }
-  async getParams(): Promise<Float32Array> { return Float32Array.from(this.theta); }
+  setParams(params: Float32Array): void { this.params.set(params); }
+  async getParams(): Promise<Float32Array> { return Float32Array.from(this.params); }
 
-  private runTasks(batch: Batch, mode: Parameters<typeof taskParamsFor>[2]): TaskOutputs {
-    const p = taskParamsFor(batch, this.options, mode);
-    const sizes = taskScratchSizes(p);
-    const out: TaskOutputs = {
-      adapted: new Float32Array(sizes.adapted),
-      metaGrad: new Float32Array(sizes.metaGrad),
-      supportProb: new Float32Array(sizes.supportProb),
-      taskStats: new Float32Array(sizes.taskStats),
-    };
-    adaptAndMetaGrad(out, batch, this.theta, p);
-    return out;
-  }
+  private run(plan: Plan, batch: Batch): PlanState {
+    const o = this.options;
+    const D = o.dim;
+    const T = batch.tasks;
+    const clean = { support: { x: batch.supportX, y: batch.supportY }, query: { x: batch.queryX, y: batch.queryY } };
+    const adv = { support: { x: new Float32Array(batch.supportX.length), y: batch.supportY }, query: { x: new Float32Array(batch.queryX.length), y: batch.queryY } };
+    const side = (s: DataSide) => (s === 'clean' ? clean : adv);
+    const n = Math.max(o.innerSteps, ...plan.steps.map((s) => (s.kind === 'tasks' ? s.innerSteps : 0)));
+    const shape = { tasks: T, supportRows: batch.supportShots, dim: D, innerSteps: n, context: o.contextDim };
+    const caml = taskKernelOf(o.algorithm) === 'caml';
+    const maml = caml ? null : (() => {
+      const z = taskScratchSizes(shape, plan.sets);
+      return { adapted: new Float32Array(z.adapted), metaGrad: new Float32Array(z.metaGrad), supportProb: new Float32Array(z.supportProb), taskStats: new Float32Array(z.taskStats), perturbed: new Float32Array(z.perturbed) };
+    })();
+    const camlOut = caml ? (() => {
+      const z = camlScratchSizes(shape, plan.sets);
+      return { adapted: new Float32Array(z.adapted), metaGrad: new Float32Array(z.metaGrad), tape: new Float32Array(z.tape), taskStats: new Float32Array(z.taskStats), scratch: new Float32Array(z.scratch) };
+    })() : null;
+    const out = (maml ?? camlOut)!;
+    const state: PlanState = { stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
+    const rowsOf = (which: 'support' | 'query'): { set: RowSet; rows: number } =>
+      ({ set: clean[which], rows: which === 'support' ? batch.supportShots : batch.queryShots });
 
-  async step(batch: Batch, iterations: number, readback: boolean): Promise<Float32Array | undefined> {
-    const weights = uniformTaskWeights(batch.tasks);
-    const up = updateParamsFor(batch.tasks, this.options, true);
-    let stats: Float32Array | undefined;
-    for (let i = 0; i < iterations; i++) {
-      const out = this.runTasks(batch, 'train');
-      if (up.rule === 1) countStep(this.optState, this.options.dim);
-      metaUpdate(this.theta, this.optState, this.meanGrad, out.metaGrad, weights, up);
-      stats = out.taskStats;
+    for (const step of plan.steps) {
+      switch (step.kind) {
+        case 'attack': {
+          const { set, rows } = rowsOf(step.rows);
+          const against = step.against === 'theta' ? this.params : out.adapted;
+          attack(adv[step.rows].x, set.x, set.y, against, { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : D }, step.attack);
+          break;
+        }
+        case 'tasks':
+          if (camlOut) camlAdaptAndMetaGrad(camlOut, side(step.support).support, side(step.query).query, this.params, camlParamsFor(batch, o, step, D));
+          else adaptAndMetaGrad(maml!, side(step.support).support, side(step.query).query, this.params, taskParamsFor(batch, o, step, D));
+          break;
+        case 'ga-weights':
+          gaWeights(state.weights, this.params, out.adapted, T, D, step.normalization);
+          break;
+        case 'update': {
+          const up = updateParamsFor(plan.sets * T, this.paramLength, o, step.apply);
+          if (up.rule === 1) countStep(this.optState, this.paramLength);
+          metaUpdate(this.params, this.optState, state.meanGrad, out.metaGrad, state.weights, up);
+          break;
+        }
+        case 'score-attacked':
+          state.attackedStats = new Float32Array(2 * T);
+          forwardGrad(new Float32Array(T * D), state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: D });
+          break;
+      }
     }
-    return readback ? stats : undefined;
+    return state;
   }
 
-  async evaluate(batch: Batch, steps: number, lr: number): Promise<Float32Array> {
-    return this.runTasks(batch, { steps, lr }).taskStats;
+  async step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback> {
+    const plan = trainPlan(this.options);
+    let state: PlanState | undefined;
+    for (let i = 0; i < iterations; i++) state = this.run(plan, batch);
+    return {
+      stats: want.stats ? state!.stats.slice(0, 2 * batch.tasks) : undefined,
+      weights: want.weights ? state!.weights : undefined,
+    };
+  }
+
+  async evaluate(batch: Batch, steps: number, lr: number, attackParams: AttackParams | null): Promise<EvaluateOutput> {
+    const state = this.run(evaluatePlan(steps, lr, attackParams), batch);
+    return { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
-    const out = this.runTasks(batch, 'train');
-    const meanGrad = new Float32Array(this.options.dim);
-    metaUpdate(this.theta, this.optState, meanGrad, out.metaGrad, uniformTaskWeights(batch.tasks), updateParamsFor(batch.tasks, this.options, false));
-    return meanGrad;
+    return this.run(trainPlan(this.options, false), batch).meanGrad;
   }
 
   async sync(): Promise<void> {}

@@ -1,51 +1,70 @@
 // The contract both backends implement: the learner validates input, then hands it to an Engine.
-// Engines own the parameters and optimizer state; a GPU engine keeps them resident on the device.
-import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
-import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
+// Engines own the parameters and optimizer state (a GPU engine keeps them resident on the device) and
+// run Plans (src/algorithms/plan.ts). Parameters cross this interface in the internal layout: V vectors
+// of D floats (V = paramVectors: 1, CAML's 1 + C, or AMP's models).
+import type { AttackParams } from '../cpu/fgsm.js';
 import type { TaskParams } from '../cpu/maml-task.js';
+import type { CamlParams } from '../cpu/caml-task.js';
+import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
+import { perturbOf, type PlanStep } from '../algorithms/plan.js';
+import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+
+export interface StepReadback {
+  /** T×2 query (loss, accuracy) of the last iteration's first task pass. */
+  stats?: Float32Array;
+  /** sets×T task weights of the last iteration. */
+  weights?: Float32Array;
+}
+
+export interface EvaluateOutput {
+  clean: Float32Array;      // T×2
+  attacked?: Float32Array;  // T×2
+}
 
 export interface Engine {
   readonly info: BackendInfo;
-  setParams(theta: Float32Array): void;
+  setParams(params: Float32Array): void;
   getParams(): Promise<Float32Array>;
-  /** Runs `iterations` meta-iterations on `batch`; returns the last iteration's T×2 query stats when asked. */
-  step(batch: Batch, iterations: number, readback: boolean): Promise<Float32Array | undefined>;
-  /** Adapts a copy of θ on each support set and returns T×2 query (loss, accuracy); θ is unchanged. */
-  evaluate(batch: Batch, steps: number, lr: number): Promise<Float32Array>;
-  /** The meta-gradient mean_i g_i that `step` would apply, without applying it. */
+  /** Runs `iterations` meta-iterations on `batch`; reads back only what is asked. */
+  step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback>;
+  /** Adapts a copy of θ on each support set and scores the query sets (clean, and attacked when asked). */
+  evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput>;
+  /** The meta-gradient Σ_t w_t g_t that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
   /** Resolves when all submitted work has finished. */
   sync(): Promise<void>;
   destroy(): void;
 }
 
-export function taskParamsFor(batch: Batch, o: ResolvedLearnerOptions, mode: 'train' | { steps: number; lr: number }): TaskParams {
-  const train = mode === 'train';
+type TasksStep = Extract<PlanStep, { kind: 'tasks' }>;
+
+/** The fields both per-task kernels (maml-task, caml-task) share, for one plan step. */
+function sharedTaskFields(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number) {
   return {
-    tasks: batch.tasks,
-    supportRows: batch.supportShots,
-    queryRows: batch.queryShots,
-    dim: o.dim,
-    innerSteps: train ? o.innerSteps : mode.steps,
-    order: o.order,
-    wantMetaGrad: train,
-    innerLr: train ? o.innerLr : mode.lr,
+    tasks: batch.tasks, supportRows: batch.supportShots, queryRows: batch.queryShots, dim,
+    innerSteps: s.innerSteps, order: o.order, wantMetaGrad: s.wantMetaGrad, innerLr: s.innerLr, outSet: s.outSet,
   };
 }
 
-export function updateParamsFor(tasks: number, o: ResolvedLearnerOptions, applyUpdate: boolean): UpdateParams {
+/** Uniform contents of the MAML per-task pass for one plan step. */
+export function taskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number): TaskParams {
+  return { ...sharedTaskFields(batch, o, s, dim), thetaPerTask: o.algorithm === 'amp', perturb: perturbOf(o), writeBack: s.writeBack };
+}
+
+/** Uniform contents of the CAML per-task pass for one plan step. */
+export function camlParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number): CamlParams {
+  return { ...sharedTaskFields(batch, o, s, dim), context: o.contextDim };
+}
+
+/** Outer update over `tasks` = sets×T per-task gradients of `dim` floats each. */
+export function updateParamsFor(tasks: number, dim: number, o: ResolvedLearnerOptions, apply: boolean): UpdateParams {
   return {
     tasks,
-    dim: o.dim,
-    rule: applyUpdate ? UPDATE_RULE[o.optimizer] : UPDATE_RULE.none,
+    dim,
+    rule: apply ? UPDATE_RULE[o.optimizer] : UPDATE_RULE.none,
     outerLr: o.outerLr,
     beta1: o.adamBetas[0],
     beta2: o.adamBetas[1],
     epsilon: o.adamEpsilon,
   };
-}
-
-/** Task weights of the plain MAML mean: 1/T each. */
-export function uniformTaskWeights(tasks: number): Float32Array {
-  return new Float32Array(tasks).fill(1 / tasks);
 }

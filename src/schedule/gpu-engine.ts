@@ -1,64 +1,94 @@
 // The WebGPU backend. Parameters, optimizer state and the scratch of the current batch shape stay
-// resident; a meta-iteration is two dispatches (fused per-task kernel, then the across-task update)
-// recorded into one compute pass, and `iterations` meta-iterations share one command buffer and one
-// submit. Nothing is read back unless the caller asks.
-import { LimitError } from '../errors.js';
+// resident. A Plan (src/algorithms/plan.ts) is compiled once per batch shape into bound dispatches;
+// a meta-iteration records them into one compute pass (MAML: 2 dispatches; ADML: 5; GA-MAML: 5), and
+// `iterations` meta-iterations share one command buffer and one submit. Nothing is read back unless
+// the caller asks.
+import { InvalidOptionError, LimitError } from '../errors.js';
 import { checkDeviceHealthy, type AcquiredDevice } from '../gpu/device.js';
-import { createBuffer, readFloats, writeFloats } from '../gpu/resources.js';
-import { MamlTaskKernel, type BoundMamlTask } from '../kernels/maml-task.js';
-import { dataLayout, padRows, paddedDim } from '../kernels/layout.js';
-import { MetaUpdateKernel, type BoundMetaUpdate } from '../kernels/meta-update.js';
+import { createBuffer, readFloats, writeFloats, type BoundDispatch } from '../gpu/resources.js';
+import { MamlTaskKernel } from '../kernels/maml-task.js';
+import { CamlTaskKernel } from '../kernels/caml-task.js';
+import { AttackKernel } from '../kernels/fgsm.js';
+import { GaWeightsKernel } from '../kernels/ga-weights.js';
+import { LogisticKernels } from '../kernels/logistic.js';
+import { dataLayout, padRows, paddedDim, unpadRows } from '../kernels/layout.js';
+import { MetaUpdateKernel } from '../kernels/meta-update.js';
 import { taskScratchSizes } from '../cpu/maml-task.js';
+import { camlScratchSizes } from '../cpu/caml-task.js';
+import type { AttackParams } from '../cpu/fgsm.js';
+import { evaluatePlan, needsAdversarial, paramVectors, taskKernelOf, taskWeights, trainPlan, type Plan } from '../algorithms/plan.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
-import { taskParamsFor, uniformTaskWeights, updateParamsFor, type Engine } from './engine.js';
+import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
 
-/** Buffers and recorded dispatches for one batch shape (T, Ks, Kq) and inner-step capacity. */
+/** Buffers of one batch shape (T, Ks, Kq), sized for `innerSteps` inner steps and `sets` task passes. */
 interface BatchSlot {
   key: string;
-  probSteps: number;
+  innerSteps: number;
   buffers: GPUBuffer[];
-  data: GPUBuffer;
+  data: GPUBuffer;          // clean rows and labels (layout.ts dataLayout)
+  advData: GPUBuffer;       // attacked rows, same layout; labels copied from the clean batch
+  attackScratch: GPUBuffer; // PGD's ping-pong partner of advData
+  adapted: GPUBuffer;
   metaGrad: GPUBuffer;
+  supportProb: GPUBuffer;   // maml: σ per inner step; caml: the tape
   taskStats: GPUBuffer;
-  train: BoundMamlTask;
-  evaluate: BoundMamlTask;
-  update: BoundMetaUpdate;
-  gradientOnly: BoundMetaUpdate;
+  attackedStats: GPUBuffer;
+  perturbed: GPUBuffer;     // maml: θ'+Δ (AMP); caml: g_s | z | Hz
+  taskWeight: GPUBuffer;
+  updateSum: GPUBuffer;
+  agree: GPUBuffer;
+  /** Compiled plans: the training plan, its gradient-only twin, and recent evaluation plans. */
+  compiled: Map<string, BoundDispatch>;
 }
+
+const SETS = 2;  // every slot has room for ADML's two task passes
 
 export class GpuEngine implements Engine {
   readonly info: BackendInfo;
   private readonly device: GPUDevice;
-  private readonly theta: GPUBuffer;
+  private readonly Dp: number;
+  private readonly vectors: number;
+  private readonly params: GPUBuffer;
   private readonly optState: GPUBuffer;
   private readonly meanGrad: GPUBuffer;
-  private readonly taskKernel: MamlTaskKernel;
-  private readonly updateKernel: MetaUpdateKernel;
+  private readonly kernels: {
+    maml: MamlTaskKernel | null; caml: CamlTaskKernel | null; attack: AttackKernel; ga: GaWeightsKernel;
+    update: MetaUpdateKernel; logistic: LogisticKernels;
+  };
   private slot: BatchSlot | null = null;
   /** Completion of the last submit: at most one meta-iteration batch is queued behind the running one. */
   private inFlight: Promise<unknown> | null = null;
 
-  constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialTheta: Float32Array, workgroup?: number) {
+  constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialParams: Float32Array, workgroup?: number) {
     this.device = acquired.device;
     this.info = { kind: 'webgpu', adapter: acquired.description, software: acquired.software };
-    // Parameter-sized buffers hold paddedDim floats; the padding stays 0 (zero features, zero gradient).
-    const Dp = paddedDim(options.dim);
-    this.theta = createBuffer(this.device, 'GpuEngine.theta', Dp);
-    this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * Dp + 1);
-    this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', Dp);
-    writeFloats(this.device, this.theta, 0, initialTheta);
-    this.taskKernel = new MamlTaskKernel(this.device, workgroup);
-    this.updateKernel = new MetaUpdateKernel(this.device);
+    // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
+    this.Dp = paddedDim(options.dim);
+    this.vectors = paramVectors(options);
+    const P = this.vectors * this.Dp;
+    this.params = createBuffer(this.device, 'GpuEngine.params', P);
+    this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
+    this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', P);
+    this.setParams(initialParams);
+    const caml = taskKernelOf(options.algorithm) === 'caml';
+    this.kernels = {
+      maml: caml ? null : new MamlTaskKernel(this.device, workgroup),
+      caml: caml ? new CamlTaskKernel(this.device, workgroup) : null,
+      attack: new AttackKernel(this.device, workgroup),
+      ga: new GaWeightsKernel(this.device),
+      update: new MetaUpdateKernel(this.device),
+      logistic: new LogisticKernels(this.device, workgroup),
+    };
   }
 
-  setParams(theta: Float32Array): void {
+  setParams(params: Float32Array): void {
     checkDeviceHealthy(this.acquired);
-    writeFloats(this.device, this.theta, 0, theta);
+    writeFloats(this.device, this.params, 0, padRows(params, this.vectors, this.options.dim));
   }
 
   async getParams(): Promise<Float32Array> {
     checkDeviceHealthy(this.acquired);
-    return this.read(this.theta, this.options.dim);
+    return unpadRows(await this.read(this.params, this.vectors * this.Dp), this.vectors, this.options.dim);
   }
 
   private async read(buffer: GPUBuffer, floats: number): Promise<Float32Array> {
@@ -67,17 +97,24 @@ export class GpuEngine implements Engine {
     return out;
   }
 
+  private scratchSizes(batch: Batch, innerSteps: number) {
+    const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: this.Dp, innerSteps, context: this.options.contextDim };
+    if (this.kernels.caml) {
+      const z = camlScratchSizes(shape, SETS);
+      return { adapted: z.adapted, metaGrad: z.metaGrad, supportProb: z.tape, taskStats: z.taskStats, perturbed: z.scratch };
+    }
+    return taskScratchSizes(shape, SETS);
+  }
+
   /** Rejects batches beyond the adapter's limits before any buffer is made. */
-  private checkFits(batch: Batch, probSteps: number): void {
+  private checkFits(batch: Batch, innerSteps: number): void {
     const limits = this.device.limits;
-    const D = this.options.dim;
-    const dataBytes = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D).total * 4;
-    const scratch = taskScratchSizes({ tasks: batch.tasks, supportRows: batch.supportShots, dim: paddedDim(D), innerSteps: probSteps });
-    const largest = Math.max(dataBytes, scratch.adapted * 4, scratch.supportProb * 4);
+    const dataBytes = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
+    const largest = Math.max(dataBytes, ...Object.values(this.scratchSizes(batch, innerSteps)).map((f) => f * 4));
     const cap = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     if (largest > cap) {
       throw new LimitError(
-        `This batch needs a GPU buffer of ${(largest / 2 ** 20).toFixed(1)} MiB (tasks=${batch.tasks}, shots=${batch.supportShots}+${batch.queryShots}, dim=${D}), ` +
+        `This batch needs a GPU buffer of ${(largest / 2 ** 20).toFixed(1)} MiB (tasks=${batch.tasks}, shots=${batch.supportShots}+${batch.queryShots}, dim=${this.options.dim}, inner steps=${innerSteps}), ` +
           `over the adapter's storage-binding limit of ${(cap / 2 ** 20).toFixed(1)} MiB.`,
         'Use fewer tasks per batch (e.g. split it in two steps) or the CPU backend.',
       );
@@ -88,50 +125,131 @@ export class GpuEngine implements Engine {
     }
   }
 
-  private slotFor(batch: Batch, probSteps: number): BatchSlot {
+  private slotFor(batch: Batch, innerSteps: number): BatchSlot {
     const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}`;
-    const needed = Math.max(probSteps, this.options.innerSteps, 1);
-    if (this.slot && this.slot.key === key && this.slot.probSteps >= needed) return this.slot;
+    const needed = Math.max(innerSteps, this.options.innerSteps, 1);
+    if (this.slot && this.slot.key === key && this.slot.innerSteps >= needed) return this.slot;
     this.checkFits(batch, needed);
     this.releaseSlot();
     const T = batch.tasks;
-    const D = this.options.dim;
-    const sizes = taskScratchSizes({ tasks: T, supportRows: batch.supportShots, dim: paddedDim(D), innerSteps: needed });
-    const make = (name: string, floats: number) => createBuffer(this.device, `GpuEngine.${name}[${key}]`, floats);
-    const data = make('data', dataLayout(T, batch.supportShots, batch.queryShots, D).total);
-    const adapted = make('adapted', sizes.adapted);
-    const metaGrad = make('metaGrad', sizes.metaGrad);
-    const supportProb = make('supportProb', sizes.supportProb);
-    const taskStats = make('taskStats', sizes.taskStats);
-    const taskWeight = make('taskWeight', T);
-    writeFloats(this.device, taskWeight, 0, uniformTaskWeights(T));
-    const taskBuffers = { data, theta: this.theta, adapted, metaGrad, supportProb, taskStats };
-    const updateBuffers = { metaGrad, taskWeight, theta: this.theta, optState: this.optState, meanGrad: this.meanGrad };
-    const updateParams = (apply: boolean) => ({ ...updateParamsFor(T, this.options, apply), dim: paddedDim(D) });
-    const train = this.taskKernel.bind(taskBuffers, T, 'train');
-    train.setParams(taskParamsFor(batch, this.options, 'train'));
-    this.slot = {
-      key,
-      probSteps: needed,
-      buffers: [data, adapted, metaGrad, supportProb, taskStats, taskWeight],
-      data,
-      metaGrad,
-      taskStats,
-      train,
-      evaluate: this.taskKernel.bind(taskBuffers, T, 'evaluate'),
-      update: this.updateKernel.bind(updateBuffers, updateParams(true), 'update'),
-      gradientOnly: this.updateKernel.bind(updateBuffers, updateParams(false), 'gradientOnly'),
+    const sizes = this.scratchSizes(batch, needed);
+    const buffers: GPUBuffer[] = [];
+    const make = (name: string, floats: number) => {
+      const b = createBuffer(this.device, `GpuEngine.${name}[${key}]`, floats);
+      buffers.push(b);
+      return b;
     };
-    return this.slot;
+    const dataFloats = dataLayout(T, batch.supportShots, batch.queryShots, this.options.dim).total;
+    const slot: BatchSlot = {
+      key,
+      innerSteps: needed,
+      buffers,
+      data: make('data', dataFloats),
+      advData: make('advData', dataFloats),
+      attackScratch: make('attackScratch', dataFloats),
+      adapted: make('adapted', sizes.adapted),
+      metaGrad: make('metaGrad', sizes.metaGrad),
+      supportProb: make('supportProb', sizes.supportProb),
+      taskStats: make('taskStats', sizes.taskStats),
+      attackedStats: make('attackedStats', 2 * T),
+      perturbed: make('perturbed', sizes.perturbed),
+      taskWeight: make('taskWeight', SETS * T),
+      updateSum: make('updateSum', this.Dp),
+      agree: make('agree', 2 * T),
+      compiled: new Map(),
+    };
+    this.slot = slot;
+    return slot;
   }
 
-  private upload(slot: BatchSlot, batch: Batch): void {
+  /** Records a plan's steps for this slot's batch shape (binds buffers and writes uniforms once). */
+  private compile(slot: BatchSlot, batch: Batch, plan: Plan): BoundDispatch {
+    const o = this.options;
+    const T = batch.tasks;
+    const Dp = this.Dp;
+    const off = dataLayout(T, batch.supportShots, batch.queryShots, o.dim);
+    const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? slot.data : slot.advData);
+    const parts: BoundDispatch[] = [];
+    if (plan.steps.some((s) => s.kind === 'update')) writeFloats(this.device, slot.taskWeight, 0, taskWeights(o, T, plan.sets));
+    for (const step of plan.steps) {
+      switch (step.kind) {
+        case 'attack': {
+          const rows = step.rows === 'support' ? batch.supportShots : batch.queryShots;
+          const xOff = step.rows === 'support' ? off.supportX : off.queryX;
+          const labelOff = step.rows === 'support' ? off.supportY : off.queryY;
+          const theta = step.against === 'theta';
+          parts.push(this.kernels.attack.bind({
+            clean: { buffer: slot.data, xOff, labelOff },
+            params: theta ? this.params : slot.adapted,
+            paramOff: 0,
+            paramPerTask: !theta,
+            out: { buffer: slot.advData, xOff },
+            scratch: { buffer: slot.attackScratch, xOff },
+            tasks: T, rows, dim: o.dim,
+          }, step.attack, `${step.rows}`));
+          break;
+        }
+        case 'tasks': {
+          const label = `set${step.outSet}`;
+          if (this.kernels.caml) {
+            const bound = this.kernels.caml.bind({
+              supportData: dataOf(step.support), queryData: dataOf(step.query), params: this.params, adapted: slot.adapted,
+              metaGrad: slot.metaGrad, tape: slot.supportProb, taskStats: slot.taskStats, scratch: slot.perturbed,
+            }, T, label);
+            bound.setParams(camlParamsFor(batch, o, step, o.dim));
+            parts.push(bound);
+          } else {
+            const bound = this.kernels.maml!.bind({
+              supportData: dataOf(step.support), queryData: dataOf(step.query), theta: this.params, adapted: slot.adapted,
+              metaGrad: slot.metaGrad, supportProb: slot.supportProb, taskStats: slot.taskStats, perturbed: slot.perturbed,
+            }, T, label);
+            bound.setParams(taskParamsFor(batch, o, step, o.dim));
+            parts.push(bound);
+          }
+          break;
+        }
+        case 'ga-weights':
+          parts.push(this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight }, T, Dp, step.normalization));
+          break;
+        case 'update':
+          parts.push(this.kernels.update.bind(
+            { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad },
+            updateParamsFor(plan.sets * T, this.vectors * Dp, o, step.apply), step.apply ? 'update' : 'gradientOnly'));
+          break;
+        case 'score-attacked': {
+          const { forwardGrad } = this.kernels.logistic.bind(
+            { x: slot.advData, y: slot.advData, params: slot.adapted, vec: slot.perturbed, out: slot.metaGrad, stats: slot.attackedStats },
+            { tasks: T, rows: batch.queryShots, dim: o.dim, paramStride: o.dim },
+            { x: off.queryX, y: off.queryY, params: 0 });
+          parts.push(forwardGrad);
+          break;
+        }
+      }
+    }
+    return { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+  }
+
+  private compiled(slot: BatchSlot, batch: Batch, key: string, plan: () => Plan): BoundDispatch {
+    let c = slot.compiled.get(key);
+    if (!c) {
+      // Evaluation plans differ by (steps, lr, attack); keep a few, not one per call ever made.
+      if (slot.compiled.size > 16) slot.compiled.clear();
+      c = this.compile(slot, batch, plan());
+      slot.compiled.set(key, c);
+    }
+    return c;
+  }
+
+  private upload(slot: BatchSlot, batch: Batch, adversarial: boolean): void {
     const D = this.options.dim;
     const off = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D);
     writeFloats(this.device, slot.data, off.supportX * 4, padRows(batch.supportX, batch.tasks * batch.supportShots, D));
-    writeFloats(this.device, slot.data, off.supportY * 4, batch.supportY);
     writeFloats(this.device, slot.data, off.queryX * 4, padRows(batch.queryX, batch.tasks * batch.queryShots, D));
-    writeFloats(this.device, slot.data, off.queryY * 4, batch.queryY);
+    // The attacked copy reads its labels from its own buffer (attacks leave labels alone).
+    for (const target of adversarial ? [slot.data, slot.advData] : [slot.data]) {
+      writeFloats(this.device, target, off.supportY * 4, batch.supportY);
+      writeFloats(this.device, target, off.queryY * 4, batch.queryY);
+    }
   }
 
   private async submit(label: string, record: (pass: GPUComputePassEncoder) => void): Promise<void> {
@@ -145,34 +263,39 @@ export class GpuEngine implements Engine {
     this.inFlight = this.device.queue.onSubmittedWorkDone();
   }
 
-  async step(batch: Batch, iterations: number, readback: boolean): Promise<Float32Array | undefined> {
+  async step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback> {
+    const plan = trainPlan(this.options);
     const slot = this.slotFor(batch, this.options.innerSteps);
-    this.upload(slot, batch);
+    this.upload(slot, batch, needsAdversarial(plan));
+    const run = this.compiled(slot, batch, 'train', () => plan);
     await this.submit('GpuEngine.step', (pass) => {
-      for (let i = 0; i < iterations; i++) {
-        slot.train.encode(pass);
-        slot.update.encode(pass);
-      }
+      for (let i = 0; i < iterations; i++) run.encode(pass);
     });
-    return readback ? this.read(slot.taskStats, 2 * batch.tasks) : undefined;
+    return {
+      stats: want.stats ? await this.read(slot.taskStats, 2 * batch.tasks) : undefined,
+      weights: want.weights ? await this.read(slot.taskWeight, plan.sets * batch.tasks) : undefined,
+    };
   }
 
-  async evaluate(batch: Batch, steps: number, lr: number): Promise<Float32Array> {
+  async evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput> {
     const slot = this.slotFor(batch, steps);
-    this.upload(slot, batch);
-    slot.evaluate.setParams(taskParamsFor(batch, this.options, { steps, lr }));
-    await this.submit('GpuEngine.evaluate', (pass) => slot.evaluate.encode(pass));
-    return this.read(slot.taskStats, 2 * batch.tasks);
+    this.upload(slot, batch, attack !== null);
+    const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
+    await this.submit('GpuEngine.evaluate', (pass) => run.encode(pass));
+    return {
+      clean: await this.read(slot.taskStats, 2 * batch.tasks),
+      attacked: attack ? await this.read(slot.attackedStats, 2 * batch.tasks) : undefined,
+    };
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
+    if (this.options.algorithm === 'amp') throw new InvalidOptionError("metaGradient() applies to meta-learning algorithms, not 'amp'.", 'Use step() to train AMP models.');
+    const plan = trainPlan(this.options, false);
     const slot = this.slotFor(batch, this.options.innerSteps);
-    this.upload(slot, batch);
-    await this.submit('GpuEngine.metaGradient', (pass) => {
-      slot.train.encode(pass);
-      slot.gradientOnly.encode(pass);
-    });
-    return this.read(this.meanGrad, this.options.dim);
+    this.upload(slot, batch, needsAdversarial(plan));
+    const run = this.compiled(slot, batch, 'gradient', () => plan);
+    await this.submit('GpuEngine.metaGradient', (pass) => run.encode(pass));
+    return unpadRows(await this.read(this.meanGrad, this.vectors * this.Dp), this.vectors, this.options.dim);
   }
 
   async sync(): Promise<void> {
@@ -187,7 +310,7 @@ export class GpuEngine implements Engine {
 
   destroy(): void {
     this.releaseSlot();
-    this.theta.destroy();
+    this.params.destroy();
     this.optState.destroy();
     this.meanGrad.destroy();
   }

@@ -1,0 +1,65 @@
+// CPU twin of shaders/fgsm.wgsl: one L∞ attack step on the logistic loss, and the FGSM / PGD loops
+// built from it (the GPU engine records the same loop as a chain of dispatches).
+import { sigmoid } from './logistic.js';
+
+export interface AttackStepParams {
+  tasks: number;
+  rows: number;
+  dim: number;
+  /** 0: one θ for every task; dim: θ'_t per task. */
+  paramStride: number;
+  epsilon: number;
+  stepSize: number;
+  lo: number;
+  hi: number;
+}
+
+/** next = clip(Π_ε(current + s·sign(∇x ℓ(current; θ_t))), lo, hi), rows of all tasks. */
+export function attackStep(
+  next: Float32Array, clean: Float32Array, current: Float32Array, labels: Float32Array, params: Float32Array, p: AttackStepParams,
+): void {
+  const { rows: K, dim: D } = p;
+  for (let t = 0; t < p.tasks; t++) {
+    const pOff = t * p.paramStride;
+    for (let r = 0; r < K; r++) {
+      const off = (t * K + r) * D;
+      let a = 0;
+      for (let d = 0; d < D; d++) a += current[off + d] * params[pOff + d];
+      // float32 σ, as on the GPU: a row whose σ rounds to its label gets sign 0 on both backends.
+      const residualSign = Math.sign(Math.fround(sigmoid(a)) - labels[t * K + r]);
+      for (let d = 0; d < D; d++) {
+        const x0 = clean[off + d];
+        const stepped = Math.fround(current[off + d] + p.stepSize * residualSign * Math.sign(params[pOff + d]));
+        const projected = Math.min(Math.max(stepped, Math.fround(x0 - p.epsilon)), Math.fround(x0 + p.epsilon));
+        next[off + d] = Math.min(Math.max(projected, p.lo), p.hi);
+      }
+    }
+  }
+}
+
+export interface AttackParams {
+  kind: 'fgsm' | 'pgd';
+  epsilon: number;
+  /** PGD steps k (FGSM: 1). */
+  steps: number;
+  /** PGD step s (FGSM: ε). */
+  stepSize: number;
+  lo: number;
+  hi: number;
+}
+
+/** The whole attack: FGSM is one step of size ε from the clean rows; PGD is k chained steps. */
+export function attack(
+  out: Float32Array, clean: Float32Array, labels: Float32Array, params: Float32Array,
+  shape: { tasks: number; rows: number; dim: number; paramStride: number }, a: AttackParams,
+): void {
+  const step: AttackStepParams = { ...shape, epsilon: a.epsilon, stepSize: a.stepSize, lo: a.lo, hi: a.hi };
+  let current = clean;
+  const scratch = a.steps > 1 ? new Float32Array(out.length) : out;
+  for (let i = 0; i < a.steps; i++) {
+    // Ping-pong between two buffers so that the last step lands in `out`.
+    const target = (a.steps - 1 - i) % 2 === 0 ? out : scratch;
+    attackStep(target, clean, current, labels, params, step);
+    current = target;
+  }
+}

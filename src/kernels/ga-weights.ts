@@ -1,0 +1,38 @@
+// Host side of shaders/ga-weights.wgsl (CPU twin: src/cpu/ga-weights.ts): gradient-agreement task
+// weights written straight into the meta-update's taskWeight buffer, with no readback.
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { SHADERS } from './shader-source.js';
+
+export interface GaBuffers {
+  theta: GPUBuffer;       // paddedDim
+  adapted: GPUBuffer;     // T×paddedDim (set 0)
+  updateSum: GPUBuffer;   // paddedDim
+  agree: GPUBuffer;       // 2T
+  taskWeight: GPUBuffer;  // T (or more: only the first T are written)
+}
+
+const WG_GA = 64;
+
+export class GaWeightsKernel {
+  private readonly layout: GPUBindGroupLayout;
+  private readonly pipelines: Record<'sum_updates' | 'agreement' | 'normalize', GPUComputePipeline>;
+  constructor(private readonly device: GPUDevice) {
+    this.layout = bindGroupLayout(device, 'GaWeightsKernel.layout', ['uniform', 'read', 'read', 'rw', 'rw', 'rw']);
+    const make = (entry: string) => computePipeline(device, 'ga-weights.wgsl', SHADERS.gaWeights, entry, this.layout, { WG_GA });
+    this.pipelines = { sum_updates: make('sum_updates'), agreement: make('agreement'), normalize: make('normalize') };
+  }
+
+  /** paddedDim: parameter-vector length in floats (a multiple of 4). */
+  bind(b: GaBuffers, tasks: number, paddedDim: number, normalization: 'paper' | 'notebook'): BoundDispatch {
+    const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
+    const uniform = createUniform(this.device, 'GaWeightsKernel.params', 16);
+    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([tasks, paddedDim, normalization === 'notebook' ? 1 : 0, grid.x]));
+    const group = bindGroup(this.device, 'GaWeightsKernel.group', this.layout, [uniform, b.theta, b.adapted, b.updateSum, b.agree, b.taskWeight]);
+    const steps = [
+      boundDispatch(this.pipelines.sum_updates, group, Math.ceil(paddedDim / WG_GA)),
+      boundDispatch(this.pipelines.agreement, group, grid.x, grid.y),
+      boundDispatch(this.pipelines.normalize, group, 1),
+    ];
+    return { encode: (pass) => steps.forEach((s) => s.encode(pass)) };
+  }
+}
