@@ -56,3 +56,39 @@ export function finiteDifference(f: (x: Vec) => number, x: Vec, h: number): Vec 
     return (f(plus) - f(minus)) / (2 * h);
   });
 }
+
+/** FGSM on each row: x + ε·sign((σ(x·θ) − y)·θ), clipped to [lo, hi]. */
+export function fgsm(theta: Vec, X: Rows, y: Vec, eps: number, lo = -Infinity, hi = Infinity): Rows {
+  return X.map((row, r) => {
+    const e = 1 / (1 + Math.exp(-dot(row, theta))) - y[r];
+    return row.map((v, d) => Math.min(hi, Math.max(lo, v + eps * Math.sign(e * theta[d]))));
+  });
+}
+
+/** CAVIA on the logistic model: φ from 0, n steps φ ← φ − α Wᵀ ∇L(w + Wφ); returns w + Wφ_n and φ_n.
+ * W is given row-major D×C, as the public API lays it out. */
+export function camlAdapt(w: Vec, W: Vec, C: number, X: Rows, y: Vec, lr: number, steps: number): { theta: Vec; phi: Vec } {
+  const D = w.length;
+  let phi = new Array(C).fill(0);
+  const model = (p: Vec) => w.map((v, d) => v + p.reduce((s, pc, c) => s + W[d * C + c] * pc, 0));
+  for (let s = 0; s < steps; s++) {
+    const g = grad(model(phi), X, y);
+    phi = phi.map((pc, c) => pc - lr * g.reduce((acc, gd, d) => acc + W[d * C + c] * gd, 0));
+  }
+  void D;
+  return { theta: model(phi), phi };
+}
+
+/** One AMP step (SPEC): Δ ← 0; N× Δ ← Π_ε(Δ + ζ∇L(θ+Δ)); θ ← θ − η∇L(θ+Δ). */
+export function ampStep(theta: Vec, X: Rows, y: Vec, eta: number, zeta: number, eps: number, N: number): Vec {
+  let delta = new Array(theta.length).fill(0);
+  const at = () => theta.map((v, d) => v + delta[d]);
+  for (let i = 0; i < N; i++) {
+    const g = grad(at(), X, y);
+    delta = delta.map((v, d) => v + zeta * g[d]);
+    const norm = Math.sqrt(dot(delta, delta));
+    if (norm > eps) delta = delta.map((v) => (v * eps) / norm);
+  }
+  const g = grad(at(), X, y);
+  return theta.map((v, d) => v - eta * g[d]);
+}
