@@ -1,6 +1,7 @@
-// npm run bench: times one MAML meta-iteration (`step`) per backend, verify first, time second.
-// Peer in the same run: the vectorised numpy step of bench/peers/maml_numpy.py, when python3 + numpy
-// are present. Each metagrad backend's θ after one step is compared with the peer's before timing.
+// npm run bench: times one meta-iteration (`step`) per algorithm and backend, verify first, time second.
+// Peer in the same run: the vectorised numpy step of bench/peers/maml_numpy.py (MAML and ADML), when
+// python3 + numpy are present. Each metagrad backend's θ after one step is compared with the peer's
+// before timing. BENCH_ONLY=<substring> keeps the rows whose name contains it.
 // Prints a markdown table and writes bench/results/<host>-<date>.json.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,16 +10,27 @@ import path from 'node:path';
 import { createLearner, type Learner } from '../src/learner.js';
 import { getSharedDevice } from '../src/learner.js';
 import { uniform01 } from '../src/rng.js';
-import type { BackendChoice, Batch } from '../src/types.js';
+import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
 
 interface Config { tasks: number; supportShots: number; queryShots: number; dim: number; innerSteps: number }
-const CONFIGS: Config[] = [
-  { tasks: 1024, supportShots: 10, queryShots: 10, dim: 784, innerSteps: 1 },
-  { tasks: 64, supportShots: 10, queryShots: 10, dim: 50, innerSteps: 1 },
-];
-const ORDERS = [1, 2] as const;
+const BIG: Config = { tasks: 1024, supportShots: 10, queryShots: 10, dim: 784, innerSteps: 1 };
+const SMALL: Config = { tasks: 64, supportShots: 10, queryShots: 10, dim: 50, innerSteps: 1 };
 const INNER_LR = 0.01;
 const OUTER_LR = 0.001;
+
+/** One benchmark row per (algorithm variant, config). `peer` names the numpy step that verifies it. */
+interface Variant { name: string; options: Partial<LearnerOptions>; peer: 'maml' | 'adml' | null; configs: Config[] }
+const ADML = { epsilon: 0.05, innerLrAdv: 0.02, outerLrAdv: 0.0005 };
+const VARIANTS: Variant[] = [
+  { name: 'maml o1', options: { algorithm: 'maml', order: 1 }, peer: 'maml', configs: [BIG, SMALL] },
+  { name: 'maml o2', options: { algorithm: 'maml', order: 2 }, peer: 'maml', configs: [BIG, SMALL] },
+  { name: 'adml o1', options: { algorithm: 'adml', order: 1, ...ADML }, peer: 'adml', configs: [BIG] },
+  { name: 'adml o2', options: { algorithm: 'adml', order: 2, ...ADML }, peer: 'adml', configs: [BIG] },
+  { name: 'ga-maml o1', options: { algorithm: 'ga-maml', order: 1 }, peer: null, configs: [BIG] },
+  { name: 'caml o2 C=4', options: { algorithm: 'caml', order: 2, contextDim: 4 }, peer: null, configs: [BIG] },
+  { name: 'amp (1024 models)', options: { algorithm: 'amp', models: BIG.tasks, lr: 0.1, epsilon: 0.5, perturbSteps: 1 }, peer: null, configs: [BIG] },
+  { name: 'maml o1 + amp inner', options: { algorithm: 'maml', order: 1, innerOptimizer: 'amp' }, peer: null, configs: [BIG] },
+];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
 const ITERATIONS_PER_SUBMIT = 10;
 
@@ -62,11 +74,11 @@ function findPython(): string | null {
   return null;
 }
 
-function numpyPeer(py: string, c: Config, order: 1 | 2, batch: Batch, theta: Float32Array) {
+function numpyPeer(py: string, c: Config, v: Variant, batch: Batch, theta: Float32Array) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-bench-'));
   const parts = [theta, batch.supportX, batch.supportY, batch.queryX, batch.queryY];
   writeFileSync(path.join(dir, 'batch.bin'), Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength))));
-  writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...c, order, innerLr: INNER_LR, outerLr: OUTER_LR, seconds: SECONDS }));
+  writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...c, algorithm: v.peer, order: v.options.order, innerLr: INNER_LR, outerLr: OUTER_LR, ...ADML, seconds: SECONDS }));
   const r = spawnSync(py, [path.join('bench', 'peers', 'maml_numpy.py'), path.join(dir, 'batch.bin'), path.join(dir, 'meta.json'), path.join(dir, 'theta.bin')], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(os.cpus().length) } });
   if (r.status !== 0) throw new Error(`numpy peer failed: ${r.stderr}`);
   const figures = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -74,6 +86,9 @@ function numpyPeer(py: string, c: Config, order: 1 | 2, batch: Batch, theta: Flo
   const thetaAfter = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return { figures, thetaAfter };
 }
+
+/** The θ that both metagrad and the peer start from. */
+const makeTheta = (dim: number) => new Float32Array(dim).map((_, i) => 0.01 * (uniform01(7, 9, i) - 0.5));
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
@@ -91,31 +106,33 @@ async function main() {
   if (!py) console.log('numpy peer: skipped (no python3 with numpy; apt-get install python3-numpy)');
 
   const rows: Record<string, unknown>[] = [];
+  const only = process.env.BENCH_ONLY;
   console.log(`\nmetagrad bench — ${os.cpus()[0]?.model} ×${os.cpus().length}, node ${process.version}, adapter: ${adapter}`);
   console.log('step(batch): one call = upload + validation + one meta-iteration, waited for; ' +
     `resident: step(batch, { iterations: ${ITERATIONS_PER_SUBMIT} }) per iteration (one upload, one submit)\n`);
-  console.log('| T | Ks | Kq | D | order | backend | step(batch) tasks/s | resident tasks/s | numpy tasks/s | resident / numpy | max abs Δθ vs numpy |');
+  console.log('| algorithm | T | Ks | Kq | D | backend | step(batch) tasks/s | resident tasks/s | numpy tasks/s | resident / numpy | max abs Δθ vs numpy |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const c of CONFIGS) {
-    const batch = makeBatch(c, 42);
-    const theta0 = new Float32Array(c.dim).map((_, i) => 0.01 * (uniform01(7, 9, i) - 0.5));
-    for (const order of ORDERS) {
-      const peer = py ? numpyPeer(py, c, order, batch, theta0) : null;
+  for (const v of VARIANTS) {
+    if (only && !v.name.includes(only)) continue;
+    for (const c of v.configs) {
+      const batch = makeBatch(c, 42);
+      const options = { dim: c.dim, innerLr: INNER_LR, outerLr: OUTER_LR, innerSteps: c.innerSteps, ...v.options } as LearnerOptions;
+      if (v.options.algorithm === 'amp') { delete options.innerLr; delete options.outerLr; delete options.innerSteps; }
+      const peer = py && v.peer ? numpyPeer(py, c, v, batch, makeTheta(c.dim)) : null;
       for (const backend of backends) {
-        const learner: Learner = await createLearner({ backend, dim: c.dim, innerLr: INNER_LR, outerLr: OUTER_LR, innerSteps: c.innerSteps, order, optimizer: 'sgd' });
+        const learner: Learner = await createLearner({ ...options, backend });
         // Verify first: one step from the same θ as the peer.
-        learner.setParams(theta0);
+        if (peer) learner.setParams(makeTheta(c.dim));
         await learner.step(batch);
-        const after = await learner.getParams();
-        const diff = peer ? maxAbsDiff(after, peer.thetaAfter) : NaN;
+        const diff = peer ? maxAbsDiff(await learner.getParams(), peer.thetaAfter) : NaN;
         const single = await timeIt(async () => { await learner.step(batch); await learner.sync(); });
         const resident = await timeIt(async () => { await learner.step(batch, { iterations: ITERATIONS_PER_SUBMIT }); await learner.sync(); });
         const stepRate = c.tasks / single.median;
         const residentRate = (c.tasks * ITERATIONS_PER_SUBMIT) / resident.median;
         const numpyRate = peer?.figures.tasks_per_s as number | undefined;
-        rows.push({ ...c, order, backend, adapter: learner.backend.adapter, stepTasksPerS: stepRate, residentTasksPerS: residentRate, step: single, resident, numpyTasksPerS: numpyRate ?? null, numpy: peer?.figures ?? null, maxAbsDiffVsNumpy: peer ? diff : null });
+        rows.push({ algorithm: v.name, options: v.options, ...c, backend, adapter: learner.backend.adapter, stepTasksPerS: stepRate, residentTasksPerS: residentRate, step: single, resident, numpyTasksPerS: numpyRate ?? null, numpy: peer?.figures ?? null, maxAbsDiffVsNumpy: peer ? diff : null });
         const f = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 0 });
-        console.log(`| ${c.tasks} | ${c.supportShots} | ${c.queryShots} | ${c.dim} | ${order} | ${backend} | ${f(stepRate)} | ${f(residentRate)} | ${numpyRate ? f(numpyRate) : '—'} | ${numpyRate ? (residentRate / numpyRate).toFixed(2) + '×' : '—'} | ${peer ? diff.toExponential(1) : '—'} |`);
+        console.log(`| ${v.name} | ${c.tasks} | ${c.supportShots} | ${c.queryShots} | ${c.dim} | ${backend} | ${f(stepRate)} | ${f(residentRate)} | ${numpyRate ? f(numpyRate) : '—'} | ${numpyRate ? (residentRate / numpyRate).toFixed(2) + '×' : '—'} | ${peer ? diff.toExponential(1) : '—'} |`);
         learner.destroy();
       }
     }

@@ -38,7 +38,7 @@ export interface LearnerOptions {
   /** β (ADML: β1, the rate of the clean-adapted gradient). */
   outerLr?: number;
   innerSteps?: number;
-  /** 1: first-order; 2: exact second order through the inner steps. */
+  /** 1: first-order; 2: exact second order through the inner steps (default 1; CAML: 2). */
   order?: 1 | 2;
   /** Inner-loop optimizer: plain 'sgd', or 'amp' (gradient at an adversarially perturbed point). */
   innerOptimizer?: 'sgd' | 'amp';

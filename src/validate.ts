@@ -88,6 +88,8 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkPositive('innerLr', o.innerLr, 'A typical inner learning rate is 0.01 to 0.5.');
   checkPositive('outerLr', o.outerLr, 'A typical outer learning rate is 0.001 (adam) to 0.1 (sgd).');
   checkInteger('innerSteps', o.innerSteps, 1, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps.');
+  // CAML differentiates through the context by default (the paper); the other algorithms default to 1.
+  o.order = options.order ?? (algorithm === 'caml' ? 2 : 1);
   checkOneOf('order', o.order, [1, 2] as const);
   checkOneOf('optimizer', o.optimizer, ['sgd', 'adam'] as const);
   checkOneOf('innerOptimizer', o.innerOptimizer, ['sgd', 'amp'] as const);
