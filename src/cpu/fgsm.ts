@@ -18,20 +18,26 @@ export interface AttackStepParams {
 export function attackStep(
   next: Float32Array, clean: Float32Array, current: Float32Array, labels: Float32Array, params: Float32Array, p: AttackStepParams,
 ): void {
-  const { rows: K, dim: D } = p;
+  const { rows: K, dim: D, stepSize, epsilon, lo, hi } = p;
+  const direction = new Float32Array(D);  // sign(θ_t), once per task (hot loop below stays branch-free)
+  const fround = Math.fround;
   for (let t = 0; t < p.tasks; t++) {
     const pOff = t * p.paramStride;
+    if (t === 0 || p.paramStride !== 0) for (let d = 0; d < D; d++) direction[d] = Math.sign(params[pOff + d]);
     for (let r = 0; r < K; r++) {
       const off = (t * K + r) * D;
       let a = 0;
       for (let d = 0; d < D; d++) a += current[off + d] * params[pOff + d];
       // float32 σ, as on the GPU: a row whose σ rounds to its label gets sign 0 on both backends.
-      const residualSign = Math.sign(Math.fround(sigmoid(a)) - labels[t * K + r]);
+      const step = stepSize * Math.sign(fround(sigmoid(a)) - labels[t * K + r]);
       for (let d = 0; d < D; d++) {
         const x0 = clean[off + d];
-        const stepped = Math.fround(current[off + d] + p.stepSize * residualSign * Math.sign(params[pOff + d]));
-        const projected = Math.min(Math.max(stepped, Math.fround(x0 - p.epsilon)), Math.fround(x0 + p.epsilon));
-        next[off + d] = Math.min(Math.max(projected, p.lo), p.hi);
+        // Each bound and the stepped value round to float32 exactly where the WGSL does.
+        let v = fround(current[off + d] + step * direction[d]);
+        const below = fround(x0 - epsilon);
+        const above = fround(x0 + epsilon);
+        v = v < below ? below : v > above ? above : v;
+        next[off + d] = v < lo ? lo : v > hi ? hi : v;
       }
     }
   }

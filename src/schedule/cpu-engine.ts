@@ -1,9 +1,9 @@
 // The CPU backend: interprets the same Plans as the GPU engine with the CPU twins of the kernels.
 import { attack } from '../cpu/fgsm.js';
-import { camlAdaptAndMetaGrad, camlScratchSizes } from '../cpu/caml-task.js';
+import { camlAdaptAndMetaGrad, camlScratchSizes, type CamlOutputs } from '../cpu/caml-task.js';
 import { gaWeights } from '../cpu/ga-weights.js';
 import { forwardGrad } from '../cpu/logistic.js';
-import { adaptAndMetaGrad, taskScratchSizes, type RowSet } from '../cpu/maml-task.js';
+import { adaptAndMetaGrad, taskScratchSizes, type RowSet, type TaskOutputs } from '../cpu/maml-task.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
 import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
 import type { AttackParams } from '../cpu/fgsm.js';
@@ -31,6 +31,28 @@ export class CpuEngine implements Engine {
   }
 
   setParams(params: Float32Array): void { this.params.set(params); }
+
+  /** Scratch of the last batch shape, reused across iterations (allocating ~10 MB per meta-iteration
+   * at T = 1024, D = 784 made the garbage collector the bottleneck). */
+  private scratch: { key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null } | null = null;
+
+  private scratchFor(batch: Batch, innerSteps: number, sets: number) {
+    const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}:${innerSteps}:${sets}`;
+    if (this.scratch?.key === key) return this.scratch;
+    const o = this.options;
+    const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: o.dim, innerSteps, context: o.contextDim };
+    const zeros = <K extends string>(sizes: Record<K, number>) =>
+      Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, new Float32Array(n as number)])) as Record<K, Float32Array>;
+    const caml = taskKernelOf(o.algorithm) === 'caml';
+    this.scratch = {
+      key,
+      advSupportX: new Float32Array(batch.supportX.length),
+      advQueryX: new Float32Array(batch.queryX.length),
+      maml: caml ? null : zeros(taskScratchSizes(shape, sets)),
+      caml: caml ? zeros(camlScratchSizes(shape, sets)) : null,
+    };
+    return this.scratch;
+  }
   async getParams(): Promise<Float32Array> { return Float32Array.from(this.params); }
 
   private run(plan: Plan, batch: Batch): PlanState {
@@ -38,19 +60,11 @@ export class CpuEngine implements Engine {
     const D = o.dim;
     const T = batch.tasks;
     const clean = { support: { x: batch.supportX, y: batch.supportY }, query: { x: batch.queryX, y: batch.queryY } };
-    const adv = { support: { x: new Float32Array(batch.supportX.length), y: batch.supportY }, query: { x: new Float32Array(batch.queryX.length), y: batch.queryY } };
-    const side = (s: DataSide) => (s === 'clean' ? clean : adv);
     const n = Math.max(o.innerSteps, ...plan.steps.map((s) => (s.kind === 'tasks' ? s.innerSteps : 0)));
-    const shape = { tasks: T, supportRows: batch.supportShots, dim: D, innerSteps: n, context: o.contextDim };
-    const caml = taskKernelOf(o.algorithm) === 'caml';
-    const maml = caml ? null : (() => {
-      const z = taskScratchSizes(shape, plan.sets);
-      return { adapted: new Float32Array(z.adapted), metaGrad: new Float32Array(z.metaGrad), supportProb: new Float32Array(z.supportProb), taskStats: new Float32Array(z.taskStats), perturbed: new Float32Array(z.perturbed) };
-    })();
-    const camlOut = caml ? (() => {
-      const z = camlScratchSizes(shape, plan.sets);
-      return { adapted: new Float32Array(z.adapted), metaGrad: new Float32Array(z.metaGrad), tape: new Float32Array(z.tape), taskStats: new Float32Array(z.taskStats), scratch: new Float32Array(z.scratch) };
-    })() : null;
+    const scratch = this.scratchFor(batch, n, plan.sets);
+    const adv = { support: { x: scratch.advSupportX, y: batch.supportY }, query: { x: scratch.advQueryX, y: batch.queryY } };
+    const side = (s: DataSide) => (s === 'clean' ? clean : adv);
+    const { maml, caml: camlOut } = scratch;
     const out = (maml ?? camlOut)!;
     const state: PlanState = { stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
     const rowsOf = (which: 'support' | 'query'): { set: RowSet; rows: number } =>
@@ -92,7 +106,7 @@ export class CpuEngine implements Engine {
     for (let i = 0; i < iterations; i++) state = this.run(plan, batch);
     return {
       stats: want.stats ? state!.stats.slice(0, 2 * batch.tasks) : undefined,
-      weights: want.weights ? state!.weights : undefined,
+      weights: want.weights ? state!.weights.slice() : undefined,
     };
   }
 
