@@ -1,5 +1,6 @@
 // WGSL sources, imported as text by esbuild. WGSL has no #include: shaders that use shared pieces get
-// them put in front (logistic-common: row dots and stable BCE; norm-clip: the L2-ball projection).
+// them put in front (logistic-common: row dots and stable BCE; norm-clip: the L2-ball projection;
+// rng: the counter-based generator).
 import logisticCommon from '../../shaders/logistic-common.wgsl';
 import logistic from '../../shaders/logistic.wgsl';
 import mamlTask from '../../shaders/maml-task.wgsl';
@@ -9,6 +10,8 @@ import normClip from '../../shaders/norm-clip.wgsl';
 import normClipEntry from '../../shaders/norm-clip-entry.wgsl';
 import fgsm from '../../shaders/fgsm.wgsl';
 import gaWeights from '../../shaders/ga-weights.wgsl';
+import rng from '../../shaders/rng.wgsl';
+import sampleTasks from '../../shaders/sample-tasks.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -17,6 +20,7 @@ export const SHADERS = {
   normClip: `${logisticCommon}\n${normClip}\n${normClipEntry}`,
   fgsm: `${logisticCommon}\n${fgsm}`,
   gaWeights,
+  sampleTasks: `${rng}\n${sampleTasks}`,
   metaUpdate,
 } as const;
 

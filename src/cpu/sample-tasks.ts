@@ -1,0 +1,100 @@
+// CPU twin of shaders/sample-tasks.wgsl: the same batch from the same (seed, iteration, split), bit for
+// bit for the seed and images sources; for linear, rows are identical and labels agree except where
+// u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
+import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
+import { classRange, LINEAR_DEFAULTS, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
+import type { Batch } from '../types.js';
+import { sigmoid } from './logistic.js';
+
+export interface SampleShape { tasks: number; supportShots: number; queryShots: number }
+
+/** The stream of task t of iteration i in a split (u32 arithmetic, as in WGSL). */
+export function taskStream(iteration: number, task: number, split: Split): number {
+  return pcgHash((pcgHash((iteration ^ (split === 'test' ? 0x80000000 : 0)) >>> 0) ^ task) >>> 0);
+}
+
+function hash3(seed: number, stream: number, counter: number): number {
+  return pcgHash((pcgHash((pcgHash(seed >>> 0) ^ stream) >>> 0) ^ counter) >>> 0);
+}
+
+export function randomBelow(seed: number, stream: number, counter: number, n: number): number {
+  return hash3(seed, stream, counter) % n;
+}
+
+const INV_255 = Math.fround(1 / 255);
+
+/** Batch number `iteration` of a device source, as the GPU sampler writes it (without padding). */
+export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number, iteration: number, split: Split): Batch {
+  if (source.kind === 'file') throw new Error('file sources are sampled by sampleFileTasks');
+  const D = sourceDim(source);
+  const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
+  const batch: Batch = {
+    tasks: T, supportShots: Ks, queryShots: Kq,
+    supportX: new Float32Array(T * Ks * D), supportY: new Float32Array(T * Ks),
+    queryX: new Float32Array(T * Kq * D), queryY: new Float32Array(T * Kq),
+  };
+  const lin = source.kind === 'linear' ? { ...LINEAR_DEFAULTS, ...source } : null;
+  const mean = lin ? Float64Array.from({ length: D }, (_, d) => Math.fround(lin.meanScale * Math.fround(normal(seed, STREAM.tasks, d)))) : null;
+  const w = new Float64Array(D);
+  const range = source.kind === 'images' ? classRange(source, split) : null;
+  for (let t = 0; t < T; t++) {
+    const stream = taskStream(iteration, t, split);
+    let c1 = 0, c0 = 0;
+    if (range) {
+      const n = range[1] - range[0];
+      const first = randomBelow(seed, stream, 0, n);
+      c1 = range[0] + first;
+      c0 = range[0] + ((first + 1 + randomBelow(seed, stream, 1, n - 1)) % n);
+    }
+    if (lin) for (let d = 0; d < D; d++) w[d] = mean![d] + lin.taskSpread * normal(seed + 3, stream, d);
+    for (let r = 0; r < Ks + Kq; r++) {
+      const isSupport = r < Ks;
+      const k = isSupport ? r : r - Ks;
+      const x = isSupport ? batch.supportX : batch.queryX;
+      const off = (t * (isSupport ? Ks : Kq) + k) * D;
+      let label: number;
+      if (source.kind === 'seed') {
+        for (let d = 0; d < D; d++) x[off + d] = uniform01(seed, stream, r * D + d);
+        label = uniform01(seed + 1, stream, r) >= 0.5 ? 1 : 0;
+      } else if (lin) {
+        let a = 0;
+        for (let d = 0; d < D; d++) {
+          const v = d + 1 < D ? 2 * uniform01(seed + 1, stream, r * D + d) - 1 : 1;
+          x[off + d] = v;
+          a += v * w[d];
+        }
+        label = uniform01(seed + 2, stream, r) < sigmoid(a) ? 1 : 0;
+      } else {
+        const images = (source as Extract<TaskSource, { kind: 'images' }>).images;
+        label = k % 2;
+        const c = label === 1 ? c1 : c0;
+        const image = images.classStart[c] + randomBelow(seed + 1, stream, r, images.classCount[c]);
+        const P = images.pixels;
+        for (let d = 0; d < P; d++) x[off + d] = images.data[image * P + d] * INV_255;
+        x[off + P] = 1;
+      }
+      (isSupport ? batch.supportY : batch.queryY)[t * (isSupport ? Ks : Kq) + k] = label;
+    }
+  }
+  return batch;
+}
+
+/** A batch of the user's file tasks: task t of iteration i is drawn uniformly from the split's tasks. */
+export function sampleFileTasks(source: Extract<TaskSource, { kind: 'file' }>, tasks: number, seed: number, iteration: number, split: Split): Batch {
+  const f = source[split];
+  const D = source.dim;
+  const { supportShots: Ks, queryShots: Kq } = f;
+  const batch: Batch = {
+    tasks, supportShots: Ks, queryShots: Kq,
+    supportX: new Float32Array(tasks * Ks * D), supportY: new Float32Array(tasks * Ks),
+    queryX: new Float32Array(tasks * Kq * D), queryY: new Float32Array(tasks * Kq),
+  };
+  for (let t = 0; t < tasks; t++) {
+    const pick = randomBelow(seed, taskStream(iteration, t, split), 0, f.count);
+    batch.supportX.set(f.supportX.subarray(pick * Ks * D, (pick + 1) * Ks * D), t * Ks * D);
+    batch.supportY.set(f.supportY.subarray(pick * Ks, (pick + 1) * Ks), t * Ks);
+    batch.queryX.set(f.queryX.subarray(pick * Kq * D, (pick + 1) * Kq * D), t * Kq * D);
+    batch.queryY.set(f.queryY.subarray(pick * Kq, (pick + 1) * Kq), t * Kq);
+  }
+  return batch;
+}

@@ -1,0 +1,67 @@
+// Host side of shaders/sample-tasks.wgsl (CPU twin: src/cpu/sample-tasks.ts): on-device task sampling
+// into a slot's packed data buffer, and the one-invocation `advance` of the device-side iteration counter.
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { classRange, LINEAR_DEFAULTS, SOURCE_KIND_CODE, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
+import { SHADERS } from './shader-source.js';
+import { dataLayout, paddedDim } from './layout.js';
+import type { SampleShape } from '../cpu/sample-tasks.js';
+
+const IMAGE_HEADER_WORDS = 32;
+
+/** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32]. */
+export function packImages(device: GPUDevice, source: TaskSource): GPUBuffer {
+  if (source.kind !== 'images') {
+    // Other sources read nothing from it; WebGPU still needs a bound buffer.
+    return createBuffer(device, 'sampler.noImages', IMAGE_HEADER_WORDS);
+  }
+  const { data, classStart, classCount } = source.images;
+  const words = new Uint32Array(IMAGE_HEADER_WORDS + Math.ceil(data.length / 4));
+  words.set(classStart, 0);
+  words.set(classCount, 16);
+  new Uint8Array(words.buffer, IMAGE_HEADER_WORDS * 4).set(data);  // little-endian: byte b of a word = pixel 4w+b
+  const buffer = createBuffer(device, 'sampler.images', words.length);
+  device.queue.writeBuffer(buffer, 0, words);
+  return buffer;
+}
+
+export interface SamplerBuffers {
+  data: GPUBuffer;
+  advData: GPUBuffer;
+  sampleState: GPUBuffer;  // one u32: the iteration number
+  images: GPUBuffer;
+}
+
+export class SampleTasksKernel {
+  private readonly layout: GPUBindGroupLayout;
+  private readonly sample: GPUComputePipeline;
+  private readonly advance: GPUComputePipeline;
+  constructor(private readonly device: GPUDevice) {
+    this.layout = bindGroupLayout(device, 'SampleTasksKernel.layout', ['uniform', 'rw', 'rw', 'read', 'rw']);
+    this.sample = computePipeline(device, 'sample-tasks.wgsl', SHADERS.sampleTasks, 'sample_tasks', this.layout, {});
+    this.advance = computePipeline(device, 'sample-tasks.wgsl', SHADERS.sampleTasks, 'advance', this.layout, {});
+  }
+
+  /** Records "sample the batch of the current iteration, then count it". */
+  bind(b: SamplerBuffers, source: TaskSource, shape: SampleShape, seed: number, split: Split): BoundDispatch {
+    const D = sourceDim(source);
+    const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
+    const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
+    const range = source.kind === 'images' ? classRange(source, split) : [0, 0];
+    const lin = source.kind === 'linear' ? { ...LINEAR_DEFAULTS, ...source } : LINEAR_DEFAULTS;
+    const words = new ArrayBuffer(80);
+    const u = new Uint32Array(words);
+    u.set([
+      shape.tasks, shape.supportShots, shape.queryShots, D, paddedDim(D), seed >>> 0,
+      SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], split === 'test' ? 1 : 0,
+      off.supportX, off.supportY, off.queryX, off.queryY, grid.x, range[0], range[1] - range[0],
+      source.kind === 'images' ? source.images.pixels : 0,
+    ]);
+    new Float32Array(words).set([lin.taskSpread, lin.meanScale], 16);
+    const uniform = createUniform(this.device, 'SampleTasksKernel.params', 80);
+    this.device.queue.writeBuffer(uniform, 0, words);
+    const group = bindGroup(this.device, 'SampleTasksKernel.group', this.layout, [uniform, b.data, b.sampleState, b.images, b.advData]);
+    const sample = boundDispatch(this.sample, group, grid.x, grid.y);
+    const advance = boundDispatch(this.advance, group, 1);
+    return { encode: (pass) => { sample.encode(pass); advance.encode(pass); } };
+  }
+}
