@@ -9,9 +9,10 @@ import type { Engine } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
-  BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, QueryScores, ResolvedLearnerOptions, StepMetrics, StepOptions,
+  BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
 } from './types.js';
-import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, validateBatch } from './validate.js';
+import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, resolveTrainOptions, validateBatch } from './validate.js';
+import { sampleFileTasks } from './cpu/sample-tasks.js';
 
 let sharedDevice: Promise<AcquiredDevice> | null = null;
 
@@ -47,6 +48,12 @@ export interface Learner {
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
   metaGradient(batch: Batch): Promise<Float32Array>;
+  /** A whole training on batches sampled from a task source (on the device for seed, linear and
+   * images); reads back only what onProgress asks for. Resolves with the last progress report. */
+  train(options: TrainOptions): Promise<TrainProgress>;
+  /** Parameters and optimizer state, for checkpoints; setState restores them exactly. */
+  getState(): Promise<LearnerState>;
+  setState(state: LearnerState): void;
   /** Resolves when every submitted meta-iteration has finished on the device (for timing). */
   sync(): Promise<void>;
   destroy(): void;
@@ -134,6 +141,66 @@ class LearnerImpl implements Learner {
     }
     this.checkBatch(batch);
     return this.toPublic(await engine.metaGradient(batch));
+  }
+
+  async train(options: TrainOptions): Promise<TrainProgress> {
+    const engine = this.live();
+    const t = resolveTrainOptions(options, this.options);
+    const { source } = t;
+    const shape = { tasks: t.tasksPerBatch, supportShots: t.supportShots, queryShots: t.queryShots };
+    const evalShape = { ...shape, tasks: t.evalTasks };
+    const evaluate = async (): Promise<EvaluateResult> => {
+      const out = source.kind === 'file'
+        ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, 'test'), t.evalSteps, t.evalLr, t.evalAttack)
+        : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, 'test', t.evalSteps, t.evalLr, t.evalAttack);
+      const result: EvaluateResult = summarize(out.clean);
+      if (out.attacked) result.attacked = summarize(out.attacked);
+      return result;
+    };
+    const start = performance.now();
+    const end = t.startIteration + t.iterations;
+    let iteration = t.startIteration;
+    let last: TrainProgress = { iteration, endIteration: end, elapsedSeconds: 0, iterationsPerSecond: 0 };
+    while (iteration < end) {
+      // Stop each submit at the next evaluation point so that evaluations see exactly that iteration.
+      const nextEval = t.evalEvery > 0 ? (Math.floor(iteration / t.evalEvery) + 1) * t.evalEvery : end;
+      const count = Math.min(t.iterationsPerSubmit, end - iteration, nextEval - iteration);
+      let stats: Float32Array | undefined;
+      if (source.kind === 'file') {
+        for (let i = iteration; i < iteration + count; i++) {
+          stats = (await engine.step(sampleFileTasks(source, t.tasksPerBatch, this.options.seed, i, 'train'), 1, { stats: t.trackTrainLoss, weights: false })).stats;
+        }
+      } else {
+        stats = (await engine.trainSampled(source, shape, this.options.seed, iteration, count, { stats: t.trackTrainLoss })).stats;
+      }
+      iteration += count;
+      const evalNow = t.evalEvery > 0 && (iteration % t.evalEvery === 0 || iteration === end);
+      if (!t.onProgress && !evalNow && iteration < end) continue;
+      if (!stats) await engine.sync();
+      const elapsedSeconds = (performance.now() - start) / 1000;
+      last = { iteration, endIteration: end, elapsedSeconds, iterationsPerSecond: (iteration - t.startIteration) / elapsedSeconds };
+      if (stats) {
+        const { loss, accuracy } = splitTaskStats(stats);
+        last.train = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+      }
+      if (evalNow) last.eval = await evaluate();
+      await t.onProgress?.(last);
+    }
+    return last;
+  }
+
+  async getState(): Promise<LearnerState> {
+    const engine = this.live();
+    return { params: this.toPublic(await engine.getParams()), optimizer: await engine.getOptimizerState() };
+  }
+
+  setState(state: LearnerState): void {
+    const engine = this.live();
+    const optLength = 2 * this.paramCount + 1;
+    checkFloatArray('state.optimizer', state?.optimizer, optLength, `[m | v | step count] = 2 × ${this.paramCount} + 1 values`);
+    checkFinite('state.optimizer', state.optimizer);
+    this.setParams(state.params);
+    engine.setOptimizerState(state.optimizer);
   }
 
   sync(): Promise<void> {

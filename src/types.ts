@@ -189,3 +189,48 @@ export interface BackendInfo {
   /** True when WebGPU runs on a software rasteriser (llvmpipe, SwiftShader). */
   software: boolean;
 }
+
+/** Options of learner.train: a whole training on batches drawn from a task source. */
+export interface TrainOptions {
+  /** Where tasks come from (src/tasks/source.ts): 'seed', 'linear', 'images' (Fashion-MNIST) or 'file'. */
+  source: import('./tasks/source.js').TaskSource;
+  /** Meta-iterations to run (from startIteration). */
+  iterations: number;
+  tasksPerBatch?: number;
+  supportShots?: number;
+  queryShots?: number;
+  /** Number of the first iteration: batches are keyed by it, so a resumed run sees the batches an
+   * uninterrupted one would (default 0). */
+  startIteration?: number;
+  /** Evaluate on held-out tasks (meta-test split) every this many iterations, and at the end (0: never). */
+  evalEvery?: number;
+  /** Held-out tasks per evaluation (default 600), inner steps and rate (default: the learner's). */
+  evalTasks?: number;
+  evalSteps?: number;
+  evalLr?: number;
+  /** Also score the held-out queries under this attack. */
+  evalAttack?: AttackOptions;
+  /** Meta-iterations recorded per submit (default 10); progress is reported between submits. */
+  iterationsPerSubmit?: number;
+  /** Read back the training query loss/accuracy at every progress report (default false). */
+  trackTrainLoss?: boolean;
+  onProgress?: (progress: TrainProgress) => void | Promise<void>;
+}
+
+export interface TrainProgress {
+  /** Meta-iterations done, counted from 0 (startIteration included). */
+  iteration: number;
+  /** The iteration number training stops at. */
+  endIteration: number;
+  elapsedSeconds: number;
+  iterationsPerSecond: number;
+  train?: { loss: number; accuracy: number };
+  eval?: EvaluateResult;
+}
+
+/** Everything needed to continue a training exactly: parameters (public layout) and optimizer state. */
+export interface LearnerState {
+  params: Float32Array;
+  /** [m | v | step count] of the outer optimizer, internal layout (opaque to users). */
+  optimizer: Float32Array;
+}

@@ -10,7 +10,9 @@ import {
   type EvaluateOptions,
   type LearnerOptions,
   type ResolvedLearnerOptions,
+  type TrainOptions,
 } from './types.js';
+import { sourceDim, type TaskSource } from './tasks/source.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
 /** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
@@ -87,7 +89,8 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkInteger('dim', o.dim, 1, 1 << 20, 'dim is the number of features per row, e.g. 784 for 28×28 images.');
   checkPositive('innerLr', o.innerLr, 'A typical inner learning rate is 0.01 to 0.5.');
   checkPositive('outerLr', o.outerLr, 'A typical outer learning rate is 0.001 (adam) to 0.1 (sgd).');
-  checkInteger('innerSteps', o.innerSteps, 1, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps.');
+  // 0 inner steps is joint training (no adaptation): the usual pretrained baseline of meta-learning papers.
+  checkInteger('innerSteps', o.innerSteps, 0, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps (0: joint training, no adaptation).');
   // CAML differentiates through the context by default (the paper); the other algorithms default to 1.
   o.order = options.order ?? (algorithm === 'caml' ? 2 : 1);
   checkOneOf('order', o.order, [1, 2] as const);
@@ -218,4 +221,49 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean): void {
   checkFinite('batch.queryX', batch.queryX);
   checkLabels('batch.supportY', batch.supportY);
   checkLabels('batch.queryY', batch.queryY);
+}
+
+/** Train options with defaults applied, checked against the learner (dimensions, AMP's models). */
+export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLearnerOptions) {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('train needs an options object { source, iterations, … }.', "e.g. train({ source: { kind: 'linear', dim: 21 }, iterations: 1000 }).");
+  const source = options.source;
+  const kinds = ['seed', 'linear', 'images', 'file'];
+  if (source === null || typeof source !== 'object' || !kinds.includes((source as TaskSource).kind)) {
+    throw new InvalidOptionError(`train: source must be a task source with kind ${kinds.map((k) => `'${k}'`).join(', ')}.`, 'See src/tasks/source.ts, or the CLI flag --source.');
+  }
+  const dim = sourceDim(source);
+  if (dim !== learner.dim) {
+    throw new ShapeError(`The ${source.kind} source makes rows of ${dim} features but the learner has dim = ${learner.dim}.`, `Create the learner with dim: ${dim}${source.kind === 'images' ? ' (784 pixels + a bias feature)' : ''}.`);
+  }
+  const int = (name: string, v: unknown, min: number, max: number, hint: string) => checkInteger(`train ${name}`, v, min, max, hint);
+  const tasksPerBatch = int('tasksPerBatch', options.tasksPerBatch ?? (learner.algorithm === 'amp' ? learner.models : 32), 1, 1 << 20, 'Use e.g. 32 tasks per batch.');
+  if (learner.algorithm === 'amp' && tasksPerBatch !== learner.models) {
+    throw new ShapeError(`AMP trains model i on task i: tasksPerBatch is ${tasksPerBatch}, models is ${learner.models}.`, `Use tasksPerBatch: ${learner.models}.`);
+  }
+  const evaluate = resolveEvaluateOptions({ steps: options.evalSteps, lr: options.evalLr, attack: options.evalAttack }, learner);
+  const t = {
+    source,
+    iterations: int('iterations', options.iterations, 1, 1e9, 'Train for 1 or more meta-iterations.'),
+    tasksPerBatch,
+    supportShots: int('supportShots', options.supportShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    queryShots: int('queryShots', options.queryShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    startIteration: int('startIteration', options.startIteration ?? 0, 0, 2 ** 31 - 1, 'Start at 0, or at the iteration of a checkpoint.'),
+    evalEvery: int('evalEvery', options.evalEvery ?? 0, 0, 1e9, 'Evaluate every N iterations, or 0 for never.'),
+    evalTasks: int('evalTasks', options.evalTasks ?? 600, 2, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
+    evalSteps: evaluate.steps,
+    evalLr: evaluate.lr,
+    evalAttack: evaluate.attack,
+    iterationsPerSubmit: int('iterationsPerSubmit', options.iterationsPerSubmit ?? 10, 1, 10000, 'e.g. 10.'),
+    trackTrainLoss: options.trackTrainLoss === true,
+    onProgress: options.onProgress,
+  };
+  if (source.kind === 'file') {
+    for (const split of ['train', 'test'] as const) {
+      const f = source[split];
+      if (f.supportShots !== t.supportShots || f.queryShots !== t.queryShots) {
+        throw new ShapeError(`The file's ${split} tasks have ${f.supportShots} support and ${f.queryShots} query rows; train asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${f.supportShots}, queryShots: ${f.queryShots}.`);
+      }
+    }
+  }
+  return t;
 }

@@ -207,6 +207,22 @@ for (const backend of BACKENDS) {
       assert.ok(maxAbs(ampStep(th, Xs, task(b, 0, D).ys, 0.5, 2, 0.05, 3).map((v, d) => v - sgd[d])) > 1e-4, 'AMP ≠ SGD for ε > 0');
     }));
 
+  test(`[${backend}] innerSteps 0 is joint training: the meta-gradient is the query gradient at θ`, () =>
+    run(backend, async () => {
+      const D = 8;
+      const b = randomBatch(4, 6, 7, D, 80);
+      const theta = randomArray(D, 80, 7, -1, 1);
+      const joint = await createLearner({ backend, dim: D, innerSteps: 0, order: 2 });
+      joint.setParams(theta);
+      const expected = new Array(D).fill(0);
+      for (let t = 0; t < b.tasks; t++) {
+        const { Xq, yq } = task(b, t, D);
+        grad(Array.from(theta), Xq, yq).forEach((v, d) => (expected[d] += v / b.tasks));
+      }
+      assertClose('joint-training gradient', await joint.metaGradient(b), expected, 1e-6, 1e-4);
+      joint.destroy();
+    }));
+
   test(`[${backend}] attacks never raise accuracy on a confident model, and PGD is at least as strong as FGSM`, () =>
     run(backend, async () => {
       const D = 16;

@@ -8,6 +8,8 @@ import { countStep, metaUpdate } from '../cpu/meta-update.js';
 import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
+import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
 
 /** What one run of a plan leaves behind. */
@@ -118,6 +120,20 @@ export class CpuEngine implements Engine {
   async metaGradient(batch: Batch): Promise<Float32Array> {
     return this.run(trainPlan(this.options, false), batch).meanGrad;
   }
+
+  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback> {
+    const plan = trainPlan(this.options);
+    let state: PlanState | undefined;
+    for (let i = first; i < first + count; i++) state = this.run(plan, sampleTasks(source, shape, seed, i, 'train'));
+    return { stats: want.stats ? state!.stats.slice(0, 2 * shape.tasks) : undefined };
+  }
+
+  async evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attackParams: AttackParams | null): Promise<EvaluateOutput> {
+    return this.evaluate(sampleTasks(source, shape, seed, index, split), steps, lr, attackParams);
+  }
+
+  async getOptimizerState(): Promise<Float32Array> { return this.optState.slice(); }
+  setOptimizerState(state: Float32Array): void { this.optState.set(state); }
 
   async sync(): Promise<void> {}
 

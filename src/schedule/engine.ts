@@ -8,6 +8,8 @@ import type { CamlParams } from '../cpu/caml-task.js';
 import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
 import { perturbOf, type PlanStep } from '../algorithms/plan.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+import type { SampleShape } from '../cpu/sample-tasks.js';
+import type { Split, TaskSource } from '../tasks/source.js';
 
 export interface StepReadback {
   /** T×2 query (loss, accuracy) of the last iteration's first task pass. */
@@ -31,6 +33,14 @@ export interface Engine {
   evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput>;
   /** The meta-gradient Σ_t w_t g_t that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
+  /** Runs meta-iterations first … first+count−1 on batches of a device source (seed, linear, images),
+   * sampled by the engine itself (the GPU engine on the device, with no upload). */
+  trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback>;
+  /** Evaluates on batch `index` of a device source's split. */
+  evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput>;
+  /** Outer optimizer state [m | v | step count] in the internal layout (V·D each), for checkpoints. */
+  getOptimizerState(): Promise<Float32Array>;
+  setOptimizerState(state: Float32Array): void;
   /** Resolves when all submitted work has finished. */
   sync(): Promise<void>;
   destroy(): void;

@@ -18,6 +18,9 @@ import { camlScratchSizes } from '../cpu/caml-task.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import { evaluatePlan, needsAdversarial, paramVectors, taskKernelOf, taskWeights, trainPlan, type Plan } from '../algorithms/plan.js';
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
+import type { SampleShape } from '../cpu/sample-tasks.js';
+import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
 
 /** Buffers of one batch shape (T, Ks, Kq), sized for `innerSteps` inner steps and `sets` task passes. */
@@ -56,6 +59,12 @@ export class GpuEngine implements Engine {
     update: MetaUpdateKernel; logistic: LogisticKernels;
   };
   private slot: BatchSlot | null = null;
+  /** The device-side iteration counter of task sampling (one u32). */
+  private readonly sampleState: GPUBuffer;
+  private sampler: SampleTasksKernel | null = null;
+  /** Resident data of each source used with this engine (image sets), uploaded once. */
+  private readonly sourceData = new Map<TaskSource, GPUBuffer>();
+  private readonly sourceIds = new WeakMap<TaskSource, number>();
   /** Completion of the last submit: at most one meta-iteration batch is queued behind the running one. */
   private inFlight: Promise<unknown> | null = null;
 
@@ -69,6 +78,7 @@ export class GpuEngine implements Engine {
     this.params = createBuffer(this.device, 'GpuEngine.params', P);
     this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
     this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', P);
+    this.sampleState = createBuffer(this.device, 'GpuEngine.sampleState', 4);
     this.setParams(initialParams);
     const caml = taskKernelOf(options.algorithm) === 'caml';
     this.kernels = {
@@ -298,6 +308,85 @@ export class GpuEngine implements Engine {
     return unpadRows(await this.read(this.meanGrad, this.vectors * this.Dp), this.vectors, this.options.dim);
   }
 
+  /** The bound sampler of a (source, seed, split) for this slot's shape. */
+  private samplerFor(slot: BatchSlot, source: TaskSource, shape: SampleShape, seed: number, split: Split): BoundDispatch {
+    let id = this.sourceIds.get(source);
+    if (id === undefined) {
+      id = this.sourceData.size + 1;
+      this.sourceIds.set(source, id);
+      this.sourceData.set(source, packImages(this.device, source));
+    }
+    const key = `sample:${id}:${seed}:${split}`;
+    let bound = slot.compiled.get(key);
+    if (!bound) {
+      this.sampler ??= new SampleTasksKernel(this.device);
+      bound = this.sampler.bind({ data: slot.data, advData: slot.advData, sampleState: this.sampleState, images: this.sourceData.get(source)! }, source, shape, seed, split);
+      slot.compiled.set(key, bound);
+    }
+    return bound;
+  }
+
+  private setSampleIteration(iteration: number): void {
+    this.device.queue.writeBuffer(this.sampleState, 0, new Uint32Array([iteration >>> 0, 0, 0, 0]));
+  }
+
+  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback> {
+    const batchShape = shape as Batch;  // slots and plans read only the sizes
+    const slot = this.slotFor(batchShape, this.options.innerSteps);
+    const sample = this.samplerFor(slot, source, shape, seed, 'train');
+    const run = this.compiled(slot, batchShape, 'train', () => trainPlan(this.options));
+    if (this.inFlight) await this.inFlight;  // the counter is rewritten: the previous submit must be done with it
+    this.setSampleIteration(first);
+    await this.submit('GpuEngine.trainSampled', (pass) => {
+      for (let i = 0; i < count; i++) {
+        sample.encode(pass);
+        run.encode(pass);
+      }
+    });
+    return { stats: want.stats ? await this.read(slot.taskStats, 2 * shape.tasks) : undefined };
+  }
+
+  async evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput> {
+    const batchShape = shape as Batch;
+    const slot = this.slotFor(batchShape, steps);
+    const sample = this.samplerFor(slot, source, shape, seed, split);
+    const run = this.compiled(slot, batchShape, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
+    if (this.inFlight) await this.inFlight;
+    this.setSampleIteration(index);
+    await this.submit('GpuEngine.evaluateSampled', (pass) => {
+      sample.encode(pass);
+      run.encode(pass);
+    });
+    return {
+      clean: await this.read(slot.taskStats, 2 * shape.tasks),
+      attacked: attack ? await this.read(slot.attackedStats, 2 * shape.tasks) : undefined,
+    };
+  }
+
+  async getOptimizerState(): Promise<Float32Array> {
+    const V = this.vectors;
+    const P = V * this.Dp;
+    const padded = await this.read(this.optState, 2 * P + 1);
+    const D = this.options.dim;
+    const out = new Float32Array(2 * V * D + 1);
+    out.set(unpadRows(padded.subarray(0, P), V, D), 0);
+    out.set(unpadRows(padded.subarray(P, 2 * P), V, D), V * D);
+    out[2 * V * D] = padded[2 * P];
+    return out;
+  }
+
+  setOptimizerState(state: Float32Array): void {
+    checkDeviceHealthy(this.acquired);
+    const V = this.vectors;
+    const D = this.options.dim;
+    const P = V * this.Dp;
+    const padded = new Float32Array(2 * P + 1);
+    padded.set(padRows(state.subarray(0, V * D), V, D), 0);
+    padded.set(padRows(state.subarray(V * D, 2 * V * D), V, D), P);
+    padded[2 * P] = state[2 * V * D];
+    writeFloats(this.device, this.optState, 0, padded);
+  }
+
   async sync(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();
     checkDeviceHealthy(this.acquired);
@@ -313,5 +402,7 @@ export class GpuEngine implements Engine {
     this.params.destroy();
     this.optState.destroy();
     this.meanGrad.destroy();
+    this.sampleState.destroy();
+    for (const b of this.sourceData.values()) b.destroy();
   }
 }

@@ -1,0 +1,379 @@
+// The `metagrad` command line: train, eval, info. Every flag has a default shown by --help; errors
+// print one line and a hint and exit with status 1 (2 for usage errors).
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from '../learner.js';
+import { InvalidOptionError, MetagradError } from '../errors.js';
+import { ALGORITHM_OPTIONS, type Algorithm, type AttackOptions, type EvaluateResult, type LearnerOptions, type TrainProgress } from '../types.js';
+import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
+import { fileSource } from '../tasks/file.js';
+import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
+import { sampleFileTasks } from '../cpu/sample-tasks.js';
+import { acquireDevice, type AdapterPath } from '../gpu/device.js';
+import { helpText, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
+import { loadCheckpoint, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
+import { ProgressBar, formatSeconds } from './progress.js';
+import { svgPlot, type Panel } from './plot.js';
+
+const VERSION = '0.1.0';
+
+const SOURCE_FLAGS: FlagSpecs = {
+  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'linear', 'seed', 'file'] },
+  data: { help: 'Fashion-MNIST directory with the IDX files (default: the embedded subset; Debian: /usr/share/datasets/fashion-mnist)' },
+  file: { help: 'CSV of your own tasks (--source file; format in README)' },
+  'test-file': { help: 'CSV of held-out tasks (default: the last 20% of --file)' },
+  dim: { default: '21', kind: 'int', help: 'features per row for --source linear|seed (linear: last one is the bias)' },
+};
+
+const TRAIN_FLAGS: FlagSpecs = {
+  algo: { default: 'maml', help: 'algorithm', choices: ['maml', 'adml', 'ga-maml', 'caml', 'amp'] },
+  ...SOURCE_FLAGS,
+  iterations: { default: '300', kind: 'int', help: 'meta-iterations' },
+  tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
+  'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class)' },
+  'query-shots': { default: '10', kind: 'int', help: 'query rows per task' },
+  'inner-lr': { default: '0.1', kind: 'number', help: 'α (adml: α1)' },
+  'outer-lr': { default: '0.01', kind: 'number', help: 'β (adml: β1)' },
+  'inner-steps': { default: '1', kind: 'int', help: 'inner steps n (0: joint training, no adaptation)' },
+  order: { default: 'auto', help: 'meta-gradient order (auto: 2 for caml, else 1)', choices: ['auto', '1', '2'] },
+  optimizer: { default: 'adam', help: 'outer optimizer', choices: ['adam', 'sgd'] },
+  'inner-optimizer': { default: 'sgd', help: 'inner optimizer (amp: AMP-perturbed gradient)', choices: ['sgd', 'amp'] },
+  epsilon: { default: 'auto', help: 'adml: FGSM step (auto 0.1); amp: L2 radius (auto 0.5)' },
+  'inner-lr-adv': { default: 'auto', help: 'adml α2 (auto: = inner-lr)' },
+  'outer-lr-adv': { default: 'auto', help: 'adml β2 (auto: = outer-lr)' },
+  clip: { default: 'auto', help: 'adml input range lo,hi (auto: 0,1 for images, none otherwise)' },
+  pairing: { default: 'cross', help: 'adml pairing', choices: ['cross', 'same'] },
+  normalization: { default: 'paper', help: 'ga-maml weight normalisation', choices: ['paper', 'notebook'] },
+  'context-dim': { default: '4', kind: 'int', help: 'caml context size C' },
+  lr: { default: '0.1', kind: 'number', help: 'amp η' },
+  'perturb-lr': { default: '1', kind: 'number', help: 'amp ζ' },
+  'perturb-steps': { default: '1', kind: 'int', help: 'amp N' },
+  'perturb-epsilon': { default: '0.5', kind: 'number', help: 'ε of the AMP inner optimizer' },
+  'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end)' },
+  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation' },
+  'eval-steps': { default: 'auto', help: 'inner steps at evaluation (auto: = inner-steps)' },
+  attack: { default: 'fgsm', help: 'attack for robust accuracy', choices: ['fgsm', 'pgd', 'none'] },
+  'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
+  'checkpoint-every': { default: '100', kind: 'int', help: 'write the checkpoint every N iterations (and at the end)' },
+  seed: { default: '1', kind: 'int', help: 'seed of the initial parameters and of task sampling' },
+  backend: { default: 'auto', help: 'compute backend', choices: ['auto', 'webgpu', 'cpu'] },
+  out: { default: 'run', help: 'run folder: metrics.jsonl, checkpoint.json, curves.svg, summary.json' },
+  resume: { switch: true, help: 'continue the run in --out from its checkpoint' },
+  quiet: { switch: true, help: 'no progress bar' },
+};
+
+const EVAL_FLAGS: FlagSpecs = {
+  checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate' },
+  ...SOURCE_FLAGS,
+  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'linear', 'seed', 'file'] },
+  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals)' },
+  'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
+  'inner-lr': { default: 'auto', help: 'inner rate at evaluation (auto: the checkpoint\'s)' },
+  attack: { default: 'fgsm', help: 'attack against each adapted model', choices: ['fgsm', 'pgd', 'none'] },
+  epsilon: { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
+  'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it)' },
+  backend: { default: 'auto', help: 'compute backend', choices: ['auto', 'webgpu', 'cpu'] },
+  out: { default: 'auto', help: 'where to write eval.json (auto: next to the checkpoint)' },
+};
+
+const INFO_FLAGS: FlagSpecs = {};
+
+function usage(): string {
+  return `metagrad ${VERSION} — meta-learning on WebGPU
+
+usage: metagrad <command> [flags]
+
+commands:
+  train   train a meta-learner on a task source (progress, metrics, checkpoints, plot)
+  eval    adaptation curves of a checkpoint against baselines, clean and attacked
+  info    backends, adapters and limits found on this machine
+
+metagrad <command> --help lists every flag with its default.
+`;
+}
+
+/** The task source named by the flags. */
+export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSource {
+  switch (kind) {
+    case 'fashion-mnist': {
+      const dir = f.data ? String(f.data) : embeddedSubsetDir();
+      return { kind: 'images', images: loadFashionMnist(dir), split: FASHION_SPLIT, name: f.data ? dir : 'embedded Fashion-MNIST subset' };
+    }
+    case 'linear': return { kind: 'linear', dim: Number(f.dim) };
+    case 'seed': return { kind: 'seed', dim: Number(f.dim) };
+    case 'file': {
+      if (!f.file) throw new InvalidOptionError('--source file needs --file PATH.', 'Pass --file tasks.csv (format in the README).');
+      const read = (p: string) => {
+        try { return readFileSync(p, 'utf8'); } catch (e) { throw new InvalidOptionError(`Cannot read ${p}: ${(e as Error).message}.`, 'Check the path.'); }
+      };
+      return fileSource(read(String(f.file)), String(f.file), f['test-file'] ? read(String(f['test-file'])) : undefined, f['test-file'] ? String(f['test-file']) : undefined);
+    }
+    default: throw new InvalidOptionError(`Unknown source ${kind}.`, 'Use fashion-mnist, linear, seed or file.');
+  }
+}
+
+const auto = (v: unknown): number | undefined => (v === 'auto' || v === undefined ? undefined : parseNumber(String(v)));
+function parseNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidOptionError(`"${v}" is not a number.`, 'Pass a number or auto.');
+  return n;
+}
+
+/** Learner options from train flags: only those that apply to the algorithm (others are rejected). */
+export function learnerOptionsFromFlags(f: FlagValues, source: TaskSource): LearnerOptions {
+  const algorithm = String(f.algo) as Algorithm;
+  const clip = f.clip === 'auto' ? (source.kind === 'images' ? [0, 1] : undefined) : String(f.clip).split(',').map(parseNumber);
+  const all: LearnerOptions = {
+    algorithm, backend: f.backend as LearnerOptions['backend'], dim: sourceDim(source), seed: Number(f.seed),
+    optimizer: f.optimizer as LearnerOptions['optimizer'], innerLr: Number(f['inner-lr']), outerLr: Number(f['outer-lr']),
+    innerSteps: Number(f['inner-steps']), order: f.order === 'auto' ? undefined : (Number(f.order) as 1 | 2),
+    innerOptimizer: f['inner-optimizer'] as 'sgd' | 'amp', perturbLr: Number(f['perturb-lr']), perturbSteps: Number(f['perturb-steps']),
+    perturbEpsilon: Number(f['perturb-epsilon']), epsilon: auto(f.epsilon), innerLrAdv: auto(f['inner-lr-adv']), outerLrAdv: auto(f['outer-lr-adv']),
+    clip: clip as [number, number] | undefined, pairing: f.pairing as 'cross' | 'same', normalization: f.normalization as 'paper' | 'notebook',
+    contextDim: Number(f['context-dim']), models: Number(f.tasks), lr: Number(f.lr),
+  };
+  const allowed = new Set<string>(ALGORITHM_OPTIONS[algorithm]);
+  return Object.fromEntries(Object.entries(all).filter(([k, v]) => allowed.has(k) && v !== undefined)) as unknown as LearnerOptions;
+}
+
+function attackFromFlags(kind: unknown, epsilon: unknown, clip?: [number, number]): AttackOptions | undefined {
+  if (kind === 'none') return undefined;
+  return { kind: kind as 'fgsm' | 'pgd', epsilon: Number(epsilon), ...(clip ? { clip } : {}) };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const withCi = (r: { mean: number; ci95: number }) => `${pct(r.mean)} ± ${(100 * r.ci95).toFixed(1)}`;
+
+async function train(args: string[]): Promise<void> {
+  if (args.includes('--help')) { process.stdout.write(helpText('train', 'train a meta-learner on a task source', TRAIN_FLAGS)); return; }
+  const f = parseFlags(args, TRAIN_FLAGS, 'train');
+  const out = String(f.out);
+  const checkpointFile = path.join(out, 'checkpoint.json');
+  const metricsFile = path.join(out, 'metrics.jsonl');
+  let resumeFrom: Checkpoint | null = null;
+  let flags = f;
+  if (f.resume) {
+    resumeFrom = loadCheckpoint(checkpointFile);
+    // A resumed run keeps the configuration it was started with; only the length may grow.
+    flags = { ...(resumeFrom.config.flags as FlagValues), iterations: f.iterations, backend: f.backend, quiet: f.quiet, resume: true };
+  } else if (existsSync(checkpointFile)) {
+    throw new InvalidOptionError(`${checkpointFile} exists: this run folder holds a run.`, 'Pass --resume to continue it, or another --out.');
+  }
+  const source = sourceFromFlags(flags);
+  const options = learnerOptionsFromFlags(flags, source);
+  const learner = await createLearner(options);
+  const start = resumeFrom?.iteration ?? 0;
+  const iterations = Number(flags.iterations);
+  if (resumeFrom) {
+    learner.setState(resumeFrom.state);
+    if (start >= iterations) throw new InvalidOptionError(`The checkpoint is at iteration ${start}, not before --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
+  }
+  mkdirSync(out, { recursive: true });
+  const clip = learner.options.algorithm === 'adml' ? learner.options.clip : source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
+  const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
+  const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' ? source.name : source.kind };
+  console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
+    ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\n')[0]}` : ''));
+  if (resumeFrom) console.log(`resuming from iteration ${start} (${checkpointFile})`);
+
+  const bar = flags.quiet ? null : new ProgressBar(iterations, start);
+  const checkpointEvery = Number(flags['checkpoint-every']);
+  let lastSaved = start;
+  const save = async (iteration: number) => {
+    saveCheckpoint(checkpointFile, { format: 'metagrad-checkpoint/1', iteration, options: { ...learner.options, backend: undefined } as unknown as Checkpoint['options'], config, state: await learner.getState() });
+    lastSaved = iteration;
+  };
+  let lastEval: EvaluateResult | undefined;
+  const onProgress = async (p: TrainProgress) => {
+    if (p.eval) {
+      lastEval = p.eval;
+      const record = {
+        iteration: p.iteration, elapsedSeconds: p.elapsedSeconds, train: p.train,
+        eval: { loss: p.eval.loss, accuracy: p.eval.accuracy, accuracyCi95: p.eval.accuracyInterval.ci95 },
+        attacked: p.eval.attacked ? { loss: p.eval.attacked.loss, accuracy: p.eval.attacked.accuracy, accuracyCi95: p.eval.attacked.accuracyInterval.ci95 } : undefined,
+      };
+      appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+    }
+    if (p.iteration - lastSaved >= checkpointEvery || p.iteration === p.endIteration) await save(p.iteration);
+    const metrics = [
+      p.train ? `loss ${p.train.loss.toFixed(3)}` : '',
+      lastEval ? `held-out ${pct(lastEval.accuracy)}` : '',
+      lastEval?.attacked ? `${String(flags.attack)} ${pct(lastEval.attacked.accuracy)}` : '',
+    ].filter(Boolean).join('  ');
+    bar?.update(p.iteration, p.iterationsPerSecond, metrics);
+  };
+  const evalEvery = Number(flags['eval-every']);
+  const t0 = performance.now();
+  const last = await learner.train({
+    source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
+    supportShots: Number(flags['support-shots']), queryShots: Number(flags['query-shots']),
+    evalEvery: evalEvery > 0 ? evalEvery : iterations - start, evalTasks: Number(flags['eval-tasks']),
+    evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
+  });
+  bar?.finish();
+  const seconds = (performance.now() - t0) / 1000;
+  writePlot(out);
+  const summary = {
+    algorithm: learner.options.algorithm, source: config.source, iterations, seconds, backend: learner.backend,
+    final: lastEval ? { accuracy: lastEval.accuracyInterval, attacked: lastEval.attacked?.accuracyInterval, attack: evalAttack } : null,
+  };
+  writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
+    (lastEval ? `; held-out accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
+    ` (${Number(flags['eval-tasks'])} tasks, 95% CI)`);
+  console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
+  void last;
+  learner.destroy();
+}
+
+/** curves.svg from metrics.jsonl: held-out accuracy (clean, attacked) and training loss. */
+export function writePlot(out: string): void {
+  const file = path.join(out, 'metrics.jsonl');
+  if (!existsSync(file)) return;
+  const rows = readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const panels: Panel[] = [
+    {
+      title: 'held-out accuracy (95% CI)', yLabel: 'accuracy', series: [
+        { name: 'clean', color: '#1f77b4', points: rows.map((r) => ({ x: r.iteration, y: r.eval.accuracy, ci: r.eval.accuracyCi95 })) },
+        { name: 'attacked', color: '#d62728', points: rows.filter((r) => r.attacked).map((r) => ({ x: r.iteration, y: r.attacked.accuracy, ci: r.attacked.accuracyCi95 })) },
+      ],
+    },
+    { title: 'training query loss', yLabel: 'loss', series: [{ name: 'meta-batch', color: '#2ca02c', points: rows.filter((r) => r.train).map((r) => ({ x: r.iteration, y: r.train.loss })) }] },
+  ];
+  writeFileSync(path.join(out, 'curves.svg'), svgPlot(panels, 'meta-iteration'));
+}
+
+async function evaluate(args: string[]): Promise<void> {
+  if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS)); return; }
+  const f = parseFlags(args, EVAL_FLAGS, 'eval');
+  const ckpt = loadCheckpoint(String(f.checkpoint));
+  const trained = ckpt.config.flags as FlagValues;
+  const source = sourceFromFlags({ ...trained, ...Object.fromEntries(Object.entries(f).filter(([k, v]) => ['data', 'file', 'test-file'].includes(k) && v !== undefined)) },
+    f.source === 'auto' ? String(trained.source) : String(f.source));
+  const o = ckpt.options;
+  const lr = auto(f['inner-lr']) ?? (o.algorithm === 'amp' ? o.lr : o.innerLr);
+  const backend = f.backend as LearnerOptions['backend'];
+  const tasks = Number(f['eval-tasks']);
+  const shots = { supportShots: Number(trained['support-shots']), queryShots: Number(trained['query-shots']) };
+  if (o.algorithm === 'amp') throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
+  const clip = source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
+  const attack = attackFromFlags(f.attack, f.epsilon, clip);
+
+  const restored = await createLearner({ ...stripForAlgorithm(o), backend });
+  restored.setState(ckpt.state);
+  const zeros = await createLearner({ ...stripForAlgorithm(o), backend, initScale: 0 });
+  if (o.algorithm === 'caml') {
+    // CAML's zero baseline keeps W (else no context can move the model): w = 0, W as trained.
+    const p = ckpt.state.params.slice();
+    p.fill(0, 0, o.dim);
+    zeros.setParams(p);
+  }
+  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], ['zero init', zeros]];
+  const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
+  if (jointIterations > 0 && o.algorithm !== 'caml') {
+    // The usual pretrained baseline: one model trained jointly on the meta-train tasks (no inner loop).
+    const joint = await createLearner({ algorithm: 'maml', dim: o.dim, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
+    process.stderr.write(`training the joint baseline for ${jointIterations} iterations…\n`);
+    await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
+    models.push(['jointly trained', joint]);
+  }
+  const steps = Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k);
+  const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
+  console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind}, ` +
+    `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
+  const header = `| model | ${steps.map((k) => `${k} step${k === 1 ? '' : 's'}`).join(' | ')} |`;
+  console.log(`\n${header}\n|---|${steps.map(() => '---').join('|')}|`);
+  for (const [name, learner] of models) {
+    results[name] = [];
+    const clean: string[] = [];
+    const attacked: string[] = [];
+    for (const k of steps) {
+      const batch = source.kind === 'file' ? sampleFileTasks(source, tasks, o.seed, 0, 'test') : null;
+      const r = batch
+        ? await learner.evaluate(batch, { steps: k, lr, attack })
+        : await evaluateSampled(learner, source, tasks, shots, o.seed, k, lr, attack);
+      results[name].push({ steps: k, clean: r.accuracyInterval, attacked: r.attacked?.accuracyInterval });
+      clean.push(withCi(r.accuracyInterval));
+      if (r.attacked) attacked.push(withCi(r.attacked.accuracyInterval));
+    }
+    console.log(`| ${name} | ${clean.join(' | ')} |`);
+    if (attacked.length) console.log(`| ${name}, ${attack!.kind} | ${attacked.join(' | ')} |`);
+  }
+  const outFile = f.out === 'auto' ? path.join(path.dirname(String(f.checkpoint)), 'eval.json') : String(f.out);
+  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results }, null, 2) + '\n');
+  console.log(`\nwrote ${outFile}`);
+  for (const [, l] of models) l.destroy();
+}
+
+/** evaluate() on held-out batch 0 of a device source, through learner.train's sampler (no readback of data). */
+async function evaluateSampled(learner: Learner, source: TaskSource, tasks: number, shots: { supportShots: number; queryShots: number }, seed: number, steps: number, lr: number, attack?: AttackOptions) {
+  const { sampleTasks } = await import('../cpu/sample-tasks.js');
+  // Held-out batches are sampled on the CPU twin here (bit-identical to the GPU's for images), once.
+  const key = `${tasks}:${shots.supportShots}:${shots.queryShots}:${seed}`;
+  let batch = heldOutCache.get(source)?.get(key);
+  if (!batch) {
+    batch = sampleTasks(source, { tasks, ...shots }, seed, 0, 'test');
+    if (!heldOutCache.has(source)) heldOutCache.set(source, new Map());
+    heldOutCache.get(source)!.set(key, batch);
+  }
+  return learner.evaluate(batch, { steps, lr, attack });
+}
+const heldOutCache = new Map<TaskSource, Map<string, import('../types.js').Batch>>();
+
+/** Resolved options → the options createLearner accepts for that algorithm. */
+function stripForAlgorithm(o: Checkpoint['options']): LearnerOptions {
+  const allowed = new Set<string>(ALGORITHM_OPTIONS[o.algorithm]);
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => allowed.has(k) && v !== undefined && k !== 'backend')) as unknown as LearnerOptions;
+}
+
+async function info(args: string[]): Promise<void> {
+  if (args.includes('--help')) { process.stdout.write(helpText('info', 'backends, adapters and limits found on this machine', INFO_FLAGS)); return; }
+  parseFlags(args, INFO_FLAGS, 'info');
+  console.log(`metagrad ${VERSION}, node ${process.version}, ${process.platform}-${process.arch}`);
+  const pkg = JSON.parse(readFileSync(new URL(import.meta.resolve('webgpu/package.json')), 'utf8'));
+  console.log(`webgpu (Dawn) package ${pkg.version}`);
+  console.log('backends: cpu (always)');
+  for (const p of ['vulkan', 'opengles', 'swiftshader'] as AdapterPath[]) {
+    try {
+      const acq = await acquireDevice({ path: p });
+      const l = acq.device.limits;
+      console.log(`  webgpu via ${p}: ${acq.description}${acq.software ? ' [software]' : ''}; timestamps: ${acq.hasTimestamps ? 'yes' : 'no'}`);
+      console.log(`    limits: maxStorageBufferBindingSize ${(l.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, maxBufferSize ${(l.maxBufferSize / 2 ** 20).toFixed(0)} MiB, ` +
+        `maxStorageBuffersPerShaderStage ${l.maxStorageBuffersPerShaderStage}, maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize} B, maxComputeWorkgroupsPerDimension ${l.maxComputeWorkgroupsPerDimension}`);
+      acq.device.destroy();
+    } catch (e) {
+      console.log(`  webgpu via ${p}: unavailable (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  try {
+    const acq = await getSharedDevice();
+    console.log(`backend 'auto' picks: webgpu via ${acq.path}`);
+  } catch {
+    console.log("backend 'auto' picks: cpu (no WebGPU adapter)");
+  }
+  await releaseSharedDevice();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'train': await train(rest); break;
+      case 'eval': await evaluate(rest); break;
+      case 'info': await info(rest); break;
+      case undefined: case '--help': case 'help': process.stdout.write(usage()); return command ? 0 : 2;
+      case '--version': console.log(VERSION); break;
+      default:
+        process.stderr.write(`metagrad: unknown command "${command}"\nhint: ${usage().split('\n').slice(4, 8).join(' ').replace(/\s+/g, ' ')}\n`);
+        return 2;
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof MetagradError) {
+      process.stderr.write(`metagrad: ${e.message.split('\nHINT: ')[0].replace(/\n/g, ' ')}\nhint: ${e.hint}\n`);
+      return e instanceof InvalidOptionError ? 2 : 1;
+    }
+    process.stderr.write(`metagrad: unexpected error: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}

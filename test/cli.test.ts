@@ -1,0 +1,139 @@
+// The command line end to end on tiny settings: train → checkpoint → resume gives the parameters of an
+// uninterrupted run with the same seed → eval; the run folder's files; bad flags and files give one
+// clear line and a hint with a non-zero status. Also the CSV task format and atomic checkpoints.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { main } from '../src/cli/main.js';
+import { loadCheckpoint } from '../src/cli/checkpoint.js';
+import { parseTaskCsv } from '../src/tasks/file.js';
+import { FileError } from '../src/errors.js';
+import { assertClose, thrown } from './helpers.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'metagrad-cli-'));
+
+/** Runs the CLI in-process, capturing stdout and stderr. */
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const write = (sink: 'out' | 'err') => (chunk: string | Uint8Array) => {
+    if (sink === 'out') out += String(chunk); else err += String(chunk);
+    return true;
+  };
+  const [o, e] = [process.stdout.write, process.stderr.write];
+  process.stdout.write = write('out') as typeof process.stdout.write;
+  process.stderr.write = write('err') as typeof process.stderr.write;
+  const log = console.log;
+  console.log = (...a: unknown[]) => { out += a.join(' ') + '\n'; };
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+    console.log = log;
+  }
+}
+
+for (const backend of ['cpu', 'webgpu'] as const) {
+  test(`[${backend}] train → checkpoint → resume equals an uninterrupted run; eval reads the checkpoint`, async () => {
+    const common = ['--source', 'linear', '--dim', '9', '--tasks', '8', '--support-shots', '5', '--query-shots', '5', '--eval-every', '10', '--eval-tasks', '50',
+      '--checkpoint-every', '10', '--optimizer', 'adam', '--outer-lr', '0.05', '--inner-lr', '0.3', '--order', '2', '--backend', backend, '--quiet'];
+    const [a, b] = [tmp(), tmp()];
+    const full = await cli('train', ...common, '--iterations', '30', '--out', a);
+    assert.is(full.code, 0, full.err);
+    const first = await cli('train', ...common, '--iterations', '20', '--out', b);
+    assert.is(first.code, 0, first.err);
+    assert.is(loadCheckpoint(path.join(b, 'checkpoint.json')).iteration, 20);
+    const resumed = await cli('train', '--resume', '--iterations', '30', '--out', b, '--backend', backend, '--quiet');
+    assert.is(resumed.code, 0, resumed.err);
+    assert.match(resumed.out, /resuming from iteration 20/);
+    const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
+    assert.is(cb.iteration, 30);
+    assertClose('params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
+    assertClose('Adam state of resumed vs uninterrupted run', cb.state.optimizer, ca.state.optimizer, 0, 0);
+    // The run folder: metrics at every evaluation, the plot, the summary.
+    const metrics = readFileSync(path.join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(metrics.map((m) => m.iteration), [10, 20, 30]);
+    assert.ok(metrics.every((m) => m.eval.accuracy > 0 && m.attacked.accuracy >= 0 && m.train.loss > 0), 'metrics hold clean, attacked and training figures');
+    assert.match(readFileSync(path.join(a, 'curves.svg'), 'utf8'), /<svg[^>]*>[\s\S]*<polyline/);
+    assert.is(JSON.parse(readFileSync(path.join(a, 'summary.json'), 'utf8')).iterations, 30);
+    // Starting over in a folder that holds a run is refused.
+    const again = await cli('train', ...common, '--iterations', '30', '--out', a);
+    assert.is(again.code, 2);
+    assert.match(again.err, /holds a run[\s\S]*hint: Pass --resume/);
+
+    const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '40', '--max-steps', '2', '--backend', backend);
+    assert.is(ev.code, 0, ev.err);
+    assert.match(ev.out, /\| model \| 0 steps \| 1 step \| 2 steps \|/);
+    assert.match(ev.out, /zero init/);
+    assert.match(ev.out, /jointly trained/);
+    const evalJson = JSON.parse(readFileSync(path.join(a, 'eval.json'), 'utf8'));
+    assert.is(Object.keys(evalJson.results).length, 3);
+    assert.ok(Object.values(evalJson.results as Record<string, Array<{ clean: { mean: number; ci95: number } }>>).every((r) => r.length === 3 && r.every((s) => s.clean.ci95 >= 0)));
+  });
+}
+
+test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
+  const cases: Array<[string[], RegExp, number]> = [
+    [['train', '--algo', 'reptile'], /--algo must be one of maml, adml, ga-maml, caml, amp; got "reptile"/, 2],
+    [['train', '--iterations', 'ten'], /--iterations must be an integer; got "ten"/, 2],
+    [['train', '--itterations', '5'], /Unknown flag --itterations/, 2],
+    [['train', '--source', 'file', '--out', tmp()], /--source file needs --file PATH/, 2],
+    [['train', '--source', 'fashion-mnist', '--data', '/nonexistent', '--out', tmp()], /No train-images-idx3-ubyte/, 1],
+    [['eval', '--checkpoint', '/nonexistent/checkpoint.json'], /Cannot read checkpoint/, 1],
+    [['frobnicate'], /unknown command "frobnicate"/, 2],
+  ];
+  for (const [args, message, code] of cases) {
+    const r = await cli(...args);
+    assert.is(r.code, code, `${args.join(' ')}: status ${r.code}`);
+    assert.match(r.err, message);
+    assert.match(r.err, /\nhint: /, 'a hint line follows');
+  }
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'checkpoint.json'), '{"format": "metagrad-checkpoint/1", "iteration": 3, "opt');
+  const torn = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'));
+  assert.match(torn.err, /is not valid JSON/);
+  const help = await cli('train', '--help');
+  assert.is(help.code, 0);
+  assert.match(help.out, /--inner-lr\s+α \(adml: α1\) \(default: 0.1\)/);
+});
+
+test('CSV tasks: parsed and checked, and trainable through the CLI', async () => {
+  const rows = ['# two features and a bias', 'task,set,label,x0,x1,bias'];
+  for (let t = 0; t < 10; t++) {
+    for (let k = 0; k < 4; k++) rows.push(`t${t},support,${k % 2},${k % 2 ? 1 : -1},${t / 10},1`);
+    for (let k = 0; k < 2; k++) rows.push(`t${t},query,${k % 2},${k % 2 ? 0.5 : -0.5},0,1`);
+  }
+  const { dim, tasks } = parseTaskCsv(rows.join('\n'), 'tasks.csv');
+  assert.is(dim, 3);
+  assert.is(tasks.count, 10);
+  assert.is(tasks.supportShots, 4);
+  assert.equal(Array.from(tasks.supportX.subarray(0, 6)), [-1, 0, 1, 1, 0, 1]);
+  const bad: Array<[string, RegExp]> = [
+    ['x,y\n1,2', /header must be "task,set,label,x0,…"/],
+    ['task,set,label,x0\n0,train,1,0.5', /set must be "support" or "query", got "train"/],
+    ['task,set,label,x0\n0,support,2,0.5', /label must be 0 or 1, got "2"/],
+    ['task,set,label,x0\n0,support,1,', /feature x0 is "", not a finite number/],
+    ['task,set,label,x0\n0,support,1,NaN', /feature x0 is "NaN"/],
+    ['task,set,label,x0,x1\n0,support,1,0.5', /2 columns|4 columns, the header has 5/],
+    ['task,set,label,x0\n0,support,1,1\n0,query,1,1\n1,support,1,1\n1,support,0,1\n1,query,1,1', /task "1" has 2 support and 1 query rows, task "0" has 1 and 1/],
+  ];
+  for (const [text, message] of bad) {
+    const e = await thrown(() => parseTaskCsv(text, 'bad.csv'));
+    assert.instance(e, FileError);
+    assert.match(e.message, message);
+  }
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'tasks.csv'), rows.join('\n'));
+  const r = await cli('train', '--source', 'file', '--file', path.join(dir, 'tasks.csv'), '--tasks', '4', '--support-shots', '4', '--query-shots', '2',
+    '--iterations', '10', '--eval-every', '5', '--eval-tasks', '8', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run'));
+  assert.is(r.code, 0, r.err);
+  assert.ok(existsSync(path.join(dir, 'run', 'checkpoint.json')));
+  const mismatch = await cli('train', '--source', 'file', '--file', path.join(dir, 'tasks.csv'), '--support-shots', '5', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run2'));
+  assert.match(mismatch.err, /have 4 support and 2 query rows; train asked for 5 and 10/);
+});
+
+test.run();
