@@ -342,7 +342,7 @@ async function info(args: string[]): Promise<void> {
         `maxStorageBuffersPerShaderStage ${l.maxStorageBuffersPerShaderStage}, maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize} B, maxComputeWorkgroupsPerDimension ${l.maxComputeWorkgroupsPerDimension}`);
       acq.device.destroy();
     } catch (e) {
-      console.log(`  webgpu via ${p}: unavailable (${(e as Error).message.split('\n')[0]})`);
+      console.log(`  webgpu via ${p}: unavailable (${(e as Error).message.split('\nHINT')[0].replace(/\n\s*/g, ' ')})`);
     }
   }
   try {
