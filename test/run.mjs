@@ -17,7 +17,7 @@ await build({
   entryPoints: files.map((f) => `test/${f}`),
   outdir,
   outExtension: { '.js': '.mjs' },
-  external: ['webgpu', 'uvu', 'uvu/assert'],
+  external: ['webgpu', 'uvu', 'uvu/assert', 'puppeteer-core', 'esbuild'],
 });
 
 // Keep what uvu prints, and read its totals from it.

@@ -1,0 +1,120 @@
+// The demo pages in a real browser: Debian's headless Chromium with WebGPU on SwiftShader (flags of
+// shared/SOFTWARE-GPU.md), driven by puppeteer-core, pages served by scripts/serve-web.mjs. Each page
+// must load with no console error and no uncaught exception, run on WebGPU (not the CPU fallback), and
+// do its job: training lowers the loss and draws the chart; attacks stay within ε. Screenshots go to
+// test-output/ (README shows them). METAGRAD_BROWSER=/path/to/chromium overrides the browser.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+// @ts-expect-error: plain ES module scripts without declarations
+import { buildWeb } from '../scripts/build-web.mjs';
+// @ts-expect-error: plain ES module scripts without declarations
+import { startServer } from '../scripts/serve-web.mjs';
+
+const CHROMIUM = process.env.METAGRAD_BROWSER ?? '/usr/bin/chromium';
+const OUT = path.resolve('test-output');
+let browser: Browser;
+let server: Server;
+let base = '';
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No browser at ${CHROMIUM}: the browser test needs Debian's chromium (apt-get install chromium; .ci/run does it) or METAGRAD_BROWSER.`);
+  }
+  await buildWeb();
+  server = await startServer(0);
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  mkdirSync(OUT, { recursive: true });
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(path.join(os.tmpdir(), 'metagrad-chromium-'))}`,
+      '--window-size=1200,900',
+    ],
+  });
+});
+
+test.after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+/** Opens a page, collecting console errors and uncaught exceptions; waits until it says it is ready. */
+async function open(name: string, query = ''): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 900 });
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`uncaught: ${e instanceof Error ? e.message : String(e)}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+  await page.goto(`${base}/${name}.html${query}`, { waitUntil: 'load' });
+  await page.waitForFunction('window.__metagrad && (window.__metagrad.ready || window.__metagrad.errors.length > 0)', { timeout: 240_000 });
+  const errors = await page.evaluate('window.__metagrad.errors') as string[];
+  assert.equal(errors, [], `${name}: errors shown on the page`);
+  const backend = await page.evaluate('window.__metagrad.backend') as { kind: string; adapter: string };
+  assert.is(backend.kind, 'webgpu', `${name}: runs on WebGPU (got ${JSON.stringify(backend)})`);
+  assert.match(backend.adapter.toLowerCase(), /swiftshader/, `${name}: the adapter is SwiftShader`);
+  return { page, problems };
+}
+
+test('train page: a short training lowers the loss and draws the chart, on WebGPU', async () => {
+  const { page, problems } = await open('train');
+  await page.select('#source', 'linear');
+  await page.$eval('#iterations', (el) => { (el as HTMLInputElement).value = '60'; });
+  await page.$eval('#evalEvery', (el) => { (el as HTMLInputElement).value = '30'; });
+  await page.$eval('#outerLr', (el) => { (el as HTMLInputElement).value = '0.02'; });
+  await page.click('#start');
+  await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 240_000 });
+  const s = await page.evaluate('({ losses: window.__metagrad.losses, evals: window.__metagrad.evals, points: window.__metagrad.chartPoints(), errors: window.__metagrad.errors })') as { losses: number[]; evals: number[]; points: number; errors: string[] };
+  assert.equal(s.errors, []);
+  assert.is(s.losses.length, 6, 'a loss every 10 iterations');
+  assert.ok(s.losses[s.losses.length - 1] < s.losses[0], `loss went down: ${s.losses.map((l) => l.toFixed(3)).join(' → ')}`);
+  assert.is(s.evals.length, 2);
+  assert.ok(s.points >= 10, `the chart drew ${s.points} points`);
+  assert.ok(await page.$$eval('#chart circle', (c) => c.length) >= 10, 'points are in the SVG');
+  await page.screenshot({ path: path.join(OUT, 'train.png') });
+  assert.equal(problems, []);
+  await page.close();
+});
+
+test('adapt page: a held-out task, adapted step by step from both initialisations', async () => {
+  const { page, problems } = await open('adapt', '?iterations=40');
+  await page.click('#step');
+  await page.waitForFunction('window.__metagrad.steps === 1', { timeout: 60_000 });
+  const acc = await page.evaluate('window.__metagrad.accuracy') as Record<string, number>;
+  assert.ok(acc.meta >= 0 && acc.meta <= 1 && acc.zero >= 0 && acc.zero <= 1, `accuracies ${JSON.stringify(acc)}`);
+  assert.is(await page.$$eval('#support canvas', (c) => c.length), 10, 'ten support images');
+  assert.is(await page.$$eval('#meta-query figure.right, #meta-query figure.wrong', (c) => c.length), 10, 'ten judged query images');
+  await page.screenshot({ path: path.join(OUT, 'adapt.png'), fullPage: true });
+  assert.equal(problems, []);
+  await page.close();
+});
+
+test('attack page: FGSM and PGD perturbations stay within ε, for MAML and ADML', async () => {
+  const { page, problems } = await open('attack', '?iterations=40');
+  for (const [kind, epsilon] of [['fgsm', '0.05'], ['pgd', '0.2']] as const) {
+    await page.select('#kind', kind);
+    await page.$eval('#epsilon', (el, v) => { (el as HTMLInputElement).value = v; el.dispatchEvent(new Event('input')); }, epsilon);
+    const s = await page.evaluate('({ kind: window.__metagrad.kind, epsilon: window.__metagrad.epsilon, maxDelta: window.__metagrad.maxDelta })') as { kind: string; epsilon: number; maxDelta: Record<string, number> };
+    assert.is(s.kind, kind);
+    assert.is(s.epsilon, Number(epsilon));
+    for (const model of ['maml', 'adml']) {
+      assert.ok(s.maxDelta[model] <= s.epsilon + 1e-6, `${kind} ${model}: max |δ| = ${s.maxDelta[model]} ≤ ε = ${s.epsilon}`);
+      assert.ok(s.maxDelta[model] > 0, `${kind} ${model}: the attack moved the image`);
+    }
+  }
+  await page.select('#kind', 'fgsm');
+  await page.$eval('#epsilon', (el) => { (el as HTMLInputElement).value = '0.1'; el.dispatchEvent(new Event('input')); });
+  await page.screenshot({ path: path.join(OUT, 'attack.png'), fullPage: true });
+  assert.equal(problems, []);
+  await page.close();
+});
+
+test.run();

@@ -1,0 +1,131 @@
+// Shared by the demo pages: the page frame (navigation, backend line, error box), loading the
+// embedded Fashion-MNIST subset in the browser, image drawing, and a live SVG chart. Everything else
+// comes from the library itself (src/), unmodified.
+import { createLearner, getSharedDevice, type Learner } from '../../src/learner.js';
+import { imageSetFromIdx, parseIdx } from '../../src/tasks/idx.js';
+import { FASHION_CLASSES, FASHION_SPLIT, type TaskSource } from '../../src/tasks/source.js';
+import { svgPlot, type Panel } from '../../src/cli/plot.js';
+import type { LearnerOptions } from '../../src/types.js';
+
+/** What the browser test and curious users can read: window.__metagrad. */
+export interface PageState {
+  page: string;
+  ready: boolean;
+  backend?: { kind: string; adapter: string; fallbackReason?: string };
+  errors: string[];
+  [key: string]: unknown;
+}
+
+export const state: PageState = { page: '', ready: false, errors: [] };
+(globalThis as unknown as { __metagrad: PageState }).__metagrad = state;
+
+const PAGES = [['train.html', 'Train'], ['adapt.html', 'Adapt'], ['attack.html', 'Attack']] as const;
+
+export function $(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing element #${id}`);
+  return el;
+}
+
+/** Header, navigation, backend line and error box; errors anywhere on the page are shown in the box. */
+export function setupPage(name: string, title: string): void {
+  state.page = name;
+  document.title = `metagrad — ${title}`;
+  const header = document.createElement('header');
+  header.innerHTML = `<h1>metagrad <span>${title}</span></h1><nav>${PAGES.map(([href, label]) =>
+    `<a href="${href}"${href.startsWith(name) ? ' class="here"' : ''}>${label}</a>`).join('')}</nav>` +
+    '<p id="backend" class="backend">acquiring a WebGPU device…</p><div id="errors" class="errors" hidden></div>';
+  document.body.prepend(header);
+  addEventListener('error', (e) => showError(e.error ?? e.message));
+  addEventListener('unhandledrejection', (e) => showError(e.reason));
+}
+
+export function showError(e: unknown): void {
+  const text = e instanceof Error ? e.message : String(e);
+  state.errors.push(text);
+  const box = $('errors');
+  box.hidden = false;
+  const p = document.createElement('p');
+  p.textContent = text;
+  box.append(p);
+}
+
+/** A learner on WebGPU when the browser has it, else on the CPU backend, with the reason shown. */
+export async function makeLearner(options: LearnerOptions): Promise<Learner> {
+  const learner = await createLearner({ backend: 'auto', ...options });
+  const b = learner.backend;
+  state.backend = { kind: b.kind, adapter: b.adapter, fallbackReason: b.fallbackReason };
+  const line = $('backend');
+  if (b.kind === 'webgpu') {
+    line.textContent = `WebGPU: ${b.adapter}${b.software ? ' (software adapter: correct, but slow)' : ''}`;
+    line.className = 'backend ok';
+  } else {
+    line.textContent = `No WebGPU in this browser — running on metagrad's CPU backend instead (${(b.fallbackReason ?? '').split('\n')[0]}). ` +
+      'For the GPU path use a recent Chrome, or start it with --enable-unsafe-webgpu.';
+    line.className = 'backend warn';
+  }
+  return learner;
+}
+
+/** Warms up the shared device early so the backend line appears before any training. */
+export async function probeBackend(): Promise<void> {
+  try {
+    await getSharedDevice();
+  } catch { /* makeLearner falls back to the CPU and says why */ }
+}
+
+async function gunzip(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`Cannot load ${url}: HTTP ${response.status}. Serve the pages with npm run demo:web.`);
+  // Read the whole body first: piping the network stream straight into the decompressor lets it stop
+  // at the end of the gzip member and cancel the request (Chrome logs net::ERR_ABORTED).
+  const stream = new Blob([await response.arrayBuffer()]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+let fashion: Promise<Extract<TaskSource, { kind: 'images' }>> | null = null;
+
+/** The embedded Fashion-MNIST subset (served from /data), parsed by the library's IDX reader. */
+export function loadFashion(): Promise<Extract<TaskSource, { kind: 'images' }>> {
+  fashion ??= (async () => {
+    const base = 'data/fashion-mnist-subset';
+    const [images, labels] = await Promise.all([gunzip(`${base}/train-images-idx3-ubyte.gz`), gunzip(`${base}/train-labels-idx1-ubyte.gz`)]);
+    const set = imageSetFromIdx(parseIdx(images, 'images'), parseIdx(labels, 'labels'), FASHION_CLASSES);
+    return { kind: 'images' as const, images: set, split: FASHION_SPLIT, name: 'embedded Fashion-MNIST subset' };
+  })();
+  return fashion;
+}
+
+/** Draws one 28×28 row (pixels in [0, 1], bias dropped) on a canvas, scaled up. `signed` maps [−1, 1]. */
+export function drawImage(canvas: HTMLCanvasElement, pixels: ArrayLike<number>, signed = false): void {
+  const size = 28;
+  canvas.width = size;
+  canvas.height = size;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(size, size);
+  for (let i = 0; i < size * size; i++) {
+    const v = pixels[i];
+    if (signed) {
+      // Red for a darker pixel, blue for a brighter one.
+      img.data.set(v >= 0 ? [255 - 255 * v, 255 - 255 * v, 255] : [255, 255 + 255 * v, 255 + 255 * v], 4 * i);
+    } else {
+      const g = 255 - 255 * v;  // ink on paper, as the dataset is usually shown
+      img.data.set([g, g, g], 4 * i);
+    }
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+/** A chart element that redraws from its panels (the library's SVG plotter). */
+export class LiveChart {
+  constructor(private readonly host: HTMLElement, private readonly panels: Panel[], private readonly xLabel: string) {}
+  add(panel: number, series: number, point: { x: number; y: number; ci?: number }): void {
+    this.panels[panel].series[series].points.push(point);
+  }
+  clear(): void { for (const p of this.panels) for (const s of p.series) s.points.length = 0; this.draw(); }
+  points(): number { return this.panels.reduce((n, p) => n + p.series.reduce((m, s) => m + s.points.length, 0), 0); }
+  draw(): void { this.host.innerHTML = svgPlot(this.panels, this.xLabel); }
+}
+
+export const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
