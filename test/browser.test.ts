@@ -117,4 +117,27 @@ test('attack page: FGSM and PGD perturbations stay within ε, for MAML and ADML'
   await page.close();
 });
 
+test('no WebGPU in the browser: the page says so and trains on the CPU backend', async () => {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`uncaught: ${String(e)}`));
+  // A browser without WebGPU: navigator.gpu is undefined before any page script runs.
+  await page.evaluateOnNewDocument(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }); });
+  await page.goto(`${base}/train.html`, { waitUntil: 'load' });
+  await page.waitForFunction('window.__metagrad && window.__metagrad.ready', { timeout: 60_000 });
+  const backend = await page.evaluate('window.__metagrad.backend') as { kind: string };
+  assert.is(backend.kind, 'cpu');
+  assert.match(await page.$eval('#backend', (el) => el.textContent ?? ''), /No WebGPU in this browser — running on metagrad's CPU backend/);
+  await page.select('#source', 'linear');
+  await page.$eval('#iterations', (el) => { (el as HTMLInputElement).value = '20'; });
+  await page.click('#start');
+  await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 60_000 });
+  assert.equal(await page.evaluate('window.__metagrad.errors'), []);
+  assert.is((await page.evaluate('window.__metagrad.losses') as number[]).length, 2);
+  await page.screenshot({ path: path.join(OUT, 'train-no-webgpu.png') });
+  assert.equal(problems, []);
+  await page.close();
+});
+
 test.run();

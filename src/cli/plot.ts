@@ -55,6 +55,6 @@ function panel(p: Panel, xLabel: string, offsetX: number): string {
 export function svgPlot(panels: Panel[], xLabel: string): string {
   const shown = panels.filter((p) => p.series.some((s) => s.points.length > 0));
   const width = W * Math.max(shown.length, 1);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" font-family="sans-serif" font-size="11">\n` +
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif" font-size="11">\n` +
     `<rect width="100%" height="100%" fill="white"/>\n${shown.map((p, i) => panel(p, xLabel, i * W)).join('\n')}\n</svg>\n`;
 }

@@ -60,7 +60,7 @@ export async function makeLearner(options: LearnerOptions): Promise<Learner> {
     line.textContent = `WebGPU: ${b.adapter}${b.software ? ' (software adapter: correct, but slow)' : ''}`;
     line.className = 'backend ok';
   } else {
-    line.textContent = `No WebGPU in this browser — running on metagrad's CPU backend instead (${(b.fallbackReason ?? '').split('\n')[0]}). ` +
+    line.textContent = `No WebGPU in this browser — running on metagrad's CPU backend instead (${(b.fallbackReason ?? '').split('\nHINT')[0].replace(/\n\s*/g, ' ')}). ` +
       'For the GPU path use a recent Chrome, or start it with --enable-unsafe-webgpu.';
     line.className = 'backend warn';
   }
