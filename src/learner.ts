@@ -54,6 +54,9 @@ export interface Learner {
   /** Parameters and optimizer state, for checkpoints; setState restores them exactly. */
   getState(): Promise<LearnerState>;
   setState(state: LearnerState): void;
+  /** GPU time in ms of the last submitted command buffer's compute pass, from timestamp queries (the
+   * whole pass: all its iterations); null on the CPU backend or an adapter without timestamps. */
+  gpuTime(): Promise<number | null>;
   /** Resolves when every submitted meta-iteration has finished on the device (for timing). */
   sync(): Promise<void>;
   destroy(): void;
@@ -201,6 +204,10 @@ class LearnerImpl implements Learner {
     checkFinite('state.optimizer', state.optimizer);
     this.setParams(state.params);
     engine.setOptimizerState(state.optimizer);
+  }
+
+  gpuTime(): Promise<number | null> {
+    return this.live().gpuTimeMs();
   }
 
   sync(): Promise<void> {

@@ -135,6 +135,8 @@ export class CpuEngine implements Engine {
   async getOptimizerState(): Promise<Float32Array> { return this.optState.slice(); }
   setOptimizerState(state: Float32Array): void { this.optState.set(state); }
 
+  async gpuTimeMs(): Promise<number | null> { return null; }
+
   async sync(): Promise<void> {}
 
   destroy(): void {}

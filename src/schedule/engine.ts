@@ -41,6 +41,8 @@ export interface Engine {
   /** Outer optimizer state [m | v | step count] in the internal layout (V·D each), for checkpoints. */
   getOptimizerState(): Promise<Float32Array>;
   setOptimizerState(state: Float32Array): void;
+  /** GPU time (ms) of the last submit's compute pass from timestamp queries; null without them. */
+  gpuTimeMs(): Promise<number | null>;
   /** Resolves when all submitted work has finished. */
   sync(): Promise<void>;
   destroy(): void;

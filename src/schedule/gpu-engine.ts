@@ -67,6 +67,8 @@ export class GpuEngine implements Engine {
   private readonly sourceIds = new WeakMap<TaskSource, number>();
   /** Completion of the last submit: at most one meta-iteration batch is queued behind the running one. */
   private inFlight: Promise<unknown> | null = null;
+  /** Timestamps of the last submit's compute pass, when the adapter has timestamp queries. */
+  private readonly timing: { querySet: GPUQuerySet; resolve: GPUBuffer } | null;
 
   constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialParams: Float32Array, workgroup?: number) {
     this.device = acquired.device;
@@ -79,6 +81,9 @@ export class GpuEngine implements Engine {
     this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
     this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', P);
     this.sampleState = createBuffer(this.device, 'GpuEngine.sampleState', 4);
+    this.timing = acquired.hasTimestamps
+      ? { querySet: this.device.createQuerySet({ label: 'GpuEngine.timestamps', type: 'timestamp', count: 2 }), resolve: createBuffer(this.device, 'GpuEngine.timestampResolve', 4, GPUBufferUsage.QUERY_RESOLVE) }
+      : null;
     this.setParams(initialParams);
     const caml = taskKernelOf(options.algorithm) === 'caml';
     this.kernels = {
@@ -266,9 +271,11 @@ export class GpuEngine implements Engine {
     if (this.inFlight) await this.inFlight;
     checkDeviceHealthy(this.acquired);
     const encoder = this.device.createCommandEncoder({ label });
-    const pass = encoder.beginComputePass({ label });
+    const t = this.timing;
+    const pass = encoder.beginComputePass({ label, ...(t ? { timestampWrites: { querySet: t.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {}) });
     record(pass);
     pass.end();
+    if (t) encoder.resolveQuerySet(t.querySet, 0, 2, t.resolve, 0);
     this.device.queue.submit([encoder.finish()]);
     this.inFlight = this.device.queue.onSubmittedWorkDone();
   }
@@ -363,6 +370,16 @@ export class GpuEngine implements Engine {
     };
   }
 
+  async gpuTimeMs(): Promise<number | null> {
+    if (!this.timing) return null;
+    if (this.inFlight) await this.inFlight;
+    const words = new Uint32Array((await readFloats(this.device, this.timing.resolve, 4)).buffer);
+    // Two u64 nanosecond counters (little-endian pairs of u32).
+    const begin = words[0] + words[1] * 2 ** 32;
+    const end = words[2] + words[3] * 2 ** 32;
+    return (end - begin) / 1e6;
+  }
+
   async getOptimizerState(): Promise<Float32Array> {
     const V = this.vectors;
     const P = V * this.Dp;
@@ -403,6 +420,8 @@ export class GpuEngine implements Engine {
     this.optState.destroy();
     this.meanGrad.destroy();
     this.sampleState.destroy();
+    this.timing?.querySet.destroy();
+    this.timing?.resolve.destroy();
     for (const b of this.sourceData.values()) b.destroy();
   }
 }
