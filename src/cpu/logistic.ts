@@ -22,29 +22,54 @@ export interface LogisticShape {
 
 /** out[r] = X[r,:] · v for the `rows` rows starting at x[xOff]. */
 export function rowDots(out: Float64Array, x: Float32Array, xOff: number, rows: number, v: Float32Array, vOff: number, dim: number): void {
+  // Four independent float64 accumulators: the JIT keeps them in registers and the adds pipeline.
+  const end4 = dim - (dim % 4);
   for (let r = 0; r < rows; r++) {
     const rowOff = xOff + r * dim;
-    let acc = 0;
-    for (let d = 0; d < dim; d++) acc += x[rowOff + d] * v[vOff + d];
-    out[r] = acc;
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (let d = 0; d < end4; d += 4) {
+      a0 += x[rowOff + d] * v[vOff + d];
+      a1 += x[rowOff + d + 1] * v[vOff + d + 1];
+      a2 += x[rowOff + d + 2] * v[vOff + d + 2];
+      a3 += x[rowOff + d + 3] * v[vOff + d + 3];
+    }
+    for (let d = end4; d < dim; d++) a0 += x[rowOff + d] * v[vOff + d];
+    out[r] = a0 + a1 + a2 + a3;
   }
 }
+
+/** Reused accumulator of rowsTransposeTimes (allocating one per call made the GC a bottleneck). */
+let transposeScratch = new Float64Array(1024);
 
 /** out[outOff + d] (+)= scale · Σ_r X[r, d] · w[r]. */
 export function rowsTransposeTimes(
   out: Float32Array, outOff: number, x: Float32Array, xOff: number, rows: number, w: Float64Array,
   dim: number, scale: number, accumulate: boolean,
 ): void {
-  const acc = new Float64Array(dim);
-  for (let r = 0; r < rows; r++) {
+  if (transposeScratch.length < dim) transposeScratch = new Float64Array(dim);
+  const acc = transposeScratch;
+  acc.fill(0, 0, dim);
+  // Four (then two) rows per sweep cut the loads and stores of the accumulator.
+  let r = 0;
+  for (; r + 3 < rows; r += 4) {
+    const w0 = w[r], w1 = w[r + 1], w2 = w[r + 2], w3 = w[r + 3];
+    const o0 = xOff + r * dim, o1 = o0 + dim, o2 = o1 + dim, o3 = o2 + dim;
+    for (let d = 0; d < dim; d++) acc[d] += x[o0 + d] * w0 + x[o1 + d] * w1 + x[o2 + d] * w2 + x[o3 + d] * w3;
+  }
+  for (; r + 1 < rows; r += 2) {
+    const w0 = w[r];
+    const w1 = w[r + 1];
+    const o0 = xOff + r * dim;
+    const o1 = o0 + dim;
+    for (let d = 0; d < dim; d++) acc[d] += x[o0 + d] * w0 + x[o1 + d] * w1;
+  }
+  if (r < rows) {
     const wr = w[r];
-    if (wr === 0) continue;
     const rowOff = xOff + r * dim;
     for (let d = 0; d < dim; d++) acc[d] += x[rowOff + d] * wr;
   }
-  for (let d = 0; d < dim; d++) {
-    out[outOff + d] = accumulate ? out[outOff + d] + scale * acc[d] : scale * acc[d];
-  }
+  if (accumulate) for (let d = 0; d < dim; d++) out[outOff + d] += scale * acc[d];
+  else for (let d = 0; d < dim; d++) out[outOff + d] = scale * acc[d];
 }
 
 /** With logits in `rowVal`: rowVal ← p − y; returns [mean loss, accuracy] (accuracy: (p ≥ 0.5) == y). */
