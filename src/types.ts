@@ -25,6 +25,8 @@ export interface LearnerOptions {
   /** Seeds the initial parameters θ ~ N(0, initScale²). */
   seed?: number;
   initScale?: number;
+  /** CPU backend: worker threads for large batches (0 = one per core, the default; 1 = none). */
+  threads?: number;
   /** Check batches for NaN/Inf and labels outside {0,1} before each step (default true). */
   validate?: boolean;
   /** Outer update: 'sgd' or 'adam' (β1, β2 = adamBetas, ε = adamEpsilon). */
@@ -83,6 +85,7 @@ export const DEFAULT_LEARNER_OPTIONS: Omit<ResolvedLearnerOptions, 'dim'> = {
   algorithm: 'maml',
   backend: 'auto',
   seed: 1,
+  threads: 0,
   initScale: 0.01,
   validate: true,
   optimizer: 'sgd',
@@ -107,7 +110,7 @@ export const DEFAULT_LEARNER_OPTIONS: Omit<ResolvedLearnerOptions, 'dim'> = {
   lr: 0.1,
 };
 
-const COMMON = ['algorithm', 'backend', 'dim', 'seed', 'initScale', 'validate', 'optimizer', 'adamBetas', 'adamEpsilon'] as const;
+const COMMON = ['algorithm', 'backend', 'dim', 'seed', 'threads', 'initScale', 'validate', 'optimizer', 'adamBetas', 'adamEpsilon'] as const;
 const MAML_FAMILY = [...COMMON, 'innerLr', 'outerLr', 'innerSteps', 'order', 'innerOptimizer', 'perturbLr', 'perturbSteps', 'perturbEpsilon'] as const;
 
 /** Which options apply to each algorithm. */
@@ -117,7 +120,7 @@ export const ALGORITHM_OPTIONS: Record<Algorithm, readonly (keyof LearnerOptions
   'ga-maml': [...MAML_FAMILY, 'normalization'],
   caml: [...MAML_FAMILY, 'contextDim'],
   // AMP is plain SGD with step η on each model (the paper's optimizer): no outer optimizer options.
-  amp: ['algorithm', 'backend', 'dim', 'seed', 'initScale', 'validate', 'models', 'lr', 'perturbLr', 'perturbSteps', 'epsilon'],
+  amp: ['algorithm', 'backend', 'dim', 'seed', 'threads', 'initScale', 'validate', 'models', 'lr', 'perturbLr', 'perturbSteps', 'epsilon'],
 };
 
 export interface StepOptions {

@@ -104,6 +104,7 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   }
   checkPositive('adamEpsilon', o.adamEpsilon, 'The usual value is 1e-8.');
   checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'Use a non-negative integer seed, e.g. 1.');
+  checkInteger('threads', o.threads, 0, 256, 'CPU worker threads: 0 (one per core), 1 (none) or a count.');
   checkNonNegative('initScale', o.initScale, 'Use 0 for a zero initialisation or e.g. 0.01.');
   if (typeof o.validate !== 'boolean') {
     throw new InvalidOptionError(`validate must be true or false, got ${String(o.validate)}.`, 'Leave it out (true) unless batches are checked elsewhere.');

@@ -176,6 +176,24 @@ test('backend auto picks WebGPU when an adapter exists, and says which', async (
   l.destroy();
 });
 
+for (const algorithm of ['maml', 'adml', 'caml', 'amp'] as const) {
+  test(`CPU backend: worker threads give the same bits as one thread (${algorithm}, a batch large enough to split)`, async () => {
+    const D = 1000;
+    const batch = randomBatch(64, 10, 10, D, 77);  // 64 × 20 × 1000 multiply-adds per pass: above the threading threshold
+    const options = { backend: 'cpu' as const, algorithm, dim: D, seed: 2, ...(algorithm === 'amp' ? { models: 64 } : { innerSteps: 2, order: 2 as const }) };
+    const [one, many] = [await createLearner({ ...options, threads: 1 }), await createLearner({ ...options, threads: 3 })];
+    for (let i = 0; i < 3; i++) {
+      await one.step(batch);
+      await many.step(batch);
+    }
+    assertClose('params, 1 vs 3 threads', await many.getParams(), await one.getParams(), 0, 0);
+    const [e1, e3] = [await one.evaluate(batch, { attack: { kind: 'fgsm', epsilon: 0.1 } }), await many.evaluate(batch, { attack: { kind: 'fgsm', epsilon: 0.1 } })];
+    assertClose('per-task query loss, clean and attacked', [...e3.taskLoss, ...e3.attacked!.taskLoss], [...e1.taskLoss, ...e1.attacked!.taskLoss], 0, 0);
+    one.destroy();
+    many.destroy();
+  });
+}
+
 test('gpuTime: null without timestamp queries; on SwiftShader (which has them) it grows with the work', async () => {
   const cpu = await createLearner({ backend: 'cpu', dim: 8 });
   await cpu.step(randomBatch(4, 5, 5, 8));

@@ -20,6 +20,9 @@ await build({
   external: ['webgpu', 'uvu', 'uvu/assert', 'puppeteer-core', 'esbuild'],
 });
 
+// The CPU backend's worker threads load cpu-worker.js from beside the bundle that starts them.
+await build({ ...esbuildOptions, entryPoints: { 'cpu-worker': 'src/cpu/worker.ts' }, outdir });
+
 // Keep what uvu prints, and read its totals from it.
 let printed = '';
 const write = process.stdout.write.bind(process.stdout);

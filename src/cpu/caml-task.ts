@@ -37,13 +37,15 @@ export function camlScratchSizes(p: { tasks: number; supportRows: number; dim: n
   };
 }
 
-export function camlAdaptAndMetaGrad(out: CamlOutputs, support: RowSet, query: RowSet, params: Float32Array, p: CamlParams): void {
+/** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T). */
+export function camlAdaptAndMetaGrad(out: CamlOutputs, support: RowSet, query: RowSet, params: Float32Array, p: CamlParams, taskRange?: [number, number]): void {
   const { dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr: alpha, context: C } = p;
   const rowVal = new Float64Array(Math.max(Ks, Kq, C));
   const phi = new Float64Array(C);
   const lambda = new Float64Array(C);
   const W = (c: number) => (1 + c) * D;  // offset of W_c in params
-  for (let t = 0; t < p.tasks; t++) {
+  const [first, end] = taskRange ?? [0, p.tasks];
+  for (let t = first; t < end; t++) {
     const slot = p.outSet * p.tasks + t;
     const own = slot * D;
     const gradOff = slot * (C + 1) * D;

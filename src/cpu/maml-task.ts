@@ -61,10 +61,12 @@ export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: n
   };
 }
 
-export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams): void {
+/** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T). */
+export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams, taskRange?: [number, number]): void {
   const { dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr } = p;
   const rowVal = new Float64Array(Math.max(Ks, Kq));
-  for (let t = 0; t < p.tasks; t++) {
+  const [first, end] = taskRange ?? [0, p.tasks];
+  for (let t = first; t < end; t++) {
     const slot = p.outSet * p.tasks + t;
     const own = slot * D;
     const sx = t * Ks * D;

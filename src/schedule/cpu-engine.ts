@@ -7,6 +7,12 @@ import { adaptAndMetaGrad, taskScratchSizes, type RowSet, type TaskOutputs } fro
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
 import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
 import type { AttackParams } from '../cpu/fgsm.js';
+import type { CamlParams } from '../cpu/caml-task.js';
+import type { TaskParams } from '../cpu/maml-task.js';
+import { isShared, sharedFloats, WorkerPool } from '../cpu/pool.js';
+
+/** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D) run on one thread: a hop costs ~0.1 ms. */
+const PARALLEL_MIN_WORK = 1 << 20;
 import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
@@ -21,15 +27,36 @@ interface PlanState {
 }
 
 export class CpuEngine implements Engine {
-  readonly info: BackendInfo = { kind: 'cpu', adapter: 'cpu', software: true };
+  readonly info: BackendInfo = { kind: 'cpu', adapter: 'cpu (TypeScript; worker threads for large batches)', software: true };
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
   private readonly paramLength: number;
 
+  /** Worker threads, started on the first batch big enough to be worth splitting. */
+  private pool: Promise<WorkerPool> | null = null;
+
   constructor(private readonly options: ResolvedLearnerOptions, initialParams: Float32Array) {
     this.paramLength = paramVectors(options) * options.dim;
-    this.params = Float32Array.from(initialParams);
+    // Shared memory, so that worker threads read θ and write their tasks' results in place.
+    this.params = sharedFloats(this.paramLength);
+    this.params.set(initialParams);
     this.optState = new Float32Array(2 * this.paramLength + 1);
+  }
+
+  /** Threads for this batch: 1 for small batches (a thread hop costs more than the work), else the pool's. */
+  private async poolFor(batch: Batch): Promise<WorkerPool | null> {
+    const work = batch.tasks * (batch.supportShots + batch.queryShots) * this.options.dim;
+    if (this.options.threads === 1 || batch.tasks < 2 || (this.options.threads === 0 && work < PARALLEL_MIN_WORK)) return null;
+    this.pool ??= WorkerPool.create(this.options.threads);
+    const pool = await this.pool;
+    return pool.threads > 1 ? pool : null;
+  }
+
+  /** The batch in shared memory when threads will read it (copied once per call). */
+  private shareBatch(batch: Batch, pool: WorkerPool | null): Batch {
+    if (!pool) return batch;
+    const share = (a: Float32Array) => { if (isShared(a)) return a; const s = sharedFloats(a.length); s.set(a); return s; };
+    return { ...batch, supportX: share(batch.supportX), supportY: share(batch.supportY), queryX: share(batch.queryX), queryY: share(batch.queryY) };
   }
 
   setParams(params: Float32Array): void { this.params.set(params); }
@@ -44,12 +71,12 @@ export class CpuEngine implements Engine {
     const o = this.options;
     const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: o.dim, innerSteps, context: o.contextDim };
     const zeros = <K extends string>(sizes: Record<K, number>) =>
-      Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, new Float32Array(n as number)])) as Record<K, Float32Array>;
+      Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, sharedFloats(n as number)])) as Record<K, Float32Array>;
     const caml = taskKernelOf(o.algorithm) === 'caml';
     this.scratch = {
       key,
-      advSupportX: new Float32Array(batch.supportX.length),
-      advQueryX: new Float32Array(batch.queryX.length),
+      advSupportX: sharedFloats(batch.supportX.length),
+      advQueryX: sharedFloats(batch.queryX.length),
       maml: caml ? null : zeros(taskScratchSizes(shape, sets)),
       caml: caml ? zeros(camlScratchSizes(shape, sets)) : null,
     };
@@ -57,7 +84,7 @@ export class CpuEngine implements Engine {
   }
   async getParams(): Promise<Float32Array> { return Float32Array.from(this.params); }
 
-  private run(plan: Plan, batch: Batch): PlanState {
+  private async run(plan: Plan, batch: Batch, pool: WorkerPool | null): Promise<PlanState> {
     const o = this.options;
     const D = o.dim;
     const T = batch.tasks;
@@ -80,10 +107,15 @@ export class CpuEngine implements Engine {
           attack(adv[step.rows].x, set.x, set.y, against, { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : D }, step.attack);
           break;
         }
-        case 'tasks':
-          if (camlOut) camlAdaptAndMetaGrad(camlOut, side(step.support).support, side(step.query).query, this.params, camlParamsFor(batch, o, step, D));
-          else adaptAndMetaGrad(maml!, side(step.support).support, side(step.query).query, this.params, taskParamsFor(batch, o, step, D));
+        case 'tasks': {
+          const support = side(step.support).support;
+          const query = side(step.query).query;
+          const p = camlOut ? camlParamsFor(batch, o, step, D) : taskParamsFor(batch, o, step, D);
+          if (pool) await pool.run({ kernel: camlOut ? 'caml' : 'maml', out, support, query, params: this.params, p }, T);
+          else if (camlOut) camlAdaptAndMetaGrad(camlOut, support, query, this.params, p as CamlParams);
+          else adaptAndMetaGrad(maml!, support, query, this.params, p as TaskParams);
           break;
+        }
         case 'ga-weights':
           gaWeights(state.weights, this.params, out.adapted, T, D, step.normalization);
           break;
@@ -104,8 +136,10 @@ export class CpuEngine implements Engine {
 
   async step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback> {
     const plan = trainPlan(this.options);
+    const pool = await this.poolFor(batch);
+    const shared = this.shareBatch(batch, pool);
     let state: PlanState | undefined;
-    for (let i = 0; i < iterations; i++) state = this.run(plan, batch);
+    for (let i = 0; i < iterations; i++) state = await this.run(plan, shared, pool);
     return {
       stats: want.stats ? state!.stats.slice(0, 2 * batch.tasks) : undefined,
       weights: want.weights ? state!.weights.slice() : undefined,
@@ -113,18 +147,24 @@ export class CpuEngine implements Engine {
   }
 
   async evaluate(batch: Batch, steps: number, lr: number, attackParams: AttackParams | null): Promise<EvaluateOutput> {
-    const state = this.run(evaluatePlan(steps, lr, attackParams), batch);
+    const pool = await this.poolFor(batch);
+    const state = await this.run(evaluatePlan(steps, lr, attackParams), this.shareBatch(batch, pool), pool);
     return { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
-    return this.run(trainPlan(this.options, false), batch).meanGrad;
+    const pool = await this.poolFor(batch);
+    return (await this.run(trainPlan(this.options, false), this.shareBatch(batch, pool), pool)).meanGrad;
   }
 
   async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback> {
     const plan = trainPlan(this.options);
     let state: PlanState | undefined;
-    for (let i = first; i < first + count; i++) state = this.run(plan, sampleTasks(source, shape, seed, i, 'train'));
+    for (let i = first; i < first + count; i++) {
+      const batch = sampleTasks(source, shape, seed, i, 'train');
+      const pool = await this.poolFor(batch);
+      state = await this.run(plan, this.shareBatch(batch, pool), pool);
+    }
     return { stats: want.stats ? state!.stats.slice(0, 2 * shape.tasks) : undefined };
   }
 
@@ -139,5 +179,8 @@ export class CpuEngine implements Engine {
 
   async sync(): Promise<void> {}
 
-  destroy(): void {}
+  destroy(): void {
+    void this.pool?.then((p) => p.destroy());
+    this.pool = null;
+  }
 }
