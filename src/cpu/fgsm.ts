@@ -17,13 +17,15 @@ export interface AttackStepParams {
 /** next = clip(Π_ε(current + s·sign(∇x ℓ(current; θ_t))), lo, hi), rows of all tasks. */
 export function attackStep(
   next: Float32Array, clean: Float32Array, current: Float32Array, labels: Float32Array, params: Float32Array, p: AttackStepParams,
+  taskRange?: [number, number],
 ): void {
   const { rows: K, dim: D, stepSize, epsilon, lo, hi } = p;
   const direction = new Float32Array(D);  // sign(θ_t), once per task (hot loop below stays branch-free)
   const fround = Math.fround;
-  for (let t = 0; t < p.tasks; t++) {
+  const [first, end] = taskRange ?? [0, p.tasks];
+  for (let t = first; t < end; t++) {
     const pOff = t * p.paramStride;
-    if (t === 0 || p.paramStride !== 0) for (let d = 0; d < D; d++) direction[d] = Math.sign(params[pOff + d]);
+    if (t === first || p.paramStride !== 0) for (let d = 0; d < D; d++) direction[d] = Math.sign(params[pOff + d]);
     for (let r = 0; r < K; r++) {
       const off = (t * K + r) * D;
       let a = 0;
@@ -57,7 +59,7 @@ export interface AttackParams {
 /** The whole attack: FGSM is one step of size ε from the clean rows; PGD is k chained steps. */
 export function attack(
   out: Float32Array, clean: Float32Array, labels: Float32Array, params: Float32Array,
-  shape: { tasks: number; rows: number; dim: number; paramStride: number }, a: AttackParams,
+  shape: { tasks: number; rows: number; dim: number; paramStride: number }, a: AttackParams, taskRange?: [number, number],
 ): void {
   const step: AttackStepParams = { ...shape, epsilon: a.epsilon, stepSize: a.stepSize, lo: a.lo, hi: a.hi };
   let current = clean;
@@ -65,7 +67,7 @@ export function attack(
   for (let i = 0; i < a.steps; i++) {
     // Ping-pong between two buffers so that the last step lands in `out`.
     const target = (a.steps - 1 - i) % 2 === 0 ? out : scratch;
-    attackStep(target, clean, current, labels, params, step);
+    attackStep(target, clean, current, labels, params, step, taskRange);
     current = target;
   }
 }

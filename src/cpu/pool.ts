@@ -2,7 +2,7 @@
 // contiguous task ranges, one per thread, over SharedArrayBuffer-backed arrays. Workers are started on
 // first use and unref'd, so a finished program exits by itself. Where workers are unavailable (browsers,
 // a bundle without dist/cpu-worker.js) the pool has one thread and the engine runs inline.
-import type { TaskJob } from './worker.js';
+import type { WorkerJob } from './worker.js';
 
 type NodeWorker = {
   postMessage(m: unknown): void;
@@ -12,6 +12,8 @@ type NodeWorker = {
   unref(): void;
   terminate(): Promise<number>;
 };
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export class WorkerPool {
   private workers: NodeWorker[] = [];
@@ -47,8 +49,8 @@ export class WorkerPool {
     return pool;
   }
 
-  /** Runs a task job split into one contiguous range per worker; every array must be SharedArrayBuffer-backed. */
-  run(job: Omit<TaskJob, 'id' | 'range'>, tasks: number): Promise<void> {
+  /** Runs a job split into one contiguous task range per worker; every array must be SharedArrayBuffer-backed. */
+  run(job: DistributiveOmit<WorkerJob, 'id' | 'range'>, tasks: number): Promise<void> {
     const n = Math.min(this.workers.length, tasks);
     // Referenced while they work (an idle pool must not keep the process alive, a busy one must).
     for (let i = 0; i < n; i++) this.workers[i].ref();

@@ -4,7 +4,9 @@
 import { parentPort } from 'node:worker_threads';
 import { adaptAndMetaGrad, type TaskOutputs, type TaskParams, type RowSet } from './maml-task.js';
 import { camlAdaptAndMetaGrad, type CamlOutputs, type CamlParams } from './caml-task.js';
+import { attack, type AttackParams } from './fgsm.js';
 
+/** The per-task pass on a task range. */
 export interface TaskJob {
   id: number;
   kernel: 'maml' | 'caml';
@@ -16,9 +18,24 @@ export interface TaskJob {
   range: [number, number];
 }
 
-parentPort?.on('message', (job: TaskJob) => {
+/** An FGSM / PGD attack on a task range (src/cpu/fgsm.ts attack). */
+export interface AttackJob {
+  id: number;
+  kernel: 'attack';
+  out: Float32Array;
+  clean: RowSet;
+  params: Float32Array;
+  shape: { tasks: number; rows: number; dim: number; paramStride: number };
+  attack: AttackParams;
+  range: [number, number];
+}
+
+export type WorkerJob = TaskJob | AttackJob;
+
+parentPort?.on('message', (job: WorkerJob) => {
   try {
-    if (job.kernel === 'caml') camlAdaptAndMetaGrad(job.out as CamlOutputs, job.support, job.query, job.params, job.p as CamlParams, job.range);
+    if (job.kernel === 'attack') attack(job.out, job.clean.x, job.clean.y, job.params, job.shape, job.attack, job.range);
+    else if (job.kernel === 'caml') camlAdaptAndMetaGrad(job.out as CamlOutputs, job.support, job.query, job.params, job.p as CamlParams, job.range);
     else adaptAndMetaGrad(job.out as TaskOutputs, job.support, job.query, job.params, job.p as TaskParams, job.range);
     parentPort!.postMessage({ id: job.id });
   } catch (e) {

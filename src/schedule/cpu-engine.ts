@@ -52,11 +52,20 @@ export class CpuEngine implements Engine {
     return pool.threads > 1 ? pool : null;
   }
 
+  /** Shared copies of the last batch's arrays, reused while the shape stays (allocating fresh shared
+   * memory per call cost more than the copy: page faults on 64 MB at T = 1024, D = 784). */
+  private sharedInputs: Record<'supportX' | 'supportY' | 'queryX' | 'queryY', Float32Array> | null = null;
+
   /** The batch in shared memory when threads will read it (copied once per call). */
   private shareBatch(batch: Batch, pool: WorkerPool | null): Batch {
     if (!pool) return batch;
-    const share = (a: Float32Array) => { if (isShared(a)) return a; const s = sharedFloats(a.length); s.set(a); return s; };
-    return { ...batch, supportX: share(batch.supportX), supportY: share(batch.supportY), queryX: share(batch.queryX), queryY: share(batch.queryY) };
+    const keys = ['supportX', 'supportY', 'queryX', 'queryY'] as const;
+    if (keys.every((k) => isShared(batch[k]))) return batch;
+    if (!this.sharedInputs || keys.some((k) => this.sharedInputs![k].length !== batch[k].length)) {
+      this.sharedInputs = Object.fromEntries(keys.map((k) => [k, sharedFloats(batch[k].length)])) as Record<(typeof keys)[number], Float32Array>;
+    }
+    for (const k of keys) this.sharedInputs[k].set(batch[k]);
+    return { ...batch, ...this.sharedInputs };
   }
 
   setParams(params: Float32Array): void { this.params.set(params); }
@@ -104,7 +113,9 @@ export class CpuEngine implements Engine {
         case 'attack': {
           const { set, rows } = rowsOf(step.rows);
           const against = step.against === 'theta' ? this.params : out.adapted;
-          attack(adv[step.rows].x, set.x, set.y, against, { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : D }, step.attack);
+          const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : D };
+          if (pool) await pool.run({ kernel: 'attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack }, T);
+          else attack(adv[step.rows].x, set.x, set.y, against, shape, step.attack);
           break;
         }
         case 'tasks': {
