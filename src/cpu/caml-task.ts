@@ -3,19 +3,10 @@
 // layout [w | W_0 | … | W_{C−1}] (W_c = column c of W); camlToPublic/camlFromPublic convert to and from
 // the public layout (w, then W row-major D×C).
 import { logitsToResidual, rowDots, rowsTransposeTimes, sigmoid } from './logistic.js';
-import type { RowSet } from './maml-task.js';
+import type { RowSet, TaskPassParams } from './maml-task.js';
 
-export interface CamlParams {
-  tasks: number;
-  supportRows: number;
-  queryRows: number;
-  dim: number;
-  innerSteps: number;
-  order: 1 | 2;
-  wantMetaGrad: boolean;
-  innerLr: number;
+export interface CamlParams extends TaskPassParams {
   context: number;
-  outSet: number;
 }
 
 export interface CamlOutputs {

@@ -19,7 +19,8 @@ export interface PerturbParams {
   radius: number;
 }
 
-export interface TaskParams {
+/** What every per-task pass (maml-task, caml-task) is told: sizes, inner loop, output set. */
+export interface TaskPassParams {
   tasks: number;
   supportRows: number;
   queryRows: number;
@@ -28,10 +29,13 @@ export interface TaskParams {
   order: 1 | 2;
   wantMetaGrad: boolean;
   innerLr: number;
-  /** false: one θ for every task; true: θ holds one model per task (AMP). */
-  thetaPerTask: boolean;
   /** Outputs of task t go to slot outSet·T + t. */
   outSet: number;
+}
+
+export interface TaskParams extends TaskPassParams {
+  /** false: one θ for every task; true: θ holds one model per task (AMP). */
+  thetaPerTask: boolean;
   perturb: PerturbParams | null;
   /** θ_t ← θ'_t after the inner loop (AMP's plain training; needs thetaPerTask). */
   writeBack?: boolean;

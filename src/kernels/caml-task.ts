@@ -3,8 +3,7 @@
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid } from '../gpu/resources.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
-import { dataLayout, quads } from './layout.js';
-import type { BoundMamlTask } from './maml-task.js';
+import { taskUniformHead, type BoundMamlTask } from './maml-task.js';
 
 export interface CamlTaskBuffers {
   supportData: GPUBuffer;  // a data buffer (layout.ts dataLayout) whose supportX/supportY are read
@@ -38,12 +37,8 @@ export class CamlTaskKernel {
     return {
       encode: dispatch.encode,
       setParams(p: CamlParams) {
-        const off = dataLayout(p.tasks, p.supportRows, p.queryRows, p.dim);
-        const words = new ArrayBuffer(UNIFORM_BYTES);
-        const u = new Uint32Array(words);
-        u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, grid.x]);
-        new Float32Array(words)[8] = p.innerLr;
-        u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY, p.context, p.outSet], 9);
+        const { words, u } = taskUniformHead(p, grid.x, UNIFORM_BYTES);
+        u.set([p.context, p.outSet], 13);
         device.queue.writeBuffer(uniform, 0, words);
       },
     };

@@ -1,7 +1,7 @@
 // Host side of shaders/maml-task.wgsl (CPU twin: src/cpu/maml-task.ts): the fused per-task inner loop
 // and meta-gradient. One bound dispatch per (buffers, uniform); setParams rewrites the uniform.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
-import type { TaskParams } from '../cpu/maml-task.js';
+import type { TaskParams, TaskPassParams } from '../cpu/maml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
 import { dataLayout, quads } from './layout.js';
 
@@ -17,6 +17,19 @@ export interface MamlTaskBuffers {
 }
 
 const KINDS = ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
+
+/** Words 0–12 of both per-task uniforms (TaskParams in maml-task.wgsl, CamlParams in caml-task.wgsl):
+ * sizes, inner loop, grid width, and the offsets of the rows (in vec4s) and labels (in floats). */
+export function taskUniformHead(p: TaskPassParams, groupsPerRow: number, bytes: number) {
+  const off = dataLayout(p.tasks, p.supportRows, p.queryRows, p.dim);
+  const words = new ArrayBuffer(bytes);
+  const u = new Uint32Array(words);
+  const f = new Float32Array(words);
+  u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, groupsPerRow]);
+  f[8] = p.innerLr;
+  u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY], 9);
+  return { words, u, f };
+}
 
 export interface BoundMamlTask<P = TaskParams> extends BoundDispatch {
   setParams(p: P): void;
@@ -40,14 +53,8 @@ export class MamlTaskKernel {
     return {
       encode: dispatch.encode,
       setParams(p: TaskParams) {
-        const off = dataLayout(p.tasks, p.supportRows, p.queryRows, p.dim);
-        const words = new ArrayBuffer(80);
-        const u = new Uint32Array(words);
-        const f = new Float32Array(words);
-        u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, grid.x]);
-        f[8] = p.innerLr;
-        // Rows are addressed in vec4s, labels in floats.
-        u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY, p.thetaPerTask ? quads(p.dim) : 0, p.outSet, p.perturb?.steps ?? 0], 9);
+        const { words, u, f } = taskUniformHead(p, grid.x, 80);
+        u.set([p.thetaPerTask ? quads(p.dim) : 0, p.outSet, p.perturb?.steps ?? 0], 13);
         f[16] = p.perturb?.lr ?? 0;
         f[17] = p.perturb?.radius ?? 0;
         u[18] = p.writeBack ? 1 : 0;
