@@ -28,7 +28,9 @@ struct CamlParams {
   queryYOff: u32,
   context: u32,        // C ≤ MAX_CONTEXT
   outSet: u32,
-  _pad0: u32,
+  taskBase: u32,       // chunked batches: first task of this dispatch in the whole batch (maml-task.wgsl)
+  slotTasks: u32,      // tasks of the whole batch
+  _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 const MAX_CONTEXT: u32 = 64u;
@@ -56,7 +58,7 @@ fn caml_adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
   let Kq = cp.queryRows;
   let n = cp.innerSteps;
   let alpha = cp.innerLr;
-  let slot = cp.outSet * cp.tasks + t;
+  let slot = cp.outSet * cp.slotTasks + cp.taskBase + t;
   let own = slot * D4;
   let gradOff = slot * (C + 1u) * D4;
   let gS = slot * 3u * D4;   // g_s

@@ -3,7 +3,8 @@
 //   forward_grad: stats[t] = (mean BCE loss, accuracy) of params_t on (X_t, y_t),
 //                 grad_t = X_tᵀ (σ(X_t θ_t) − y_t) / K
 //   hvp:          out_t = X_tᵀ (σ'(X_t θ_t) ⊙ X_t v_t) / K, σ' = p(1 − p): the Hessian-vector product
-// The parameters of task t start at params[paramOff + t · paramStride]: stride 0 shares one θ.
+// The parameters of task t start at params[paramOff + t · paramStride]: stride 0 shares one θ. A
+// chunked batch (rows of tasks taskBase … in x, y) indexes params, vec, out and stats by taskBase + t.
 
 struct Shape {
   tasks: u32,
@@ -14,6 +15,8 @@ struct Shape {
   xOff: u32,           // vec4 offset of task 0's rows in x
   yOff: u32,           // float offset of task 0's labels in y
   paramOff: u32,       // vec4 offset of task 0's parameters
+  taskBase: u32,       // chunked batches: stats, out and vec are indexed by taskBase + t
+  _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -31,14 +34,15 @@ fn forward_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let K = shape.rows;
   let D4 = shape.dim4;
   let xt = shape.xOff + t * K * D4;
-  rowDots(&x, xt, K, &params, shape.paramOff + t * shape.paramStride, D4, lid);
+  let g = shape.taskBase + t;
+  rowDots(&x, xt, K, &params, shape.paramOff + g * shape.paramStride, D4, lid);
   logitsToResidual(&y, shape.yOff + t * K, K, lid);
   if (lid == 0u) {
     let s = meanLossAndAccuracy(K);
-    stats[2u * t] = s.x;
-    stats[2u * t + 1u] = s.y;
+    stats[2u * g] = s.x;
+    stats[2u * g + 1u] = s.y;
   }
-  rowsTransposeTimes(&x, xt, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, xt, K, &out, g * D4, D4, lid, 1.0 / f32(K), false);
 }
 
 @compute @workgroup_size(WG)
@@ -48,13 +52,14 @@ fn hvp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l
   let K = shape.rows;
   let D4 = shape.dim4;
   let xt = shape.xOff + t * K * D4;
-  rowDots(&x, xt, K, &params, shape.paramOff + t * shape.paramStride, D4, lid);
+  let g = shape.taskBase + t;
+  rowDots(&x, xt, K, &params, shape.paramOff + g * shape.paramStride, D4, lid);
   for (var r = lid; r < K; r += WG) {
     let p = sigmoid(rowVal[r]);
     rowAux[r] = p * (1.0 - p);
   }
-  rowDots(&x, xt, K, &vecIn, t * D4, D4, lid);  // its first barrier orders the rowAux writes
+  rowDots(&x, xt, K, &vecIn, g * D4, D4, lid);  // its first barrier orders the rowAux writes
   for (var r = lid; r < K; r += WG) { rowVal[r] *= rowAux[r]; }
   workgroupBarrier();
-  rowsTransposeTimes(&x, xt, K, &out, t * D4, D4, lid, 1.0 / f32(K), false);
+  rowsTransposeTimes(&x, xt, K, &out, g * D4, D4, lid, 1.0 / f32(K), false);
 }

@@ -10,7 +10,9 @@
 // over S_t per step (X g, then Xᵀ(σ'⊙X g)) and recomputes nothing.
 // Support and query come from two bindings (often the same buffer), so that ADML can pair a clean
 // support set with an adversarial query set and the other way round. Outputs of task t go to slot
-// outSet·T + t, so that two task passes (ADML's clean and adversarial) keep separate results.
+// outSet·T + t, so that two task passes (ADML's clean and adversarial) keep separate results. A batch too
+// big for one storage binding is split into chunks of tasks, one dispatch each: rows are read from the
+// chunk's data buffer (local t), outputs and θ are indexed by the task's place in the whole batch.
 // writeBack turns the dispatch into AMP's plain training step: each task's own model is updated in place.
 
 struct TaskParams {
@@ -33,7 +35,9 @@ struct TaskParams {
   perturbLr: f32,      // ζ
   perturbRadius: f32,  // ε of the L2 ball
   writeBack: u32,      // 1: θ_t ← θ'_t at the end (AMP's plain training; needs thetaStride = D4)
-  _pad1: u32,
+  taskBase: u32,       // index of this dispatch's first task in the whole batch (batches split in chunks)
+  slotTasks: u32,      // tasks of the whole batch: the stride of output sets
+  _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> tp: TaskParams;
@@ -54,7 +58,8 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   let Ks = tp.supportRows;
   let Kq = tp.queryRows;
   let n = tp.innerSteps;
-  let slot = tp.outSet * tp.tasks + t;
+  let task = tp.taskBase + t;  // index in the whole batch; t indexes this chunk's rows
+  let slot = tp.outSet * tp.slotTasks + task;
   let own = slot * D4;
   let sx = tp.supportXOff + t * Ks * D4;
   let sy = tp.supportYOff + t * Ks;
@@ -63,7 +68,7 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   let probOff = slot * max(n, 1u) * Ks;
   let amp = tp.perturbSteps > 0u;
 
-  for (var c = lid; c < D4; c += WG) { adapted[own + c] = theta[t * tp.thetaStride + c]; }
+  for (var c = lid; c < D4; c += WG) { adapted[own + c] = theta[task * tp.thetaStride + c]; }
   for (var s = 0u; s < n; s++) {
     if (amp) {
       // Start the ascent at Δ = 0, i.e. at the point θ'⁽ˢ⁾ itself.
@@ -89,7 +94,7 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   }
   if (tp.writeBack == 1u) {
     // Each workgroup owns its model θ_t and nothing else reads it in this dispatch.
-    for (var c = lid; c < D4; c += WG) { theta[t * tp.thetaStride + c] = adapted[own + c]; }
+    for (var c = lid; c < D4; c += WG) { theta[task * tp.thetaStride + c] = adapted[own + c]; }
   }
 
   rowDots(&queryData, qx, Kq, &adapted, own, D4, lid);

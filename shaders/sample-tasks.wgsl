@@ -32,7 +32,8 @@ struct SampleParams {
   pixelsPerImage: u32, // images: D − 1
   taskSpread: f32,     // linear: σ
   meanScale: f32,      // linear: scale of μ
-  _pad0: u32, _pad1: u32,
+  taskBase: u32,       // chunked batches: this dispatch's first task in the whole batch (keys the streams)
+  _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> sp: SampleParams;
@@ -58,7 +59,7 @@ fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let t = wid.y * sp.groupsPerRow + wid.x;
   if (t >= sp.tasks) { return; }
   let iteration = sampleState[0];
-  let stream = pcgHash(pcgHash(iteration ^ (sp.split << 31u)) ^ t);
+  let stream = pcgHash(pcgHash(iteration ^ (sp.split << 31u)) ^ (sp.taskBase + t));
   let Ks = sp.supportRows;
   let D = sp.dim;
   var c1 = 0u;

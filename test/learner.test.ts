@@ -143,20 +143,24 @@ test('invalid hyperparameters are rejected by createLearner', async () => {
   }
 });
 
-test('[webgpu] a batch beyond the adapter storage-binding limit gets a LimitError before any upload', () =>
-  withGpu(async (acq) => {
+test('[webgpu] a task too big for one storage binding gets a LimitError before any upload', () =>
+  withGpu(async () => {
+    // Batches bigger than a binding are split into chunks of tasks (test/chunks.test.ts); one task whose
+    // rows alone exceed the limit cannot be. METAGRAD_MAX_BINDING lowers the limit to 1 MiB here.
     const D = 1024;
-    const cap = Math.min(acq.device.limits.maxStorageBufferBindingSize, acq.device.limits.maxBufferSize);
-    const tasks = Math.ceil(cap / (4 * 256 * D)) + 1;
+    process.env.METAGRAD_MAX_BINDING = String(2 ** 20);
     const l = await createLearner({ backend: 'webgpu', dim: D, validate: false });
+    delete process.env.METAGRAD_MAX_BINDING;
     const big: Batch = {
-      tasks, supportShots: 256, queryShots: 1,
-      supportX: new Float32Array(tasks * 256 * D), supportY: new Float32Array(tasks * 256),
-      queryX: new Float32Array(tasks * D), queryY: new Float32Array(tasks),
+      tasks: 2, supportShots: 256, queryShots: 1,
+      supportX: new Float32Array(2 * 256 * D), supportY: new Float32Array(2 * 256),
+      queryX: new Float32Array(2 * D), queryY: new Float32Array(2),
     };
+    const before = await l.getParams();
     const e = await thrown(() => l.step(big));
     assert.instance(e, LimitError, e.message);
-    assert.match(e.message, /storage-binding limit/);
+    assert.match(e.message, /over the adapter's storage-binding limit of 1.0 MiB/);
+    assertClose('θ unchanged', await l.getParams(), before, 0, 0);
     l.destroy();
   }));
 

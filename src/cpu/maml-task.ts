@@ -31,6 +31,8 @@ export interface TaskPassParams {
   innerLr: number;
   /** Outputs of task t go to slot outSet·T + t. */
   outSet: number;
+  /** GPU only: this dispatch is a chunk of a bigger batch, starting at task `base` of `slotTasks`. */
+  chunk?: { base: number; slotTasks: number };
 }
 
 export interface TaskParams extends TaskPassParams {

@@ -17,7 +17,7 @@ export interface CamlTaskBuffers {
 }
 
 const KINDS = ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
-const UNIFORM_BYTES = 64;
+const UNIFORM_BYTES = 80;
 
 export class CamlTaskKernel {
   private readonly layout: GPUBindGroupLayout;
@@ -37,8 +37,8 @@ export class CamlTaskKernel {
     return {
       encode: dispatch.encode,
       setParams(p: CamlParams) {
-        const { words, u } = taskUniformHead(p, grid.x, UNIFORM_BYTES);
-        u.set([p.context, p.outSet], 13);
+        const { words, u, chunk } = taskUniformHead(p, grid.x, UNIFORM_BYTES);
+        u.set([p.context, p.outSet, ...chunk], 13);
         device.queue.writeBuffer(uniform, 0, words);
       },
     };

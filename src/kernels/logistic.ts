@@ -23,13 +23,14 @@ export class LogisticKernels {
   }
 
   /** Binds buffers and sizes once; the returned dispatches can be recorded any number of times.
-   * Offsets (floats, multiples of 4 for rows and parameters) locate task 0 inside x, y and params. */
-  bind(b: LogisticBuffers, shape: LogisticShape, offsets = { x: 0, y: 0, params: 0 }): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
+   * Offsets (floats, multiples of 4 for rows and parameters) locate task 0 inside x, y and params;
+   * taskBase (chunked batches) shifts the task index of params, vec, out and stats. */
+  bind(b: LogisticBuffers, shape: LogisticShape, offsets: { x: number; y: number; params: number; taskBase?: number } = { x: 0, y: 0, params: 0 }): { forwardGrad: BoundDispatch; hvp: BoundDispatch; uniform: GPUBuffer } {
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = createUniform(this.device, 'LogisticKernels.shape', 32);
+    const uniform = createUniform(this.device, 'LogisticKernels.shape', 48);
     this.device.queue.writeBuffer(uniform, 0, new Uint32Array([
       shape.tasks, shape.rows, quads(shape.dim), shape.paramStride === 0 ? 0 : quads(shape.dim), grid.x,
-      offsets.x / 4, offsets.y, offsets.params / 4,
+      offsets.x / 4, offsets.y, offsets.params / 4, offsets.taskBase ?? 0, 0, 0, 0,
     ]));
     const group = bindGroup(this.device, 'LogisticKernels.group', this.layout, [uniform, b.x, b.y, b.params, b.vec, b.out, b.stats]);
     const pipeline = (entry: string) =>

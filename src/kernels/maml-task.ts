@@ -17,6 +17,7 @@ export interface MamlTaskBuffers {
 }
 
 const KINDS = ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
+const UNIFORM_BYTES = 96;
 
 /** Words 0–12 of both per-task uniforms (TaskParams in maml-task.wgsl, CamlParams in caml-task.wgsl):
  * sizes, inner loop, grid width, and the offsets of the rows (in vec4s) and labels (in floats). */
@@ -28,7 +29,8 @@ export function taskUniformHead(p: TaskPassParams, groupsPerRow: number, bytes: 
   u.set([p.tasks, p.supportRows, p.queryRows, quads(p.dim), p.innerSteps, p.order, p.wantMetaGrad ? 1 : 0, groupsPerRow]);
   f[8] = p.innerLr;
   u.set([off.supportX / 4, off.supportY, off.queryX / 4, off.queryY], 9);
-  return { words, u, f };
+  const chunk = [p.chunk?.base ?? 0, p.chunk?.slotTasks ?? p.tasks];
+  return { words, u, f, chunk };
 }
 
 export interface BoundMamlTask<P = TaskParams> extends BoundDispatch {
@@ -45,7 +47,7 @@ export class MamlTaskKernel {
 
   bind(b: MamlTaskBuffers, tasks: number, label: string): BoundMamlTask {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = createUniform(this.device, `MamlTaskKernel.${label}`, 80);
+    const uniform = createUniform(this.device, `MamlTaskKernel.${label}`, UNIFORM_BYTES);
     const group = bindGroup(this.device, `MamlTaskKernel.${label}`, this.layout,
       [uniform, b.supportData, b.queryData, b.theta, b.adapted, b.metaGrad, b.supportProb, b.taskStats, b.perturbed]);
     const dispatch = boundDispatch(this.pipeline, group, grid.x, grid.y);
@@ -53,11 +55,12 @@ export class MamlTaskKernel {
     return {
       encode: dispatch.encode,
       setParams(p: TaskParams) {
-        const { words, u, f } = taskUniformHead(p, grid.x, 80);
+        const { words, u, f, chunk } = taskUniformHead(p, grid.x, UNIFORM_BYTES);
         u.set([p.thetaPerTask ? quads(p.dim) : 0, p.outSet, p.perturb?.steps ?? 0], 13);
         f[16] = p.perturb?.lr ?? 0;
         f[17] = p.perturb?.radius ?? 0;
         u[18] = p.writeBack ? 1 : 0;
+        u.set(chunk, 19);
         device.queue.writeBuffer(uniform, 0, words);
       },
     };

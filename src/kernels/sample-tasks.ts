@@ -42,7 +42,9 @@ export class SampleTasksKernel {
   }
 
   /** Records "sample the batch of the current iteration, then count it". */
-  bind(b: SamplerBuffers, source: TaskSource, shape: SampleShape, seed: number, split: Split): BoundDispatch {
+  /** taskBase: for a chunk of a bigger batch, the index of its first task (keys the random streams);
+   * countIteration: record the counter's advance after sampling (the last chunk of a batch does). */
+  bind(b: SamplerBuffers, source: TaskSource, shape: SampleShape, seed: number, split: Split, taskBase = 0, countIteration = true): BoundDispatch {
     const D = sourceDim(source);
     const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
@@ -57,11 +59,12 @@ export class SampleTasksKernel {
       source.kind === 'images' ? source.images.pixels : 0,
     ]);
     new Float32Array(words).set([lin.taskSpread, lin.meanScale], 16);
+    u[18] = taskBase;
     const uniform = createUniform(this.device, 'SampleTasksKernel.params', 80);
     this.device.queue.writeBuffer(uniform, 0, words);
     const group = bindGroup(this.device, 'SampleTasksKernel.group', this.layout, [uniform, b.data, b.sampleState, b.images, b.advData]);
     const sample = boundDispatch(this.sample, group, grid.x, grid.y);
     const advance = boundDispatch(this.advance, group, 1);
-    return { encode: (pass) => { sample.encode(pass); advance.encode(pass); } };
+    return { encode: (pass) => { sample.encode(pass); if (countIteration) advance.encode(pass); } };
   }
 }

@@ -28,9 +28,8 @@ interface BatchSlot {
   key: string;
   innerSteps: number;
   buffers: GPUBuffer[];
-  data: GPUBuffer;          // clean rows and labels (layout.ts dataLayout)
-  advData: GPUBuffer;       // attacked rows, same layout; labels copied from the clean batch
-  attackScratch: GPUBuffer; // PGD's ping-pong partner of advData
+  /** The batch's rows, in chunks of tasks that each fit one storage binding (usually one chunk). */
+  chunks: DataChunk[];
   adapted: GPUBuffer;
   metaGrad: GPUBuffer;
   supportProb: GPUBuffer;   // maml: σ per inner step; caml: the tape
@@ -45,6 +44,15 @@ interface BatchSlot {
 }
 
 const SETS = 2;  // every slot has room for ADML's two task passes
+
+/** Tasks first … first+tasks−1 of a batch, packed in their own buffers (layout.ts dataLayout). */
+interface DataChunk {
+  first: number;
+  tasks: number;
+  data: GPUBuffer;          // clean rows and labels
+  advData: GPUBuffer;       // attacked rows, same layout; labels copied from the clean batch
+  attackScratch: GPUBuffer; // PGD's ping-pong partner of advData
+}
 
 export class GpuEngine implements Engine {
   readonly info: BackendInfo;
@@ -121,12 +129,28 @@ export class GpuEngine implements Engine {
     return taskScratchSizes(shape, SETS);
   }
 
-  /** Rejects batches beyond the adapter's limits before any buffer is made. */
+  /** The largest buffer a kernel may bind (METAGRAD_MAX_BINDING, read when the learner is made, lowers
+   * it: tests use it to split small batches into chunks). */
+  private readonly forcedBindingCap = typeof process !== 'undefined' ? Number(process.env?.METAGRAD_MAX_BINDING) || Infinity : Infinity;
+
+  private bindingCap(): number {
+    const limits = this.device.limits;
+    return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.forcedBindingCap);
+  }
+
+  /** Tasks per data chunk: as many as one storage binding holds. */
+  private tasksPerChunk(batch: Batch): number {
+    const perTask = dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
+    return Math.max(1, Math.min(batch.tasks, Math.floor((this.bindingCap() - 64) / perTask)));
+  }
+
+  /** Rejects batches beyond the adapter's limits before any buffer is made. The rows of a big batch are
+   * split into chunks of tasks; the per-task scratch (θ', meta-gradients) must still fit one binding. */
   private checkFits(batch: Batch, innerSteps: number): void {
     const limits = this.device.limits;
-    const dataBytes = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
-    const largest = Math.max(dataBytes, ...Object.values(this.scratchSizes(batch, innerSteps)).map((f) => f * 4));
-    const cap = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const oneTaskBytes = dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
+    const largest = Math.max(oneTaskBytes, ...Object.values(this.scratchSizes(batch, innerSteps)).map((f) => f * 4));
+    const cap = this.bindingCap();
     if (largest > cap) {
       throw new LimitError(
         `This batch needs a GPU buffer of ${(largest / 2 ** 20).toFixed(1)} MiB (tasks=${batch.tasks}, shots=${batch.supportShots}+${batch.queryShots}, dim=${this.options.dim}, inner steps=${innerSteps}), ` +
@@ -154,14 +178,19 @@ export class GpuEngine implements Engine {
       buffers.push(b);
       return b;
     };
-    const dataFloats = dataLayout(T, batch.supportShots, batch.queryShots, this.options.dim).total;
+    const perChunk = this.tasksPerChunk(batch);
+    const chunks: DataChunk[] = [];
+    for (let first = 0; first < T; first += perChunk) {
+      const tasks = Math.min(perChunk, T - first);
+      const floats = dataLayout(tasks, batch.supportShots, batch.queryShots, this.options.dim).total;
+      const name = (what: string) => (perChunk < T ? `${what}@${first}` : what);
+      chunks.push({ first, tasks, data: make(name('data'), floats), advData: make(name('advData'), floats), attackScratch: make(name('attackScratch'), floats) });
+    }
     const slot: BatchSlot = {
       key,
       innerSteps: needed,
       buffers,
-      data: make('data', dataFloats),
-      advData: make('advData', dataFloats),
-      attackScratch: make('attackScratch', dataFloats),
+      chunks,
       adapted: make('adapted', sizes.adapted),
       metaGrad: make('metaGrad', sizes.metaGrad),
       supportProb: make('supportProb', sizes.supportProb),
@@ -177,71 +206,87 @@ export class GpuEngine implements Engine {
     return slot;
   }
 
-  /** Records a plan's steps for this slot's batch shape (binds buffers and writes uniforms once). */
+  /** Records a plan's steps for this slot's batch shape (binds buffers and writes uniforms once). Steps
+   * that read rows run once per data chunk; outputs are indexed by the task's place in the batch. */
   private compile(slot: BatchSlot, batch: Batch, plan: Plan): BoundDispatch {
     const o = this.options;
     const T = batch.tasks;
     const Dp = this.Dp;
-    const off = dataLayout(T, batch.supportShots, batch.queryShots, o.dim);
-    const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? slot.data : slot.advData);
     const parts: BoundDispatch[] = [];
     if (plan.steps.some((s) => s.kind === 'update')) writeFloats(this.device, slot.taskWeight, 0, taskWeights(o, T, plan.sets));
     for (const step of plan.steps) {
-      switch (step.kind) {
-        case 'attack': {
-          const rows = step.rows === 'support' ? batch.supportShots : batch.queryShots;
-          const xOff = step.rows === 'support' ? off.supportX : off.queryX;
-          const labelOff = step.rows === 'support' ? off.supportY : off.queryY;
-          const theta = step.against === 'theta';
-          parts.push(this.kernels.attack.bind({
-            clean: { buffer: slot.data, xOff, labelOff },
-            params: theta ? this.params : slot.adapted,
-            paramOff: 0,
-            paramPerTask: !theta,
-            out: { buffer: slot.advData, xOff },
-            scratch: { buffer: slot.attackScratch, xOff },
-            tasks: T, rows, dim: o.dim,
-          }, step.attack, `${step.rows}`));
-          break;
-        }
-        case 'tasks': {
-          const label = `set${step.outSet}`;
-          if (this.kernels.caml) {
-            const bound = this.kernels.caml.bind({
-              supportData: dataOf(step.support), queryData: dataOf(step.query), params: this.params, adapted: slot.adapted,
-              metaGrad: slot.metaGrad, tape: slot.supportProb, taskStats: slot.taskStats, scratch: slot.perturbed,
-            }, T, label);
-            bound.setParams(camlParamsFor(batch, o, step, o.dim));
-            parts.push(bound);
-          } else {
-            const bound = this.kernels.maml!.bind({
-              supportData: dataOf(step.support), queryData: dataOf(step.query), theta: this.params, adapted: slot.adapted,
-              metaGrad: slot.metaGrad, supportProb: slot.supportProb, taskStats: slot.taskStats, perturbed: slot.perturbed,
-            }, T, label);
-            bound.setParams(taskParamsFor(batch, o, step, o.dim));
-            parts.push(bound);
-          }
-          break;
-        }
-        case 'ga-weights':
-          parts.push(this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight }, T, Dp, step.normalization));
-          break;
-        case 'update':
-          parts.push(this.kernels.update.bind(
-            { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad },
-            updateParamsFor(plan.sets * T, this.vectors * Dp, o, step.apply), step.apply ? 'update' : 'gradientOnly'));
-          break;
-        case 'score-attacked': {
-          const { forwardGrad } = this.kernels.logistic.bind(
-            { x: slot.advData, y: slot.advData, params: slot.adapted, vec: slot.perturbed, out: slot.metaGrad, stats: slot.attackedStats },
-            { tasks: T, rows: batch.queryShots, dim: o.dim, paramStride: o.dim },
-            { x: off.queryX, y: off.queryY, params: 0 });
-          parts.push(forwardGrad);
-          break;
-        }
+      for (const c of slot.chunks) {
+        const part = this.compileChunkStep(slot, batch, plan, step, c);
+        if (part) parts.push(part);
       }
+      const whole = this.compileBatchStep(slot, batch, plan, step);
+      if (whole) parts.push(whole);
     }
     return { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+  }
+
+  /** The steps that read a chunk's rows: attacks, the per-task pass, attacked scores. */
+  private compileChunkStep(slot: BatchSlot, batch: Batch, plan: Plan, step: Plan['steps'][number], c: DataChunk): BoundDispatch | null {
+    const o = this.options;
+    const off = dataLayout(c.tasks, batch.supportShots, batch.queryShots, o.dim);
+    const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? c.data : c.advData);
+    const chunkBatch = { ...batch, tasks: c.tasks };
+    const chunk = { base: c.first, slotTasks: batch.tasks };
+    switch (step.kind) {
+      case 'attack': {
+        const theta = step.against === 'theta';
+        const support = step.rows === 'support';
+        const xOff = support ? off.supportX : off.queryX;
+        return this.kernels.attack.bind({
+          clean: { buffer: c.data, xOff, labelOff: support ? off.supportY : off.queryY },
+          params: theta ? this.params : slot.adapted,
+          paramOff: theta ? 0 : c.first * this.Dp,  // θ'_t of set 0 for the chunk's tasks
+          paramPerTask: !theta,
+          out: { buffer: c.advData, xOff },
+          scratch: { buffer: c.attackScratch, xOff },
+          tasks: c.tasks, rows: support ? batch.supportShots : batch.queryShots, dim: o.dim,
+        }, step.attack, step.rows);
+      }
+      case 'tasks': {
+        const label = `set${step.outSet}@${c.first}`;
+        if (this.kernels.caml) {
+          const bound = this.kernels.caml.bind({
+            supportData: dataOf(step.support), queryData: dataOf(step.query), params: this.params, adapted: slot.adapted,
+            metaGrad: slot.metaGrad, tape: slot.supportProb, taskStats: slot.taskStats, scratch: slot.perturbed,
+          }, c.tasks, label);
+          bound.setParams({ ...camlParamsFor(chunkBatch, o, step, o.dim), chunk });
+          return bound;
+        }
+        const bound = this.kernels.maml!.bind({
+          supportData: dataOf(step.support), queryData: dataOf(step.query), theta: this.params, adapted: slot.adapted,
+          metaGrad: slot.metaGrad, supportProb: slot.supportProb, taskStats: slot.taskStats, perturbed: slot.perturbed,
+        }, c.tasks, label);
+        bound.setParams({ ...taskParamsFor(chunkBatch, o, step, o.dim), chunk });
+        return bound;
+      }
+      case 'score-attacked':
+        return this.kernels.logistic.bind(
+          { x: c.advData, y: c.advData, params: slot.adapted, vec: slot.perturbed, out: slot.metaGrad, stats: slot.attackedStats },
+          { tasks: c.tasks, rows: batch.queryShots, dim: o.dim, paramStride: o.dim },
+          { x: off.queryX, y: off.queryY, params: 0, taskBase: c.first }).forwardGrad;
+      default:
+        return null;
+    }
+  }
+
+  /** The steps over the whole batch at once: agreement weights and the outer update. */
+  private compileBatchStep(slot: BatchSlot, batch: Batch, plan: Plan, step: Plan['steps'][number]): BoundDispatch | null {
+    const T = batch.tasks;
+    switch (step.kind) {
+      case 'ga-weights':
+        return this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight }, T, this.Dp, step.normalization);
+      case 'update':
+        return this.kernels.update.bind(
+          { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad },
+          updateParamsFor(plan.sets * T, this.vectors * this.Dp, this.options, step.apply), step.apply ? 'update' : 'gradientOnly');
+      default:
+        return null;
+    }
   }
 
   private compiled(slot: BatchSlot, batch: Batch, key: string, plan: () => Plan): BoundDispatch {
@@ -257,13 +302,18 @@ export class GpuEngine implements Engine {
 
   private upload(slot: BatchSlot, batch: Batch, adversarial: boolean): void {
     const D = this.options.dim;
-    const off = dataLayout(batch.tasks, batch.supportShots, batch.queryShots, D);
-    writeFloats(this.device, slot.data, off.supportX * 4, padRows(batch.supportX, batch.tasks * batch.supportShots, D));
-    writeFloats(this.device, slot.data, off.queryX * 4, padRows(batch.queryX, batch.tasks * batch.queryShots, D));
-    // The attacked copy reads its labels from its own buffer (attacks leave labels alone).
-    for (const target of adversarial ? [slot.data, slot.advData] : [slot.data]) {
-      writeFloats(this.device, target, off.supportY * 4, batch.supportY);
-      writeFloats(this.device, target, off.queryY * 4, batch.queryY);
+    const { supportShots: Ks, queryShots: Kq } = batch;
+    for (const c of slot.chunks) {
+      const off = dataLayout(c.tasks, Ks, Kq, D);
+      const rows = (a: Float32Array, k: number) => a.subarray(c.first * k * D, (c.first + c.tasks) * k * D);
+      const labels = (a: Float32Array, k: number) => a.subarray(c.first * k, (c.first + c.tasks) * k);
+      writeFloats(this.device, c.data, off.supportX * 4, padRows(rows(batch.supportX, Ks), c.tasks * Ks, D));
+      writeFloats(this.device, c.data, off.queryX * 4, padRows(rows(batch.queryX, Kq), c.tasks * Kq, D));
+      // The attacked copy reads its labels from its own buffer (attacks leave labels alone).
+      for (const target of adversarial ? [c.data, c.advData] : [c.data]) {
+        writeFloats(this.device, target, off.supportY * 4, labels(batch.supportY, Ks));
+        writeFloats(this.device, target, off.queryY * 4, labels(batch.queryY, Kq));
+      }
     }
   }
 
@@ -326,8 +376,12 @@ export class GpuEngine implements Engine {
     const key = `sample:${id}:${seed}:${split}`;
     let bound = slot.compiled.get(key);
     if (!bound) {
-      this.sampler ??= new SampleTasksKernel(this.device);
-      bound = this.sampler.bind({ data: slot.data, advData: slot.advData, sampleState: this.sampleState, images: this.sourceData.get(source)! }, source, shape, seed, split);
+      const sampler = (this.sampler ??= new SampleTasksKernel(this.device));
+      const images = this.sourceData.get(source)!;
+      // One sampling dispatch per chunk; only the last one counts the iteration.
+      const parts = slot.chunks.map((c, i) => sampler.bind(
+        { data: c.data, advData: c.advData, sampleState: this.sampleState, images }, source, { ...shape, tasks: c.tasks }, seed, split, c.first, i === slot.chunks.length - 1));
+      bound = { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
       slot.compiled.set(key, bound);
     }
     return bound;
