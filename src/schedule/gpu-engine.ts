@@ -43,7 +43,6 @@ interface BatchSlot {
   compiled: Map<string, BoundDispatch>;
 }
 
-const SETS = 2;  // every slot has room for ADML's two task passes
 
 /** Tasks first … first+tasks−1 of a batch, packed in their own buffers (layout.ts dataLayout). */
 interface DataChunk {
@@ -59,6 +58,8 @@ export class GpuEngine implements Engine {
   private readonly device: GPUDevice;
   private readonly Dp: number;
   private readonly vectors: number;
+  /** Output sets of the task passes: ADML keeps its clean and adversarial passes apart (2), others 1. */
+  private readonly sets: number;
   private readonly params: GPUBuffer;
   private readonly optState: GPUBuffer;
   private readonly meanGrad: GPUBuffer;
@@ -84,6 +85,7 @@ export class GpuEngine implements Engine {
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
     this.vectors = paramVectors(options);
+    this.sets = trainPlan(options).sets;
     const P = this.vectors * this.Dp;
     this.params = createBuffer(this.device, 'GpuEngine.params', P);
     this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
@@ -123,10 +125,10 @@ export class GpuEngine implements Engine {
   private scratchSizes(batch: Batch, innerSteps: number) {
     const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: this.Dp, innerSteps, context: this.options.contextDim };
     if (this.kernels.caml) {
-      const z = camlScratchSizes(shape, SETS);
+      const z = camlScratchSizes(shape, this.sets);
       return { adapted: z.adapted, metaGrad: z.metaGrad, supportProb: z.tape, taskStats: z.taskStats, perturbed: z.scratch };
     }
-    return taskScratchSizes(shape, SETS);
+    return taskScratchSizes(shape, this.sets);
   }
 
   /** The largest buffer a kernel may bind (METAGRAD_MAX_BINDING, read when the learner is made, lowers
@@ -197,7 +199,7 @@ export class GpuEngine implements Engine {
       taskStats: make('taskStats', sizes.taskStats),
       attackedStats: make('attackedStats', 2 * T),
       perturbed: make('perturbed', sizes.perturbed),
-      taskWeight: make('taskWeight', SETS * T),
+      taskWeight: make('taskWeight', this.sets * T),
       updateSum: make('updateSum', this.Dp),
       agree: make('agree', 2 * T),
       compiled: new Map(),
