@@ -1,18 +1,22 @@
 // Test runner: bundles test/*.test.ts with esbuild (WGSL as text), runs them with uvu in one process,
-// and ends with the line "N passed, N failed" that CI reads. Usage: node test/run.mjs [name-filter]
-import { build } from 'esbuild';
+// and ends with the line "N passed, N failed" that CI reads.
+// Usage: node test/run.mjs [word,word…] [--no-build | --build-only]
+const { build } = process.argv.includes('--no-build') ? { build: null } : await import('esbuild');
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { esbuildOptions } from '../scripts/build.mjs';
+const { esbuildOptions } = process.argv.includes('--no-build') ? { esbuildOptions: {} } : await import('../scripts/build.mjs');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, '.test-build');
-const filter = process.argv[2] ?? '';
-const files = readdirSync(path.join(root, 'test')).filter((f) => f.endsWith('.test.ts') && f.includes(filter)).sort();
+// Filters: test files whose name holds any of the comma-separated words ('' = all). --no-build reuses
+// .test-build (prepared elsewhere, e.g. for a GPU machine without esbuild: scripts/gpu-pack.sh).
+const noBuild = process.argv.includes('--no-build');
+const filters = (process.argv.slice(2).find((a) => !a.startsWith('--')) ?? '').split(',');
+const files = readdirSync(path.join(root, 'test')).filter((f) => f.endsWith('.test.ts') && filters.some((w) => f.includes(w))).sort();
 
-rmSync(outdir, { recursive: true, force: true });
-await build({
+if (!noBuild) rmSync(outdir, { recursive: true, force: true });
+if (!noBuild) await build({
   ...esbuildOptions,
   entryPoints: files.map((f) => `test/${f}`),
   outdir,
@@ -21,7 +25,9 @@ await build({
 });
 
 // The CPU backend's worker threads load cpu-worker.js from beside the bundle that starts them.
-await build({ ...esbuildOptions, entryPoints: { 'cpu-worker': 'src/cpu/worker.ts' }, outdir });
+if (!noBuild) await build({ ...esbuildOptions, entryPoints: { 'cpu-worker': 'src/cpu/worker.ts' }, outdir });
+
+if (process.argv.includes('--build-only')) process.exit(0);
 
 // Keep what uvu prints, and read its totals from it.
 let printed = '';
