@@ -175,10 +175,20 @@ export function checkFloatArray(name: string, array: unknown, expected: number, 
 }
 
 export function checkFinite(name: string, array: Float32Array): void {
-  // Fast pass: v·0 is 0 for finite v and NaN for NaN/±Infinity, so one sum tells whether to look closer.
-  let probe = 0;
-  for (let i = 0; i < array.length; i++) probe += array[i] * 0;
-  if (probe === 0) return;
+  // Fast pass on the bits: a float32 is NaN or ±Infinity exactly when its exponent is all ones, and then
+  // (bits & 0x7f800000) + 0x00800000 carries into bit 31. Four OR-accumulators, no float arithmetic.
+  const bits = new Uint32Array(array.buffer, array.byteOffset, array.length);
+  const n = bits.length;
+  const end4 = n - (n % 4);
+  let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (let i = 0; i < end4; i += 4) {
+    a0 |= (bits[i] & 0x7f800000) + 0x00800000;
+    a1 |= (bits[i + 1] & 0x7f800000) + 0x00800000;
+    a2 |= (bits[i + 2] & 0x7f800000) + 0x00800000;
+    a3 |= (bits[i + 3] & 0x7f800000) + 0x00800000;
+  }
+  for (let i = end4; i < n; i++) a0 |= (bits[i] & 0x7f800000) + 0x00800000;
+  if (((a0 | a1 | a2 | a3) & 0x80000000) === 0) return;
   for (let i = 0; i < array.length; i++) {
     const v = array[i];
     if (!Number.isFinite(v)) {
@@ -188,6 +198,10 @@ export function checkFinite(name: string, array: Float32Array): void {
 }
 
 export function checkLabels(name: string, array: Float32Array): void {
+  // Fast pass: 0 and 1 are the only values v with v·(v − 1) = 0 (NaN fails it too).
+  let bad = 0;
+  for (let i = 0; i < array.length; i++) bad += array[i] * (array[i] - 1) === 0 ? 0 : 1;
+  if (bad === 0) return;
   for (let i = 0; i < array.length; i++) {
     const v = array[i];
     if (v !== 0 && v !== 1) {
