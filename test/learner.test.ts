@@ -198,6 +198,33 @@ for (const algorithm of ['maml', 'adml', 'caml', 'amp'] as const) {
   });
 }
 
+test('the fast finiteness and label scans find every bad value, at any position', async () => {
+  const { checkFinite, checkLabels } = await import('../src/validate.js');
+  const fine = Float32Array.from([3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -0, 0, 1, -1]);
+  checkFinite('fine', fine);
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    for (const length of [1, 4, 7, 9]) {
+      for (let at = 0; at < length; at++) {
+        const a = new Float32Array(length).fill(0.5);
+        a[at] = bad;
+        const e = await thrown(() => checkFinite('x', a));
+        assert.instance(e, NonFiniteError);
+        assert.match(e.message, new RegExp(`x\\[${at}\\] is ${bad}`));
+      }
+    }
+  }
+  checkLabels('fine', Float32Array.from([0, 1, 1, 0, -0]));
+  for (const bad of [0.5, -1, 2, NaN, Infinity]) {
+    for (const at of [0, 3, 6]) {
+      const y = Float32Array.from([0, 1, 0, 1, 0, 1, 0]);
+      y[at] = bad;
+      const e = await thrown(() => checkLabels('y', y));
+      assert.instance(e, LabelError);
+      assert.match(e.message, new RegExp(`y\\[${at}\\] is ${bad}`));
+    }
+  }
+});
+
 test('gpuTime: null without timestamp queries; on SwiftShader (which has them) it grows with the work', async () => {
   const cpu = await createLearner({ backend: 'cpu', dim: 8 });
   await cpu.step(randomBatch(4, 5, 5, 8));
