@@ -264,7 +264,8 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     queryShots: int('queryShots', options.queryShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
     startIteration: int('startIteration', options.startIteration ?? 0, 0, 2 ** 31 - 1, 'Start at 0, or at the iteration of a checkpoint.'),
     evalEvery: int('evalEvery', options.evalEvery ?? 0, 0, 1e9, 'Evaluate every N iterations, or 0 for never.'),
-    evalTasks: int('evalTasks', options.evalTasks ?? 600, 2, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
+    // AMP scores model i on held-out task i: as many tasks as models.
+    evalTasks: int('evalTasks', options.evalTasks ?? (learner.algorithm === 'amp' ? learner.models : 600), 1, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
     evalSteps: evaluate.steps,
     evalLr: evaluate.lr,
     evalAttack: evaluate.attack,
@@ -272,6 +273,9 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     trackTrainLoss: options.trackTrainLoss === true,
     onProgress: options.onProgress,
   };
+  if (learner.algorithm === 'amp' && t.evalTasks !== learner.models) {
+    throw new ShapeError(`AMP scores model i on held-out task i: evalTasks is ${t.evalTasks}, models is ${learner.models}.`, `Use evalTasks: ${learner.models}, or leave it out.`);
+  }
   if (source.kind === 'file') {
     for (const split of ['train', 'test'] as const) {
       const f = source[split];

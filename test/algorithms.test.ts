@@ -326,6 +326,12 @@ test('seed-algorithm options and batches are checked before any work', async () 
   assert.match(e.message, /batch.tasks is 2, models is 3/);
   assert.instance(await thrown(() => amp.metaGradient(randomBatch(3, 5, 5, 4))), InvalidOptionError);
   assertClose('AMP models untouched by rejected calls', await amp.getParams(), before, 0, 0);
+  const source = { kind: 'linear' as const, dim: 4 };
+  const wrongEval = await thrown(() => amp.train({ source, iterations: 2, evalEvery: 1, evalTasks: 10 }));
+  assert.instance(wrongEval, ShapeError);
+  assert.match(wrongEval.message, /evalTasks is 10, models is 3/);
+  const trained = await amp.train({ source, iterations: 2, evalEvery: 2 });
+  assert.is(trained.eval!.taskLoss.length, 3, 'AMP evaluates one held-out task per model');
   const caml = await createLearner({ backend: 'cpu', algorithm: 'caml', dim: 4, contextDim: 2 });
   assert.match((await thrown(() => caml.setParams(new Float32Array(4)))).message, /expected 12 \(w \(dim = 4\) then W/);
   const maml = await createLearner({ backend: 'cpu', dim: 4 });

@@ -50,7 +50,7 @@ const TRAIN_FLAGS: FlagSpecs = {
   'perturb-steps': { default: '1', kind: 'int', help: 'amp N' },
   'perturb-epsilon': { default: '0.5', kind: 'number', help: 'ε of the AMP inner optimizer' },
   'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end)' },
-  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation' },
+  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation (amp: one per model)' },
   'eval-steps': { default: 'auto', help: 'inner steps at evaluation (auto: = inner-steps)' },
   attack: { default: 'fgsm', help: 'attack for robust accuracy', choices: ['fgsm', 'pgd', 'none'] },
   'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
@@ -207,7 +207,9 @@ async function train(args: string[]): Promise<void> {
   const last = await learner.train({
     source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
     supportShots: Number(flags['support-shots']), queryShots: Number(flags['query-shots']),
-    evalEvery: evalEvery > 0 ? evalEvery : iterations - start, evalTasks: Number(flags['eval-tasks']),
+    evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
+    // AMP scores model i on held-out task i, so it evaluates as many tasks as it has models.
+    evalTasks: learner.options.algorithm === 'amp' ? learner.options.models : Number(flags['eval-tasks']),
     evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
   });
   bar?.finish();
@@ -220,7 +222,7 @@ async function train(args: string[]): Promise<void> {
   writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
     (lastEval ? `; held-out accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
-    ` (${Number(flags['eval-tasks'])} tasks, 95% CI)`);
+    ` (${learner.options.algorithm === 'amp' ? learner.options.models : Number(flags['eval-tasks'])} tasks, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
   void last;
   learner.destroy();

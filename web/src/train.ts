@@ -62,7 +62,8 @@ async function run(): Promise<void> {
     const evalNow = (iteration + chunk) % evalEvery === 0 || iteration + chunk === total;
     const p = await learner.train({
       source, iterations: chunk, startIteration: iteration, tasksPerBatch: Number(input('tasks').value),
-      supportShots: 10, queryShots: 10, trackTrainLoss: true, evalEvery: evalNow ? chunk : 0, evalTasks: 200,
+      supportShots: 10, queryShots: 10, trackTrainLoss: true, evalEvery: evalNow ? chunk : 0,
+      evalTasks: algorithm === 'amp' ? Number(input('tasks').value) : 200,  // AMP: model i on held-out task i
       evalAttack: { kind: 'fgsm', epsilon: Number(input('epsilon').value), ...(images ? { clip: [0, 1] as [number, number] } : {}) },
     });
     iteration = p.iteration;
@@ -72,7 +73,7 @@ async function run(): Promise<void> {
       chart.add(1, 0, { x: iteration, y: p.eval.accuracy, ci: p.eval.accuracyInterval.ci95 });
       if (p.eval.attacked) chart.add(1, 1, { x: iteration, y: p.eval.attacked.accuracy, ci: p.eval.attacked.accuracyInterval.ci95 });
       (state.evals as number[]).push(p.eval.accuracy);
-      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (200 tasks of the meta-test split)`;
+      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (${p.eval.taskLoss.length} tasks of the meta-test split)`;
     }
     chart.draw();
     const rate = (iteration - startIteration) / ((performance.now() - started) / 1000);
