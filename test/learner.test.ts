@@ -4,9 +4,10 @@ import { test } from 'uvu';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as assert from 'uvu/assert';
-import { createLearner, type Learner } from '../src/learner.js';
+import { createLearner, getSharedDevice, type Learner } from '../src/learner.js';
 import { acquireDevice } from '../src/gpu/device.js';
 import {
+  DeviceLostError,
   DestroyedError, InvalidOptionError, LabelError, LimitError, MetagradError, NoAdapterError, NonFiniteError, ShapeError,
 } from '../src/errors.js';
 import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
@@ -223,6 +224,31 @@ test('the fast finiteness and label scans find every bad value, at any position'
       assert.match(e.message, new RegExp(`y\\[${at}\\] is ${bad}`));
     }
   }
+});
+
+test('device loss: calls fail with DeviceLostError, and a new learner resumes from the saved state', async () => {
+  const options: LearnerOptions = { dim: 12, innerLr: 0.3, outerLr: 0.05, optimizer: 'adam', seed: 9 };
+  const batch = randomBatch(8, 5, 5, 12, 41);
+  const before = await createLearner({ ...options, backend: 'webgpu' });
+  await before.step(batch, { iterations: 3 });
+  const saved = await before.getState();
+  const acq = await getSharedDevice();
+  acq.device.destroy();  // what a driver reset or a lost GPU does to a running program
+  await acq.device.lost;
+  const e = await thrown(() => before.step(batch));
+  assert.instance(e, DeviceLostError);
+  assert.match(e.message, /device was lost/);
+  assert.match(e.message, /restore parameters from your last checkpoint/);
+  // The shared device is dropped once lost: the next learner gets a fresh one and continues exactly.
+  const after = await createLearner({ ...options, backend: 'webgpu' });
+  after.setState(saved);
+  const reference = await createLearner({ ...options, backend: 'webgpu' });
+  await reference.step(batch, { iterations: 3 });
+  await after.step(batch);
+  await reference.step(batch);
+  assertClose('resumed on a new device = uninterrupted', await after.getParams(), await reference.getParams(), 0, 0);
+  after.destroy();
+  reference.destroy();
 });
 
 test('gpuTime: null without timestamp queries; on SwiftShader (which has them) it grows with the work', async () => {
