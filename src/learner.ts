@@ -9,7 +9,7 @@ import type { Engine } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
-  BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
+  AdaptResult, BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
 } from './types.js';
 import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, resolveTrainOptions, validateBatch } from './validate.js';
 import { sampleFileTasks } from './cpu/sample-tasks.js';
@@ -48,6 +48,8 @@ export interface Learner {
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
   metaGradient(batch: Batch): Promise<Float32Array>;
+  /** evaluate, plus each task's adapted parameters and (with an attack) the attacked query rows. */
+  adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult>;
   /** A whole training on batches sampled from a task source (on the device for seed, linear and
    * images); reads back only what onProgress asks for. Resolves with the last progress report. */
   train(options: TrainOptions): Promise<TrainProgress>;
@@ -134,6 +136,19 @@ class LearnerImpl implements Learner {
     const out = await engine.evaluate(batch, steps, lr, attack);
     const result: EvaluateResult = summarize(out.clean);
     if (out.attacked) result.attacked = summarize(out.attacked);
+    return result;
+  }
+
+  async adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult> {
+    const engine = this.live();
+    const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
+    this.checkBatch(batch);
+    const out = await engine.evaluate(batch, steps, lr, attack, true);
+    const result: AdaptResult = { ...summarize(out.clean), adapted: out.adapted! };
+    if (out.attacked) {
+      result.attacked = summarize(out.attacked);
+      result.attackedQueryX = out.attackedQueryX;
+    }
     return result;
   }
 

@@ -185,6 +185,14 @@ export interface EvaluateResult extends QueryScores {
   attacked?: QueryScores;
 }
 
+/** evaluate's scores plus what adaptation and the attack produced, for inspection (learner.adapt). */
+export interface AdaptResult extends EvaluateResult {
+  /** Each task's adapted parameters, T×D task-major (CAML: the task's model w + Wφ_t; AMP: the models). */
+  adapted: Float32Array;
+  /** With an attack: the attacked query rows, T×Kq×D, laid out as batch.queryX. */
+  attackedQueryX?: Float32Array;
+}
+
 export interface BackendInfo {
   kind: 'webgpu' | 'cpu';
   /** Adapter description (vendor, architecture, path used), or 'cpu'. */

@@ -207,6 +207,35 @@ for (const backend of BACKENDS) {
       assert.ok(maxAbs(ampStep(th, Xs, task(b, 0, D).ys, 0.5, 2, 0.05, 3).map((v, d) => v - sgd[d])) > 1e-4, 'AMP ≠ SGD for ε > 0');
     }));
 
+  test(`[${backend}] adapt() returns each task's adapted parameters and the attacked query rows`, () =>
+    run(backend, async () => {
+      const D = 10, eps = 0.2;
+      const b = randomBatch(5, 8, 6, D, 81);
+      const learner = await createLearner({ backend, dim: D, innerLr: 0.5, initScale: 0.5, seed: 3 });
+      const theta = Array.from(await learner.getParams());
+      const r = await learner.adapt(b, { steps: 2, attack: { kind: 'fgsm', epsilon: eps } });
+      assert.is(r.adapted.length, 5 * D);
+      assert.is(r.attackedQueryX!.length, b.queryX.length);
+      let same = 0;
+      for (let t = 0; t < 5; t++) {
+        const { Xs, ys, Xq, yq } = task(b, t, D);
+        const adapted = adapt(theta, Xs, ys, 0.5, 2);
+        assertClose(`task ${t} adapted θ'`, r.adapted.subarray(t * D, (t + 1) * D), adapted, 1e-5, 1e-4);
+        const expected = fgsm(adapted, Xq, yq, eps).flat();
+        const got = r.attackedQueryX!.subarray(t * 6 * D, (t + 1) * 6 * D);
+        got.forEach((v, i) => {
+          assert.ok(Math.abs(v - b.queryX[t * 6 * D + i]) <= eps + 1e-6, 'within ε of the clean row');
+          if (Math.abs(v - expected[i]) < 1e-5) same++;
+        });
+      }
+      // A component of θ' within float32 rounding of 0 may take the other sign: allow one or two.
+      assert.ok(same >= 5 * 6 * D - 6, `${same} of ${5 * 6 * D} attacked values equal the oracle's`);
+      // adapt() scores exactly what evaluate() scores.
+      const e = await learner.evaluate(b, { steps: 2, attack: { kind: 'fgsm', epsilon: eps } });
+      assertClose('scores', [r.loss, r.attacked!.loss], [e.loss, e.attacked!.loss], 0, 0);
+      learner.destroy();
+    }));
+
   test(`[${backend}] innerSteps 0 is joint training: the meta-gradient is the query gradient at θ`, () =>
     run(backend, async () => {
       const D = 8;

@@ -102,6 +102,8 @@ test('attack page: FGSM and PGD perturbations stay within ε, for MAML and ADML'
   for (const [kind, epsilon] of [['fgsm', '0.05'], ['pgd', '0.2']] as const) {
     await page.select('#kind', kind);
     await page.$eval('#epsilon', (el, v) => { (el as HTMLInputElement).value = v; el.dispatchEvent(new Event('input')); }, epsilon);
+    // The page re-adapts and re-attacks on the GPU; wait for the render of these settings.
+    await page.waitForFunction(`window.__metagrad.kind === '${kind}' && window.__metagrad.epsilon === ${Number(epsilon)}`, { timeout: 60_000 });
     const s = await page.evaluate('({ kind: window.__metagrad.kind, epsilon: window.__metagrad.epsilon, maxDelta: window.__metagrad.maxDelta })') as { kind: string; epsilon: number; maxDelta: Record<string, number> };
     assert.is(s.kind, kind);
     assert.is(s.epsilon, Number(epsilon));
@@ -112,6 +114,7 @@ test('attack page: FGSM and PGD perturbations stay within ε, for MAML and ADML'
   }
   await page.select('#kind', 'fgsm');
   await page.$eval('#epsilon', (el) => { (el as HTMLInputElement).value = '0.1'; el.dispatchEvent(new Event('input')); });
+  await page.waitForFunction(`window.__metagrad.kind === 'fgsm' && window.__metagrad.epsilon === 0.1`, { timeout: 60_000 });
   await page.screenshot({ path: path.join(OUT, 'attack.png'), fullPage: true });
   assert.equal(problems, []);
   await page.close();

@@ -46,6 +46,10 @@ for (const [name, extra] of CASES) {
       const attack = { kind: 'pgd' as const, epsilon: 0.1, steps: 3 };
       const [g, c] = [await gpu.evaluate(b, { attack }), await cpu.evaluate(b, { attack })];
       assertClose('per-task clean and attacked query loss (tasks of every chunk)', [...g.taskLoss, ...g.attacked!.taskLoss], [...c.taskLoss, ...c.attacked!.taskLoss], 1e-4, 1e-3);
+      const [ga, ca] = [await gpu.adapt(b, { attack }), await cpu.adapt(b, { attack })];
+      assertClose('adapted parameters of every chunk', ga.adapted, ca.adapted, 1e-4, 1e-3);
+      const differ = ga.attackedQueryX!.reduce((n, v, i) => n + (Math.abs(v - ca.attackedQueryX![i]) > 1e-5 ? 1 : 0), 0);
+      assert.ok(differ <= ga.attackedQueryX!.length / 1000, `attacked rows of every chunk: ${differ} values differ`);
       gpu.destroy();
       cpu.destroy();
     }));

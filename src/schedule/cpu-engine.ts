@@ -20,6 +20,8 @@ import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type Evalua
 
 /** What one run of a plan leaves behind. */
 interface PlanState {
+  adapted: Float32Array;        // sets×T×D
+  advQueryX: Float32Array;      // T×Kq×D, after an attack on the queries
   stats: Float32Array;          // sets×T×2
   attackedStats?: Float32Array; // T×2
   weights: Float32Array;        // sets×T
@@ -104,7 +106,7 @@ export class CpuEngine implements Engine {
     const side = (s: DataSide) => (s === 'clean' ? clean : adv);
     const { maml, caml: camlOut } = scratch;
     const out = (maml ?? camlOut)!;
-    const state: PlanState = { stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
+    const state: PlanState = { adapted: out.adapted, advQueryX: adv.query.x, stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
     const rowsOf = (which: 'support' | 'query'): { set: RowSet; rows: number } =>
       ({ set: clean[which], rows: which === 'support' ? batch.supportShots : batch.queryShots });
 
@@ -157,10 +159,15 @@ export class CpuEngine implements Engine {
     };
   }
 
-  async evaluate(batch: Batch, steps: number, lr: number, attackParams: AttackParams | null): Promise<EvaluateOutput> {
+  async evaluate(batch: Batch, steps: number, lr: number, attackParams: AttackParams | null, detail = false): Promise<EvaluateOutput> {
     const pool = await this.poolFor(batch);
     const state = await this.run(evaluatePlan(steps, lr, attackParams), this.shareBatch(batch, pool), pool);
-    return { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
+    const out: EvaluateOutput = { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
+    if (detail) {
+      out.adapted = state.adapted.slice(0, batch.tasks * this.options.dim);
+      if (attackParams) out.attackedQueryX = state.advQueryX.slice(0, batch.queryX.length);
+    }
+    return out;
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {

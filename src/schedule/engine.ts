@@ -21,6 +21,9 @@ export interface StepReadback {
 export interface EvaluateOutput {
   clean: Float32Array;      // T×2
   attacked?: Float32Array;  // T×2
+  /** With detail: each task's adapted parameters (T×D; CAML: w + Wφ_t) and attacked query rows (T×Kq×D). */
+  adapted?: Float32Array;
+  attackedQueryX?: Float32Array;
 }
 
 export interface Engine {
@@ -30,7 +33,7 @@ export interface Engine {
   /** Runs `iterations` meta-iterations on `batch`; reads back only what is asked. */
   step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback>;
   /** Adapts a copy of θ on each support set and scores the query sets (clean, and attacked when asked). */
-  evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput>;
+  evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail?: boolean): Promise<EvaluateOutput>;
   /** The meta-gradient Σ_t w_t g_t that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
   /** Runs meta-iterations first … first+count−1 on batches of a device source (seed, linear, images),

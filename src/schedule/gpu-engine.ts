@@ -346,15 +346,29 @@ export class GpuEngine implements Engine {
     };
   }
 
-  async evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput> {
+  async evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail = false): Promise<EvaluateOutput> {
     const slot = this.slotFor(batch, steps);
     this.upload(slot, batch, attack !== null);
     const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
     await this.submit('GpuEngine.evaluate', (pass) => run.encode(pass));
-    return {
+    const out: EvaluateOutput = {
       clean: await this.read(slot.taskStats, 2 * batch.tasks),
       attacked: attack ? await this.read(slot.attackedStats, 2 * batch.tasks) : undefined,
     };
+    if (detail) {
+      const D = this.options.dim;
+      out.adapted = unpadRows(await this.read(slot.adapted, batch.tasks * this.Dp), batch.tasks, D);
+      if (attack) {
+        const Kq = batch.queryShots;
+        out.attackedQueryX = new Float32Array(batch.queryX.length);
+        for (const c of slot.chunks) {
+          const off = dataLayout(c.tasks, batch.supportShots, Kq, D);
+          const rows = await readFloats(this.device, c.advData, c.tasks * Kq * this.Dp, off.queryX);
+          out.attackedQueryX.set(unpadRows(rows, c.tasks * Kq, D), c.first * Kq * D);
+        }
+      }
+    }
+    return out;
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {

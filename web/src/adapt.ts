@@ -1,8 +1,8 @@
 // Adapt page: one held-out Fashion-MNIST task (classes 6–9). Its support images, then adaptation step
 // by step from the meta-learned initialisation and from a zero initialisation, with the query
-// predictions and accuracy after each step. Query accuracy comes from learner.evaluate (WebGPU when
-// present); per-image probabilities from the library's CPU reference (src/cpu/logistic.ts).
-import { forwardGrad, sigmoid } from '../../src/cpu/logistic.js';
+// predictions and accuracy after each step, from learner.adapt() (WebGPU when present): the adapted
+// parameters it returns give each query image's probability.
+import { sigmoid } from '../../src/cpu/logistic.js';
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
 import type { Batch } from '../../src/types.js';
@@ -15,21 +15,9 @@ const SHOTS = 10;
 const LR = 0.5;
 let meta: Learner;
 let zero: Learner;
-let metaTheta: Float32Array;
 let task: Batch;
 let taskIndex = 0;
 let steps = 0;
-
-/** θ after k gradient steps on the support set (CPU reference). */
-function adaptCpu(theta0: Float32Array, k: number): Float32Array {
-  const theta = theta0.slice();
-  const grad = new Float32Array(D);
-  for (let s = 0; s < k; s++) {
-    forwardGrad(grad, new Float32Array(2), task.supportX, task.supportY, theta, { tasks: 1, rows: SHOTS, dim: D, paramStride: 0 });
-    for (let d = 0; d < D; d++) theta[d] -= LR * grad[d];
-  }
-  return theta;
-}
 
 function gallery(host: HTMLElement, x: Float32Array, y: Float32Array, rows: number, probs?: Float32Array): void {
   host.innerHTML = '';
@@ -62,10 +50,9 @@ function queryProbs(theta: Float32Array): Float32Array {
 async function show(): Promise<void> {
   $('step-count').textContent = `${steps} inner step${steps === 1 ? '' : 's'} of α = ${LR}`;
   const results: Record<string, number> = {};
-  for (const [name, learner, theta0] of [['meta', meta, metaTheta], ['zero', zero, new Float32Array(D)]] as const) {
-    const probs = queryProbs(adaptCpu(theta0, steps));
-    gallery($(`${name}-query`), task.queryX, task.queryY, SHOTS, probs);
-    const r = await learner.evaluate(task, { steps, lr: LR });
+  for (const [name, learner] of [['meta', meta], ['zero', zero]] as const) {
+    const r = await learner.adapt(task, { steps, lr: LR });
+    gallery($(`${name}-query`), task.queryX, task.queryY, SHOTS, queryProbs(r.adapted));
     results[name] = r.accuracy;
     $(`${name}-acc`).textContent = `query accuracy ${percent(r.accuracy)} (loss ${r.loss.toFixed(3)})`;
   }
@@ -91,7 +78,6 @@ async function init(): Promise<void> {
   $('status').textContent = `meta-training MAML on classes 0–5 (${iterations} iterations)…`;
   const p = await meta.train({ source, iterations, tasksPerBatch: 32, supportShots: SHOTS, queryShots: SHOTS });
   $('status').textContent = `MAML meta-trained: ${iterations} iterations in ${p.elapsedSeconds.toFixed(1)} s. Class names: ${FASHION_CLASSES.slice(6).join(', ')} are held out.`;
-  metaTheta = await meta.getParams();
   await newTask();
   state.ready = true;
 }

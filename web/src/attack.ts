@@ -1,11 +1,10 @@
 // Attack page: a held-out image, its FGSM / PGD perturbation (ε slider) and the adversarial image,
 // with the probability of the true label before and after, for a MAML and an ADML model side by side.
-// Both are meta-trained here (WebGPU when present), adapted on the image's task, and attacked
-// white-box: the perturbation is computed against each model's own adapted parameters by the
-// library's attack (src/cpu/fgsm.ts, the CPU twin of shaders/fgsm.wgsl).
-import { attack } from '../../src/cpu/fgsm.js';
-import { forwardGrad, sigmoid } from '../../src/cpu/logistic.js';
+// Both are meta-trained here, then learner.adapt() adapts each on the image's task and attacks the
+// query rows white-box, against that model's own adapted parameters, on the GPU when there is one.
+import { sigmoid } from '../../src/cpu/logistic.js';
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
+import type { Learner } from '../../src/learner.js';
 import type { Batch, LearnerOptions } from '../../src/types.js';
 import { $, drawImage, loadFashion, makeLearner, probeBackend, setupPage, showError, state } from './common.js';
 
@@ -13,30 +12,27 @@ setupPage('attack', 'Attack');
 const D = 785;
 const SHOTS = 10;
 const LR = 0.5;
-const models: Record<string, Float32Array> = {};
+const models: Record<string, Learner> = {};
 let task: Batch;
 let row = 0;
-
-function adapt(theta0: Float32Array): Float32Array {
-  const grad = new Float32Array(D);
-  forwardGrad(grad, new Float32Array(2), task.supportX, task.supportY, theta0, { tasks: 1, rows: SHOTS, dim: D, paramStride: 0 });
-  return theta0.map((v, d) => v - LR * grad[d]);
-}
+let latest = 0;  // slider events outpace the GPU: only the newest render draws
 
 const prob = (x: Float32Array, theta: Float32Array) => sigmoid(x.reduce((a, v, d) => a + v * theta[d], 0));
 
-function render(): void {
+async function render(): Promise<void> {
+  const mine = ++latest;
   const epsilon = Number(($('epsilon') as HTMLInputElement).value);
   const kind = ($('kind') as HTMLSelectElement).value as 'fgsm' | 'pgd';
   $('epsilon-value').textContent = `ε = ${epsilon.toFixed(3)}`;
+  const attack = kind === 'fgsm' ? { kind, epsilon, clip: [0, 1] as [number, number] } : { kind, epsilon, steps: 10, clip: [0, 1] as [number, number] };
+  const results = await Promise.all(['maml', 'adml'].map((name) => models[name].adapt(task, { steps: 1, lr: LR, attack })));
+  if (mine !== latest) return;
   const x = task.queryX.slice(row * D, (row + 1) * D);
   const y = task.queryY.subarray(row, row + 1);
-  const steps = kind === 'fgsm' ? 1 : 10;
   const maxDelta: Record<string, number> = {};
-  for (const name of ['maml', 'adml']) {
-    const theta = adapt(models[name]);
-    const adv = new Float32Array(D);
-    attack(adv, x, y, theta, { tasks: 1, rows: 1, dim: D, paramStride: 0 }, { kind, epsilon, steps, stepSize: kind === 'fgsm' ? epsilon : (2.5 * epsilon) / steps, lo: 0, hi: 1 });
+  for (const [i, name] of ['maml', 'adml'].entries()) {
+    const theta = results[i].adapted;
+    const adv = results[i].attackedQueryX!.slice(row * D, (row + 1) * D);
     const delta = adv.map((v, d) => v - x[d]);
     maxDelta[name] = delta.subarray(0, 784).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     drawImage($(`${name}-clean`) as HTMLCanvasElement, x);
@@ -62,16 +58,16 @@ async function init(): Promise<void> {
     $('status').textContent = `meta-training ${name.toUpperCase()} (${iterations} iterations)…`;
     const learner = await makeLearner({ ...extra, innerLr: LR, outerLr: 0.0003, order: 2, optimizer: 'adam', seed: 1 });
     await learner.train({ source, iterations, tasksPerBatch: 32, supportShots: SHOTS, queryShots: SHOTS });
-    models[name] = await learner.getParams();
-    learner.destroy();
+    models[name] = learner;
   }
   task = sampleTasks(source, { tasks: 1, supportShots: SHOTS, queryShots: SHOTS }, 7, 0, 'test');
   $('status').textContent = `MAML and ADML meta-trained (${iterations} iterations each); both adapted with one step on this held-out task's support set.`;
-  render();
+  await render();
   state.ready = true;
 }
 
-$('epsilon').addEventListener('input', () => render());
-$('kind').addEventListener('change', () => render());
-$('next').addEventListener('click', () => { row = (row + 1) % SHOTS; render(); });
+const rerender = () => { render().catch(showError); };
+$('epsilon').addEventListener('input', rerender);
+$('kind').addEventListener('change', rerender);
+$('next').addEventListener('click', () => { row = (row + 1) % SHOTS; rerender(); });
 init().catch(showError);
