@@ -32,11 +32,12 @@ async function main() {
   const rows: Array<[string, EvaluateResult]> = [];
   for (const [name, extra] of [['MAML', { algorithm: 'maml' }], ['ADML', { algorithm: 'adml', epsilon: config.epsilon, clip }]] as const) {
     const learner = await createLearner({ ...common, ...extra });
-    if (rows.length === 0) console.log(`backend: ${learner.backend.kind} — ${learner.backend.adapter}${learner.backend.fallbackReason ? ` (no WebGPU adapter: ${learner.backend.fallbackReason.split('\n')[0]})` : ''}`);
+    if (rows.length === 0) console.log(`backend: ${learner.backend.kind} — ${learner.backend.adapter}${learner.backend.fallbackReason ? ` (${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')})` : ''}`);
     const t0 = performance.now();
     await learner.train({ source, iterations: config.iterations, tasksPerBatch: config.tasksPerBatch, supportShots: config.supportShots, queryShots: config.queryShots });
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`trained ${name} in ${seconds.toFixed(1)} s (${(config.iterations / seconds).toFixed(0)} it/s, tasks sampled on the device)`);
+    const where = learner.backend.kind === 'webgpu' ? 'tasks sampled on the GPU' : 'tasks sampled by the CPU twin';
+    console.log(`trained ${name} in ${seconds.toFixed(1)} s (${(config.iterations / seconds).toFixed(0)} it/s, ${where})`);
     rows.push([name, await learner.evaluate(test, { steps: config.innerSteps, attack })]);
     learner.destroy();
   }

@@ -173,7 +173,7 @@ async function train(args: string[]): Promise<void> {
   const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
   const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' ? source.name : source.kind };
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
-    ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\n')[0]}` : ''));
+    ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}` : ''));
   if (resumeFrom) console.log(`resuming from iteration ${start} (${checkpointFile})`);
 
   const bar = flags.quiet ? null : new ProgressBar(iterations, start);
