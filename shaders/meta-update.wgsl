@@ -1,15 +1,19 @@
-// The across-task half of a meta-iteration: one invocation per parameter d.
-//   g_d = Σ_t w_t · metaGrad[t, d]          (w_t = 1/T for MAML; other weights for GA-MAML)
-//   θ_d ← θ_d − β g_d                       (sgd)
-//   Adam (Kingma & Ba 2015) with bias correction, the step count kept on the GPU in optState[2D]
-//   so that several meta-iterations can be recorded into one command buffer.
-// Reading metaGrad[t, d] for fixed t across consecutive invocations is coalesced.
+// The across-task half of a meta-iteration, in two dispatches so that a GPU has enough threads even
+// when D is small and T large (one thread per parameter summing 8192 tasks would leave an H100 idle):
+//   partial_sums  workgroup (x, b): parameters 64x … 64x+63, tasks of block b (TASK_BLOCK tasks):
+//                 partial[b, d] = Σ_{t in block b} w_t · metaGrad[t, d]     (w_t = 1/T for MAML;
+//                 GA-MAML's agreement weights; ADML's β2/β1-scaled second set)
+//   update        one invocation per parameter: g_d = Σ_b partial[b, d], then
+//                 θ_d ← θ_d − β g_d (sgd), or Adam (Kingma & Ba 2015) with bias correction, the step
+//                 count kept on the GPU in optState[2D] so that several meta-iterations can share one
+//                 command buffer; rule none only writes meanGrad.
+// Reads of metaGrad[t, d] and partial[b, d] for consecutive d are coalesced.
 
 struct UpdateParams {
   tasks: u32,
   dim: u32,
   rule: u32,          // 0 = sgd, 1 = adam, 2 = none (only write meanGrad)
-  _pad0: u32,
+  blocks: u32,        // ⌈tasks / TASK_BLOCK⌉
   outerLr: f32,       // β
   beta1: f32,
   beta2: f32,
@@ -22,8 +26,22 @@ struct UpdateParams {
 @group(0) @binding(3) var<storage, read_write> theta: array<f32>;   // D
 @group(0) @binding(4) var<storage, read_write> optState: array<f32>; // Adam m (D) | v (D) | step count
 @group(0) @binding(5) var<storage, read_write> meanGrad: array<f32>; // D, the applied meta-gradient
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;  // blocks×D
 
 override WG_UPDATE: u32 = 64u;
+override TASK_BLOCK: u32 = 64u;
+
+@compute @workgroup_size(WG_UPDATE)
+fn partial_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let d = gid.x;
+  let D = up.dim;
+  if (d >= D) { return; }
+  let first = wid.y * TASK_BLOCK;
+  let end = min(first + TASK_BLOCK, up.tasks);
+  var g = 0.0;
+  for (var t = first; t < end; t++) { g += taskWeight[t] * metaGrad[t * D + d]; }
+  partial[wid.y * D + d] = g;
+}
 
 @compute @workgroup_size(WG_UPDATE)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -31,7 +49,7 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
   let D = up.dim;
   if (d >= D) { return; }
   var g = 0.0;
-  for (var t = 0u; t < up.tasks; t++) { g += taskWeight[t] * metaGrad[t * D + d]; }
+  for (var b = 0u; b < up.blocks; b++) { g += partial[b * D + d]; }
   meanGrad[d] = g;
   if (up.rule == 0u) {
     theta[d] -= up.outerLr * g;

@@ -10,7 +10,7 @@ import { createBuffer, readFloats, writeFloats } from '../src/gpu/resources.js';
 import { LogisticKernels } from '../src/kernels/logistic.js';
 import { MamlTaskKernel } from '../src/kernels/maml-task.js';
 import { dataLayout, padRows, paddedDim, unpadRows } from '../src/kernels/layout.js';
-import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
+import { MetaUpdateKernel, partialFloats } from '../src/kernels/meta-update.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import type { Batch } from '../src/types.js';
 import { assertClose, packBatch, randomArray, randomBatch, randomLabels, submit, upload, withGpu } from './helpers.js';
@@ -148,10 +148,9 @@ for (const c of TASK_CASES) {
     }));
 }
 
-for (const rule of [0, 1, 2] as const) {
-  test(`meta-update (${['sgd', 'adam', 'none'][rule]}) matches the CPU twin over 5 updates`, () =>
+for (const [rule, T] of [[0, 37], [1, 37], [2, 37], [0, 300], [1, 200]] as const) {
+  test(`meta-update (${['sgd', 'adam', 'none'][rule]}, T=${T}: ${Math.ceil(T / 64)} task block(s)) matches the CPU twin over 5 updates`, () =>
     withGpu(async (acq) => {
-      const T = 37;
       const D = 100;
       const p: UpdateParams = { tasks: T, dim: D, rule, outerLr: 0.05, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
       const weights = randomArray(T, 3, 1, -0.2, 0.3);  // arbitrary signed weights, as GA-MAML produces
@@ -159,6 +158,7 @@ for (const rule of [0, 1, 2] as const) {
       const buffers = {
         metaGrad: createBuffer(acq.device, 'test.metaGrad', T * D), taskWeight: upload(acq, 'w', weights), theta: upload(acq, 'theta', theta),
         optState: createBuffer(acq.device, 'test.optState', 2 * D + 1), meanGrad: createBuffer(acq.device, 'test.meanGrad', D),
+        partial: createBuffer(acq.device, 'test.partial', partialFloats(T, D)),
       };
       const bound = new MetaUpdateKernel(acq.device).bind(buffers, p, 'test');
       const cpuTheta = theta.slice();

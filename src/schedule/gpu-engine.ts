@@ -12,7 +12,7 @@ import { AttackKernel } from '../kernels/fgsm.js';
 import { GaWeightsKernel } from '../kernels/ga-weights.js';
 import { LogisticKernels } from '../kernels/logistic.js';
 import { dataLayout, padRows, paddedDim, unpadRows } from '../kernels/layout.js';
-import { MetaUpdateKernel } from '../kernels/meta-update.js';
+import { MetaUpdateKernel, partialFloats } from '../kernels/meta-update.js';
 import { taskScratchSizes } from '../cpu/maml-task.js';
 import { camlScratchSizes } from '../cpu/caml-task.js';
 import type { AttackParams } from '../cpu/fgsm.js';
@@ -39,6 +39,7 @@ interface BatchSlot {
   taskWeight: GPUBuffer;
   updateSum: GPUBuffer;
   agree: GPUBuffer;
+  partial: GPUBuffer;       // per-block partial sums of the meta-update
   /** Compiled plans: the training plan, its gradient-only twin, and recent evaluation plans. */
   compiled: Map<string, BoundDispatch>;
 }
@@ -202,6 +203,7 @@ export class GpuEngine implements Engine {
       taskWeight: make('taskWeight', this.sets * T),
       updateSum: make('updateSum', this.Dp),
       agree: make('agree', 2 * T),
+      partial: make('partial', partialFloats(this.sets * T, this.vectors * this.Dp)),
       compiled: new Map(),
     };
     this.slot = slot;
@@ -284,7 +286,7 @@ export class GpuEngine implements Engine {
         return this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight }, T, this.Dp, step.normalization);
       case 'update':
         return this.kernels.update.bind(
-          { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad },
+          { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad, partial: slot.partial },
           updateParamsFor(plan.sets * T, this.vectors * this.Dp, this.options, step.apply), step.apply ? 'update' : 'gradientOnly');
       default:
         return null;
