@@ -1,6 +1,6 @@
 // The WebGPU backend. Parameters, optimizer state and the scratch of the current batch shape stay
 // resident. A Plan (src/algorithms/plan.ts) is compiled once per batch shape into bound dispatches;
-// a meta-iteration records them into one compute pass (MAML: 2 dispatches; ADML: 5; GA-MAML: 5), and
+// a meta-iteration records them into one compute pass (MAML: 3 dispatches; ADML: 6; GA-MAML: 6), and
 // `iterations` meta-iterations share one command buffer and one submit. Nothing is read back unless
 // the caller asks.
 import { InvalidOptionError, LimitError } from '../errors.js';
