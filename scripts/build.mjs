@@ -19,7 +19,7 @@ const common = {
 };
 
 export async function buildAll() {
-  await build({ ...common, entryPoints: { index: 'src/index.ts', demo: 'src/demo.ts', cli: 'src/cli.ts', bench: 'bench/bench.ts', 'cpu-worker': 'src/cpu/worker.ts' }, outdir: 'dist' });
+  await build({ ...common, entryPoints: { index: 'src/index.ts', node: 'src/node/index.ts', demo: 'src/demo.ts', cli: 'src/cli.ts', bench: 'bench/bench.ts', 'cpu-worker': 'src/cpu/worker.ts' }, outdir: 'dist' });
   // Type declarations for the public API (dist/index.d.ts and its imports).
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 }

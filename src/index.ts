@@ -1,6 +1,12 @@
-// Public entry point: re-exports only.
+// Public entry point (Node and browsers): re-exports only. Node-only helpers (reading Fashion-MNIST files)
+// are in 'metagrad/node'.
 export { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from './learner.js';
 export * from './errors.js';
 export * from './types.js';
 export { acquireDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
+// Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
+export * from './tasks/source.js';
+export { sampleTasks, sampleFileTasks, type SampleShape } from './cpu/sample-tasks.js';
+export { parseTaskCsv, fileSource } from './tasks/file.js';
+export { parseIdx, encodeIdx, imageSetFromIdx } from './tasks/idx.js';
