@@ -3,10 +3,12 @@
 //   paper:     w_t = u_t·s / Σ_k |u_k·s|,            s = Σ_j u_j  (O(T·D), Σ|w| = 1)
 //   notebook:  w_t = u_t·s / Σ_k Σ_j |u_k·u_j|       (the seed notebook's denominator, O(T²·D))
 // If the denominator is 0 (every update is 0) the weights fall back to MAML's 1/T.
-// Three entries, recorded in order: sum_updates (one invocation per feature), agreement (one
-// workgroup per task: a_t = u_t·s, and for 'notebook' b_t = Σ_j |u_t·u_j|), normalize (one workgroup).
+// Four entries, recorded in order: partial_updates (a workgroup per (64 features, block of 64 tasks):
+// enough threads for a GPU at large T), sum_updates (one invocation per feature adds the blocks),
+// agreement (one workgroup per task: a_t = u_t·s, and for 'notebook' b_t = Σ_j |u_t·u_j|), normalize
+// (one workgroup).
 
-struct GaParams { tasks: u32, dim: u32, notebook: u32, groupsPerRow: u32 }
+struct GaParams { tasks: u32, dim: u32, notebook: u32, groupsPerRow: u32, blocks: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
 @group(0) @binding(0) var<uniform> gp: GaParams;
 @group(0) @binding(1) var<storage, read> theta: array<f32>;          // D (padded)
@@ -14,17 +16,30 @@ struct GaParams { tasks: u32, dim: u32, notebook: u32, groupsPerRow: u32 }
 @group(0) @binding(3) var<storage, read_write> updateSum: array<f32>; // D: s = Σ_t u_t
 @group(0) @binding(4) var<storage, read_write> agree: array<f32>;    // 2T: a_t, then b_t
 @group(0) @binding(5) var<storage, read_write> taskWeight: array<f32>; // T: w_t
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;  // blocks×D partial sums of u
 
 override WG_GA: u32 = 64u;
+override TASK_BLOCK: u32 = 64u;
 var<workgroup> scratchA: array<f32, WG_GA>;
 var<workgroup> scratchB: array<f32, WG_GA>;
+
+@compute @workgroup_size(WG_GA)
+fn partial_updates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let d = gid.x;
+  if (d >= gp.dim) { return; }
+  let first = wid.y * TASK_BLOCK;
+  let end = min(first + TASK_BLOCK, gp.tasks);
+  var s = 0.0;
+  for (var t = first; t < end; t++) { s += theta[d] - adapted[t * gp.dim + d]; }
+  partial[wid.y * gp.dim + d] = s;
+}
 
 @compute @workgroup_size(WG_GA)
 fn sum_updates(@builtin(global_invocation_id) gid: vec3<u32>) {
   let d = gid.x;
   if (d >= gp.dim) { return; }
   var s = 0.0;
-  for (var t = 0u; t < gp.tasks; t++) { s += theta[d] - adapted[t * gp.dim + d]; }
+  for (var b = 0u; b < gp.blocks; b++) { s += partial[b * gp.dim + d]; }
   updateSum[d] = s;
 }
 

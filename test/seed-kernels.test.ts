@@ -13,6 +13,7 @@ import { CamlTaskKernel } from '../src/kernels/caml-task.js';
 import { AttackKernel } from '../src/kernels/fgsm.js';
 import { NormClipKernel } from '../src/kernels/norm-clip.js';
 import { GaWeightsKernel } from '../src/kernels/ga-weights.js';
+import { partialFloats } from '../src/kernels/meta-update.js';
 import { dataLayout, padRows, paddedDim, unpadRows } from '../src/kernels/layout.js';
 import { assertClose, packBatch, randomArray, randomBatch, submit, upload, withGpu } from './helpers.js';
 
@@ -123,10 +124,10 @@ test('norm-clip projects onto the L2 ball like the CPU twin, and never leaves it
     gpuCentres.destroy();
   }));
 
-for (const normalization of ['paper', 'notebook'] as const) {
-  test(`ga-weights match the CPU twin (${normalization} normalisation), with negative weights`, () =>
+for (const [normalization, T] of [['paper', 9], ['notebook', 9], ['paper', 150]] as const) {
+  test(`ga-weights match the CPU twin (${normalization} normalisation, T=${T}), with negative weights`, () =>
     withGpu(async (acq) => {
-      const T = 9, D = 70;
+      const D = 70;
       const theta = randomArray(D, 61, 1);
       // Updates with a shared direction plus noise, and one task pointing the other way.
       const adapted = new Float32Array(T * D);
@@ -140,6 +141,7 @@ for (const normalization of ['paper', 'notebook'] as const) {
         theta: upload(acq, 'theta', padRows(theta, 1, D)), adapted: upload(acq, 'adapted', padRows(adapted, T, D)),
         updateSum: createBuffer(acq.device, 'test.updateSum', Dp), agree: createBuffer(acq.device, 'test.agree', 2 * T),
         taskWeight: createBuffer(acq.device, 'test.taskWeight', T),
+        partial: createBuffer(acq.device, 'test.partial', partialFloats(T, Dp)),
       };
       const bound = new GaWeightsKernel(acq.device).bind(buffers, T, Dp, normalization);
       submit(acq, (pass) => bound.encode(pass));

@@ -2,6 +2,7 @@
 // weights written straight into the meta-update's taskWeight buffer, with no readback.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { SHADERS } from './shader-source.js';
+import { TASK_BLOCK } from './meta-update.js';
 
 export interface GaBuffers {
   theta: GPUBuffer;       // paddedDim
@@ -9,27 +10,31 @@ export interface GaBuffers {
   updateSum: GPUBuffer;   // paddedDim
   agree: GPUBuffer;       // 2T
   taskWeight: GPUBuffer;  // T (or more: only the first T are written)
+  partial: GPUBuffer;     // ⌈T / TASK_BLOCK⌉ × paddedDim (meta-update.ts partialFloats)
 }
 
 const WG_GA = 64;
 
 export class GaWeightsKernel {
   private readonly layout: GPUBindGroupLayout;
-  private readonly pipelines: Record<'sum_updates' | 'agreement' | 'normalize', GPUComputePipeline>;
+  private readonly pipelines: Record<'partial_updates' | 'sum_updates' | 'agreement' | 'normalize', GPUComputePipeline>;
   constructor(private readonly device: GPUDevice) {
-    this.layout = bindGroupLayout(device, 'GaWeightsKernel.layout', ['uniform', 'read', 'read', 'rw', 'rw', 'rw']);
-    const make = (entry: string) => computePipeline(device, 'ga-weights.wgsl', SHADERS.gaWeights, entry, this.layout, { WG_GA });
-    this.pipelines = { sum_updates: make('sum_updates'), agreement: make('agreement'), normalize: make('normalize') };
+    this.layout = bindGroupLayout(device, 'GaWeightsKernel.layout', ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw']);
+    const make = (entry: string) => computePipeline(device, 'ga-weights.wgsl', SHADERS.gaWeights, entry, this.layout, { WG_GA, TASK_BLOCK });
+    this.pipelines = { partial_updates: make('partial_updates'), sum_updates: make('sum_updates'), agreement: make('agreement'), normalize: make('normalize') };
   }
 
   /** paddedDim: parameter-vector length in floats (a multiple of 4). */
   bind(b: GaBuffers, tasks: number, paddedDim: number, normalization: 'paper' | 'notebook'): BoundDispatch {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = createUniform(this.device, 'GaWeightsKernel.params', 16);
-    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([tasks, paddedDim, normalization === 'notebook' ? 1 : 0, grid.x]));
-    const group = bindGroup(this.device, 'GaWeightsKernel.group', this.layout, [uniform, b.theta, b.adapted, b.updateSum, b.agree, b.taskWeight]);
+    const blocks = Math.ceil(tasks / TASK_BLOCK);
+    const uniform = createUniform(this.device, 'GaWeightsKernel.params', 32);
+    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([tasks, paddedDim, normalization === 'notebook' ? 1 : 0, grid.x, blocks, 0, 0, 0]));
+    const group = bindGroup(this.device, 'GaWeightsKernel.group', this.layout, [uniform, b.theta, b.adapted, b.updateSum, b.agree, b.taskWeight, b.partial]);
+    const featureGroups = Math.ceil(paddedDim / WG_GA);
     const steps = [
-      boundDispatch(this.pipelines.sum_updates, group, Math.ceil(paddedDim / WG_GA)),
+      boundDispatch(this.pipelines.partial_updates, group, featureGroups, blocks),
+      boundDispatch(this.pipelines.sum_updates, group, featureGroups),
       boundDispatch(this.pipelines.agreement, group, grid.x, grid.y),
       boundDispatch(this.pipelines.normalize, group, 1),
     ];

@@ -283,7 +283,8 @@ export class GpuEngine implements Engine {
     const T = batch.tasks;
     switch (step.kind) {
       case 'ga-weights':
-        return this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight }, T, this.Dp, step.normalization);
+        // GA runs before the update in the same pass, so the two can share the partial-sum scratch.
+        return this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight, partial: slot.partial }, T, this.Dp, step.normalization);
       case 'update':
         return this.kernels.update.bind(
           { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad, partial: slot.partial },
