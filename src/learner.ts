@@ -5,7 +5,7 @@ import { initialParams } from './rng.js';
 import { camlFromPublic, camlToPublic } from './cpu/caml-task.js';
 import { paramVectors } from './algorithms/plan.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
-import type { Engine } from './schedule/engine.js';
+import type { Engine, EvaluateOutput } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
@@ -133,10 +133,7 @@ class LearnerImpl implements Learner {
     const engine = this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
     this.checkBatch(batch);
-    const out = await engine.evaluate(batch, steps, lr, attack);
-    const result: EvaluateResult = summarize(out.clean);
-    if (out.attacked) result.attacked = summarize(out.attacked);
-    return result;
+    return scores(await engine.evaluate(batch, steps, lr, attack));
   }
 
   async adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult> {
@@ -144,11 +141,8 @@ class LearnerImpl implements Learner {
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
     this.checkBatch(batch);
     const out = await engine.evaluate(batch, steps, lr, attack, true);
-    const result: AdaptResult = { ...summarize(out.clean), adapted: out.adapted! };
-    if (out.attacked) {
-      result.attacked = summarize(out.attacked);
-      result.attackedQueryX = out.attackedQueryX;
-    }
+    const result: AdaptResult = { ...scores(out), adapted: out.adapted! };
+    if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
     return result;
   }
 
@@ -167,14 +161,9 @@ class LearnerImpl implements Learner {
     const { source } = t;
     const shape = { tasks: t.tasksPerBatch, supportShots: t.supportShots, queryShots: t.queryShots };
     const evalShape = { ...shape, tasks: t.evalTasks };
-    const evaluate = async (): Promise<EvaluateResult> => {
-      const out = source.kind === 'file'
-        ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, 'test'), t.evalSteps, t.evalLr, t.evalAttack)
-        : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, 'test', t.evalSteps, t.evalLr, t.evalAttack);
-      const result: EvaluateResult = summarize(out.clean);
-      if (out.attacked) result.attacked = summarize(out.attacked);
-      return result;
-    };
+    const evaluate = async (): Promise<EvaluateResult> => scores(source.kind === 'file'
+      ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, 'test'), t.evalSteps, t.evalLr, t.evalAttack)
+      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, 'test', t.evalSteps, t.evalLr, t.evalAttack));
     const start = performance.now();
     const end = t.startIteration + t.iterations;
     let iteration = t.startIteration;
@@ -242,6 +231,13 @@ function summarize(stats: Float32Array): QueryScores {
   const lossInterval = meanWithInterval(loss);
   const accuracyInterval = meanWithInterval(accuracy);
   return { loss: lossInterval.mean, accuracy: accuracyInterval.mean, lossInterval, accuracyInterval, taskLoss: loss, taskAccuracy: accuracy };
+}
+
+/** An engine's per-task stats → evaluate's result (clean, and attacked when there was an attack). */
+function scores(out: EvaluateOutput): EvaluateResult {
+  const result: EvaluateResult = summarize(out.clean);
+  if (out.attacked) result.attacked = summarize(out.attacked);
+  return result;
 }
 
 /** Initial parameters in the engines' internal layout (see LearnerOptions.contextDim for CAML). */

@@ -8,7 +8,7 @@ import { ALGORITHM_OPTIONS, type Algorithm, type AttackOptions, type EvaluateRes
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
-import { sampleFileTasks } from '../cpu/sample-tasks.js';
+import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
 import { helpText, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
 import { loadCheckpoint, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
@@ -204,7 +204,7 @@ async function train(args: string[]): Promise<void> {
   };
   const evalEvery = Number(flags['eval-every']);
   const t0 = performance.now();
-  const last = await learner.train({
+  await learner.train({
     source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
     supportShots: Number(flags['support-shots']), queryShots: Number(flags['query-shots']),
     evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
@@ -224,7 +224,6 @@ async function train(args: string[]): Promise<void> {
     (lastEval ? `; held-out accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
     ` (${learner.options.algorithm === 'amp' ? learner.options.models : Number(flags['eval-tasks'])} tasks, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
-  void last;
   learner.destroy();
 }
 
@@ -283,6 +282,9 @@ async function evaluate(args: string[]): Promise<void> {
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
   console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind}, ` +
     `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
+  // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
+  // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
+  const heldOut = source.kind === 'file' ? sampleFileTasks(source, tasks, o.seed, 0, 'test') : sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
   const header = `| model | ${steps.map((k) => `${k} step${k === 1 ? '' : 's'}`).join(' | ')} |`;
   console.log(`\n${header}\n|---|${steps.map(() => '---').join('|')}|`);
   for (const [name, learner] of models) {
@@ -290,10 +292,7 @@ async function evaluate(args: string[]): Promise<void> {
     const clean: string[] = [];
     const attacked: string[] = [];
     for (const k of steps) {
-      const batch = source.kind === 'file' ? sampleFileTasks(source, tasks, o.seed, 0, 'test') : null;
-      const r = batch
-        ? await learner.evaluate(batch, { steps: k, lr, attack })
-        : await evaluateSampled(learner, source, tasks, shots, o.seed, k, lr, attack);
+      const r = await learner.evaluate(heldOut, { steps: k, lr, attack });
       results[name].push({ steps: k, clean: r.accuracyInterval, attacked: r.attacked?.accuracyInterval });
       clean.push(withCi(r.accuracyInterval));
       if (r.attacked) attacked.push(withCi(r.attacked.accuracyInterval));
@@ -306,21 +305,6 @@ async function evaluate(args: string[]): Promise<void> {
   console.log(`\nwrote ${outFile}`);
   for (const [, l] of models) l.destroy();
 }
-
-/** evaluate() on held-out batch 0 of a device source, through learner.train's sampler (no readback of data). */
-async function evaluateSampled(learner: Learner, source: TaskSource, tasks: number, shots: { supportShots: number; queryShots: number }, seed: number, steps: number, lr: number, attack?: AttackOptions) {
-  const { sampleTasks } = await import('../cpu/sample-tasks.js');
-  // Held-out batches are sampled on the CPU twin here (bit-identical to the GPU's for images), once.
-  const key = `${tasks}:${shots.supportShots}:${shots.queryShots}:${seed}`;
-  let batch = heldOutCache.get(source)?.get(key);
-  if (!batch) {
-    batch = sampleTasks(source, { tasks, ...shots }, seed, 0, 'test');
-    if (!heldOutCache.has(source)) heldOutCache.set(source, new Map());
-    heldOutCache.get(source)!.set(key, batch);
-  }
-  return learner.evaluate(batch, { steps, lr, attack });
-}
-const heldOutCache = new Map<TaskSource, Map<string, import('../types.js').Batch>>();
 
 /** Resolved options → the options createLearner accepts for that algorithm. */
 function stripForAlgorithm(o: Checkpoint['options']): LearnerOptions {

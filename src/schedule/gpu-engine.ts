@@ -354,10 +354,7 @@ export class GpuEngine implements Engine {
     this.upload(slot, batch, attack !== null);
     const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
     await this.submit('GpuEngine.evaluate', (pass) => run.encode(pass));
-    const out: EvaluateOutput = {
-      clean: await this.read(slot.taskStats, 2 * batch.tasks),
-      attacked: attack ? await this.read(slot.attackedStats, 2 * batch.tasks) : undefined,
-    };
+    const out = await this.readScores(slot, batch.tasks, attack !== null);
     if (detail) {
       const D = this.options.dim;
       out.adapted = unpadRows(await this.read(slot.adapted, batch.tasks * this.Dp), batch.tasks, D);
@@ -437,9 +434,14 @@ export class GpuEngine implements Engine {
       sample.encode(pass);
       run.encode(pass);
     });
+    return this.readScores(slot, shape.tasks, attack !== null);
+  }
+
+  /** Per-task query stats of an evaluation: clean, and attacked when the plan scored an attack. */
+  private async readScores(slot: BatchSlot, tasks: number, attacked: boolean): Promise<EvaluateOutput> {
     return {
-      clean: await this.read(slot.taskStats, 2 * shape.tasks),
-      attacked: attack ? await this.read(slot.attackedStats, 2 * shape.tasks) : undefined,
+      clean: await this.read(slot.taskStats, 2 * tasks),
+      attacked: attacked ? await this.read(slot.attackedStats, 2 * tasks) : undefined,
     };
   }
 
