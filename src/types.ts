@@ -11,6 +11,8 @@ export interface Batch {
 }
 
 export type Algorithm = 'maml' | 'adml' | 'ga-maml' | 'caml' | 'amp';
+export type { ModelSpec, MlpModelSpec, LogisticModelSpec } from './models/mlp.js';
+import type { ModelSpec } from './models/mlp.js';
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 export type Optimizer = 'sgd' | 'adam';
 
@@ -20,8 +22,12 @@ export interface LearnerOptions {
   algorithm?: Algorithm;
   /** 'auto' (default) uses WebGPU when an adapter exists and the CPU backend otherwise. */
   backend?: BackendChoice;
-  /** Features per row (required). A bias is a constant-1 feature the caller adds. */
+  /** Features per row (required). A bias is a constant-1 feature the caller adds (logistic model). */
   dim: number;
+  /** The model: { kind: 'logistic' } (default; the seeds' binary unit, labels 0/1), or
+   * { kind: 'mlp', hidden: [256, 128, 64, 64], classes: N } (ReLU MLP with an N-way softmax head, labels
+   * 0 … N−1; hidden: [] is multinomial logistic regression). */
+  model?: ModelSpec;
   /** Seeds the initial parameters θ ~ N(0, initScale²). */
   seed?: number;
   initScale?: number;
@@ -84,6 +90,7 @@ export const NO_CLIP: [number, number] = [-3.4028234663852886e38, 3.402823466385
 export const DEFAULT_LEARNER_OPTIONS: Omit<ResolvedLearnerOptions, 'dim'> = {
   algorithm: 'maml',
   backend: 'auto',
+  model: { kind: 'logistic' },
   seed: 1,
   threads: 0,
   initScale: 0.01,
@@ -110,7 +117,7 @@ export const DEFAULT_LEARNER_OPTIONS: Omit<ResolvedLearnerOptions, 'dim'> = {
   lr: 0.1,
 };
 
-const COMMON = ['algorithm', 'backend', 'dim', 'seed', 'threads', 'initScale', 'validate', 'optimizer', 'adamBetas', 'adamEpsilon'] as const;
+const COMMON = ['algorithm', 'backend', 'dim', 'model', 'seed', 'threads', 'initScale', 'validate', 'optimizer', 'adamBetas', 'adamEpsilon'] as const;
 const MAML_FAMILY = [...COMMON, 'innerLr', 'outerLr', 'innerSteps', 'order', 'innerOptimizer', 'perturbLr', 'perturbSteps', 'perturbEpsilon'] as const;
 
 /** Which options apply to each algorithm. */
@@ -120,7 +127,7 @@ export const ALGORITHM_OPTIONS: Record<Algorithm, readonly (keyof LearnerOptions
   'ga-maml': [...MAML_FAMILY, 'normalization'],
   caml: [...MAML_FAMILY, 'contextDim'],
   // AMP is plain SGD with step η on each model (the paper's optimizer): no outer optimizer options.
-  amp: ['algorithm', 'backend', 'dim', 'seed', 'threads', 'initScale', 'validate', 'models', 'lr', 'perturbLr', 'perturbSteps', 'epsilon'],
+  amp: ['algorithm', 'backend', 'dim', 'model', 'seed', 'threads', 'initScale', 'validate', 'models', 'lr', 'perturbLr', 'perturbSteps', 'epsilon'],
 };
 
 export interface StepOptions {

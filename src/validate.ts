@@ -12,6 +12,7 @@ import {
   type ResolvedLearnerOptions,
   type TrainOptions,
 } from './types.js';
+import type { ModelSpec } from './models/mlp.js';
 import { sourceDim, type TaskSource } from './tasks/source.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
@@ -122,10 +123,37 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkInteger('contextDim', o.contextDim, 1, MAX_CONTEXT, `CAVIA contexts are small: 1 to ${MAX_CONTEXT}.`);
   checkInteger('models', o.models, 1, 1 << 22, 'AMP trains one model per task of the batch.');
   checkPositive('lr', o.lr, "AMP's η, e.g. 0.1.");
+  o.model = checkModel(o.model);
   if (algorithm === 'caml' && o.innerOptimizer === 'amp') {
     throw new InvalidOptionError("innerOptimizer 'amp' is not available for 'caml': CAML adapts only the context φ.", "Use innerOptimizer: 'sgd' with caml, or 'amp' with maml, adml or ga-maml.");
   }
   return o;
+}
+
+/** Largest width of an MLP layer and number of classes: the kernels keep a row of logits per invocation. */
+export const MAX_WIDTH = 1 << 16;
+export const MAX_CLASSES = 1024;
+export const MAX_LAYERS = 16;
+
+/** The model option, checked and copied (so that later changes to the caller's object change nothing). */
+export function checkModel(model: unknown): ModelSpec {
+  const hint = "Pass model: { kind: 'logistic' } or { kind: 'mlp', hidden: [256, 128, 64, 64], classes: 5 }.";
+  if (model === null || typeof model !== 'object') throw new InvalidOptionError(`model must be an object, got ${JSON.stringify(model)}.`, hint);
+  const m = model as Record<string, unknown>;
+  if (m.kind === 'logistic') {
+    const extra = Object.keys(m).filter((k) => k !== 'kind');
+    if (extra.length) throw new InvalidOptionError(`The logistic model takes no options, got ${extra.join(', ')}.`, hint);
+    return { kind: 'logistic' };
+  }
+  if (m.kind !== 'mlp') throw new InvalidOptionError(`model.kind must be 'logistic' or 'mlp', got ${JSON.stringify(m.kind)}.`, hint);
+  const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes'].includes(k));
+  if (extra.length) throw new InvalidOptionError(`Unknown option(s) of the mlp model: ${extra.join(', ')}.`, hint);
+  const hidden = m.hidden ?? [];
+  if (!Array.isArray(hidden) || hidden.length > MAX_LAYERS - 1 || !hidden.every((h) => Number.isInteger(h) && h >= 1 && h <= MAX_WIDTH)) {
+    throw new InvalidOptionError(`model.hidden must be an array of at most ${MAX_LAYERS - 1} integer widths in [1, ${MAX_WIDTH}], got ${JSON.stringify(hidden)}.`, 'e.g. hidden: [256, 128, 64, 64]; [] is multinomial logistic regression.');
+  }
+  checkInteger('model.classes', m.classes, 2, MAX_CLASSES, 'classes is N of N-way tasks, e.g. 5.');
+  return { kind: 'mlp', hidden: [...(hidden as number[])], classes: m.classes as number };
 }
 
 export interface ResolvedEvaluateOptions {
