@@ -4,12 +4,14 @@ import { acquireDevice, type AcquiredDevice, type AcquireOptions } from './gpu/d
 import { initialParams } from './rng.js';
 import { camlFromPublic, camlToPublic } from './cpu/caml-task.js';
 import { paramVectors } from './algorithms/plan.js';
+import { mlpInit, type MlpLayout } from './models/mlp.js';
+import { mlpLayoutOf, modelCount } from './models/model.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
 import type { Engine, EvaluateOutput } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
-  AdaptResult, BackendInfo, Batch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
+  AdaptResult, BackendInfo, Batch, CheckedBatch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
 } from './types.js';
 import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, resolveTrainOptions, validateBatch } from './validate.js';
 import { sampleFileTasks } from './cpu/sample-tasks.js';
@@ -40,7 +42,8 @@ export async function releaseSharedDevice(): Promise<void> {
 
 export interface Learner {
   readonly options: Readonly<ResolvedLearnerOptions>;
-  /** Length of getParams()/setParams(): dim; CAML dim·(1 + contextDim); AMP models·dim. */
+  /** Length of getParams()/setParams(). Logistic: dim; CAML dim·(1 + contextDim); AMP models·dim.
+   * MLP: Σ_l (h_{l−1} + 1)·h_l (CAML: layer 1 has dim + contextDim inputs); AMP: models times that. */
   readonly paramCount: number;
   readonly backend: BackendInfo & { fallbackReason?: string };
   setParams(params: Float32Array): void;
@@ -67,8 +70,11 @@ export interface Learner {
 class LearnerImpl implements Learner {
   private destroyed = false;
   readonly paramCount: number;
+  /** The MLP's layout (null: the logistic unit). */
+  private readonly mlp: MlpLayout | null;
   constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
-    this.paramCount = paramVectors(options) * options.dim;
+    this.mlp = mlpLayoutOf(options);
+    this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : paramVectors(options) * options.dim;
   }
 
   private live(): Engine {
@@ -78,28 +84,37 @@ class LearnerImpl implements Learner {
 
   private layoutText(): string {
     const { algorithm, dim, contextDim, models } = this.options;
+    if (this.mlp) {
+      const shape = this.mlp.widths.join('-');
+      return `${algorithm === 'amp' ? `models × ${this.mlp.params}` : `${this.mlp.params}`} MLP parameters (${shape}: per layer W in×out row-major, then b)`;
+    }
     if (algorithm === 'caml') return `w (dim = ${dim}) then W (dim × contextDim = ${dim} × ${contextDim}, row-major)`;
     if (algorithm === 'amp') return `models × dim = ${models} × ${dim}, model-major`;
     return `dim = ${dim} parameters`;
   }
 
-  /** Public parameter layout → the engines' internal one (they differ only for CAML). */
+  /** Public parameter layout → the engines' internal one (CAML's logistic layout differs; an MLP's
+   * vectors carry room for the context φ and padding to whole vec4s). */
   private toInternal(params: Float32Array): Float32Array {
     const o = this.options;
+    if (this.mlp) return resizeVectors(params, modelCount(o), this.mlp.params, this.mlp.vector);
     return o.algorithm === 'caml' ? camlFromPublic(params, o.dim, o.contextDim) : params;
   }
 
   private toPublic(params: Float32Array): Float32Array {
     const o = this.options;
+    if (this.mlp) return resizeVectors(params, modelCount(o), this.mlp.vector, this.mlp.params);
     return o.algorithm === 'caml' ? camlToPublic(params, o.dim, o.contextDim) : params;
   }
 
-  /** AMP trains model i on task i: the batch must hold exactly `models` tasks. */
-  private checkBatch(batch: Batch): void {
-    validateBatch(batch, this.options.dim, this.options.validate);
+  /** Validates a batch (labels: 0/1 for the logistic unit, 0 … N−1 for an MLP) and returns it with
+   * float32 labels. AMP trains model i on task i: the batch must hold exactly `models` tasks. */
+  private checkBatch(batch: Batch): CheckedBatch {
+    const checked = validateBatch(batch, this.options.dim, this.options.validate, this.mlp ? this.mlp.classes : null) as CheckedBatch;
     if (this.options.algorithm === 'amp' && batch.tasks !== this.options.models) {
       throw new ShapeError(`AMP trains model i on task i: batch.tasks is ${batch.tasks}, models is ${this.options.models}.`, `Pass batches of ${this.options.models} tasks, or create the learner with models: ${batch.tasks}.`);
     }
+    return checked;
   }
 
   setParams(params: Float32Array): void {
@@ -116,12 +131,12 @@ class LearnerImpl implements Learner {
   async step(batch: Batch, options: StepOptions = {}): Promise<StepMetrics | undefined> {
     const engine = this.live();
     const iterations = checkInteger('iterations', options.iterations ?? 1, 1, 1_000_000, 'Run 1 or more meta-iterations per call.');
-    this.checkBatch(batch);
+    const checked = this.checkBatch(batch);
     const weights = options.returnWeights === true;
     if (weights && this.options.algorithm === 'amp') {
       throw new InvalidOptionError("returnWeights applies to meta-learning algorithms; 'amp' has no task weights.", 'Leave returnWeights out.');
     }
-    const out = await engine.step(batch, iterations, { stats: options.readback === true || weights, weights });
+    const out = await engine.step(checked, iterations, { stats: options.readback === true || weights, weights });
     if (!out.stats) return undefined;
     const { loss, accuracy } = splitTaskStats(out.stats);
     const metrics: StepMetrics = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
@@ -132,16 +147,14 @@ class LearnerImpl implements Learner {
   async evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult> {
     const engine = this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
-    this.checkBatch(batch);
-    return scores(await engine.evaluate(batch, steps, lr, attack));
+    return scores(await engine.evaluate(this.checkBatch(batch), steps, lr, attack));
   }
 
   async adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult> {
     const engine = this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
-    this.checkBatch(batch);
-    const out = await engine.evaluate(batch, steps, lr, attack, true);
-    const result: AdaptResult = { ...scores(out), adapted: out.adapted! };
+    const out = await engine.evaluate(this.checkBatch(batch), steps, lr, attack, true);
+    const result: AdaptResult = { ...scores(out), adapted: this.adaptedToPublic(out.adapted!, batch.tasks) };
     if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
     return result;
   }
@@ -151,8 +164,7 @@ class LearnerImpl implements Learner {
     if (this.options.algorithm === 'amp') {
       throw new InvalidOptionError("metaGradient() applies to meta-learning algorithms, not 'amp'.", 'Use step() to train AMP models.');
     }
-    this.checkBatch(batch);
-    return this.toPublic(await engine.metaGradient(batch));
+    return this.toPublic(await engine.metaGradient(this.checkBatch(batch)));
   }
 
   async train(options: TrainOptions): Promise<TrainProgress> {
@@ -196,6 +208,12 @@ class LearnerImpl implements Learner {
     return last;
   }
 
+  /** Each task's adapted vector in the public layout (an MLP's: its parameters, then CAML's context φ_t). */
+  private adaptedToPublic(adapted: Float32Array, tasks: number): Float32Array {
+    if (!this.mlp) return adapted;
+    return resizeVectors(adapted, tasks, this.mlp.vector, this.mlp.params + this.mlp.context);
+  }
+
   async getState(): Promise<LearnerState> {
     const engine = this.live();
     return { params: this.toPublic(await engine.getParams()), optimizer: await engine.getOptimizerState() };
@@ -203,8 +221,10 @@ class LearnerImpl implements Learner {
 
   setState(state: LearnerState): void {
     const engine = this.live();
-    const optLength = 2 * this.paramCount + 1;
-    checkFloatArray('state.optimizer', state?.optimizer, optLength, `[m | v | step count] = 2 × ${this.paramCount} + 1 values`);
+    // The optimizer state is in the engines' internal layout (an MLP's vectors are padded).
+    const internal = this.mlp ? modelCount(this.options) * this.mlp.vector : this.paramCount;
+    const optLength = 2 * internal + 1;
+    checkFloatArray('state.optimizer', state?.optimizer, optLength, `[m | v | step count] = 2 × ${internal} + 1 values`);
     checkFinite('state.optimizer', state.optimizer);
     this.setParams(state.params);
     engine.setOptimizerState(state.optimizer);
@@ -240,8 +260,24 @@ function scores(out: EvaluateOutput): EvaluateResult {
   return result;
 }
 
-/** Initial parameters in the engines' internal layout (see LearnerOptions.contextDim for CAML). */
+/** `count` vectors of `from` floats → `count` vectors of `to` floats (truncated or zero-padded). */
+function resizeVectors(src: Float32Array, count: number, from: number, to: number): Float32Array {
+  const out = new Float32Array(count * to);
+  const n = Math.min(from, to);
+  for (let i = 0; i < count; i++) out.set(src.subarray(i * from, i * from + n), i * to);
+  return out;
+}
+
+/** Initial parameters in the engines' internal layout (see LearnerOptions.contextDim for CAML; an MLP
+ * starts He-normal, each of AMP's models from its own stretch of the seed's stream). */
 function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
+  const mlp = mlpLayoutOf(o);
+  if (mlp) {
+    const models = modelCount(o);
+    const out = new Float32Array(models * mlp.vector);
+    for (let m = 0; m < models; m++) out.set(mlpInit(mlp, o.seed, m * mlp.vector), m * mlp.vector);
+    return out;
+  }
   const vectors = paramVectors(o);
   if (o.algorithm !== 'caml') return initialParams(vectors * o.dim, o.seed, o.initScale);
   const unit = initialParams(vectors * o.dim, o.seed, 1);

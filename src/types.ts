@@ -1,12 +1,19 @@
 /** One batch of T few-shot tasks. Arrays are row-major and task-major: row k of task t starts at
- * ((t · Ks) + k) · dim in supportX. Labels are exactly 0 or 1. */
+ * ((t · Ks) + k) · dim in supportX. Labels are exactly 0 or 1 (logistic model), or class indices
+ * 0 … N−1 (MLP model), as floats or as an Int32Array / Uint32Array. */
 export interface Batch {
   tasks: number;
   supportShots: number;
   queryShots: number;
   supportX: Float32Array;
-  supportY: Float32Array;
+  supportY: Float32Array | Int32Array | Uint32Array;
   queryX: Float32Array;
+  queryY: Float32Array | Int32Array | Uint32Array;
+}
+
+/** A batch after validation: labels as float32 (what the engines read). */
+export interface CheckedBatch extends Batch {
+  supportY: Float32Array;
   queryY: Float32Array;
 }
 

@@ -124,6 +124,9 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkInteger('models', o.models, 1, 1 << 22, 'AMP trains one model per task of the batch.');
   checkPositive('lr', o.lr, "AMP's η, e.g. 0.1.");
   o.model = checkModel(o.model);
+  if (o.model.kind === 'mlp' && options.initScale !== undefined) {
+    throw new InvalidOptionError('initScale applies to the logistic model; the MLP starts He-normal (SPEC.md).', 'Leave initScale out, or set the parameters with setParams.');
+  }
   if (algorithm === 'caml' && o.innerOptimizer === 'amp') {
     throw new InvalidOptionError("innerOptimizer 'amp' is not available for 'caml': CAML adapts only the context φ.", "Use innerOptimizer: 'sgd' with caml, or 'amp' with maml, adml or ga-maml.");
   }
@@ -225,7 +228,7 @@ export function checkFinite(name: string, array: Float32Array): void {
   }
 }
 
-export function checkLabels(name: string, array: Float32Array): void {
+export function checkLabels(name: string, array: Float32Array, rowsPerTask = array.length): void {
   // Fast pass: 0 and 1 are the only values v with v·(v − 1) = 0 (NaN fails it too).
   let bad = 0;
   for (let i = 0; i < array.length; i++) bad += array[i] * (array[i] - 1) === 0 ? 0 : 1;
@@ -233,13 +236,44 @@ export function checkLabels(name: string, array: Float32Array): void {
   for (let i = 0; i < array.length; i++) {
     const v = array[i];
     if (v !== 0 && v !== 1) {
-      throw new LabelError(`${name}[${i}] is ${v}; labels must be exactly 0 or 1.`, 'Binary tasks need labels in {0, 1}: map the positive class to 1 and the other to 0.');
+      throw new LabelError(`${name}[${i}] (task ${Math.floor(i / rowsPerTask)}, row ${i % rowsPerTask}) is ${v}; labels must be exactly 0 or 1.`, 'Binary tasks need labels in {0, 1}: map the positive class to 1 and the other to 0. For N-way tasks use model: { kind: \'mlp\', classes: N }.');
     }
   }
 }
 
-/** Shape, limits and (when `deep`) content checks of a batch for a learner of `dim` features. */
-export function validateBatch(batch: Batch, dim: number, deep: boolean): void {
+/** N-way labels: integral class indices 0 … classes−1 (the MLP's softmax head). */
+export function checkClassLabels(name: string, array: Float32Array, classes: number, rowsPerTask: number): void {
+  for (let i = 0; i < array.length; i++) {
+    const v = array[i];
+    // v >= 0 && v < classes is false for NaN; v % 1 catches fractions.
+    if (!(v >= 0 && v < classes && v % 1 === 0)) {
+      throw new LabelError(
+        `${name}[${i}] (task ${Math.floor(i / rowsPerTask)}, row ${i % rowsPerTask}) is ${v}; labels of a ${classes}-way model must be class indices 0 … ${classes - 1}.`,
+        `Relabel each task's classes 0 … ${classes - 1}, or create the learner with model.classes large enough.`,
+      );
+    }
+  }
+}
+
+/** Labels as float32: Float32Array as it is, Int32Array / Uint32Array converted (exactly, for indices < 2^24). */
+function labelArray(name: string, array: unknown, expected: number, layout: string): Float32Array {
+  if (array instanceof Int32Array || array instanceof Uint32Array) {
+    if (array.length !== expected) throw new ShapeError(`${name} has ${array.length} values, expected ${expected} (${layout}).`, 'Check tasks and shots against the arrays.');
+    return Float32Array.from(array);
+  }
+  if (!(array instanceof Float32Array)) {
+    throw new ShapeError(
+      `${name} must be a Float32Array, Int32Array or Uint32Array of labels, got ${array === null ? 'null' : typeof array === 'object' ? (array as object).constructor?.name : typeof array}.`,
+      `Wrap the labels: new Int32Array(values). Layout: ${layout}.`,
+    );
+  }
+  return checkFloatArray(name, array, expected, layout);
+}
+
+/** Shape, limits and (when `deep`) content checks of a batch for a learner of `dim` features; labels
+ * binary (classes = null: the logistic unit) or class indices 0 … classes−1. Returns the batch with its
+ * labels as Float32Arrays (integer label arrays are converted; nothing else is copied). */
+export function validateBatch(batch: Batch, dim: number, deep: boolean, classes: number | null = null): Batch {
   if (batch === null || typeof batch !== 'object') {
     throw new ShapeError('The batch must be an object { tasks, supportShots, queryShots, supportX, supportY, queryX, queryY }.', 'See the Batch type in the README.');
   }
@@ -257,13 +291,20 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean): void {
   const layout = (k: string) => `tasks × ${k} × dim = ${tasks} × ${k === 'supportShots' ? supportShots : queryShots} × ${dim}, row-major`;
   checkFloatArray('batch.supportX', batch.supportX, tasks * supportShots * dim, layout('supportShots'));
   checkFloatArray('batch.queryX', batch.queryX, tasks * queryShots * dim, layout('queryShots'));
-  checkFloatArray('batch.supportY', batch.supportY, tasks * supportShots, `tasks × supportShots = ${tasks} × ${supportShots}`);
-  checkFloatArray('batch.queryY', batch.queryY, tasks * queryShots, `tasks × queryShots = ${tasks} × ${queryShots}`);
-  if (!deep) return;
+  const supportY = labelArray('batch.supportY', batch.supportY, tasks * supportShots, `tasks × supportShots = ${tasks} × ${supportShots}`);
+  const queryY = labelArray('batch.queryY', batch.queryY, tasks * queryShots, `tasks × queryShots = ${tasks} × ${queryShots}`);
+  const checked = supportY === batch.supportY && queryY === batch.queryY ? batch : { ...batch, supportY, queryY };
+  if (!deep) return checked;
   checkFinite('batch.supportX', batch.supportX);
   checkFinite('batch.queryX', batch.queryX);
-  checkLabels('batch.supportY', batch.supportY);
-  checkLabels('batch.queryY', batch.queryY);
+  if (classes === null) {
+    checkLabels('batch.supportY', supportY, supportShots);
+    checkLabels('batch.queryY', queryY, queryShots);
+  } else {
+    checkClassLabels('batch.supportY', supportY, classes, supportShots);
+    checkClassLabels('batch.queryY', queryY, classes, queryShots);
+  }
+  return checked;
 }
 
 /** Train options with defaults applied, checked against the learner (dimensions, AMP's models). */

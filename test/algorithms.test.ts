@@ -7,20 +7,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
 import { InvalidOptionError, ShapeError } from '../src/errors.js';
-import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
+import type { BackendChoice, CheckedBatch, LearnerOptions } from '../src/types.js';
 import { assertClose, maxAbs, randomArray, randomBatch, thrown, withGpu } from './helpers.js';
 import { adapt, ampStep, camlAdapt, fgsm, finiteDifference, grad, labelsOf, loss, rowsOf, type Rows, type Vec } from './oracle.js';
 
 const BACKENDS: BackendChoice[] = ['cpu', 'webgpu'];
 const run = (backend: BackendChoice, body: () => Promise<void>) => (backend === 'webgpu' ? withGpu(body) : body());
 
-const task = (b: Batch, t: number, D: number) => ({
+const task = (b: CheckedBatch, t: number, D: number) => ({
   Xs: rowsOf(b.supportX, t, b.supportShots, D), ys: labelsOf(b.supportY, t, b.supportShots),
   Xq: rowsOf(b.queryX, t, b.queryShots, D), yq: labelsOf(b.queryY, t, b.queryShots),
 });
 
 /** ADML's combined objective, whose gradient (attacks held fixed) is g_c + (β2/β1)·g_a. */
-function admlObjective(b: Batch, D: number, o: { a1: number; a2: number; ratio: number; eps: number; steps: number }, attackAt: Vec) {
+function admlObjective(b: CheckedBatch, D: number, o: { a1: number; a2: number; ratio: number; eps: number; steps: number }, attackAt: Vec) {
   const adv = Array.from({ length: b.tasks }, (_, t) => {
     const { Xs, ys, Xq, yq } = task(b, t, D);
     return { Xs: fgsm(attackAt, Xs, ys, o.eps), Xq: fgsm(attackAt, Xq, yq, o.eps) };
@@ -37,7 +37,7 @@ function admlObjective(b: Batch, D: number, o: { a1: number; a2: number; ratio: 
 }
 
 /** CAML's objective over the public parameters (w, then W row-major D×C). */
-function camlObjective(b: Batch, D: number, C: number, lr: number, steps: number) {
+function camlObjective(b: CheckedBatch, D: number, C: number, lr: number, steps: number) {
   return (params: Vec) => {
     const w = params.slice(0, D);
     const W = params.slice(D);
@@ -111,7 +111,7 @@ for (const backend of BACKENDS) {
       const T = 5;
       // T copies of one task: every u_t is the same, so w_t = 1/T.
       const rep = (a: Float32Array) => { const out = new Float32Array(a.length * T); for (let t = 0; t < T; t++) out.set(a, t * a.length); return out; };
-      const same: Batch = { tasks: T, supportShots: 10, queryShots: 10, supportX: rep(one.supportX), supportY: rep(one.supportY), queryX: rep(one.queryX), queryY: rep(one.queryY) };
+      const same: CheckedBatch = { tasks: T, supportShots: 10, queryShots: 10, supportX: rep(one.supportX), supportY: rep(one.supportY), queryX: rep(one.queryX), queryY: rep(one.queryY) };
       const common = { backend, dim: D, innerLr: 0.4, outerLr: 0.3, order: 2 as const, seed: 6, initScale: 0.3 };
       const ga = await createLearner({ ...common, algorithm: 'ga-maml' });
       const maml = await createLearner({ ...common });

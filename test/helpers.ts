@@ -4,7 +4,7 @@
 import * as assert from 'uvu/assert';
 import { getSharedDevice } from '../src/learner.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
-import type { Batch } from '../src/types.js';
+import type { Batch, CheckedBatch } from '../src/types.js';
 import { uniform01 } from '../src/rng.js';
 import { createBuffer, writeFloats } from '../src/gpu/resources.js';
 import { dataLayout, padRows } from '../src/kernels/layout.js';
@@ -22,7 +22,7 @@ export function randomLabels(n: number, seed: number, stream: number): Float32Ar
 }
 
 /** A batch whose labels follow a per-task logistic teacher, so that adaptation has something to learn. */
-export function randomBatch(tasks: number, supportShots: number, queryShots: number, dim: number, seed = 1): Batch {
+export function randomBatch(tasks: number, supportShots: number, queryShots: number, dim: number, seed = 1): CheckedBatch {
   const teacher = randomArray(tasks * dim, seed, 100, -2, 2);
   const make = (rows: number, stream: number) => {
     const x = randomArray(tasks * rows * dim, seed, stream);
@@ -41,7 +41,7 @@ export function randomBatch(tasks: number, supportShots: number, queryShots: num
   return { tasks, supportShots, queryShots, supportX: s.x, supportY: s.y, queryX: q.x, queryY: q.y };
 }
 
-export function copyBatch(b: Batch): Batch {
+export function copyBatch(b: CheckedBatch): CheckedBatch {
   return { ...b, supportX: b.supportX.slice(), supportY: b.supportY.slice(), queryX: b.queryX.slice(), queryY: b.queryY.slice() };
 }
 

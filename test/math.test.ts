@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
 import { hvp } from '../src/cpu/logistic.js';
-import type { BackendChoice, Batch } from '../src/types.js';
+import type { BackendChoice, CheckedBatch } from '../src/types.js';
 import { assertClose, maxAbs, randomArray, randomBatch, withGpu } from './helpers.js';
 import { adapt, finiteDifference, grad, labelsOf, loss, rowsOf, type Vec } from './oracle.js';
 
@@ -13,7 +13,7 @@ const BACKENDS: BackendChoice[] = ['cpu', 'webgpu'];
 const run = (backend: BackendChoice, body: () => Promise<void>) => (backend === 'webgpu' ? withGpu(body) : body());
 
 /** The MAML objective mean_t L(θ'_t(θ); Q_t) in float64. */
-function mamlObjective(batch: Batch, dim: number, lr: number, steps: number): (theta: Vec) => number {
+function mamlObjective(batch: CheckedBatch, dim: number, lr: number, steps: number): (theta: Vec) => number {
   return (theta) => {
     let total = 0;
     for (let t = 0; t < batch.tasks; t++) {
@@ -66,7 +66,7 @@ for (const backend of BACKENDS) {
       const D = 20;
       const b = randomBatch(8, 10, 10, D, 23);
       // Score the support set itself: query := support.
-      const onSupport: Batch = { ...b, queryShots: b.supportShots, queryX: b.supportX, queryY: b.supportY };
+      const onSupport: CheckedBatch = { ...b, queryShots: b.supportShots, queryX: b.supportX, queryY: b.supportY };
       const learner = await createLearner({ backend, dim: D, initScale: 0.5, seed: 4 });
       const before = await learner.evaluate(onSupport, { steps: 0, lr: 0.01 });
       const after = await learner.evaluate(onSupport, { steps: 1, lr: 0.01 });

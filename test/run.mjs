@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 const { esbuildOptions } = process.argv.includes('--no-build') ? { esbuildOptions: {} } : await import('../scripts/build.mjs');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = path.join(root, '.test-build');
+// METAGRAD_TEST_OUT: another build folder, so that several runs at once do not delete each other's.
+const outdir = path.join(root, process.env.METAGRAD_TEST_OUT || '.test-build');
 // Filters: test files whose name holds any of the comma-separated words ('' = all). --no-build reuses
 // .test-build (prepared elsewhere, e.g. for a GPU machine without esbuild: scripts/gpu-pack.sh).
 const noBuild = process.argv.includes('--no-build');

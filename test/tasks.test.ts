@@ -16,13 +16,13 @@ import { encodeIdx, parseIdx } from '../src/tasks/idx.js';
 import { FASHION_SPLIT, sourceDim, type Split, type TaskSource } from '../src/tasks/source.js';
 import { pcgHash } from '../src/rng.js';
 import { FileError } from '../src/errors.js';
-import type { Batch } from '../src/types.js';
+import type { CheckedBatch } from '../src/types.js';
 import { submit, thrown, withGpu } from './helpers.js';
 
 const fashion: TaskSource = { kind: 'images', images: loadFashionMnist(embeddedSubsetDir()), split: FASHION_SPLIT };
 
 /** Runs the GPU sampler for iteration `first` and returns the batch it wrote (unpadded). */
-async function gpuSample(source: TaskSource, shape: SampleShape, seed: number, first: number, split: Split): Promise<Batch> {
+async function gpuSample(source: TaskSource, shape: SampleShape, seed: number, first: number, split: Split): Promise<CheckedBatch> {
   return withGpu(async (acq) => {
     const D = sourceDim(source);
     const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
@@ -39,7 +39,7 @@ async function gpuSample(source: TaskSource, shape: SampleShape, seed: number, f
     assert.is(counter, first + 1, 'advance counted the iteration');
     const Dp = paddedDim(D);
     const T = shape.tasks;
-    const batch: Batch = {
+    const batch: CheckedBatch = {
       ...shape,
       supportX: unpadRows(all.subarray(off.supportX, off.supportX + T * shape.supportShots * Dp), T * shape.supportShots, D),
       supportY: all.slice(off.supportY, off.supportY + T * shape.supportShots),

@@ -3,7 +3,7 @@
 // u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
 import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
 import { classRange, LINEAR_DEFAULTS, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
-import type { Batch } from '../types.js';
+import type { CheckedBatch } from '../types.js';
 import { sigmoid } from './logistic.js';
 
 export interface SampleShape { tasks: number; supportShots: number; queryShots: number }
@@ -24,11 +24,11 @@ export function randomBelow(seed: number, stream: number, counter: number, n: nu
 const INV_255 = Math.fround(1 / 255);
 
 /** Batch number `iteration` of a device source, as the GPU sampler writes it (without padding). */
-export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number, iteration: number, split: Split): Batch {
+export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number, iteration: number, split: Split): CheckedBatch {
   if (source.kind === 'file') throw new Error('file sources are sampled by sampleFileTasks');
   const D = sourceDim(source);
   const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
-  const batch: Batch = {
+  const batch: CheckedBatch = {
     tasks: T, supportShots: Ks, queryShots: Kq,
     supportX: new Float32Array(T * Ks * D), supportY: new Float32Array(T * Ks),
     queryX: new Float32Array(T * Kq * D), queryY: new Float32Array(T * Kq),
@@ -80,11 +80,11 @@ export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number
 }
 
 /** A batch of the user's file tasks: task t of iteration i is drawn uniformly from the split's tasks. */
-export function sampleFileTasks(source: Extract<TaskSource, { kind: 'file' }>, tasks: number, seed: number, iteration: number, split: Split): Batch {
+export function sampleFileTasks(source: Extract<TaskSource, { kind: 'file' }>, tasks: number, seed: number, iteration: number, split: Split): CheckedBatch {
   const f = source[split];
   const D = source.dim;
   const { supportShots: Ks, queryShots: Kq } = f;
-  const batch: Batch = {
+  const batch: CheckedBatch = {
     tasks, supportShots: Ks, queryShots: Kq,
     supportX: new Float32Array(tasks * Ks * D), supportY: new Float32Array(tasks * Ks),
     queryX: new Float32Array(tasks * Kq * D), queryY: new Float32Array(tasks * Kq),

@@ -72,11 +72,11 @@ export function mlpLayout(dim: number, hidden: readonly number[], classes: numbe
 }
 
 /** He-normal W_l ~ N(0, 2 / h_{l−1}), b_l = 0, φ = 0, from the seed (the same on every backend). */
-export function mlpInit(layout: MlpLayout, seed: number): Float32Array {
+export function mlpInit(layout: MlpLayout, seed: number, counterBase = 0): Float32Array {
   const theta = new Float32Array(layout.vector);
   for (const layer of layout.layers) {
     const scale = Math.sqrt(2 / layer.inputs);
-    for (let i = layer.w; i < layer.b; i++) theta[i] = scale * normal(seed, STREAM.init, i);
+    for (let i = layer.w; i < layer.b; i++) theta[i] = scale * normal(seed, STREAM.init, counterBase + i);
   }
   return theta;
 }

@@ -13,7 +13,8 @@ import { isShared, sharedFloats, WorkerPool } from '../cpu/pool.js';
 
 /** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D) run on one thread: a hop costs ~0.1 ms. */
 const PARALLEL_MIN_WORK = 1 << 20;
-import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+// Engines see batches after validation: labels as float32 (CheckedBatch).
+import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';

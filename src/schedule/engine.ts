@@ -7,7 +7,8 @@ import type { TaskParams } from '../cpu/maml-task.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
 import { perturbOf, type PlanStep } from '../algorithms/plan.js';
-import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+// Engines see batches after validation: labels as float32 (CheckedBatch).
+import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
 

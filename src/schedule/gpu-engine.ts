@@ -17,7 +17,8 @@ import { taskScratchSizes } from '../cpu/maml-task.js';
 import { camlScratchSizes } from '../cpu/caml-task.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import { evaluatePlan, needsAdversarial, paramVectors, taskKernelOf, taskWeights, trainPlan, type Plan } from '../algorithms/plan.js';
-import type { Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
+// Engines see batches after validation: labels as float32 (CheckedBatch).
+import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';

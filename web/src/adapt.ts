@@ -5,7 +5,7 @@
 import { sigmoid } from '../../src/cpu/logistic.js';
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
-import type { Batch } from '../../src/types.js';
+import type { CheckedBatch } from '../../src/types.js';
 import { FASHION_CLASSES } from '../../src/tasks/source.js';
 import { $, drawImage, loadFashion, makeLearner, percent, probeBackend, setupPage, showError, state } from './common.js';
 
@@ -15,7 +15,7 @@ const SHOTS = 10;
 const LR = 0.5;
 let meta: Learner;
 let zero: Learner;
-let task: Batch;
+let task: CheckedBatch;
 let taskIndex = 0;
 let steps = 0;
 
