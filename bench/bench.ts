@@ -7,8 +7,13 @@
 // process tree and verify first too (bench/peers/peers.py): numpy vectorised over tasks, PyTorch
 // batched (bmm + autograd), and the per-task PyTorch loop of learn2learn-style code; each is skipped with
 // a printed reason when python3 / numpy / torch are missing.
-// Env: BENCH_SECONDS (time per measurement, default 1), BENCH_ONLY (substring of "config algorithm"),
-// BENCH_BACKENDS (e.g. "cpu"), BENCH_PEERS=0 (no peers). Writes bench/results/<host>-<time>.json.
+// MLP rows (configs named "mlp …"): MAML on the MLP with an N-way softmax head at Omniglot shapes; their
+// reference is metagrad's CPU backend (θ after one step), against which the WebGPU backend and the two
+// PyTorch peers (bench/peers/mlp_peers.py: batched over tasks, per-task loop) verify before being timed.
+// Env: BENCH_SECONDS (time per measurement, default 1), BENCH_ONLY (substring of "config algorithm",
+// e.g. "mlp"), BENCH_BACKENDS (e.g. "cpu"), BENCH_PEERS=0 (no peers), BENCH_ROW_CAP (MLP rows: seconds a
+// measurement may take, default 60), BENCH_TORCH_DEVICE (MLP peers: cpu (default), cuda or auto).
+// Writes bench/results/<host>-<time>.json.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
@@ -16,6 +21,7 @@ import path from 'node:path';
 import { createLearner, getSharedDevice, type Learner } from '../src/learner.js';
 import { MetagradError } from '../src/errors.js';
 import { uniform01 } from '../src/rng.js';
+import { mlpInit, mlpLayout, type MlpLayout } from '../src/models/mlp.js';
 import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
 
 interface Config { tasks: number; supportShots: number; queryShots: number; dim: number; innerSteps: number }
@@ -63,19 +69,25 @@ function makeBatch(c: Config, seed: number): Batch {
 /** θ0 shared by metagrad and the peers (AMP: one row per model). */
 const makeTheta = (n: number) => new Float32Array(n).map((_, i) => 0.01 * (uniform01(7, 9, i) - 0.5));
 
-/** Repeats `once` (which ends with the work finished) for ~SECONDS after a warm-up. */
-async function timeIt(once: () => Promise<number | void>): Promise<{ median: number; min: number; max: number; repeats: number; gpuMedianMs: number | null }> {
-  await once();
+interface Timing { median: number; min: number; max: number; repeats: number; gpuMedianMs: number | null; capped?: boolean }
+
+/** Repeats `once` (which ends with the work finished) for ~SECONDS after a warm-up (at least 3 repeats,
+ * unless the next repeat would end past capS seconds after the warm-up: then `capped`, ≥ 1 repeat). */
+async function timeIt(once: () => Promise<number | void>, capS = Infinity, warm = true): Promise<Timing> {
+  if (warm) await once();
   const times: number[] = [];
   const gpu: number[] = [];
-  const end = performance.now() + SECONDS * 1000;
+  const start = performance.now();
+  const end = start + SECONDS * 1000;
+  let capped = false;
   while (times.length < 3 || (performance.now() < end && times.length < 100)) {
+    if (times.length && (performance.now() - start) / 1000 + times[times.length - 1] > capS) { capped = true; break; }
     const t0 = performance.now();
     const g = await once();
     times.push((performance.now() - t0) / 1000);
     if (typeof g === 'number') gpu.push(g);
   }
-  return { median: median(times), min: Math.min(...times), max: Math.max(...times), repeats: times.length, gpuMedianMs: gpu.length ? median(gpu) : null };
+  return { median: median(times), min: Math.min(...times), max: Math.max(...times), repeats: times.length, gpuMedianMs: gpu.length ? median(gpu) : null, ...(capped ? { capped } : {}) };
 }
 
 function findPython(): { py: string; torch: boolean } | null {
@@ -147,6 +159,251 @@ const minimalBytes = (c: Config) => c.tasks * (c.supportShots + c.queryShots) * 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const fmt = (x: number | undefined | null, digits = 0) => (x === undefined || x === null || !Number.isFinite(x) ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
+// ---------------------------------------------------------------- MLP rows
+
+interface MlpConfig extends Config { hidden: number[]; classes: number }
+/** Omniglot shapes: 5-way 1-shot (5 support + 5 query rows per task), 28×28 inputs, MAML's FC body. */
+const MLP_CONFIGS: MlpConfig[] = [32, 1024].map((tasks) => ({ tasks, supportShots: 5, queryShots: 5, dim: 784, innerSteps: 1, hidden: [256, 128, 64, 64], classes: 5 }));
+/** α and β of the MLP rows: large enough that θ's change after one step (max ≈ 4e-3 here) stands far above
+ * the float32 rounding of θ (≈ 1e-8, the verification's resolution), small enough that the timing's
+ * repeated steps on one batch stay finite. */
+const MLP_INNER_LR = 0.05;
+const MLP_OUTER_LR = 0.05;
+/** Verification of every MLP row against metagrad's CPU backend: max|Δθ − Δθ_ref| ≤ MLP_TOLERANCE ·
+ * max|Δθ_ref|, Δθ = θ after one step − θ0 (float32 against float32 through 5 layers; float32 against
+ * float64 is ~1e-5 here). */
+const MLP_TOLERANCE = 1e-4;
+const MLP_INIT_SEED = 5;
+const MLP_DATA_SEED = 42;
+/** Seconds a measurement of an MLP row may take (T=1024 order 2 on llvmpipe is slow). */
+const ROW_CAP = Number(process.env.BENCH_ROW_CAP ?? 60);
+const TORCH_DEVICE = process.env.BENCH_TORCH_DEVICE ?? 'cpu';
+const MLP_VARIANTS = [{ name: 'maml o1', order: 1 }, { name: 'maml o2', order: 2 }] as const;
+type MlpVariant = (typeof MLP_VARIANTS)[number];
+const MLP_PEER_IMPLS = [['torch', 'torch batched'], ['loop', 'torch loop']] as const;
+
+const mlpConfigName = (c: MlpConfig) => `mlp T=${c.tasks} Ks=${c.supportShots} Kq=${c.queryShots} D=${c.dim} n=${c.innerSteps} h=${c.hidden.join(',')} N=${c.classes}`;
+
+/** Synthetic Omniglot-like N-way tasks from the seed: per task and class a sparse binary prototype (20%
+ * ink); a row is prototype · (0.75 + 0.25u) + 0.1u' (values in [0, 1]); support row k has class
+ * (k + t) mod N, query row k class (2k + t) mod N (each class once per set when shots = N). */
+type MlpBatch = Batch & { supportY: Float32Array; queryY: Float32Array };
+function makeMlpBatch(c: MlpConfig, seed: number): MlpBatch {
+  const { tasks: T, dim: D, classes: N } = c;
+  const rows = (shots: number, stream: number, label: (k: number, t: number) => number): [Float32Array, Float32Array] => {
+    const x = new Float32Array(T * shots * D);
+    const y = new Float32Array(T * shots);
+    for (let t = 0; t < T; t++) {
+      for (let k = 0; k < shots; k++) {
+        const r = t * shots + k;
+        y[r] = label(k, t);
+        const proto = (t * N + y[r]) * D;
+        for (let d = 0; d < D; d++) {
+          const ink = uniform01(seed, 11, proto + d) < 0.2 ? 1 : 0;
+          x[r * D + d] = ink * (0.75 + 0.25 * uniform01(seed, stream, r * D + d)) + 0.1 * uniform01(seed, stream + 1, r * D + d);
+        }
+      }
+    }
+    return [x, y];
+  };
+  const [supportX, supportY] = rows(c.supportShots, 12, (k, t) => (k + t) % N);
+  const [queryX, queryY] = rows(c.queryShots, 14, (k, t) => (2 * k + t) % N);
+  return { tasks: T, supportShots: c.supportShots, queryShots: c.queryShots, supportX, supportY, queryX, queryY };
+}
+
+/** Nominal FLOPs of one task's meta-iteration (2 per multiply-add, weight matmuls only, M = Σ h_{l−1}·h_l):
+ * forward 2M + backward 4M per support row and inner step and per query row; order 2 adds the
+ * Hessian-vector product's R-forward (4M) and R-backward (8M) per support row and step. */
+function mlpFlopsPerTask(layout: MlpLayout, c: MlpConfig, order: 1 | 2): number {
+  const m = layout.layers.reduce((a, l) => a + l.inputs * l.outputs, 0);
+  return 2 * m * (3 * c.supportShots * c.innerSteps + 3 * c.queryShots + (order === 2 ? 6 * c.supportShots * c.innerSteps : 0));
+}
+
+/** max|Δθ − Δθ_ref| / max|Δθ_ref| with Δθ = θ1 − θ0 (in float64; the numerator is max|θ1 − θ_ref|). */
+function relChangeError(theta0: Float32Array, theta1: Float32Array, ref: Float32Array): { relErr: number; maxAbsDiff: number } {
+  if (theta1.length !== ref.length || theta1.some((v) => !Number.isFinite(v))) return { relErr: Infinity, maxAbsDiff: Infinity };
+  let diff = 0, change = 0;
+  for (let i = 0; i < theta0.length; i++) {
+    diff = Math.max(diff, Math.abs(theta1[i] - ref[i]));
+    change = Math.max(change, Math.abs(ref[i] - theta0[i]));
+  }
+  return { relErr: change > 0 ? diff / change : Infinity, maxAbsDiff: diff };
+}
+
+interface MlpPeerResult extends PeerResult { repeats?: number; capped?: boolean; threads?: number; firstS?: number; failed?: string; verify?: { relErr: number; maxAbsDiff: number; ok: boolean; against: string } }
+
+/** The MLP peers of one configuration in one python process; each verifies against refs (metagrad CPU's
+ * θ after one step, per variant) before it is timed. */
+function runMlpPeers(py: string, c: MlpConfig, variants: readonly MlpVariant[], batch: MlpBatch, theta0: Float32Array, refs: Map<string, Float32Array>): MlpPeerResult[] {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-bench-mlp-'));
+  const batchFile = path.join(dir, 'batch.bin');
+  const write = (file: string, arrays: Float32Array[]) => {
+    const fd = openSync(file, 'w');
+    for (const p of arrays) writeSync(fd, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+    closeSync(fd);
+  };
+  write(batchFile, [theta0, batch.supportX, batch.supportY, batch.queryX, batch.queryY]);
+  const jobs = variants.flatMap((v) => {
+    const key = v.name.replace(/\W+/g, '_');
+    const ref = refs.get(v.name);
+    if (ref) write(path.join(dir, `expected_${key}.bin`), [ref]);
+    return MLP_PEER_IMPLS.map(([impl]) => ({ name: `${key}__${impl}`, variant: v.name, impl, order: v.order, expected: ref ? `expected_${key}.bin` : null }));
+  });
+  writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({
+    ...c, innerLr: MLP_INNER_LR, outerLr: MLP_OUTER_LR, seconds: SECONDS, capSeconds: ROW_CAP, tolerance: MLP_TOLERANCE, jobs,
+  }));
+  const r = spawnSync(py, [path.join('bench', 'peers', 'mlp_peers.py'), batchFile, path.join(dir, 'meta.json'), dir, '--device', TORCH_DEVICE],
+    { encoding: 'utf8', maxBuffer: 1 << 26, timeout: jobs.length * (2 * ROW_CAP + 600) * 1000 });
+  const results: MlpPeerResult[] = [];
+  for (const line of (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{'))) {
+    const j = JSON.parse(line);
+    const job = jobs.find((x) => x.name === j.name)!;
+    const res: MlpPeerResult = { name: j.name, impl: job.impl, variant: job.variant, device: j.device, version: j.version, threads: j.threads };
+    if (j.skipped) res.skipped = j.skipped;
+    if (j.failed) res.failed = j.failed;
+    if (j.verify) res.verify = { relErr: j.verify.rel_err, maxAbsDiff: j.verify.max_abs_diff, ok: j.verify.ok, against: 'metagrad cpu' };
+    if (j.tasks_per_s) Object.assign(res, { tasksPerS: j.tasks_per_s, medianS: j.median_s, minS: j.min_s, maxS: j.max_s, repeats: j.repeats, capped: j.capped, firstS: j.first_s });
+    if (!j.skipped) {
+      try {
+        const bytes = readFileSync(path.join(dir, `${j.name}.bin`));
+        res.theta = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      } catch { /* no θ written */ }
+    }
+    results.push(res);
+  }
+  if (r.status !== 0) console.log(`mlp peers failed for ${mlpConfigName(c)} (${r.error ? r.error.message : `exit ${r.status}`}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+  rmSync(dir, { recursive: true, force: true });
+  return results;
+}
+
+/** The MLP rows: per configuration, metagrad CPU's one step from θ0 (the reference), the peers (verify,
+ * then time), then each metagrad backend (verify, then time). Returns the number of failed rows. */
+async function mlpRows(backends: BackendChoice[], python: { py: string; torch: boolean } | null, rows: Record<string, unknown>[]): Promise<number> {
+  const only = process.env.BENCH_ONLY;
+  const todo = MLP_CONFIGS.map((c) => ({ c, variants: MLP_VARIANTS.filter((v) => !only || `${mlpConfigName(c)} ${v.name}`.includes(only)) })).filter((x) => x.variants.length);
+  if (!todo.length) return 0;
+  let failures = 0;
+  console.log(`\nMLP rows: MAML on an MLP with a softmax head, α = ${MLP_INNER_LR}, β = ${MLP_OUTER_LR} (SGD), θ0 He-normal (seed ${MLP_INIT_SEED}), ` +
+    `synthetic ${todo[0].c.classes}-way tasks (seed ${MLP_DATA_SEED}). Every row verifies θ after one step against metagrad cpu before it is timed: ` +
+    `rel err = max|Δθ − Δθ_cpu| / max|Δθ_cpu| ≤ ${MLP_TOLERANCE} (Δθ = θ1 − θ0). Per-measurement cap BENCH_ROW_CAP = ${ROW_CAP} s: ` +
+    `* = fewer than 3 repeats; resident "capped" = warm-up + one ${ITERATIONS_PER_SUBMIT}-iteration submit would pass the cap. ` +
+    `GFLOP/s = nominal FLOPs (weight matmuls: 6M per row fwd+bwd, +12M per support row for order 2) × the row's rate (resident when measured).`);
+  console.log('| config | algorithm | impl | step(batch) tasks/s | resident tasks/s | GPU-time tasks/s | GFLOP/s (nominal) | vs best peer | rel err of Δθ vs cpu |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  const star = (t: Timing | null | undefined) => (t?.capped ? '*' : '');
+  let reported = false;
+  for (const { c, variants } of todo) {
+    const name = mlpConfigName(c);
+    const layout = mlpLayout(c.dim, c.hidden, c.classes);
+    const theta0 = mlpInit(layout, MLP_INIT_SEED).slice(0, layout.params);
+    const batch = makeMlpBatch(c, MLP_DATA_SEED);
+    const options = (v: MlpVariant, backend: BackendChoice): LearnerOptions => ({
+      algorithm: 'maml', backend, dim: c.dim, model: { kind: 'mlp', hidden: c.hidden, classes: c.classes },
+      innerLr: MLP_INNER_LR, outerLr: MLP_OUTER_LR, innerSteps: c.innerSteps, order: v.order,
+    });
+    // 1. The reference: metagrad's CPU backend, one step from θ0.
+    const refs = new Map<string, Float32Array>();
+    const refErrors = new Map<string, string>();
+    for (const v of variants) {
+      let learner: Learner | null = null;
+      try {
+        learner = await createLearner(options(v, 'cpu'));
+        learner.setParams(theta0);
+        await learner.step(batch);
+        refs.set(v.name, await learner.getParams());
+      } catch (e) {
+        refErrors.set(v.name, `${(e as Error).name}: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        learner?.destroy();
+      }
+    }
+    // 2. The peers.
+    const peers = python ? runMlpPeers(python.py, c, variants, batch, theta0, refs) : [];
+    if (!reported && peers.some((p) => p.version)) {
+      const p = peers.find((x) => x.version)!;
+      console.log(`(mlp peers: ${python!.py}, ${p.version} on ${p.device}; --device ${TORCH_DEVICE})`);
+      reported = true;
+    }
+    for (const v of variants) {
+      const ref = refs.get(v.name);
+      const flops = mlpFlopsPerTask(layout, c, v.order);
+      if (!ref) console.log(`| ${name} | ${v.name} | (no reference) | metagrad cpu failed: ${refErrors.get(v.name)}; peers compared with torch batched only | | | | | |`);
+      const mine = peers.filter((p) => p.variant === v.name);
+      const batched = mine.find((p) => p.impl === 'torch')?.theta;
+      const fastest = Math.max(0, ...mine.filter((p) => !p.failed).map((p) => p.tasksPerS ?? 0));
+      for (const p of mine) {
+        const label = MLP_PEER_IMPLS.find(([i]) => i === p.impl)![1] + (p.device && !p.device.startsWith('cpu') ? ` (${p.device})` : '');
+        // Without a metagrad reference the peers are compared with each other (batched as reference).
+        if (!ref && p.theta && batched && p.impl !== 'torch') {
+          const e = relChangeError(theta0, p.theta, batched);
+          p.verify = { ...e, ok: e.relErr <= MLP_TOLERANCE, against: 'torch batched' };
+        }
+        const verified = p.verify ? `${p.verify.relErr.toExponential(1)}${p.verify.against === 'metagrad cpu' ? '' : ` (vs ${p.verify.against})`}` : 'unverified';
+        if (p.skipped) console.log(`| ${name} | ${v.name} | ${label} | skipped: ${p.skipped} | | | | | |`);
+        else if (p.failed || p.verify?.ok === false) {
+          failures++;
+          console.log(`| ${name} | ${v.name} | ${label} | VERIFY FAILED, not timed: ${p.failed ?? ''} | | | | | ${verified} |`);
+        } else if (p.tasksPerS) {
+          const capped = p.capped ? '*' : '';
+          console.log(`| ${name} | ${v.name} | ${label} | ${fmt(p.tasksPerS)}${capped} | | | ${fmt((flops * p.tasksPerS) / 1e9, 1)} | ${fmt(p.tasksPerS / fastest, 2)}× | ${verified} |`);
+        }
+        rows.push({ model: 'mlp', config: c, algorithm: v.name, impl: p.impl, device: p.device, version: p.version, threads: p.threads, tasksPerS: p.tasksPerS ?? null, medianS: p.medianS, minS: p.minS, maxS: p.maxS, repeats: p.repeats, capped: p.capped, firstStepS: p.firstS, skipped: p.skipped, failed: p.failed, verify: p.verify ?? null, nominalGflops: p.tasksPerS ? (flops * p.tasksPerS) / 1e9 : null });
+      }
+      for (const backend of backends) {
+        let learner: Learner | null = null;
+        const row: Record<string, unknown> = { model: 'mlp', config: c, algorithm: v.name, impl: `metagrad-${backend}` };
+        try {
+          learner = await createLearner(options(v, backend));
+          row.adapter = learner.backend.adapter;
+          learner.setParams(theta0);
+          const t0 = performance.now();
+          await learner.step(batch);
+          const theta1 = await learner.getParams();
+          row.firstStepS = (performance.now() - t0) / 1000;
+          const e = ref ? relChangeError(theta0, theta1, ref) : null;
+          row.verify = e ? { ...e, ok: e.relErr <= MLP_TOLERANCE, against: backend === 'cpu' ? 'metagrad cpu (an earlier learner: determinism)' : 'metagrad cpu' } : null;
+          const verified = e ? e.relErr.toExponential(1) + (backend === 'cpu' ? ' (reference, rerun)' : '') : 'unverified';
+          if (e && e.relErr > MLP_TOLERANCE) {
+            failures++;
+            console.log(`| ${name} | ${v.name} | metagrad ${backend} | VERIFY FAILED, not timed | | | | | ${verified} |`);
+            row.failed = `rel err ${e.relErr} > ${MLP_TOLERANCE}`;
+            rows.push(row);
+            continue;
+          }
+          // The verifying step was the warm-up.
+          const single = await timeIt(async () => { await learner!.step(batch); await learner!.sync(); }, ROW_CAP, false);
+          let resident: Timing | null = null;
+          if (2 * ITERATIONS_PER_SUBMIT * single.median <= ROW_CAP) {
+            resident = await timeIt(async () => { await learner!.step(batch, { iterations: ITERATIONS_PER_SUBMIT }); await learner!.sync(); return (await learner!.gpuTime()) ?? undefined; }, ROW_CAP);
+          }
+          const stepRate = c.tasks / single.median;
+          const residentRate = resident ? (c.tasks * ITERATIONS_PER_SUBMIT) / resident.median : null;
+          const gpuRate = resident?.gpuMedianMs ? (c.tasks * ITERATIONS_PER_SUBMIT) / (resident.gpuMedianMs / 1000) : null;
+          const headline = residentRate ?? stepRate;
+          const gflops = (flops * (gpuRate ?? headline)) / 1e9;
+          console.log(`| ${name} | ${v.name} | metagrad ${backend} | ${fmt(stepRate)}${star(single)} | ${resident ? fmt(residentRate) + star(resident) : 'capped'} | ${fmt(gpuRate)} | ${fmt(gflops, 1)} | ${fastest > 0 ? fmt(headline / fastest, 2) + '×' : '—'} | ${verified} |`);
+          Object.assign(row, { stepTasksPerS: stepRate, residentTasksPerS: residentRate, gpuTimeTasksPerS: gpuRate, step: single, resident, nominalGflops: gflops, vsBestPeer: fastest > 0 ? headline / fastest : null });
+        } catch (e) {
+          const err = e as Error;
+          const reason = `${err.name}: ${err.message.split('\n')[0]}`;
+          if (e instanceof MetagradError) {
+            console.log(`| ${name} | ${v.name} | metagrad ${backend} | skipped: ${reason} | | | | | |`);
+            row.skipped = reason;
+          } else {
+            failures++;
+            console.log(`| ${name} | ${v.name} | metagrad ${backend} | ERROR: ${reason} | | | | | |`);
+            row.error = reason;
+          }
+        } finally {
+          learner?.destroy();
+        }
+        rows.push(row);
+      }
+    }
+  }
+  return failures;
+}
+
 async function main() {
   const wanted = (process.env.BENCH_BACKENDS ?? 'webgpu,cpu').split(',') as BackendChoice[];
   const backends: BackendChoice[] = [];
@@ -175,11 +432,12 @@ async function main() {
   console.log(`copy bandwidth (roofline ceiling): ${backends.map((b) => `${b} ${fmt(bandwidth[b], 1)} GB/s`).join(', ')}`);
   console.log(`step(batch) = one call with validation + upload; resident = ${ITERATIONS_PER_SUBMIT} iterations per submit on resident data; ` +
     'GB/s = batch bytes read once per iteration ÷ resident time; vs best peer = resident ÷ fastest peer in this run\n');
-  console.log('| config | algorithm | impl | step(batch) tasks/s | resident tasks/s | GPU-time tasks/s | GB/s (% of copy bw) | vs best peer | max abs Δθ |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
-
   const rows: Record<string, unknown>[] = [];
   const only = process.env.BENCH_ONLY;
+  if (CONFIGS.some((c) => VARIANTS.some((v) => !only || `${configName(c)} ${v.name}`.includes(only)))) {
+    console.log('| config | algorithm | impl | step(batch) tasks/s | resident tasks/s | GPU-time tasks/s | GB/s (% of copy bw) | vs best peer | max abs Δθ |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+  }
   for (const c of CONFIGS) {
     const variants = VARIANTS.filter((v) => !only || `${configName(c)} ${v.name}`.includes(only));
     if (variants.length === 0) continue;
@@ -225,6 +483,7 @@ async function main() {
       }
     }
   }
+  const failures = await mlpRows(backends, python, rows);
   const dir = path.join('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${os.hostname().replace(/[^\w.-]/g, '_')}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);
@@ -233,9 +492,13 @@ async function main() {
     machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, platform: `${os.platform()} ${os.release()}` },
     versions: { node: process.version, metagrad: JSON.parse(readFileSync('package.json', 'utf8')).version },
     adapter, hasTimestamps, copyBandwidthGBs: bandwidth, seconds: SECONDS, iterationsPerSubmit: ITERATIONS_PER_SUBMIT,
-    innerLr: INNER_LR, outerLr: OUTER_LR, adml: ADML, configs: CONFIGS, rows,
+    innerLr: INNER_LR, outerLr: OUTER_LR, adml: ADML, configs: CONFIGS,
+    mlp: { configs: MLP_CONFIGS, innerLr: MLP_INNER_LR, outerLr: MLP_OUTER_LR, tolerance: MLP_TOLERANCE, rowCapS: ROW_CAP, torchDevice: TORCH_DEVICE, initSeed: MLP_INIT_SEED, dataSeed: MLP_DATA_SEED },
+    rows,
   }, null, 2));
   console.log(`\nwrote ${file}`);
+  if (failures) console.log(`${failures} MLP row(s) failed verification or raised an unexpected error (see above)`);
+  return failures;
 }
 
-main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+main().then((failures) => process.exit(failures ? 1 : 0), (e) => { console.error(e); process.exit(1); });

@@ -8,7 +8,9 @@
 // agreement (one workgroup per task: a_t = u_t·s, and for 'notebook' b_t = Σ_j |u_t·u_j|), normalize
 // (one workgroup).
 
-struct GaParams { tasks: u32, dim: u32, notebook: u32, groupsPerRow: u32, blocks: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+// featureGroupsX: workgroups along x of the per-feature entries; features are split over a 2-D grid
+// (x, y) when dim/64 is over the adapter's per-dimension limit.
+struct GaParams { tasks: u32, dim: u32, notebook: u32, groupsPerRow: u32, blocks: u32, featureGroupsX: u32, _pad1: u32, _pad2: u32 }
 
 @group(0) @binding(0) var<uniform> gp: GaParams;
 @group(0) @binding(1) var<storage, read> theta: array<f32>;          // D (padded)
@@ -23,20 +25,22 @@ override TASK_BLOCK: u32 = 64u;
 var<workgroup> scratchA: array<f32, WG_GA>;
 var<workgroup> scratchB: array<f32, WG_GA>;
 
+fn featureIndex(wid: vec3<u32>, lid: u32) -> u32 { return (wid.y * gp.featureGroupsX + wid.x) * WG_GA + lid; }
+
 @compute @workgroup_size(WG_GA)
-fn partial_updates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let d = gid.x;
+fn partial_updates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let d = featureIndex(wid, lid);
   if (d >= gp.dim) { return; }
-  let first = wid.y * TASK_BLOCK;
+  let first = wid.z * TASK_BLOCK;
   let end = min(first + TASK_BLOCK, gp.tasks);
   var s = 0.0;
   for (var t = first; t < end; t++) { s += theta[d] - adapted[t * gp.dim + d]; }
-  partial[wid.y * gp.dim + d] = s;
+  partial[wid.z * gp.dim + d] = s;
 }
 
 @compute @workgroup_size(WG_GA)
-fn sum_updates(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let d = gid.x;
+fn sum_updates(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let d = featureIndex(wid, lid);
   if (d >= gp.dim) { return; }
   var s = 0.0;
   for (var b = 0u; b < gp.blocks; b++) { s += partial[b * gp.dim + d]; }

@@ -118,3 +118,24 @@ export function packBatch(batch: Batch, D: number, x?: { supportX?: Float32Array
   packed.set(batch.queryY, off.queryY);
   return packed;
 }
+
+/** A synthetic N-way few-shot batch: each task draws `classes` prototypes in R^dim, its rows are a
+ * prototype plus noise, labelled with the prototype's index (so an MLP has something to learn). */
+export function randomNWayBatch(tasks: number, supportShots: number, queryShots: number, dim: number, classes: number, seed = 1, noise = 0.5): CheckedBatch {
+  const protos = randomArray(tasks * classes * dim, seed, 200, -1, 1);
+  const make = (rows: number, stream: number) => {
+    const x = randomArray(tasks * rows * dim, seed, stream, -noise, noise);
+    const y = new Float32Array(tasks * rows);
+    for (let t = 0; t < tasks; t++) {
+      for (let r = 0; r < rows; r++) {
+        const c = Math.floor(uniform01(seed, stream + 50, t * rows + r) * classes);
+        y[t * rows + r] = c;
+        for (let d = 0; d < dim; d++) x[(t * rows + r) * dim + d] += protos[(t * classes + c) * dim + d];
+      }
+    }
+    return { x, y };
+  };
+  const s = make(supportShots, 201);
+  const q = make(queryShots, 202);
+  return { tasks, supportShots, queryShots, supportX: s.x, supportY: s.y, queryX: q.x, queryY: q.y };
+}

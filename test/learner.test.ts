@@ -219,9 +219,10 @@ test('the fast finiteness and label scans find every bad value, at any position'
     for (const at of [0, 3, 6]) {
       const y = Float32Array.from([0, 1, 0, 1, 0, 1, 0]);
       y[at] = bad;
-      const e = await thrown(() => checkLabels('y', y));
+      // Seven labels as tasks of 3 rows: the message names the index, the task and the row.
+      const e = await thrown(() => checkLabels('y', y, 3));
       assert.instance(e, LabelError);
-      assert.match(e.message, new RegExp(`y\\[${at}\\] is ${bad}`));
+      assert.match(e.message, new RegExp(`y\\[${at}\\] \\(task ${Math.floor(at / 3)}, row ${at % 3}\\) is ${bad}`));
     }
   }
 });

@@ -5,6 +5,8 @@ import { parentPort } from 'node:worker_threads';
 import { adaptAndMetaGrad, type TaskOutputs, type TaskParams, type RowSet } from './maml-task.js';
 import { camlAdaptAndMetaGrad, type CamlOutputs, type CamlParams } from './caml-task.js';
 import { attack, type AttackParams } from './fgsm.js';
+import { mlpAdaptAndMetaGrad, mlpAttack, type MlpRowsShape, type MlpTaskOutputs, type MlpTaskParams } from './mlp-task.js';
+import type { MlpLayout } from '../models/mlp.js';
 
 /** The per-task pass on a task range. */
 export interface TaskJob {
@@ -30,11 +32,38 @@ export interface AttackJob {
   range: [number, number];
 }
 
-export type WorkerJob = TaskJob | AttackJob;
+/** The MLP's per-task pass (src/cpu/mlp-task.ts) on a task range. */
+export interface MlpTaskJob {
+  id: number;
+  kernel: 'mlp';
+  out: MlpTaskOutputs;
+  support: RowSet;
+  query: RowSet;
+  params: Float32Array;
+  p: MlpTaskParams;
+  range: [number, number];
+}
+
+/** An FGSM / PGD attack through the MLP on a task range (src/cpu/mlp-task.ts mlpAttack). */
+export interface MlpAttackJob {
+  id: number;
+  kernel: 'mlp-attack';
+  out: Float32Array;
+  clean: RowSet;
+  params: Float32Array;
+  shape: MlpRowsShape;
+  attack: AttackParams;
+  layout: MlpLayout;
+  range: [number, number];
+}
+
+export type WorkerJob = TaskJob | AttackJob | MlpTaskJob | MlpAttackJob;
 
 parentPort?.on('message', (job: WorkerJob) => {
   try {
     if (job.kernel === 'attack') attack(job.out, job.clean.x, job.clean.y, job.params, job.shape, job.attack, job.range);
+    else if (job.kernel === 'mlp') mlpAdaptAndMetaGrad(job.out, job.support, job.query, job.params, job.p, job.range);
+    else if (job.kernel === 'mlp-attack') mlpAttack(job.out, job.clean, job.params, job.shape, job.attack, job.layout, job.range);
     else if (job.kernel === 'caml') camlAdaptAndMetaGrad(job.out as CamlOutputs, job.support, job.query, job.params, job.p as CamlParams, job.range);
     else adaptAndMetaGrad(job.out as TaskOutputs, job.support, job.query, job.params, job.p as TaskParams, job.range);
     parentPort!.postMessage({ id: job.id });

@@ -1,3 +1,4 @@
+import { LimitError } from '../errors.js';
 // Small helpers over the WebGPU API: labelled buffers, explicit bind-group layouts, a per-device pipeline
 // cache (a WeakMap, so a destroyed device frees its pipelines) and float readback.
 
@@ -87,14 +88,25 @@ export interface BoundDispatch {
   encode(pass: GPUComputePassEncoder): void;
 }
 
-export function boundDispatch(pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1): BoundDispatch {
+export function boundDispatch(pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1): BoundDispatch {
   return {
     encode(pass) {
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(x, y);
+      pass.dispatchWorkgroups(x, y, z);
     },
   };
+}
+
+/** `groups` workgroups folded into a 2-D grid (x, y) within the adapter's per-dimension limit; the
+ * kernel recovers its index as y·x_count + x and skips the overshoot. */
+export function paramGrid(groups: number, maxPerDim: number, what: string): { x: number; y: number } {
+  const x = Math.max(1, Math.min(groups, maxPerDim));
+  const y = Math.ceil(groups / x);
+  if (y > maxPerDim) {
+    throw new LimitError(`${what} need ${groups} workgroups, over the adapter's grid of ${maxPerDim}².`, 'Use a smaller model or dimension.');
+  }
+  return { x, y };
 }
 
 /** queue.writeBuffer for float arrays (TS types reject SharedArrayBuffer-backed views; WebGPU takes any). */

@@ -1,7 +1,12 @@
 // Host side of shaders/ga-weights.wgsl (CPU twin: src/cpu/ga-weights.ts): gradient-agreement task
 // weights written straight into the meta-update's taskWeight buffer, with no readback.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { makeShaderDataDefinitions, makeStructuredView } from 'webgpu-utils';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, paramGrid, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { SHADERS } from './shader-source.js';
+
+// Read lazily: webgpu-utils needs the WebGPU globals (GPUShaderStage), which exist once a device is acquired.
+let defs: ReturnType<typeof makeShaderDataDefinitions> | null = null;
+const DEFS = () => (defs ??= makeShaderDataDefinitions(SHADERS.gaWeights));
 import { TASK_BLOCK } from './meta-update.js';
 
 export interface GaBuffers {
@@ -28,13 +33,15 @@ export class GaWeightsKernel {
   bind(b: GaBuffers, tasks: number, paddedDim: number, normalization: 'paper' | 'notebook'): BoundDispatch {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const blocks = Math.ceil(tasks / TASK_BLOCK);
-    const uniform = createUniform(this.device, 'GaWeightsKernel.params', 32);
-    this.device.queue.writeBuffer(uniform, 0, new Uint32Array([tasks, paddedDim, normalization === 'notebook' ? 1 : 0, grid.x, blocks, 0, 0, 0]));
+    const features = paramGrid(Math.ceil(paddedDim / WG_GA), this.device.limits.maxComputeWorkgroupsPerDimension, `${paddedDim} parameters`);
+    const view = makeStructuredView(DEFS().uniforms.gp);
+    view.set({ tasks, dim: paddedDim, notebook: normalization === 'notebook' ? 1 : 0, groupsPerRow: grid.x, blocks, featureGroupsX: features.x });
+    const uniform = createUniform(this.device, 'GaWeightsKernel.params', view.arrayBuffer.byteLength);
+    this.device.queue.writeBuffer(uniform, 0, view.arrayBuffer);
     const group = bindGroup(this.device, 'GaWeightsKernel.group', this.layout, [uniform, b.theta, b.adapted, b.updateSum, b.agree, b.taskWeight, b.partial]);
-    const featureGroups = Math.ceil(paddedDim / WG_GA);
     const steps = [
-      boundDispatch(this.pipelines.partial_updates, group, featureGroups, blocks),
-      boundDispatch(this.pipelines.sum_updates, group, featureGroups),
+      boundDispatch(this.pipelines.partial_updates, group, features.x, features.y, blocks),
+      boundDispatch(this.pipelines.sum_updates, group, features.x, features.y),
       boundDispatch(this.pipelines.agreement, group, grid.x, grid.y),
       boundDispatch(this.pipelines.normalize, group, 1),
     ];

@@ -1,8 +1,13 @@
 // Host side of shaders/meta-update.wgsl (CPU twin: src/cpu/meta-update.ts): the weighted reduction of
 // per-task meta-gradients over blocks of tasks, then the outer SGD/Adam update per parameter.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, type BoundDispatch } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, paramGrid, type BoundDispatch } from '../gpu/resources.js';
 import type { UpdateParams } from '../cpu/meta-update.js';
+import { makeShaderDataDefinitions, makeStructuredView } from 'webgpu-utils';
 import { SHADERS } from './shader-source.js';
+
+// Read lazily: webgpu-utils needs the WebGPU globals (GPUShaderStage), which exist once a device is acquired.
+let defs: ReturnType<typeof makeShaderDataDefinitions> | null = null;
+const DEFS = () => (defs ??= makeShaderDataDefinitions(SHADERS.metaUpdate));
 
 export interface MetaUpdateBuffers {
   metaGrad: GPUBuffer;    // T×D
@@ -20,7 +25,7 @@ export const TASK_BLOCK = 64;
 export const partialFloats = (tasks: number, dim: number) => Math.ceil(tasks / TASK_BLOCK) * dim;
 
 export interface BoundMetaUpdate {
-  /** Records count_step (Adam only), partial_sums and update. */
+  /** Records partial_sums, count_step (Adam only) and update. */
   encode(pass: GPUComputePassEncoder): void;
 }
 
@@ -37,24 +42,54 @@ export class MetaUpdateKernel {
     this.countStep = make('count_step');
   }
 
-  bind(b: MetaUpdateBuffers, p: UpdateParams, label: string): BoundMetaUpdate {
-    const uniform = createUniform(this.device, `MetaUpdateKernel.${label}`, 32);
-    const words = new ArrayBuffer(32);
-    const blocks = Math.ceil(p.tasks / TASK_BLOCK);
-    new Uint32Array(words, 0, 4).set([p.tasks, p.dim, p.rule, blocks]);
-    new Float32Array(words, 16, 4).set([p.outerLr, p.beta1, p.beta2, p.epsilon]);
-    this.device.queue.writeBuffer(uniform, 0, words);
-    const group = bindGroup(this.device, `MetaUpdateKernel.${label}`, this.layout,
-      [uniform, b.metaGrad, b.taskWeight, b.theta, b.optState, b.meanGrad, b.partial]);
-    const groups = Math.ceil(p.dim / WG_UPDATE);
-    const partial: BoundDispatch = boundDispatch(this.partialSums, group, groups, blocks);
-    const update: BoundDispatch = boundDispatch(this.update, group, groups);
-    const count: BoundDispatch | null = p.rule === 1 ? boundDispatch(this.countStep, group, 1) : null;
+  /** The uniform of one dispatch, filled through a view of the WGSL struct (layout written once, in WGSL). */
+  private uniform(label: string, fields: Record<string, number>): GPUBuffer {
+    const view = makeStructuredView(DEFS().uniforms.up);
+    view.set(fields);
+    const uniform = createUniform(this.device, `MetaUpdateKernel.${label}`, view.arrayBuffer.byteLength);
+    this.device.queue.writeBuffer(uniform, 0, view.arrayBuffer);
+    return uniform;
+  }
+
+  private grid(dim: number) {
+    return paramGrid(Math.ceil(dim / WG_UPDATE), this.device.limits.maxComputeWorkgroupsPerDimension, `${dim} parameters`);
+  }
+
+  /** Partial sums of tasks [taskBase, taskBase + tasks) of the weights, whose meta-gradients start at
+   * float gradOff of metaGrad, into block rows from blockBase: one dispatch per chunk (and output set)
+   * of a batch processed in chunks. */
+  bindPartial(b: MetaUpdateBuffers, p: { tasks: number; dim: number; taskBase: number; blockBase: number; gradOff?: number }, label: string): BoundDispatch {
+    const grid = this.grid(p.dim);
+    const uniform = this.uniform(`${label}.partial@${p.taskBase}`, { tasks: p.tasks, dim: p.dim, taskBase: p.taskBase, blockBase: p.blockBase, groupsX: grid.x, gradOff: p.gradOff ?? 0 });
+    const group = bindGroup(this.device, `MetaUpdateKernel.${label}.partial`, this.layout, [uniform, b.metaGrad, b.taskWeight, b.theta, b.optState, b.meanGrad, b.partial]);
+    return boundDispatch(this.partialSums, group, grid.x, grid.y, Math.ceil(p.tasks / TASK_BLOCK));
+  }
+
+  /** Sums `blocks` block rows and applies the rule (Adam's step count first). */
+  bindApply(b: MetaUpdateBuffers, p: UpdateParams, blocks: number, label: string): BoundDispatch {
+    const grid = this.grid(p.dim);
+    const uniform = this.uniform(`${label}.apply`, {
+      tasks: p.tasks, dim: p.dim, rule: p.rule, blocks, outerLr: p.outerLr, beta1: p.beta1, beta2: p.beta2, epsilon: p.epsilon, groupsX: grid.x,
+    });
+    const group = bindGroup(this.device, `MetaUpdateKernel.${label}.apply`, this.layout, [uniform, b.metaGrad, b.taskWeight, b.theta, b.optState, b.meanGrad, b.partial]);
+    const update = boundDispatch(this.update, group, grid.x, grid.y);
+    const count = p.rule === 1 ? boundDispatch(this.countStep, group, 1) : null;
     return {
       encode(pass) {
         count?.encode(pass);
-        partial.encode(pass);
         update.encode(pass);
+      },
+    };
+  }
+
+  /** The whole update over one batch whose meta-gradients are all in metaGrad. */
+  bind(b: MetaUpdateBuffers, p: UpdateParams, label: string): BoundMetaUpdate {
+    const partial = this.bindPartial(b, { tasks: p.tasks, dim: p.dim, taskBase: 0, blockBase: 0 }, label);
+    const apply = this.bindApply(b, p, Math.ceil(p.tasks / TASK_BLOCK), label);
+    return {
+      encode(pass) {
+        partial.encode(pass);
+        apply.encode(pass);
       },
     };
   }

@@ -12,6 +12,11 @@ import fgsm from '../../shaders/fgsm.wgsl';
 import gaWeights from '../../shaders/ga-weights.wgsl';
 import rng from '../../shaders/rng.wgsl';
 import sampleTasks from '../../shaders/sample-tasks.wgsl';
+import mlpGemm from '../../shaders/mlp-gemm.wgsl';
+import mlpSoftmax from '../../shaders/mlp-softmax.wgsl';
+import mlpVector from '../../shaders/mlp-vector.wgsl';
+import mlpNormClip from '../../shaders/mlp-norm-clip.wgsl';
+import mlpSignStep from '../../shaders/mlp-sign-step.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -22,6 +27,11 @@ export const SHADERS = {
   gaWeights,
   sampleTasks: `${rng}\n${sampleTasks}`,
   metaUpdate,
+  mlpGemm,
+  mlpSoftmax,
+  mlpVector,
+  mlpNormClip,
+  mlpSignStep,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */

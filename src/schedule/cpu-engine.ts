@@ -4,6 +4,9 @@ import { camlAdaptAndMetaGrad, camlScratchSizes, type CamlOutputs } from '../cpu
 import { gaWeights } from '../cpu/ga-weights.js';
 import { forwardGrad } from '../cpu/logistic.js';
 import { adaptAndMetaGrad, taskScratchSizes, type RowSet, type TaskOutputs } from '../cpu/maml-task.js';
+import { mlpAdaptAndMetaGrad, mlpAttack, mlpScore, mlpTaskScratchSizes, type MlpTaskOutputs } from '../cpu/mlp-task.js';
+import { mlpLayoutOf, modelCount } from '../models/model.js';
+import type { MlpLayout } from '../models/mlp.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
 import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
 import type { AttackParams } from '../cpu/fgsm.js';
@@ -11,17 +14,17 @@ import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';
 import { isShared, sharedFloats, WorkerPool } from '../cpu/pool.js';
 
-/** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D) run on one thread: a hop costs ~0.1 ms. */
+/** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D; MLP: ·parameters) run on one thread: a hop costs ~0.1 ms. */
 const PARALLEL_MIN_WORK = 1 << 20;
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
 
 /** What one run of a plan leaves behind. */
 interface PlanState {
-  adapted: Float32Array;        // sets×T×D
+  adapted: Float32Array;        // sets×T×D (MLP: sets×T×vector)
   advQueryX: Float32Array;      // T×Kq×D, after an attack on the queries
   stats: Float32Array;          // sets×T×2
   attackedStats?: Float32Array; // T×2
@@ -34,12 +37,18 @@ export class CpuEngine implements Engine {
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
   private readonly paramLength: number;
+  /** The MLP's layout, or null for the logistic unit (whose path is the fused twins). */
+  private readonly layout: MlpLayout | null;
+  /** Floats of one task's adapted parameters: D (logistic; CAML: w + Wφ_t), or the MLP's vector. */
+  private readonly width: number;
 
   /** Worker threads, started on the first batch big enough to be worth splitting. */
   private pool: Promise<WorkerPool> | null = null;
 
   constructor(private readonly options: ResolvedLearnerOptions, initialParams: Float32Array) {
-    this.paramLength = paramVectors(options) * options.dim;
+    this.layout = mlpLayoutOf(options);
+    this.width = this.layout ? this.layout.vector : options.dim;
+    this.paramLength = this.layout ? modelCount(options) * this.layout.vector : paramVectors(options) * options.dim;
     // Shared memory, so that worker threads read θ and write their tasks' results in place.
     this.params = sharedFloats(this.paramLength);
     this.params.set(initialParams);
@@ -48,7 +57,7 @@ export class CpuEngine implements Engine {
 
   /** Threads for this batch: 1 for small batches (a thread hop costs more than the work), else the pool's. */
   private async poolFor(batch: Batch): Promise<WorkerPool | null> {
-    const work = batch.tasks * (batch.supportShots + batch.queryShots) * this.options.dim;
+    const work = batch.tasks * (batch.supportShots + batch.queryShots) * (this.layout ? this.layout.params : this.options.dim);
     if (this.options.threads === 1 || batch.tasks < 2 || (this.options.threads === 0 && work < PARALLEL_MIN_WORK)) return null;
     this.pool ??= WorkerPool.create(this.options.threads);
     const pool = await this.pool;
@@ -75,7 +84,9 @@ export class CpuEngine implements Engine {
 
   /** Scratch of the last batch shape, reused across iterations (allocating ~10 MB per meta-iteration
    * at T = 1024, D = 784 made the garbage collector the bottleneck). */
-  private scratch: { key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null } | null = null;
+  private scratch: {
+    key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null; mlp: MlpTaskOutputs | null;
+  } | null = null;
 
   private scratchFor(batch: Batch, innerSteps: number, sets: number) {
     const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}:${innerSteps}:${sets}`;
@@ -84,13 +95,14 @@ export class CpuEngine implements Engine {
     const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: o.dim, innerSteps, context: o.contextDim };
     const zeros = <K extends string>(sizes: Record<K, number>) =>
       Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, sharedFloats(n as number)])) as Record<K, Float32Array>;
-    const caml = taskKernelOf(o.algorithm) === 'caml';
+    const kernel = this.layout ? 'mlp' : taskKernelOf(o.algorithm);
     this.scratch = {
       key,
       advSupportX: sharedFloats(batch.supportX.length),
       advQueryX: sharedFloats(batch.queryX.length),
-      maml: caml ? null : zeros(taskScratchSizes(shape, sets)),
-      caml: caml ? zeros(camlScratchSizes(shape, sets)) : null,
+      maml: kernel === 'maml' ? zeros(taskScratchSizes(shape, sets)) : null,
+      caml: kernel === 'caml' ? zeros(camlScratchSizes(shape, sets)) : null,
+      mlp: this.layout ? zeros(mlpTaskScratchSizes({ tasks: batch.tasks, layout: this.layout }, sets)) : null,
     };
     return this.scratch;
   }
@@ -105,8 +117,10 @@ export class CpuEngine implements Engine {
     const scratch = this.scratchFor(batch, n, plan.sets);
     const adv = { support: { x: scratch.advSupportX, y: batch.supportY }, query: { x: scratch.advQueryX, y: batch.queryY } };
     const side = (s: DataSide) => (s === 'clean' ? clean : adv);
-    const { maml, caml: camlOut } = scratch;
-    const out = (maml ?? camlOut)!;
+    const { maml, caml: camlOut, mlp: mlpOut } = scratch;
+    const layout = this.layout;
+    const W = this.width;
+    const out = (maml ?? camlOut ?? mlpOut)!;
     const state: PlanState = { adapted: out.adapted, advQueryX: adv.query.x, stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
     const rowsOf = (which: 'support' | 'query'): { set: RowSet; rows: number } =>
       ({ set: clean[which], rows: which === 'support' ? batch.supportShots : batch.queryShots });
@@ -116,22 +130,31 @@ export class CpuEngine implements Engine {
         case 'attack': {
           const { set, rows } = rowsOf(step.rows);
           const against = step.against === 'theta' ? this.params : out.adapted;
-          const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : D };
-          if (pool) await pool.run({ kernel: 'attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack }, T);
+          const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : W };
+          if (layout) {
+            if (pool) await pool.run({ kernel: 'mlp-attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack, layout }, T);
+            else mlpAttack(adv[step.rows].x, set, against, shape, step.attack, layout);
+          } else if (pool) await pool.run({ kernel: 'attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack }, T);
           else attack(adv[step.rows].x, set.x, set.y, against, shape, step.attack);
           break;
         }
         case 'tasks': {
           const support = side(step.support).support;
           const query = side(step.query).query;
+          if (mlpOut && layout) {
+            const p = mlpTaskParamsFor(batch, o, step, layout);
+            if (pool) await pool.run({ kernel: 'mlp', out: mlpOut, support, query, params: this.params, p }, T);
+            else mlpAdaptAndMetaGrad(mlpOut, support, query, this.params, p);
+            break;
+          }
           const p = camlOut ? camlParamsFor(batch, o, step, D) : taskParamsFor(batch, o, step, D);
-          if (pool) await pool.run({ kernel: camlOut ? 'caml' : 'maml', out, support, query, params: this.params, p }, T);
+          if (pool) await pool.run({ kernel: camlOut ? 'caml' : 'maml', out: (maml ?? camlOut)!, support, query, params: this.params, p }, T);
           else if (camlOut) camlAdaptAndMetaGrad(camlOut, support, query, this.params, p as CamlParams);
           else adaptAndMetaGrad(maml!, support, query, this.params, p as TaskParams);
           break;
         }
         case 'ga-weights':
-          gaWeights(state.weights, this.params, out.adapted, T, D, step.normalization);
+          gaWeights(state.weights, this.params, out.adapted, T, W, step.normalization);
           break;
         case 'update': {
           const up = updateParamsFor(plan.sets * T, this.paramLength, o, step.apply);
@@ -141,6 +164,10 @@ export class CpuEngine implements Engine {
         }
         case 'score-attacked':
           state.attackedStats = new Float32Array(2 * T);
+          if (layout) {
+            mlpScore(state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W }, layout);
+            break;
+          }
           forwardGrad(new Float32Array(T * D), state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: D });
           break;
       }
@@ -165,7 +192,7 @@ export class CpuEngine implements Engine {
     const state = await this.run(evaluatePlan(steps, lr, attackParams), this.shareBatch(batch, pool), pool);
     const out: EvaluateOutput = { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
     if (detail) {
-      out.adapted = state.adapted.slice(0, batch.tasks * this.options.dim);
+      out.adapted = state.adapted.slice(0, batch.tasks * this.width);
       if (attackParams) out.attackedQueryX = state.advQueryX.slice(0, batch.queryX.length);
     }
     return out;

@@ -1,10 +1,13 @@
 // The contract both backends implement: the learner validates input, then hands it to an Engine.
 // Engines own the parameters and optimizer state (a GPU engine keeps them resident on the device) and
 // run Plans (src/algorithms/plan.ts). Parameters cross this interface in the internal layout: V vectors
-// of D floats (V = paramVectors: 1, CAML's 1 + C, or AMP's models).
+// of D floats (V = paramVectors: 1, CAML's 1 + C, or AMP's models); for the MLP model, per-task vectors
+// of layout.vector floats (src/models/mlp.ts: one, or AMP's models).
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { TaskParams } from '../cpu/maml-task.js';
 import type { CamlParams } from '../cpu/caml-task.js';
+import type { MlpTaskParams } from '../cpu/mlp-task.js';
+import type { MlpLayout } from '../models/mlp.js';
 import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
 import { perturbOf, type PlanStep } from '../algorithms/plan.js';
 // Engines see batches after validation: labels as float32 (CheckedBatch).
@@ -22,7 +25,8 @@ export interface StepReadback {
 export interface EvaluateOutput {
   clean: Float32Array;      // T×2
   attacked?: Float32Array;  // T×2
-  /** With detail: each task's adapted parameters (T×D; CAML: w + Wφ_t) and attacked query rows (T×Kq×D). */
+  /** With detail: each task's adapted parameters (T×D; CAML: w + Wφ_t; MLP: T×vector, internal layout)
+   * and attacked query rows (T×Kq×D). */
   adapted?: Float32Array;
   attackedQueryX?: Float32Array;
 }
@@ -70,6 +74,15 @@ export function taskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksS
 /** Uniform contents of the CAML per-task pass for one plan step. */
 export function camlParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number): CamlParams {
   return { ...sharedTaskFields(batch, o, s, dim), context: o.contextDim };
+}
+
+/** Uniform contents of the MLP per-task pass (the generic MAML core) for one plan step: CAML adapts
+ * only the context φ of `layout`, every other algorithm all parameters. */
+export function mlpTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, layout: MlpLayout): MlpTaskParams {
+  return {
+    ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: o.algorithm === 'caml' ? 'context' : 'all',
+    thetaPerTask: o.algorithm === 'amp', perturb: perturbOf(o), writeBack: s.writeBack,
+  };
 }
 
 /** Outer update over `tasks` = sets×T per-task gradients of `dim` floats each. */

@@ -22,7 +22,11 @@ import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from 
 import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+import { mlpLayoutOf, modelCount } from '../models/model.js';
+import type { MlpLayout } from '../models/mlp.js';
+import { MlpPass, mlpTapeFloats, type Rows } from './mlp-pass.js';
+import { TASK_BLOCK } from '../kernels/meta-update.js';
 
 /** Buffers of one batch shape (T, Ks, Kq), sized for `innerSteps` inner steps and `sets` task passes. */
 interface BatchSlot {
@@ -41,8 +45,17 @@ interface BatchSlot {
   updateSum: GPUBuffer;
   agree: GPUBuffer;
   partial: GPUBuffer;       // per-block partial sums of the meta-update
+  /** MLP: the per-task scratch (adapted, metaGrad, points, tape) holds one chunk of tasks at a time, and
+   * each chunk's pass records its kernels into it; logistic: null (its scratch holds the whole batch). */
+  mlp: { passes: MlpPass[]; points: GPUBuffer; tape: GPUBuffer } | null;
   /** Compiled plans: the training plan, its gradient-only twin, and recent evaluation plans. */
-  compiled: Map<string, BoundDispatch>;
+  compiled: Map<string, CompiledPlan>;
+}
+
+/** A compiled plan: the dispatches of each chunk, then those over the whole batch. */
+interface CompiledPlan extends BoundDispatch {
+  chunks: BoundDispatch[];
+  batch: BoundDispatch[];
 }
 
 
@@ -60,6 +73,12 @@ export class GpuEngine implements Engine {
   private readonly device: GPUDevice;
   private readonly Dp: number;
   private readonly vectors: number;
+  /** The MLP's layout, or null for the logistic unit. */
+  private readonly mlp: MlpLayout | null;
+  /** Floats of the parameters held (internal layout). */
+  private readonly paramFloats: number;
+  /** Floats of one task's parameter-sized vectors (θ'_t, g_t): Dp (logistic) or layout.vector (MLP). */
+  private readonly taskVector: number;
   /** Output sets of the task passes: ADML keeps its clean and adversarial passes apart (2), others 1. */
   private readonly sets: number;
   private readonly params: GPUBuffer;
@@ -86,9 +105,11 @@ export class GpuEngine implements Engine {
     this.info = { kind: 'webgpu', adapter: acquired.description, software: acquired.software };
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
-    this.vectors = paramVectors(options);
+    this.mlp = mlpLayoutOf(options);
+    this.vectors = this.mlp ? modelCount(options) : paramVectors(options);
+    this.taskVector = this.mlp ? this.mlp.vector : this.Dp;
     this.sets = trainPlan(options).sets;
-    const P = this.vectors * this.Dp;
+    const P = (this.paramFloats = this.vectors * this.taskVector);
     this.params = createBuffer(this.device, 'GpuEngine.params', P);
     this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
     this.meanGrad = createBuffer(this.device, 'GpuEngine.meanGrad', P);
@@ -99,8 +120,8 @@ export class GpuEngine implements Engine {
     this.setParams(initialParams);
     const caml = taskKernelOf(options.algorithm) === 'caml';
     this.kernels = {
-      maml: caml ? null : new MamlTaskKernel(this.device, workgroup),
-      caml: caml ? new CamlTaskKernel(this.device, workgroup) : null,
+      maml: caml || this.mlp ? null : new MamlTaskKernel(this.device, workgroup),
+      caml: caml && !this.mlp ? new CamlTaskKernel(this.device, workgroup) : null,
       attack: new AttackKernel(this.device, workgroup),
       ga: new GaWeightsKernel(this.device),
       update: new MetaUpdateKernel(this.device),
@@ -110,12 +131,14 @@ export class GpuEngine implements Engine {
 
   setParams(params: Float32Array): void {
     checkDeviceHealthy(this.acquired);
-    writeFloats(this.device, this.params, 0, padRows(params, this.vectors, this.options.dim));
+    // The learner gives an MLP's vectors already padded (layout.vector); logistic rows are padded here.
+    writeFloats(this.device, this.params, 0, this.mlp ? params : padRows(params, this.vectors, this.options.dim));
   }
 
   async getParams(): Promise<Float32Array> {
     checkDeviceHealthy(this.acquired);
-    return unpadRows(await this.read(this.params, this.vectors * this.Dp), this.vectors, this.options.dim);
+    const raw = await this.read(this.params, this.paramFloats);
+    return this.mlp ? raw : unpadRows(raw, this.vectors, this.options.dim);
   }
 
   private async read(buffer: GPUBuffer, floats: number): Promise<Float32Array> {
@@ -142,10 +165,28 @@ export class GpuEngine implements Engine {
     return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.forcedBindingCap);
   }
 
-  /** Tasks per data chunk: as many as one storage binding holds. */
-  private tasksPerChunk(batch: Batch): number {
-    const perTask = dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
+  /** Tasks per data chunk: as many as one storage binding holds (an MLP's: also its per-task scratch). */
+  private tasksPerChunk(batch: Batch, innerSteps: number): number {
+    const perTask = Math.max(
+      dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4,
+      ...(this.mlp ? Object.values(this.mlpScratchPerTask(batch, innerSteps)).map((f) => f * 4) : []),
+    );
     return Math.max(1, Math.min(batch.tasks, Math.floor((this.bindingCap() - 64) / perTask)));
+  }
+
+  /** Floats per task of the MLP's chunk scratch (docs/neural-models.md "Memory per task"). */
+  private mlpScratchPerTask(batch: Batch, innerSteps: number) {
+    const o = this.options;
+    const V = this.mlp!.vector;
+    const amp = o.algorithm === 'amp' || o.innerOptimizer === 'amp';
+    const order2 = o.order === 2;
+    return {
+      adapted: this.sets * V,
+      metaGrad: this.sets * V,
+      // θ'⁽ˢ⁾ (+Δ) of each inner step: AMP's perturbed points, and order 2's points for s ≥ 1.
+      points: amp || order2 ? innerSteps * V : 1,
+      tape: mlpTapeFloats(this.mlp!, Math.max(batch.supportShots, batch.queryShots), order2 ? innerSteps + 1 : 1),
+    };
   }
 
   /** Rejects batches beyond the adapter's limits before any buffer is made. The rows of a big batch are
@@ -153,7 +194,11 @@ export class GpuEngine implements Engine {
   private checkFits(batch: Batch, innerSteps: number): void {
     const limits = this.device.limits;
     const oneTaskBytes = dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
-    const largest = Math.max(oneTaskBytes, ...Object.values(this.scratchSizes(batch, innerSteps)).map((f) => f * 4));
+    // An MLP's scratch is per chunk: one task's must fit. GA-MAML's weights need every task's update at once.
+    const scratch = this.mlp
+      ? this.mlpScratchPerTask(batch, innerSteps)
+      : this.scratchSizes(batch, innerSteps);
+    const largest = Math.max(oneTaskBytes, ...Object.values(scratch).map((f) => f * 4));
     const cap = this.bindingCap();
     if (largest > cap) {
       throw new LimitError(
@@ -165,6 +210,13 @@ export class GpuEngine implements Engine {
     const groupsNeeded = Math.ceil(batch.tasks / limits.maxComputeWorkgroupsPerDimension);
     if (groupsNeeded > limits.maxComputeWorkgroupsPerDimension) {
       throw new LimitError(`tasks = ${batch.tasks} exceeds the adapter's dispatch grid.`, 'Use fewer tasks per batch.');
+    }
+    if (this.mlp && this.options.algorithm === 'ga-maml' && this.tasksPerChunk(batch, innerSteps) < batch.tasks) {
+      const perTask = this.mlp.vector * 4;
+      throw new LimitError(
+        `GA-MAML weighs every task's update against all others, so the ${batch.tasks} tasks' adapted MLP parameters (${(batch.tasks * perTask / 2 ** 20).toFixed(1)} MiB) must fit one storage binding of ${(cap / 2 ** 20).toFixed(1)} MiB.`,
+        `Use at most ${Math.floor(cap / perTask)} tasks per batch with ga-maml on this adapter, or the CPU backend.`,
+      );
     }
   }
 
@@ -182,7 +234,7 @@ export class GpuEngine implements Engine {
       buffers.push(b);
       return b;
     };
-    const perChunk = this.tasksPerChunk(batch);
+    const perChunk = this.tasksPerChunk(batch, needed);
     const chunks: DataChunk[] = [];
     for (let first = 0; first < T; first += perChunk) {
       const tasks = Math.min(perChunk, T - first);
@@ -190,35 +242,50 @@ export class GpuEngine implements Engine {
       const name = (what: string) => (perChunk < T ? `${what}@${first}` : what);
       chunks.push({ first, tasks, data: make(name('data'), floats), advData: make(name('advData'), floats), attackScratch: make(name('attackScratch'), floats) });
     }
+    const V = this.taskVector;
+    const mlpSizes = this.mlp ? this.mlpScratchPerTask(batch, needed) : null;
+    // MLP: scratch for one chunk (the largest), reused by every chunk in turn; logistic: the whole batch.
+    const scratchTasks = this.mlp ? perChunk : T;
+    const blocks = this.mlp ? chunks.reduce((b, c) => b + this.sets * Math.ceil(c.tasks / TASK_BLOCK), 0) : Math.ceil(this.sets * T / TASK_BLOCK);
     const slot: BatchSlot = {
       key,
       innerSteps: needed,
       buffers,
       chunks,
-      adapted: make('adapted', sizes.adapted),
-      metaGrad: make('metaGrad', sizes.metaGrad),
-      supportProb: make('supportProb', sizes.supportProb),
-      taskStats: make('taskStats', sizes.taskStats),
+      adapted: make('adapted', mlpSizes ? scratchTasks * mlpSizes.adapted : sizes.adapted),
+      metaGrad: make('metaGrad', mlpSizes ? scratchTasks * mlpSizes.metaGrad : sizes.metaGrad),
+      supportProb: make('supportProb', mlpSizes ? 1 : sizes.supportProb),
+      taskStats: make('taskStats', mlpSizes ? this.sets * 2 * T : sizes.taskStats),
       attackedStats: make('attackedStats', 2 * T),
-      perturbed: make('perturbed', sizes.perturbed),
+      perturbed: make('perturbed', mlpSizes ? 1 : sizes.perturbed),
       taskWeight: make('taskWeight', this.sets * T),
-      updateSum: make('updateSum', this.Dp),
+      updateSum: make('updateSum', V),
       agree: make('agree', 2 * T),
-      partial: make('partial', partialFloats(this.sets * T, this.vectors * this.Dp)),
+      partial: make('partial', blocks * this.paramFloats),
+      mlp: null,
       compiled: new Map(),
     };
+    if (mlpSizes) {
+      const points = make('points', scratchTasks * mlpSizes.points);
+      const tape = make('tape', scratchTasks * mlpSizes.tape);
+      const rows = Math.max(batch.supportShots, batch.queryShots);
+      const sections = this.options.order === 2 ? needed + 1 : 1;
+      const passes = chunks.map((c) => new MlpPass(this.device, this.mlp!, c.tasks, rows, sections,
+        { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points }, `GpuEngine.mlp[${key}]@${c.first}`));
+      slot.mlp = { passes, points, tape };
+    }
     this.slot = slot;
     return slot;
   }
 
   /** Records a plan's steps for this slot's batch shape (binds buffers and writes uniforms once). Steps
    * that read rows run once per data chunk; outputs are indexed by the task's place in the batch. */
-  private compile(slot: BatchSlot, batch: Batch, plan: Plan): BoundDispatch {
+  private compile(slot: BatchSlot, batch: Batch, plan: Plan): CompiledPlan {
     const o = this.options;
     const T = batch.tasks;
-    const Dp = this.Dp;
-    const parts: BoundDispatch[] = [];
     if (plan.steps.some((s) => s.kind === 'update')) writeFloats(this.device, slot.taskWeight, 0, taskWeights(o, T, plan.sets));
+    if (slot.mlp) return this.compileMlp(slot, batch, plan);
+    const parts: BoundDispatch[] = [];
     for (const step of plan.steps) {
       for (const c of slot.chunks) {
         const part = this.compileChunkStep(slot, batch, plan, step, c);
@@ -227,7 +294,76 @@ export class GpuEngine implements Engine {
       const whole = this.compileBatchStep(slot, batch, plan, step);
       if (whole) parts.push(whole);
     }
-    return { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+    const all: BoundDispatch = { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+    return { ...all, chunks: [all], batch: [] };
+  }
+
+  /**
+   * An MLP plan: its per-task scratch holds one chunk, so each chunk runs all of the plan's row steps
+   * (attacks, task passes, scores, and the partial sums of the update) before the next chunk reuses
+   * the scratch; then the steps over the whole batch (GA weights — one chunk only —, the update).
+   */
+  private compileMlp(slot: BatchSlot, batch: Batch, plan: Plan): CompiledPlan {
+    const o = this.options;
+    const T = batch.tasks;
+    const V = this.taskVector;
+    const { supportShots: Ks, queryShots: Kq } = batch;
+    const update = this.kernels.update;
+    const updateBuffers = { metaGrad: slot.metaGrad, taskWeight: slot.taskWeight, theta: this.params, optState: this.optState, meanGrad: this.meanGrad, partial: slot.partial };
+    let blockBase = 0;
+    const chunks = slot.chunks.map((c, ci) => {
+      const pass = slot.mlp!.passes[ci];
+      const off = dataLayout(c.tasks, Ks, Kq, o.dim);
+      const rowsOf = (buffer: GPUBuffer, which: 'support' | 'query'): Rows => which === 'support'
+        ? { buffer, xOff: off.supportX, yOff: off.supportY, rows: Ks }
+        : { buffer, xOff: off.queryX, yOff: off.queryY, rows: Kq };
+      const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? c.data : c.advData);
+      const theta = o.algorithm === 'amp' ? { buffer: this.params, off: c.first * V, taskStride: V } : { buffer: this.params, off: 0, taskStride: 0 };
+      const parts: BoundDispatch[] = [];
+      for (const step of plan.steps) {
+        switch (step.kind) {
+          case 'attack':
+            parts.push(...pass.attackStep(step.against === 'theta' ? theta : pass.adaptedSet0(), rowsOf(c.data, step.rows), c.advData, step.attack));
+            break;
+          case 'tasks': {
+            const p = mlpTaskParamsFor(batch, o, step, this.mlp!);
+            parts.push(...pass.tasksStep({
+              support: rowsOf(dataOf(step.support), 'support'), query: rowsOf(dataOf(step.query), 'query'), theta,
+              innerLr: p.innerLr, innerSteps: p.innerSteps, order: p.order, wantMetaGrad: p.wantMetaGrad, adapt: p.adapt,
+              perturb: p.perturb, writeBack: p.writeBack ?? false, outSet: step.outSet,
+              stats: { buffer: slot.taskStats, base: step.outSet * T + c.first },
+            }));
+            break;
+          }
+          case 'score-attacked':
+            parts.push(...pass.scoreStep(rowsOf(c.advData, 'query'), { buffer: slot.attackedStats, base: c.first }));
+            break;
+          case 'ga-weights':
+            // Only with one chunk (checkFits): the GA kernels read every task's θ'_t from set 0 of
+            // `adapted`, between the task pass and the update's partial sums that use the weights.
+            parts.push(this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight, partial: slot.partial }, T, V, step.normalization));
+            break;
+          case 'update':
+            for (let set = 0; set < plan.sets; set++) {
+              parts.push(update.bindPartial(updateBuffers, { tasks: c.tasks, dim: V, taskBase: set * T + c.first, blockBase, gradOff: set * c.tasks * V }, `mlp@${c.first}.set${set}`));
+              blockBase += Math.ceil(c.tasks / TASK_BLOCK);
+            }
+            break;
+          default:
+            break;
+        }
+      }
+      return { encode: (pass: GPUComputePassEncoder) => parts.forEach((p) => p.encode(pass)) } as BoundDispatch;
+    });
+    const whole: BoundDispatch[] = [];
+    for (const step of plan.steps) {
+      if (step.kind === 'update') whole.push(update.bindApply(updateBuffers, updateParamsFor(plan.sets * T, this.paramFloats, o, step.apply), blockBase, 'mlp'));
+    }
+    return {
+      chunks,
+      batch: whole,
+      encode: (pass) => { chunks.forEach((c) => c.encode(pass)); whole.forEach((w) => w.encode(pass)); },
+    };
   }
 
   /** The steps that read a chunk's rows: attacks, the per-task pass, attacked scores. */
@@ -295,7 +431,7 @@ export class GpuEngine implements Engine {
     }
   }
 
-  private compiled(slot: BatchSlot, batch: Batch, key: string, plan: () => Plan): BoundDispatch {
+  private compiled(slot: BatchSlot, batch: Batch, key: string, plan: () => Plan): CompiledPlan {
     let c = slot.compiled.get(key);
     if (!c) {
       // Evaluation plans differ by (steps, lr, attack); keep a few, not one per call ever made.
@@ -354,11 +490,21 @@ export class GpuEngine implements Engine {
     const slot = this.slotFor(batch, steps);
     this.upload(slot, batch, attack !== null);
     const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
-    await this.submit('GpuEngine.evaluate', (pass) => run.encode(pass));
+    let adapted: Float32Array | undefined;
+    if (detail && slot.mlp) {
+      // An MLP's θ'_t live in the chunk scratch: run and read back one chunk at a time.
+      adapted = new Float32Array(batch.tasks * this.taskVector);
+      for (const [i, c] of slot.chunks.entries()) {
+        await this.submit('GpuEngine.evaluate', (pass) => run.chunks[i].encode(pass));
+        adapted.set(await this.read(slot.adapted, c.tasks * this.taskVector), c.first * this.taskVector);
+      }
+    } else {
+      await this.submit('GpuEngine.evaluate', (pass) => run.encode(pass));
+    }
     const out = await this.readScores(slot, batch.tasks, attack !== null);
     if (detail) {
       const D = this.options.dim;
-      out.adapted = unpadRows(await this.read(slot.adapted, batch.tasks * this.Dp), batch.tasks, D);
+      out.adapted = adapted ?? unpadRows(await this.read(slot.adapted, batch.tasks * this.Dp), batch.tasks, D);
       if (attack) {
         const Kq = batch.queryShots;
         out.attackedQueryX = new Float32Array(batch.queryX.length);
@@ -379,7 +525,8 @@ export class GpuEngine implements Engine {
     this.upload(slot, batch, needsAdversarial(plan));
     const run = this.compiled(slot, batch, 'gradient', () => plan);
     await this.submit('GpuEngine.metaGradient', (pass) => run.encode(pass));
-    return unpadRows(await this.read(this.meanGrad, this.vectors * this.Dp), this.vectors, this.options.dim);
+    const raw = await this.read(this.meanGrad, this.paramFloats);
+    return this.mlp ? raw : unpadRows(raw, this.vectors, this.options.dim);
   }
 
   /** The bound sampler of a (source, seed, split) for this slot's shape. */
@@ -398,7 +545,8 @@ export class GpuEngine implements Engine {
       // One sampling dispatch per chunk; only the last one counts the iteration.
       const parts = slot.chunks.map((c, i) => sampler.bind(
         { data: c.data, advData: c.advData, sampleState: this.sampleState, images }, source, { ...shape, tasks: c.tasks }, seed, split, c.first, i === slot.chunks.length - 1));
-      bound = { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+      const all: BoundDispatch = { encode: (pass) => parts.forEach((p) => p.encode(pass)) };
+      bound = { ...all, chunks: [all], batch: [] };
       slot.compiled.set(key, bound);
     }
     return bound;
@@ -458,8 +606,9 @@ export class GpuEngine implements Engine {
 
   async getOptimizerState(): Promise<Float32Array> {
     const V = this.vectors;
-    const P = V * this.Dp;
+    const P = this.paramFloats;
     const padded = await this.read(this.optState, 2 * P + 1);
+    if (this.mlp) return padded;  // already the internal layout of the learner
     const D = this.options.dim;
     const out = new Float32Array(2 * V * D + 1);
     out.set(unpadRows(padded.subarray(0, P), V, D), 0);
@@ -470,9 +619,13 @@ export class GpuEngine implements Engine {
 
   setOptimizerState(state: Float32Array): void {
     checkDeviceHealthy(this.acquired);
+    if (this.mlp) {
+      writeFloats(this.device, this.optState, 0, state);
+      return;
+    }
     const V = this.vectors;
     const D = this.options.dim;
-    const P = V * this.Dp;
+    const P = this.paramFloats;
     const padded = new Float32Array(2 * P + 1);
     padded.set(padRows(state.subarray(0, V * D), V, D), 0);
     padded.set(padRows(state.subarray(V * D, 2 * V * D), V, D), P);

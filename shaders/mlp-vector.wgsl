@@ -1,0 +1,63 @@
+// Elementwise per-task vector ops (docs/neural-models.md "mlp-vector"; CPU twin: vectorOp in
+// src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) for lo ≤ i < hi, t < tasks, where an operand
+// (buf, off, taskStride) is element buffer_buf[off + t·taskStride + i]. Y is not read when b = 0 (so it
+// may hold anything). With zeroOutside, out(t, i) = 0 for the other i < length; else they are untouched.
+// Copies θ into each task's θ', scales or masks a direction to the adapted indices, zeroes φ.
+// Thread mapping: one invocation per element; workgroup (x-block, task) linearised as
+// block + blocks·t and folded into x/y/z by the host. Consecutive invocations touch consecutive floats.
+
+struct Vec { buf: u32, off: u32, taskStride: u32 }
+
+struct VectorParams {
+  tasks: u32,
+  first: u32,       // the elements covered: [first, end) = [lo, hi), or [0, length) with zeroOutside
+  end: u32,
+  lo: u32,
+  hi: u32,
+  blocks: u32,      // ⌈(end − first) / WG⌉ workgroups per task
+  gridX: u32,
+  gridY: u32,
+  a: f32,
+  b: f32,
+  x: Vec,
+  y: Vec,
+  dst: Vec,
+}
+
+@group(0) @binding(0) var<uniform> vp: VectorParams;
+@group(0) @binding(1) var<storage, read_write> b0: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b1: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b2: array<f32>;
+
+override WG: u32 = 256u;
+
+fn load(buf: u32, i: u32) -> f32 {
+  switch buf {
+    case 0u: { return b0[i]; }
+    case 1u: { return b1[i]; }
+    default: { return b2[i]; }
+  }
+}
+
+fn store(buf: u32, i: u32, v: f32) {
+  switch buf {
+    case 0u: { b0[i] = v; }
+    case 1u: { b1[i] = v; }
+    default: { b2[i] = v; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn vector_op(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + vp.gridX * (wid.y + vp.gridY * wid.z);
+  let t = g / vp.blocks;
+  if (t >= vp.tasks) { return; }
+  let i = vp.first + (g - t * vp.blocks) * WG + lid;
+  if (i >= vp.end) { return; }
+  var v = 0.0;
+  if (i >= vp.lo && i < vp.hi) {
+    v = vp.a * load(vp.x.buf, vp.x.off + t * vp.x.taskStride + i);
+    if (vp.b != 0.0) { v += vp.b * load(vp.y.buf, vp.y.off + t * vp.y.taskStride + i); }
+  }
+  store(vp.dst.buf, vp.dst.off + t * vp.dst.taskStride + i, v);
+}

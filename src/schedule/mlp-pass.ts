@@ -1,0 +1,505 @@
+// The MAML core over the MLP on the GPU (docs/neural-models.md "The seam"): the plan steps `tasks`,
+// `attack` and `score-attacked` recorded as sequences of per-layer kernels (mlp-gemm, mlp-softmax,
+// mlp-vector, mlp-norm-clip, mlp-sign-step), batched over the tasks of one chunk, with per-task fast
+// weights. Nothing here submits: every method returns bound dispatches that the engine records into its
+// one compute pass per meta-iteration.
+//
+// Per chunk of Tc tasks the scratch is: `adapted` and `metaGrad` (sets×Tc vectors of layout.vector
+// floats), `points` (the parameters at which each inner gradient was taken, kept for the order-2
+// backward: θ'⁽ˢ⁾ for s ≥ 1, θ'⁽ˢ⁾+Δ with AMP), and the `tape` of activations: one section per inner
+// step (Z, A = relu(Z), δ for every layer, softmax p), one for the query pass, one for the R-operator
+// (R(Z), R(A), R(δ)) and one for input gradients. Within a backward sweep δ_{l−1} is computed before
+// the gradient of layer l is written, so a gradient may be accumulated in place into the very vector
+// whose weights it differentiates (AMP's ascent), and the direction of a Hessian-vector product may be
+// the meta-gradient buffer itself (order 2: v ← v − α H v).
+import type { MlpLayout } from '../models/mlp.js';
+import { GemmKernel, SRC, dummyBuffer, type GemmSpec, type Operand } from '../kernels/mlp-gemm.js';
+import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
+import { VectorKernel } from '../kernels/mlp-vector.js';
+import { NormClipKernel } from '../kernels/mlp-norm-clip.js';
+import { SignStepKernel } from '../kernels/mlp-sign-step.js';
+import type { BoundDispatch } from '../gpu/resources.js';
+import type { AttackParams } from '../cpu/fgsm.js';
+import type { PerturbParams } from '../cpu/maml-task.js';
+
+/** Where an operand lives: the chunk's packed rows, the tape, a parameter-sized buffer, or constant 1. */
+type Home = 'data' | 'tape' | 'one' | GPUBuffer;
+
+/** An operand with its buffer named directly; `bind` maps the buffers onto the kernel's bindings. */
+interface Ref { home: Home; off: number; taskStride: number; strideI: number; strideJ: number }
+
+/** A parameter vector per task: `buffer` at off + t·taskStride (taskStride 0: one θ for all tasks). */
+export interface Params { buffer: GPUBuffer; off: number; taskStride: number }
+
+/** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
+export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
+
+/** Floats of the tape per task for `sections` primal sections of `rows` rows. */
+export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number): number {
+  return tapeLayout(layout, rows, sections).floats;
+}
+
+interface Section { z: number[]; a: number[]; d: number[]; p: number }
+
+/** Offsets (per task, in floats) of the tape's arrays; index l = 1 … L (index 0 unused). */
+function tapeLayout(layout: MlpLayout, rows: number, sections: number) {
+  let off = 0;
+  const take = (n: number) => { const o = off; off += n; return o; };
+  const L = layout.layers.length;
+  const section = (): Section => {
+    const s: Section = { z: [0], a: [0], d: [0], p: 0 };
+    for (let l = 1; l <= L; l++) {
+      const w = layout.widths[l];
+      s.z.push(take(rows * w));
+      s.a.push(take(rows * w));
+      s.d.push(take(rows * w));
+    }
+    s.p = take(rows * layout.classes);
+    return s;
+  };
+  const primal = Array.from({ length: sections }, section);
+  const r = section();  // R(Z), R(A), R(δ) of the Hessian-vector product
+  const inputGrad = take(rows * Math.max(layout.dim, layout.context));
+  return { primal, r, inputGrad, floats: off + (off % 4 === 0 ? 0 : 4 - (off % 4)) };
+}
+
+export interface MlpPassBuffers {
+  tape: GPUBuffer;
+  adapted: GPUBuffer;
+  metaGrad: GPUBuffer;
+  points: GPUBuffer;
+}
+
+export interface MlpTaskStep {
+  support: Rows;
+  query: Rows;
+  /** θ: one vector for all tasks (taskStride 0), or each task's own model (AMP's trainer). */
+  theta: Params;
+  innerLr: number;
+  innerSteps: number;
+  order: 1 | 2;
+  wantMetaGrad: boolean;
+  /** 'all' (MAML family) or 'context' (CAML: only φ adapts). */
+  adapt: 'all' | 'context';
+  perturb: PerturbParams | null;
+  /** θ_t ← θ'_t after the inner loop (AMP's plain training). */
+  writeBack: boolean;
+  /** Output set: adapted / metaGrad vectors of set s start at s·Tc. */
+  outSet: number;
+  /** Stats of task t go to taskStats[2·(statsBase + t)]. */
+  stats: { buffer: GPUBuffer; base: number };
+}
+
+export class MlpPass {
+  private readonly gemmKernel: GemmKernel;
+  private readonly softmaxKernel: SoftmaxKernel;
+  private readonly vectorKernel: VectorKernel;
+  private readonly normClipKernel: NormClipKernel;
+  private readonly signStepKernel: SignStepKernel;
+  /** Per-task floats of the tape, and its sections. */
+  readonly tapeFloats: number;
+  private readonly tape: ReturnType<typeof tapeLayout>;
+  private readonly V: number;
+  /** Padded row length of the data buffers (vec4 layout of layout.ts). */
+  private readonly Dp: number;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly layout: MlpLayout,
+    /** Tasks of the chunk this pass runs on. */
+    private readonly tasks: number,
+    /** The most rows of a set (max of support and query shots). */
+    private readonly rows: number,
+    /** Primal tape sections: one per inner step kept for order 2 (at least 1), plus the query's. */
+    sections: number,
+    private readonly buffers: MlpPassBuffers,
+    private readonly label: string,
+  ) {
+    this.gemmKernel = new GemmKernel(device);
+    this.softmaxKernel = new SoftmaxKernel(device);
+    this.vectorKernel = new VectorKernel(device);
+    this.normClipKernel = new NormClipKernel(device);
+    this.signStepKernel = new SignStepKernel(device);
+    this.tape = tapeLayout(layout, rows, sections);
+    this.tapeFloats = this.tape.floats;
+    this.V = layout.vector;
+    this.Dp = 4 * Math.ceil(layout.dim / 4);
+  }
+
+  // ---------------------------------------------------------------- kernels with named buffers
+
+  /** Binds a gemm whose operands name their buffers; distinct parameter buffers go to p0, p1, p2. */
+  private gemm(data: GPUBuffer, s: Omit<GemmSpec, 'A1' | 'B1' | 'A2' | 'B2' | 'out' | 'from' | 'mask' | 'out2' | 'out2Mask' | 'bias1' | 'bias2' | 'tasks'> & {
+    A1: Ref; B1: Ref; A2?: Ref; B2?: Ref; out: Ref; from?: Ref; mask?: Ref; out2?: Ref; out2Mask?: Ref; bias1?: Ref; bias2?: Ref;
+  }, what: string): BoundDispatch {
+    const params: GPUBuffer[] = [];
+    const srcOf = (home: Home): number => {
+      if (home === 'data') return SRC.DATA;
+      if (home === 'tape') return SRC.TAPE;
+      if (home === 'one') return SRC.ONE;
+      let i = params.indexOf(home);
+      if (i < 0) {
+        if (params.length === 3) throw new Error(`MlpPass.${what}: more than three parameter buffers in one gemm`);
+        i = params.push(home) - 1;
+      }
+      return SRC.P0 + i;
+    };
+    const op = (r: Ref | undefined): Operand | undefined => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride, strideI: r.strideI, strideJ: r.strideJ } : undefined);
+    const bias = (r: Ref | undefined) => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride } : undefined);
+    const spec: GemmSpec = {
+      tasks: this.tasks, M: s.M, N: s.N, K1: s.K1, K2: s.K2, mode: s.mode, scale: s.scale,
+      A1: op(s.A1)!, B1: op(s.B1)!, A2: op(s.A2), B2: op(s.B2), out: op(s.out)!, from: op(s.from), mask: op(s.mask),
+      out2: op(s.out2), out2Mask: op(s.out2Mask), bias1: bias(s.bias1), bias2: bias(s.bias2),
+    };
+    const p = [0, 1, 2].map((i) => params[i] ?? dummyBuffer(this.device, i));
+    return this.gemmKernel.bind({ data, tape: this.buffers.tape, p0: p[0], p1: p[1], p2: p[2] }, spec, `${this.label}.${what}`);
+  }
+
+  private tapeRef(off: number, width: number): Ref {
+    return { home: 'tape', off, taskStride: this.tapeFloats, strideI: width, strideJ: 1 };
+  }
+
+  /** W_l of parameters P as the right operand (inputs × outputs), rows from `firstRow`. */
+  private weights(P: Params, l: number, firstRow = 0): Ref {
+    const layer = this.layout.layers[l - 1];
+    return { home: P.buffer, off: P.off + layer.w + firstRow * layer.outputs, taskStride: P.taskStride, strideI: layer.outputs, strideJ: 1 };
+  }
+
+  /** W_lᵀ (outputs × inputs) from row `firstRow` of W_l: for backward products δ·Wᵀ. */
+  private weightsT(P: Params, l: number, firstRow = 0): Ref {
+    const layer = this.layout.layers[l - 1];
+    return { home: P.buffer, off: P.off + layer.w + firstRow * layer.outputs, taskStride: P.taskStride, strideI: 1, strideJ: layer.outputs };
+  }
+
+  private biasOf(P: Params, l: number): Ref {
+    return { home: P.buffer, off: P.off + this.layout.layers[l - 1].b, taskStride: P.taskStride, strideI: 0, strideJ: 1 };
+  }
+
+  /** φ of parameters P broadcast to every row (strideI 0): CAML's context inputs. */
+  private context(P: Params, transposed = false): Ref {
+    const off = P.off + this.layout.contextOffset;
+    return transposed
+      ? { home: P.buffer, off, taskStride: P.taskStride, strideI: 1, strideJ: 0 }   // C × rows: φ_c for every row
+      : { home: P.buffer, off, taskStride: P.taskStride, strideI: 0, strideJ: 1 };  // rows × C
+  }
+
+  private rowsRef(rows: Rows, transposed = false): Ref {
+    const Dp = this.Dp;
+    return transposed
+      ? { home: 'data', off: rows.xOff, taskStride: rows.rows * Dp, strideI: 1, strideJ: Dp }
+      : { home: 'data', off: rows.xOff, taskStride: rows.rows * Dp, strideI: Dp, strideJ: 1 };
+  }
+
+  private vector(x: Params, a: number, out: Params, range: [number, number], what: string, zeroOutside = false, y?: Params, b = 0): BoundDispatch {
+    const bufs: GPUBuffer[] = [];
+    const idx = (buf: GPUBuffer) => { let i = bufs.indexOf(buf); if (i < 0) i = bufs.push(buf) - 1; return i; };
+    const xs = { buf: idx(x.buffer), off: x.off, taskStride: x.taskStride };
+    const ys = y ? { buf: idx(y.buffer), off: y.off, taskStride: y.taskStride } : { buf: 0, off: 0, taskStride: 0 };
+    const os = { buf: idx(out.buffer), off: out.off, taskStride: out.taskStride };
+    const b3 = [0, 1, 2].map((i) => bufs[i] ?? dummyBuffer(this.device, i));
+    return this.vectorKernel.bind({ b0: b3[0], b1: b3[1], b2: b3[2] }, {
+      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: y ? b : 0, y: ys, out: os, zeroOutside, length: this.V,
+    }, `${this.label}.${what}`);
+  }
+
+  // ---------------------------------------------------------------- model operations
+
+  /** Forward of `rows` through the net at parameters P into primal section `sec`. */
+  private forward(P: Params, rows: Rows, sec: Section, what: string): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const out: BoundDispatch[] = [];
+    for (let l = 1; l <= L; l++) {
+      const w = layout.widths[l];
+      const first = l === 1;
+      const context = first && layout.context > 0;
+      out.push(this.gemm(rows.buffer, {
+        M: rows.rows, N: w,
+        K1: first ? layout.dim : layout.widths[l - 1],
+        A1: first ? this.rowsRef(rows) : this.tapeRef(sec.a[l - 1], layout.widths[l - 1]),
+        B1: this.weights(P, l),
+        // CAML: the context inputs [x | φ] as a second term, φ broadcast to every row.
+        K2: context ? layout.context : 0,
+        A2: context ? this.context(P) : undefined,
+        B2: context ? this.weights(P, 1, layout.dim) : undefined,
+        bias1: this.biasOf(P, l),
+        mode: 'write', scale: 1,
+        out: this.tapeRef(sec.z[l], w),
+        out2: l < L ? this.tapeRef(sec.a[l], w) : undefined,
+      }, `${what}.forward${l}`));
+    }
+    return out;
+  }
+
+  /** Softmax cross-entropy of the logits of section `sec`: δ_L = scale·(p − onehot), optional stats. */
+  private loss(rows: Rows, sec: Section, scale: number, stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch {
+    const L = this.layout.layers.length;
+    return this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: stats?.buffer ?? dummyBuffer(this.device, 2) }, {
+      tasks: this.tasks, rows: rows.rows, classes: this.layout.classes, mode: 'loss', yOff: rows.yOff,
+      zOff: sec.z[L], pOff: sec.p, dOff: sec.d[L], rzOff: 0, tapeTaskStride: this.tapeFloats, scale,
+      wantStats: stats !== null, statsOff: 2 * (stats?.base ?? 0),
+    }, `${this.label}.${what}.softmax`);
+  }
+
+  /** δ_{l−1} = (δ_l·W_lᵀ) ⊙ relu'(Z_{l−1}) at parameters P (l ≥ 2). */
+  private backDelta(P: Params, rows: Rows, sec: Section, l: number, what: string): BoundDispatch {
+    const { layout } = this;
+    return this.gemm(rows.buffer, {
+      M: rows.rows, N: layout.widths[l - 1], K1: layout.widths[l],
+      A1: this.tapeRef(sec.d[l], layout.widths[l]), B1: this.weightsT(P, l),
+      mask: this.tapeRef(sec.z[l - 1], layout.widths[l - 1]),
+      mode: 'write', scale: 1, out: this.tapeRef(sec.d[l - 1], layout.widths[l - 1]),
+    }, `${what}.delta${l - 1}`);
+  }
+
+  /** G (+)= scale·(∂L/∂W_l, ∂L/∂b_l) from the tape of `sec` (A_{l−1}ᵀ·δ_l and 1ᵀ·δ_l). */
+  private layerGrad(P: Params, rows: Rows, sec: Section, l: number, G: Params, mode: 'write' | 'accumulate', scale: number, what: string): BoundDispatch[] {
+    const { layout } = this;
+    const layer = layout.layers[l - 1];
+    const w = layer.outputs;
+    const delta = this.tapeRef(sec.d[l], w);
+    const out: BoundDispatch[] = [];
+    const inputs = l === 1 ? layout.dim : layer.inputs;
+    out.push(this.gemm(rows.buffer, {
+      M: inputs, N: w, K1: rows.rows,
+      A1: l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(sec.a[l - 1], layout.widths[l - 1]), strideI: 1, strideJ: layout.widths[l - 1] },
+      B1: delta, mode, scale,
+      out: { home: G.buffer, off: G.off + layer.w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+    }, `${what}.dW${l}`));
+    if (l === 1 && layout.context > 0) {
+      // Context rows of W_1: ∂L/∂W_1[D + c, j] = Σ_r φ_c δ_1[r, j].
+      out.push(this.gemm(rows.buffer, {
+        M: layout.context, N: w, K1: rows.rows, A1: this.context(P, true), B1: delta, mode, scale,
+        out: { home: G.buffer, off: G.off + layer.w + layout.dim * w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+      }, `${what}.dWctx`));
+    }
+    out.push(this.gemm(rows.buffer, {
+      M: 1, N: w, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: delta, mode, scale,
+      out: { home: G.buffer, off: G.off + layer.b, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
+    }, `${what}.db${l}`));
+    return out;
+  }
+
+  /** G[φ] (+)= scale·Σ_r (D·W_1[ctx rows]ᵀ)[r, ·] for D = the δ_1-like array at `deltaOff`: the
+   * gradient (or R-operator) with respect to CAML's context, through the input-gradient scratch. */
+  private contextGrad(P: Params, rows: Rows, deltaOff: number, G: Params, mode: 'write' | 'accumulate', scale: number, what: string): BoundDispatch[] {
+    const { layout } = this;
+    const h1 = layout.widths[1];
+    const C = layout.context;
+    return [
+      this.gemm(rows.buffer, {
+        M: rows.rows, N: C, K1: h1, A1: this.tapeRef(deltaOff, h1), B1: this.weightsT(P, 1, layout.dim),
+        mode: 'write', scale: 1, out: this.tapeRef(this.tape.inputGrad, C),
+      }, `${what}.dctx.rows`),
+      this.gemm(rows.buffer, {
+        M: 1, N: C, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: this.tapeRef(this.tape.inputGrad, C),
+        mode, scale, out: { home: G.buffer, off: G.off + layout.contextOffset, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
+      }, `${what}.dctx`),
+    ];
+  }
+
+  /**
+   * Gradient of the mean loss on `rows` at P, written into G with `scale` (mode): forward, softmax,
+   * then the backward sweep. adapt 'context' only produces the context's gradient (CAML's inner step).
+   */
+  private gradient(P: Params, rows: Rows, sec: Section, G: Params, mode: 'write' | 'accumulate', scale: number, adapt: 'all' | 'context',
+    stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch[] {
+    const L = this.layout.layers.length;
+    const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what)];
+    for (let l = L; l >= 1; l--) {
+      // δ_{l−1} first: it reads W_l, which the gradient of layer l may overwrite in place.
+      if (l > 1) out.push(this.backDelta(P, rows, sec, l, what));
+      if (adapt === 'all') out.push(...this.layerGrad(P, rows, sec, l, G, mode, scale, what));
+    }
+    if (this.layout.context > 0) out.push(...this.contextGrad(P, rows, sec.d[1], G, mode, scale, what));
+    return out;
+  }
+
+  /**
+   * G += scale·H(P; rows)·dir with the primal tape of `sec` (made at P). dir's W/b part is used only
+   * when adapt = 'all' (MAML); CAML's direction is (0, v_φ). Order of the sweep: R(δ_{l−1}) before the
+   * Hv of layer l, so dir may be G itself.
+   */
+  private hvp(P: Params, dir: Params, rows: Rows, sec: Section, G: Params, scale: number, adapt: 'all' | 'context', what: string): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const R = this.tape.r;
+    const withV = adapt === 'all';
+    const out: BoundDispatch[] = [];
+    // R-forward: R(Z_l) = R(A_{l−1})·W_l + A_{l−1}·V_l + c_l; R(A_l) = R(Z_l) ⊙ relu'(Z_l).
+    for (let l = 1; l <= L; l++) {
+      const w = layout.widths[l];
+      const prev = layout.widths[l - 1];
+      const mask = l < L ? { out2: this.tapeRef(R.a[l], w), out2Mask: this.tapeRef(sec.z[l], w) } : {};
+      if (l === 1) {
+        if (withV) {
+          out.push(this.gemm(rows.buffer, {
+            M: rows.rows, N: w, K1: layout.dim, A1: this.rowsRef(rows), B1: this.weights(dir, 1), bias1: this.biasOf(dir, 1),
+            mode: 'write', scale: 1, out: this.tapeRef(R.z[1], w), ...mask,
+          }, `${what}.Rforward1`));
+        } else {
+          // CAML: R(input) = [0 | v_φ]: R(Z_1) = v_φ·W_1[ctx rows].
+          out.push(this.gemm(rows.buffer, {
+            M: rows.rows, N: w, K1: layout.context, A1: this.context(dir), B1: this.weights(P, 1, layout.dim),
+            mode: 'write', scale: 1, out: this.tapeRef(R.z[1], w), ...mask,
+          }, `${what}.Rforward1`));
+        }
+      } else {
+        out.push(this.gemm(rows.buffer, {
+          M: rows.rows, N: w, K1: prev, A1: this.tapeRef(R.a[l - 1], prev), B1: this.weights(P, l),
+          K2: withV ? prev : 0, A2: withV ? this.tapeRef(sec.a[l - 1], prev) : undefined, B2: withV ? this.weights(dir, l) : undefined,
+          bias1: withV ? this.biasOf(dir, l) : undefined,
+          mode: 'write', scale: 1, out: this.tapeRef(R.z[l], w), ...mask,
+        }, `${what}.Rforward${l}`));
+      }
+    }
+    // R(δ_L) = (diag p − p pᵀ)·R(Z_L) / rows.
+    out.push(this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: dummyBuffer(this.device, 2) }, {
+      tasks: this.tasks, rows: rows.rows, classes: layout.classes, mode: 'r', yOff: rows.yOff,
+      zOff: sec.z[L], pOff: sec.p, dOff: R.d[L], rzOff: R.z[L], tapeTaskStride: this.tapeFloats, scale: 1 / rows.rows,
+      wantStats: false, statsOff: 0,
+    }, `${this.label}.${what}.Rsoftmax`));
+    for (let l = L; l >= 1; l--) {
+      const layer = layout.layers[l - 1];
+      const w = layer.outputs;
+      const prev = layout.widths[l - 1];
+      if (l > 1) {
+        // R(δ_{l−1}) = (R(δ_l)·W_lᵀ + δ_l·V_lᵀ) ⊙ relu'(Z_{l−1})
+        out.push(this.gemm(rows.buffer, {
+          M: rows.rows, N: prev, K1: w, A1: this.tapeRef(R.d[l], w), B1: this.weightsT(P, l),
+          K2: withV ? w : 0, A2: withV ? this.tapeRef(sec.d[l], w) : undefined, B2: withV ? this.weightsT(dir, l) : undefined,
+          mask: this.tapeRef(sec.z[l - 1], prev), mode: 'write', scale: 1, out: this.tapeRef(R.d[l - 1], prev),
+        }, `${what}.Rdelta${l - 1}`));
+      }
+      // (Hv)_{W_l} = R(A_{l−1})ᵀ·δ_l + A_{l−1}ᵀ·R(δ_l)   (R(A_0) = 0 for the data columns)
+      const Aprev: Ref = l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(sec.a[l - 1], prev), strideI: 1, strideJ: prev };
+      const RAprev: Ref | undefined = l === 1 ? undefined : { ...this.tapeRef(R.a[l - 1], prev), strideI: 1, strideJ: prev };
+      const inputs = l === 1 ? layout.dim : prev;
+      out.push(this.gemm(rows.buffer, {
+        M: inputs, N: w, K1: rows.rows, A1: Aprev, B1: this.tapeRef(R.d[l], w),
+        K2: RAprev ? rows.rows : 0, A2: RAprev, B2: RAprev ? this.tapeRef(sec.d[l], w) : undefined,
+        mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+      }, `${what}.HvW${l}`));
+      if (l === 1 && layout.context > 0) {
+        // Context rows: Σ_r φ_c R(δ_1)[r, j] + Σ_r v_φc δ_1[r, j].
+        out.push(this.gemm(rows.buffer, {
+          M: layout.context, N: w, K1: rows.rows, A1: this.context(P, true), B1: this.tapeRef(R.d[1], w),
+          K2: rows.rows, A2: this.context(dir, true), B2: this.tapeRef(sec.d[1], w),
+          mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.w + layout.dim * w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+        }, `${what}.HvWctx`));
+      }
+      out.push(this.gemm(rows.buffer, {
+        M: 1, N: w, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: this.tapeRef(R.d[l], w),
+        mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.b, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
+      }, `${what}.Hvb${l}`));
+    }
+    // (Hv)_φ = Σ_r (R(δ_1)·W_1[ctx]ᵀ + δ_1·V_1[ctx]ᵀ); CAML's V_1 = 0, so only the first term. Last, since
+    // it overwrites v_φ, which the products above read as the direction.
+    if (layout.context > 0) out.push(...this.contextGrad(P, rows, R.d[1], G, 'accumulate', scale, `${what}.Hvctx`));
+    return out;
+  }
+
+  // ---------------------------------------------------------------- plan steps
+
+  private set(buffer: GPUBuffer, outSet: number): Params {
+    return { buffer, off: outSet * this.tasks * this.V, taskStride: this.V };
+  }
+
+  private point(s: number): Params {
+    return { buffer: this.buffers.points, off: s * this.tasks * this.V, taskStride: this.V };
+  }
+
+  /** The per-task pass: inner loop, query stats, meta-gradient (docs/neural-models.md). */
+  tasksStep(step: MlpTaskStep): BoundDispatch[] {
+    const { layout } = this;
+    const n = step.innerSteps;
+    const adapted = this.set(this.buffers.adapted, step.outSet);
+    const metaGrad = this.set(this.buffers.metaGrad, step.outSet);
+    const keep = step.wantMetaGrad && step.order === 2;  // order 2 needs each step's point and tape
+    const amp = step.perturb !== null && step.perturb.steps > 0;
+    const out: BoundDispatch[] = [];
+    const all: [number, number] = [0, this.V];
+    // θ'⁽⁰⁾ = θ (its context entries are 0, the init of φ).
+    out.push(this.vector(step.theta, 1, adapted, all, 'init'));
+    const points: Params[] = [];
+    for (let s = 0; s < n; s++) {
+      const sec = this.tape.primal[keep ? s : 0];
+      let point: Params;
+      if (amp) {
+        // Δ from 0: ascend on the gradient at θ'+Δ, each step projected per tensor onto the L2 ball.
+        point = this.point(s);
+        out.push(this.vector(adapted, 1, point, all, `ampStart${s}`));
+        for (let i = 0; i < step.perturb!.steps; i++) {
+          out.push(...this.gradient(point, step.support, sec, point, 'accumulate', step.perturb!.lr, 'all', null, `amp${s}.${i}`));
+          out.push(this.normClipKernel.bind({ pert: point.buffer, base: adapted.buffer }, {
+            tasks: this.tasks, tensors: layout.tensors, radius: step.perturb!.radius,
+            pertOff: point.off, pertTaskStride: point.taskStride, baseOff: adapted.off, baseTaskStride: adapted.taskStride,
+          }, `${this.label}.amp${s}.${i}.clip`));
+        }
+      } else if (s === 0) {
+        point = step.theta;  // θ'⁽⁰⁾ is θ itself: no copy to read from
+      } else if (keep) {
+        point = this.point(s);
+        out.push(this.vector(adapted, 1, point, all, `keep${s}`));
+      } else {
+        point = adapted;     // order 1: the gradient is accumulated into the vector it is taken at
+      }
+      points.push(point);
+      out.push(...this.gradient(point, step.support, sec, adapted, 'accumulate', -step.innerLr, step.adapt, null, `inner${s}`));
+    }
+    if (step.writeBack) out.push(this.vector(adapted, 1, step.theta, all, 'writeBack'));
+    const query = this.tape.primal[keep ? n : 0];
+    if (!step.wantMetaGrad) {
+      out.push(...this.forward(adapted, step.query, query, 'query'), this.loss(step.query, query, 1 / step.query.rows, step.stats, 'query'));
+      return out;
+    }
+    out.push(...this.gradient(adapted, step.query, query, metaGrad, 'write', 1, 'all', step.stats, 'query'));
+    if (step.order === 2) {
+      for (let s = n - 1; s >= 0; s--) {
+        out.push(...this.hvp(points[s], metaGrad, step.support, this.tape.primal[s], metaGrad, -step.innerLr, step.adapt, `hvp${s}`));
+      }
+    }
+    // φ starts at 0 and is not meta-learned: its meta-gradient is dropped.
+    if (layout.context > 0) out.push(this.vector(metaGrad, 0, metaGrad, [layout.contextOffset, layout.contextOffset + layout.context], 'dropContext'));
+    return out;
+  }
+
+  /**
+   * FGSM / PGD on `rows` against P (θ: taskStride 0; θ'_t: the adapted set 0), written into `adv`
+   * (same layout as the clean buffer; its labels are already there).
+   */
+  attackStep(P: Params, clean: Rows, adv: GPUBuffer, attack: AttackParams): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const sec = this.tape.primal[0];
+    const out: BoundDispatch[] = [];
+    for (let k = 0; k < attack.steps; k++) {
+      const current: Rows = { ...clean, buffer: k === 0 ? clean.buffer : adv };
+      // Per-row gradients (scale 1): only their signs are used.
+      out.push(...this.forward(P, current, sec, `attack${k}`), this.loss(current, sec, 1, null, `attack${k}`));
+      for (let l = L; l >= 2; l--) out.push(this.backDelta(P, current, sec, l, `attack${k}`));
+      out.push(this.gemm(current.buffer, {
+        M: current.rows, N: layout.dim, K1: layout.widths[1], A1: this.tapeRef(sec.d[1], layout.widths[1]), B1: this.weightsT(P, 1),
+        mode: 'write', scale: 1, out: this.tapeRef(this.tape.inputGrad, layout.dim),
+      }, `attack${k}.inputGrad`));
+      out.push(this.signStepKernel.bind({ clean: clean.buffer, adv, tape: this.buffers.tape }, {
+        tasks: this.tasks, rows: clean.rows, dim: layout.dim, rowStride: this.Dp, cleanOff: clean.xOff, advOff: clean.xOff, readClean: k === 0,
+        gOff: this.tape.inputGrad, gTaskStride: this.tapeFloats, gRowStride: layout.dim,
+        stepSize: attack.stepSize, epsilon: attack.epsilon, lo: attack.lo, hi: attack.hi,
+      }, `${this.label}.attack${k}.step`));
+    }
+    return out;
+  }
+
+  /** Query loss/accuracy of θ'_t (adapted set 0) on the attacked rows → stats. */
+  scoreStep(rows: Rows, stats: { buffer: GPUBuffer; base: number }): BoundDispatch[] {
+    const sec = this.tape.primal[0];
+    const adapted = this.set(this.buffers.adapted, 0);
+    return [...this.forward(adapted, rows, sec, 'score'), this.loss(rows, sec, 1 / rows.rows, stats, 'score')];
+  }
+
+  /** Parameters of set 0 of the adapted vectors (for attacks against θ'_t). */
+  adaptedSet0(): Params {
+    return this.set(this.buffers.adapted, 0);
+  }
+}

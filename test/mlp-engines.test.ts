@@ -1,0 +1,108 @@
+// The MLP on both backends: the GPU engine (per-layer kernels recorded by src/schedule/mlp-pass.ts)
+// against the CPU engine (src/cpu/mlp-task.ts, an independent float64 implementation), for every
+// algorithm, one step and 20 meta-iterations; label and shape errors of the new model.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createLearner } from '../src/learner.js';
+import { LabelError } from '../src/errors.js';
+import type { LearnerOptions } from '../src/types.js';
+import { assertClose, randomNWayBatch, thrown, withGpu } from './helpers.js';
+
+const model = { kind: 'mlp' as const, hidden: [6, 5], classes: 3 };
+const D = 7;
+
+const CASES: Array<{ name: string; options: Partial<LearnerOptions>; tasks?: number; atol: number; rtol: number }> = [
+  { name: 'maml order 1', options: { algorithm: 'maml', order: 1, innerSteps: 2 }, atol: 2e-5, rtol: 1e-4 },
+  { name: 'maml order 2', options: { algorithm: 'maml', order: 2, innerSteps: 2 }, atol: 2e-5, rtol: 1e-4 },
+  { name: 'maml order 2, adam', options: { algorithm: 'maml', order: 2, optimizer: 'adam', outerLr: 0.01 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'maml, amp inner optimizer, order 2', options: { algorithm: 'maml', order: 2, innerOptimizer: 'amp', perturbEpsilon: 0.05, perturbSteps: 2 }, atol: 2e-5, rtol: 1e-4 },
+  { name: 'ga-maml', options: { algorithm: 'ga-maml', order: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'caml order 2', options: { algorithm: 'caml', contextDim: 3, innerSteps: 2 }, atol: 2e-5, rtol: 1e-4 },
+  { name: 'caml order 1', options: { algorithm: 'caml', contextDim: 2, order: 1 }, atol: 2e-5, rtol: 1e-4 },
+  { name: 'amp', options: { algorithm: 'amp', models: 4, epsilon: 0.05, perturbSteps: 2 }, tasks: 4, atol: 2e-5, rtol: 1e-4 },
+  { name: 'adml order 2 (ε = 0: no sign flips)', options: { algorithm: 'adml', order: 2, epsilon: 0 }, atol: 2e-5, rtol: 1e-4 },
+];
+
+for (const c of CASES) {
+  test(`MLP ${c.name}: the GPU engine matches the CPU engine (meta-gradient, 1 and 20 steps)`, () =>
+    withGpu(async () => {
+      const T = c.tasks ?? 5;
+      const batch = randomNWayBatch(T, 4, 5, D, 3, 3);
+      const rates = c.options.algorithm === 'amp' ? { lr: 0.3 } : { innerLr: 0.3, outerLr: 0.05 };
+      const options = { dim: D, model, ...rates, ...c.options } as LearnerOptions;
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+      assertClose('initial θ', await gpu.getParams(), await cpu.getParams(), 0, 0);
+      if (c.options.algorithm !== 'amp') assertClose('meta-gradient', await gpu.metaGradient(batch), await cpu.metaGradient(batch), c.atol, c.rtol);
+      await gpu.step(batch);
+      await cpu.step(batch);
+      assertClose('θ after 1 step', await gpu.getParams(), await cpu.getParams(), c.atol, c.rtol);
+      for (let i = 0; i < 19; i++) await cpu.step(batch);
+      const m = await gpu.step(batch, { iterations: 19, readback: true });
+      assertClose('θ after 20 steps', await gpu.getParams(), await cpu.getParams(), 10 * c.atol, 10 * c.rtol);
+      assert.ok(m && Number.isFinite(m.loss), 'finite query loss');
+      const ge = await gpu.evaluate(batch, { steps: 2 });
+      const ce = await cpu.evaluate(batch, { steps: 2 });
+      assertClose('evaluate task loss', ge.taskLoss, ce.taskLoss, 1e-4, 1e-3);
+      gpu.destroy();
+      cpu.destroy();
+    }));
+}
+
+test('MLP adml with ε > 0 and evaluation under FGSM/PGD: GPU and CPU agree (sign decisions may differ on a few inputs)', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(4, 4, 5, D, 3, 5);
+    const options = { dim: D, model, algorithm: 'adml', epsilon: 0.1, order: 1, innerLr: 0.3, outerLr: 0.05 } as LearnerOptions;
+    const gpu = await createLearner({ ...options, backend: 'webgpu' });
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    await gpu.step(batch, { iterations: 3 });
+    for (let i = 0; i < 3; i++) await cpu.step(batch);
+    assertClose('θ after 3 ADML steps', await gpu.getParams(), await cpu.getParams(), 1e-4, 1e-3);
+    for (const attack of [{ kind: 'fgsm' as const, epsilon: 0.2 }, { kind: 'pgd' as const, epsilon: 0.2, steps: 5 }]) {
+      const g = await gpu.adapt(batch, { steps: 1, attack });
+      const c = await cpu.adapt(batch, { steps: 1, attack });
+      assertClose(`${attack.kind} adapted params`, g.adapted, c.adapted, 1e-4, 1e-3);
+      let far = 0;
+      for (let i = 0; i < c.attackedQueryX!.length; i++) if (Math.abs(g.attackedQueryX![i] - c.attackedQueryX![i]) > 1e-5) far++;
+      assert.ok(far <= c.attackedQueryX!.length / 50, `${attack.kind}: ${far} of ${c.attackedQueryX!.length} attacked inputs differ`);
+      for (let i = 0; i < batch.queryX.length; i++) assert.ok(Math.abs(g.attackedQueryX![i] - batch.queryX[i]) <= 0.2 + 1e-6, 'perturbation within ε');
+      assert.ok(g.attacked!.accuracy <= g.accuracy + 1e-9, 'the attack does not raise accuracy');
+    }
+    gpu.destroy();
+    cpu.destroy();
+  }));
+
+test('MLP labels: class indices 0 … N−1, as floats or integer arrays; anything else is a LabelError naming task and row', async () => {
+  const learner = await createLearner({ dim: D, model, backend: 'cpu' });
+  const batch = randomNWayBatch(2, 3, 3, D, 3, 1);
+  await learner.step({ ...batch, supportY: Int32Array.from(batch.supportY), queryY: Uint32Array.from(batch.queryY) });
+  for (const bad of [3, -1, 1.5, NaN]) {
+    const y = batch.queryY.slice();
+    y[4] = bad;
+    const e = await thrown(() => learner.step({ ...batch, queryY: y }));
+    assert.instance(e, LabelError);
+    assert.match(e.message, /task 1, row 1/);
+  }
+  learner.destroy();
+});
+
+test('MLP parameters: public layout length, He init, setParams round trip, shape errors', async () => {
+  const learner = await createLearner({ dim: D, model, backend: 'cpu' });
+  // (7 + 1)·6 + (6 + 1)·5 + (5 + 1)·3 = 48 + 35 + 18
+  assert.is(learner.paramCount, 101);
+  const theta = await learner.getParams();
+  assert.is(theta.length, 101);
+  let sq = 0;
+  for (let i = 0; i < 42; i++) sq += theta[i] * theta[i];
+  assert.ok(sq / 42 > 0.5 * (2 / 7) && sq / 42 < 2 * (2 / 7), `W_1 variance ≈ 2/7, got ${sq / 42}`);
+  for (let i = 42; i < 48; i++) assert.is(theta[i], 0, 'b_1 = 0');
+  const mine = theta.map((_, i) => Math.sin(i));
+  learner.setParams(mine);
+  assertClose('round trip', await learner.getParams(), mine, 0, 0);
+  await thrown(() => learner.setParams(new Float32Array(100)));
+  const caml = await createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'cpu' });
+  assert.is(caml.paramCount, 101 + 2 * 6, 'W_1 has D + C rows');
+  caml.destroy();
+  learner.destroy();
+});
+test.run();
