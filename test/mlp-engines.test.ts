@@ -4,9 +4,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
-import { LabelError } from '../src/errors.js';
+import { LabelError, LimitError } from '../src/errors.js';
 import type { LearnerOptions } from '../src/types.js';
-import { assertClose, randomNWayBatch, thrown, withGpu } from './helpers.js';
+import { assertClose, randomArray, randomNWayBatch, thrown, withGpu } from './helpers.js';
+import { mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
+import { mlpAttack } from '../src/cpu/mlp-task.js';
+import { mlpLayout } from '../src/models/mlp.js';
+import { mlpTapeFloats } from '../src/schedule/mlp-pass.js';
+import type { CheckedBatch } from '../src/types.js';
 
 const model = { kind: 'mlp' as const, hidden: [6, 5], classes: 3 };
 const D = 7;
@@ -105,4 +110,120 @@ test('MLP parameters: public layout length, He init, setParams round trip, shape
   caml.destroy();
   learner.destroy();
 });
+
+/** Float64 SGD on the whole vector: the oracle of the inner loop. */
+function adaptF64(layout: ReturnType<typeof mlpLayout>, theta: Float64Array, rows: MlpRows, lr: number, steps: number): Float64Array {
+  const p = theta.slice();
+  const g = new Float64Array(layout.vector);
+  for (let s = 0; s < steps; s++) {
+    mlpLossGrad(layout, p, 0, rows, g);
+    for (let k = 0; k < layout.vector; k++) p[k] -= lr * g[k];
+  }
+  return p;
+}
+
+test('MLP ADML order 2: the meta-gradient equals finite differences of β1-weighted cross-paired query losses (FGSM samples fixed at θ)', async () => {
+  const layout = mlpLayout(D, model.hidden, model.classes);
+  const batch = randomNWayBatch(3, 4, 5, D, 3, 11);
+  const [a1, a2, b1, b2, eps, steps] = [0.3, 0.2, 0.05, 0.08, 0.1, 2];
+  const learner = await createLearner({ dim: D, model, algorithm: 'adml', order: 2, innerSteps: steps, innerLr: a1, innerLrAdv: a2, outerLr: b1, outerLrAdv: b2, epsilon: eps, backend: 'cpu', threads: 1 });
+  // Random biases too: at He init (b = 0) a row whose layer-1 units are all off has z_2 = b_2 = 0 exactly,
+  // a ReLU kink where central differences average the two one-sided slopes.
+  learner.setParams(randomArray(learner.paramCount, 11, 300, -0.6, 0.6));
+  const theta0 = await learner.getParams();
+  const got = await learner.metaGradient(batch);
+  // The FGSM samples against θ0 (the sign of the input gradient is piecewise constant in θ, so they are
+  // constants of the objective), from the CPU attack the engine uses.
+  const internal = new Float32Array(layout.vector);
+  internal.set(theta0);
+  const T = batch.tasks;
+  const advOf = (x: Float32Array, y: Float32Array, rows: number) => {
+    const out = new Float32Array(x.length);
+    mlpAttack(out, { x, y }, internal, { tasks: T, rows, dim: D, paramStride: 0 }, { kind: 'fgsm', epsilon: eps, steps: 1, stepSize: eps, lo: -3.4e38, hi: 3.4e38 }, layout);
+    return out;
+  };
+  const sAdv = advOf(batch.supportX, batch.supportY, 4);
+  const qAdv = advOf(batch.queryX, batch.queryY, 5);
+  const rows = (x: Float32Array, y: Float32Array, n: number, t: number): MlpRows => ({ x, xOff: t * n * D, xStride: D, y, yOff: t * n, rows: n });
+  const objective = (theta: Float64Array) => {
+    let J = 0;
+    for (let t = 0; t < T; t++) {
+      const clean = adaptF64(layout, theta, rows(batch.supportX, batch.supportY, 4, t), a1, steps);
+      const adv = adaptF64(layout, theta, rows(sAdv, batch.supportY, 4, t), a2, steps);
+      J += mlpLossGrad(layout, clean, 0, rows(qAdv, batch.queryY, 5, t), null).loss / T;
+      J += (b2 / b1) * mlpLossGrad(layout, adv, 0, rows(batch.queryX, batch.queryY, 5, t), null).loss / T;
+    }
+    return J;
+  };
+  const x0 = new Float64Array(layout.vector);
+  x0.set(theta0);
+  const h = 1e-5;
+  const fd = new Float64Array(layout.params);
+  for (let i = 0; i < layout.params; i++) {
+    const plus = x0.slice();
+    const minus = x0.slice();
+    plus[i] += h;
+    minus[i] -= h;
+    fd[i] = (objective(plus) - objective(minus)) / (2 * h);
+  }
+  assertClose('ADML meta-gradient vs finite differences', got, fd, 2e-5, 2e-3);
+  learner.destroy();
+});
+
+/** Every algorithm again, with batches split into chunks of tasks (METAGRAD_MAX_BINDING lowers the
+ * binding limit the GPU engine plans with): the MLP's per-task scratch is reused chunk by chunk. */
+test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2, adml, amp, caml; adapt() reads every chunk; GA-MAML is refused with a LimitError', () =>
+  withGpu(async () => {
+    const saved = process.env.METAGRAD_MAX_BINDING;
+    // Room for 2–4 tasks' scratch (order 2 with 2 inner steps keeps 3 sections of activations per task):
+    // batches of 7 run in 2–4 chunks.
+    const tapeBytes = 4 * mlpTapeFloats(mlpLayout(D, model.hidden, model.classes), 5, 3);
+    process.env.METAGRAD_MAX_BINDING = String(64 + Math.floor(2.5 * tapeBytes));
+    try {
+      const batch = randomNWayBatch(7, 4, 5, D, 3, 21);
+      for (const options of [
+        { algorithm: 'maml', order: 2, innerSteps: 2 },
+        { algorithm: 'adml', order: 2, epsilon: 0 },
+        { algorithm: 'caml', contextDim: 2 },
+        { algorithm: 'amp', models: 7, epsilon: 0.05 },
+      ] as Partial<LearnerOptions>[]) {
+        const rates = options.algorithm === 'amp' ? { lr: 0.3 } : { innerLr: 0.3, outerLr: 0.05 };
+        const full = { dim: D, model, ...rates, ...options } as LearnerOptions;
+        const gpu = await createLearner({ ...full, backend: 'webgpu' });
+        const cpu = await createLearner({ ...full, backend: 'cpu', threads: 1 });
+        await gpu.step(batch, { iterations: 3 });
+        for (let i = 0; i < 3; i++) await cpu.step(batch);
+        assertClose(`${options.algorithm}: θ after 3 chunked steps`, await gpu.getParams(), await cpu.getParams(), 1e-4, 1e-3);
+        const g = await gpu.adapt(batch, { steps: 1, attack: { kind: 'fgsm', epsilon: 0.05 } });
+        const c = await cpu.adapt(batch, { steps: 1, attack: { kind: 'fgsm', epsilon: 0.05 } });
+        assertClose(`${options.algorithm}: adapted parameters of every chunk`, g.adapted, c.adapted, 1e-4, 1e-3);
+        assertClose(`${options.algorithm}: per-task query loss`, g.taskLoss, c.taskLoss, 1e-4, 1e-3);
+        gpu.destroy();
+        cpu.destroy();
+      }
+      const ga = await createLearner({ dim: D, model, algorithm: 'ga-maml', backend: 'webgpu' });
+      const e = await thrown(() => ga.step(batch));
+      assert.instance(e, LimitError);
+      assert.match(e.message, /GA-MAML/);
+      ga.destroy();
+    } finally {
+      if (saved === undefined) delete process.env.METAGRAD_MAX_BINDING;
+      else process.env.METAGRAD_MAX_BINDING = saved;
+    }
+  }));
+
+test('MLP training on a task source: the GPU sampler + MLP pass equals the CPU engine over 5 iterations', () =>
+  withGpu(async () => {
+    const options = { dim: 13, model: { kind: 'mlp', hidden: [8], classes: 2 }, algorithm: 'maml', order: 2, innerLr: 0.3, outerLr: 0.05 } as LearnerOptions;
+    const gpu = await createLearner({ ...options, backend: 'webgpu' });
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    const train = { source: { kind: 'linear' as const, dim: 13 }, iterations: 5, tasksPerBatch: 6, supportShots: 5, queryShots: 5, evalEvery: 5, evalTasks: 20 };
+    const g = await gpu.train(train);
+    const c = await cpu.train(train);
+    assertClose('θ after training', await gpu.getParams(), await cpu.getParams(), 1e-4, 1e-3);
+    assertClose('held-out accuracy', [g.eval!.accuracy], [c.eval!.accuracy], 1e-6, 0);
+    gpu.destroy();
+    cpu.destroy();
+  }));
+
 test.run();
