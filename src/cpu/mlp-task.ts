@@ -3,11 +3,16 @@
 // with AMP's perturbed gradient; query statistics; first- or second-order meta-gradient. Also the
 // FGSM / PGD attack through the network and the scoring of given rows. Same contract as
 // adaptAndMetaGrad (src/cpu/maml-task.ts): per-task vectors are stored as float32 (as on the GPU),
-// gradients and Hessian-vector products are computed in float64 by src/cpu/mlp.ts.
+// gradients and Hessian-vector products are float64 sums, computed by the fast kernels of
+// src/cpu/mlp-fast.ts (the same sums in the same order as the float64 reference src/cpu/mlp.ts).
 import type { MlpLayout } from '../models/mlp.js';
 import type { AttackParams } from './fgsm.js';
 import type { PerturbParams, RowSet, TaskPassParams } from './maml-task.js';
-import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from './mlp.js';
+import type { MlpRows } from './mlp.js';
+import {
+  contextGradient, fastInputGrad, fastLossGrad, gradientInto, hvpStep, lossAndDeltas, mlpPointAt, mlpWorkspace, sgdStepAll,
+  weightGradientInto32, type MlpPoint, type MlpWorkspace,
+} from './mlp-fast.js';
 
 export interface MlpTaskParams extends TaskPassParams {
   layout: MlpLayout;
@@ -30,91 +35,142 @@ export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout }, set
   return { adapted: sets * p.tasks * p.layout.vector, metaGrad: sets * p.tasks * p.layout.vector, taskStats: sets * p.tasks * 2 };
 }
 
-/** [start, end) of M within the per-task vector. 'all' also spans φ (empty unless a context exists). */
-function adaptedRange(layout: MlpLayout, adapt: 'all' | 'context'): [number, number] {
-  const contextEnd = layout.contextOffset + layout.context;
-  return adapt === 'all' ? [0, contextEnd] : [layout.contextOffset, contextEnd];
-}
-
-/** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T). */
+/** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T).
+ * Each task's results depend on that task alone (any range, any thread count: the same bits).
+ *
+ * Per task (MAML, M = every entry): θ'⁽⁰⁾ = θ is read in place, θ'⁽ˢ⁺¹⁾ is written by the inner step's
+ * fused epilogue (θ'⁽ˢ⁾ − α∇L, float32) into a scratch slot (s + 1 < n) or into out.adapted (s + 1 = n);
+ * the slots stay for the order-2 backward, which reuses each step's support tape (forward and backward
+ * at θ'⁽ˢ⁾, or θ'⁽ˢ⁾+Δ under AMP) and updates v ← v − α H v in place. CAML: W and b never move, so the
+ * points differ only in φ, kept per step; the inner step computes φ's gradient alone. */
 export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: MlpTaskParams, taskRange?: [number, number]): void {
   const { layout, dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr: alpha } = p;
   const V = layout.vector;
-  const [mLo, mHi] = adaptedRange(layout, p.adapt);
-  const perturbSteps = p.perturb?.steps ?? 0;
+  const C = layout.context;
+  const ws = mlpWorkspace(layout);
+  const contextOnly = p.adapt === 'context';
+  const perturb = p.perturb && p.perturb.steps > 0 ? p.perturb : null;
   const secondOrder = p.wantMetaGrad && p.order === 2;
-  // The points ∇L(·; S) was taken at, kept for the order-2 backward (θ'⁽ˢ⁾, or θ'⁽ˢ⁾+Δ_s under AMP).
-  const points = new Float32Array(secondOrder ? n * V : 0);
-  const perturbed = new Float32Array(perturbSteps > 0 ? V : 0);
-  const grad = new Float64Array(V);
-  const direction = new Float64Array(secondOrder ? V : 0);
-  const hv = new Float64Array(secondOrder ? V : 0);
+  // 'all': θ'⁽ˢ⁾ for 0 < s < n. CAML: φ⁽ˢ⁾ for s ≤ n. AMP: the points θ'⁽ˢ⁾+Δ (every step's, for order 2).
+  const steps = contextOnly ? null : ws.f32('steps', Math.max(0, n - 1) * V);
+  const phis = contextOnly ? ws.f32('phis', (n + 1) * C) : null;
+  const perturbed = perturb ? ws.f32('perturbed', (secondOrder ? n : 1) * V) : null;
+  const ascent = perturb ? ws.f64('ascent', V) : null;
+  const contextGrad = ws.f64('contextGrad', C);
+  const v = secondOrder ? ws.f64('v', V) : null;
+  // θ_t is overwritten by writeBack: the order-2 backward then reads θ'⁽⁰⁾ from a copy.
+  const thetaCopy = !contextOnly && secondOrder && p.writeBack ? ws.f32('theta0', V) : null;
+  const points: MlpPoint[] = [];
+  const supportRows: MlpRows = { x: support.x, xOff: 0, xStride: D, y: support.y, yOff: 0, rows: Ks };
+  const queryRows: MlpRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq };
+  const tapeOf = (s: number) => ws.tape(`support${secondOrder ? s : 0}`, Ks);
   const [first, end] = taskRange ?? [0, p.tasks];
   for (let t = first; t < end; t++) {
     const slot = p.outSet * p.tasks + t;
     const own = slot * V;
-    const supportRows: MlpRows = { x: support.x, xOff: t * Ks * D, xStride: D, y: support.y, yOff: t * Ks, rows: Ks };
-    const queryRows: MlpRows = { x: query.x, xOff: t * Kq * D, xStride: D, y: query.y, yOff: t * Kq, rows: Kq };
+    supportRows.xOff = t * Ks * D;
+    supportRows.yOff = t * Ks;
+    queryRows.xOff = t * Kq * D;
+    queryRows.yOff = t * Kq;
     const thetaOff = p.thetaPerTask ? t * V : 0;
-    out.adapted.set(theta.subarray(thetaOff, thetaOff + V), own);
-    // The context starts at 0 for every task (CAVIA), whatever θ holds there.
-    if (p.adapt === 'context') out.adapted.fill(0, own + layout.contextOffset, own + layout.contextOffset + layout.context);
+    points.length = 0;
 
-    for (let s = 0; s < n; s++) {
-      let point: Float32Array = out.adapted;
-      let pointOff = own;
-      if (perturbSteps > 0) {
-        mlpPerturb(perturbed, out.adapted, own, supportRows, layout, p.perturb!, grad);
-        point = perturbed;
-        pointOff = 0;
+    if (contextOnly) {
+      // W and b stay θ's; the context starts at 0 for every task (CAVIA), whatever θ holds there.
+      out.adapted.set(theta.subarray(thetaOff, thetaOff + V), own);
+      out.adapted.fill(0, own + layout.contextOffset, own + layout.contextOffset + C);
+      phis!.fill(0, 0, C);
+      for (let s = 0; s < n; s++) {
+        const point: MlpPoint = perturb
+          ? perturbInto(ws, perturbed!, secondOrder ? s * V : 0, out.adapted, own, supportRows, perturb, ascent!)
+          : { P: out.adapted, pOff: own, phi: phis!, phiOff: s * C };
+        const tape = tapeOf(s);
+        lossAndDeltas(ws, point, supportRows, tape, true);
+        contextGradient(ws, point, tape, contextGrad);
+        for (let c = 0; c < C; c++) {
+          const next = (phis![(s + 1) * C + c] = phis![s * C + c] - alpha * contextGrad[c]);
+          out.adapted[own + layout.contextOffset + c] = next;
+        }
+        points.push(point);
       }
-      if (secondOrder) points.set(point.subarray(pointOff, pointOff + V), s * V);
-      mlpLossGrad(layout, point, pointOff, supportRows, grad);
-      for (let k = mLo; k < mHi; k++) out.adapted[own + k] -= alpha * grad[k];
+    } else {
+      if (n === 0) out.adapted.set(theta.subarray(thetaOff, thetaOff + V), own);
+      if (thetaCopy) thetaCopy.set(theta.subarray(thetaOff, thetaOff + V));
+      let src = thetaCopy ?? theta;
+      let srcOff = thetaCopy ? 0 : thetaOff;
+      for (let s = 0; s < n; s++) {
+        const last = s === n - 1;
+        const dst = last ? out.adapted : steps!;
+        const dstOff = last ? own : s * V;
+        const point = perturb
+          ? perturbInto(ws, perturbed!, secondOrder ? s * V : 0, src, srcOff, supportRows, perturb, ascent!)
+          : mlpPointAt(src, srcOff, layout);
+        const tape = tapeOf(s);
+        lossAndDeltas(ws, point, supportRows, tape, true);
+        sgdStepAll(ws, point, tape, alpha, src, srcOff, dst, dstOff);
+        points.push(point);
+        src = dst;
+        srcOff = dstOff;
+      }
     }
     if (p.writeBack) theta.set(out.adapted.subarray(own, own + V), t * V);
 
-    const stats = mlpLossGrad(layout, out.adapted, own, queryRows, p.wantMetaGrad ? grad : null);
-    out.taskStats[2 * slot] = stats.loss;
-    out.taskStats[2 * slot + 1] = stats.accuracy;
+    const queryPoint = mlpPointAt(out.adapted, own, layout);
+    const queryTape = ws.tape('query', Kq);
+    lossAndDeltas(ws, queryPoint, queryRows, queryTape, p.wantMetaGrad);
+    out.taskStats[2 * slot] = queryTape.lossSum / Kq;
+    out.taskStats[2 * slot + 1] = queryTape.hits / Kq;
     if (!p.wantMetaGrad) continue;
-    if (secondOrder) {
-      // v ← v − α·H(point_s; S)·(M ⊙ v): the transpose of d θ'⁽ˢ⁺¹⁾/d θ'⁽ˢ⁾ = I − α M H (H symmetric).
-      for (let s = n - 1; s >= 0; s--) {
-        direction.fill(0);
-        for (let k = mLo; k < mHi; k++) direction[k] = grad[k];
-        mlpHvp(layout, points, s * V, supportRows, direction, 0, hv);
-        for (let k = 0; k < V; k++) grad[k] -= alpha * hv[k];
-      }
+    if (!secondOrder) {
+      // W and b entries of the query gradient at θ'⁽ⁿ⁾ (order 1 treats φ as a constant); φ and pad 0.
+      weightGradientInto32(ws, queryTape, out.metaGrad, own);
+      continue;
     }
+    // v ← v − α·H(point_s; S)·(M ⊙ v): the transpose of d θ'⁽ˢ⁺¹⁾/d θ'⁽ˢ⁾ = I − α M H (H symmetric).
+    gradientInto(ws, queryPoint, queryTape, v!, 0);
+    for (let s = n - 1; s >= 0; s--) hvpStep(ws, points[s], tapeOf(s), v!, 0, alpha, contextOnly);
     // φ starts at 0 for every task and is not meta-learned; pad entries hold nothing.
-    grad.fill(0, layout.params);
-    out.metaGrad.set(grad, own);
+    out.metaGrad.set(v!.subarray(0, layout.params), own);
+    out.metaGrad.fill(0, own + layout.params, own + V);
   }
 }
 
-/** AMP's inner optimizer: perturbed[0 … V) = θ' + Δ, θ' = adapted[own …], after `steps` ascent steps
- * Δ ← Δ + ζ∇L(θ'+Δ; S) from Δ = 0, each followed by projecting Δ of every tensor (each W_l, each b_l)
- * onto the L2 ball of radius ε. The context and pad entries are never perturbed. `grad` is scratch (V). */
-export function mlpPerturb(perturbed: Float32Array, adapted: Float32Array, own: number, rows: MlpRows, layout: MlpLayout, perturb: PerturbParams, grad: Float64Array): void {
-  perturbed.set(adapted.subarray(own, own + layout.vector));
+/** AMP's inner optimizer into perturbed[pOff … + V): θ' + Δ, θ' = adapted[aOff …], after `steps` ascent
+ * steps Δ ← Δ + ζ∇L(θ'+Δ; S) from Δ = 0, each followed by projecting Δ of every tensor (each W_l, each
+ * b_l) onto the L2 ball of radius ε. The context and pad entries are never perturbed. `grad`: scratch (V). */
+function perturbInto(ws: MlpWorkspace, perturbed: Float32Array, pOff: number, adapted: Float32Array, aOff: number, rows: MlpRows, perturb: PerturbParams, grad: Float64Array): MlpPoint {
+  const layout = ws.layout;
+  perturbed.set(adapted.subarray(aOff, aOff + layout.vector), pOff);
+  const point = mlpPointAt(perturbed, pOff, layout);
+  const tape = ws.tape('perturb', rows.rows);
   for (let i = 0; i < perturb.steps; i++) {
-    mlpLossGrad(layout, perturbed, 0, rows, grad);
+    lossAndDeltas(ws, point, rows, tape, true);
+    gradientInto(ws, point, tape, grad, 0);
     for (const [start, stop] of layout.tensors) {
-      for (let k = start; k < stop; k++) perturbed[k] += perturb.lr * grad[k];
-      clipTensor(perturbed, adapted, own, start, stop, perturb.radius);
+      for (let k = start; k < stop; k++) perturbed[pOff + k] += perturb.lr * grad[k];
+      clipAt(perturbed, pOff, adapted, aOff, start, stop, perturb.radius);
     }
   }
+  return point;
+}
+
+/** AMP's inner optimizer: perturbed[0 … V) = θ' + Δ, θ' = adapted[own …] (see perturbInto). */
+export function mlpPerturb(perturbed: Float32Array, adapted: Float32Array, own: number, rows: MlpRows, layout: MlpLayout, perturb: PerturbParams, grad: Float64Array): void {
+  perturbInto(mlpWorkspace(layout), perturbed, 0, adapted, own, rows, perturb, grad);
 }
 
 /** Projects perturbed[start … stop) onto the L2 ball of radius ε around adapted[own + start …]. */
 export function clipTensor(perturbed: Float32Array, adapted: Float32Array, own: number, start: number, stop: number, radius: number): void {
+  clipAt(perturbed, 0, adapted, own, start, stop, radius);
+}
+
+function clipAt(perturbed: Float32Array, pOff: number, adapted: Float32Array, own: number, start: number, stop: number, radius: number): void {
   let sq = 0;
-  for (let k = start; k < stop; k++) sq += (perturbed[k] - adapted[own + k]) ** 2;
+  for (let k = start; k < stop; k++) sq += (perturbed[pOff + k] - adapted[own + k]) ** 2;
   const norm = Math.sqrt(sq);
   if (!(norm > radius)) return;
   const scale = radius / norm;
-  for (let k = start; k < stop; k++) perturbed[k] = adapted[own + k] + scale * (perturbed[k] - adapted[own + k]);
+  for (let k = start; k < stop; k++) perturbed[pOff + k] = adapted[own + k] + scale * (perturbed[pOff + k] - adapted[own + k]);
 }
 
 /** Sizes of an attack or a scoring: T tasks of `rows` rows of `dim` features; the vector of task t
@@ -141,7 +197,7 @@ export function mlpAttack(out: Float32Array, clean: RowSet, params: Float32Array
     current.set(clean.x.subarray(off, off + K * D));
     const rows: MlpRows = { x: current, xOff: 0, xStride: D, y: clean.y, yOff: t * K, rows: K };
     for (let i = 0; i < attack.steps; i++) {
-      mlpInputGrad(layout, params, t * shape.paramStride, rows, inputGrad, { float32: true });
+      fastInputGrad(layout, params, t * shape.paramStride, rows, inputGrad, { float32: true });
       for (let e = 0; e < K * D; e++) {
         const x0 = clean.x[off + e];
         let v = fround(current[e] + attack.stepSize * Math.sign(inputGrad[e]));
@@ -160,7 +216,7 @@ export function mlpScore(stats: Float32Array, x: Float32Array, y: Float32Array, 
   const { rows: K, dim: D } = shape;
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
-    const s = mlpLossGrad(layout, params, t * shape.paramStride, { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K }, null);
+    const s = fastLossGrad(layout, params, t * shape.paramStride, { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K }, null);
     stats[2 * t] = s.loss;
     stats[2 * t + 1] = s.accuracy;
   }
