@@ -34,6 +34,9 @@ export interface Params { buffer: GPUBuffer; off: number; taskStride: number }
 /** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
 export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
 
+/** How a gradient is written: G = s·g, G += s·g, or G = from + s·g. */
+type GradMode = 'write' | 'accumulate' | 'from';
+
 /** Floats of the tape per task for `sections` primal sections of `rows` rows. */
 export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number): number {
   return tapeLayout(layout, rows, sections).floats;
@@ -253,18 +256,21 @@ export class MlpPass {
   }
 
   /** G (+)= scale·(∂L/∂W_l, ∂L/∂b_l) from the tape of `sec` (A_{l−1}ᵀ·δ_l and 1ᵀ·δ_l). */
-  private layerGrad(P: Params, rows: Rows, sec: Section, l: number, G: Params, mode: 'write' | 'accumulate', scale: number, what: string): BoundDispatch[] {
+  private layerGrad(P: Params, rows: Rows, sec: Section, l: number, G: Params, mode: GradMode, scale: number, what: string, from?: Params): BoundDispatch[] {
     const { layout } = this;
     const layer = layout.layers[l - 1];
     const w = layer.outputs;
     const delta = this.tapeRef(sec.d[l], w);
     const out: BoundDispatch[] = [];
     const inputs = l === 1 ? layout.dim : layer.inputs;
+    // mode 'from': G = from + scale·g, e.g. θ'⁽¹⁾ = θ − α g written without first copying θ.
+    const fromRef = (off: number, strideI: number): Ref | undefined => (from ? { home: from.buffer, off: from.off + off, taskStride: from.taskStride, strideI, strideJ: 1 } : undefined);
     out.push(this.gemm(rows.buffer, {
       M: inputs, N: w, K1: rows.rows,
       A1: l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(sec.a[l - 1], layout.widths[l - 1]), strideI: 1, strideJ: layout.widths[l - 1] },
       B1: delta, mode, scale,
       out: { home: G.buffer, off: G.off + layer.w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+      from: fromRef(layer.w, w),
     }, `${what}.dW${l}`));
     if (l === 1 && layout.context > 0) {
       // Context rows of W_1: ∂L/∂W_1[D + c, j] = Σ_r φ_c δ_1[r, j].
@@ -276,6 +282,7 @@ export class MlpPass {
     out.push(this.gemm(rows.buffer, {
       M: 1, N: w, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: delta, mode, scale,
       out: { home: G.buffer, off: G.off + layer.b, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
+      from: fromRef(layer.b, 0),
     }, `${what}.db${l}`));
     return out;
   }
@@ -302,16 +309,19 @@ export class MlpPass {
    * Gradient of the mean loss on `rows` at P, written into G with `scale` (mode): forward, softmax,
    * then the backward sweep. adapt 'context' only produces the context's gradient (CAML's inner step).
    */
-  private gradient(P: Params, rows: Rows, sec: Section, G: Params, mode: 'write' | 'accumulate', scale: number, adapt: 'all' | 'context',
-    stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch[] {
+  private gradient(P: Params, rows: Rows, sec: Section, G: Params, mode: GradMode, scale: number, adapt: 'all' | 'context',
+    stats: { buffer: GPUBuffer; base: number } | null, what: string, from?: Params): BoundDispatch[] {
     const L = this.layout.layers.length;
     const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what)];
     for (let l = L; l >= 1; l--) {
       // δ_{l−1} first: it reads W_l, which the gradient of layer l may overwrite in place.
       if (l > 1) out.push(this.backDelta(P, rows, sec, l, what));
-      if (adapt === 'all') out.push(...this.layerGrad(P, rows, sec, l, G, mode, scale, what));
+      if (adapt === 'all') out.push(...this.layerGrad(P, rows, sec, l, G, mode, scale, what, from));
     }
-    if (this.layout.context > 0) out.push(...this.contextGrad(P, rows, sec.d[1], G, mode, scale, what));
+    if (this.layout.context > 0) {
+      if (mode === 'from') throw new Error('MlpPass: a gradient written from another vector cannot include a context');
+      out.push(...this.contextGrad(P, rows, sec.d[1], G, mode, scale, what));
+    }
     return out;
   }
 
@@ -419,8 +429,11 @@ export class MlpPass {
     const amp = step.perturb !== null && step.perturb.steps > 0;
     const out: BoundDispatch[] = [];
     const all: [number, number] = [0, this.V];
-    // θ'⁽⁰⁾ = θ (its context entries are 0, the init of φ).
-    out.push(this.vector(step.theta, 1, adapted, all, 'init'));
+    // The first plain MAML step writes θ'⁽¹⁾ = θ − α g straight from θ (every W and b entry; the padding
+    // is never written and stays 0): no copy of θ into each task's vector. Otherwise θ'⁽⁰⁾ = θ is copied
+    // (its context entries are 0, the init of φ).
+    const direct = n >= 1 && !amp && step.adapt === 'all' && layout.context === 0;
+    if (!direct) out.push(this.vector(step.theta, 1, adapted, all, 'init'));
     const points: Params[] = [];
     for (let s = 0; s < n; s++) {
       const sec = this.tape.primal[keep ? s : 0];
@@ -445,7 +458,8 @@ export class MlpPass {
         point = adapted;     // order 1: the gradient is accumulated into the vector it is taken at
       }
       points.push(point);
-      out.push(...this.gradient(point, step.support, sec, adapted, 'accumulate', -step.innerLr, step.adapt, null, `inner${s}`));
+      const first = direct && s === 0;
+      out.push(...this.gradient(point, step.support, sec, adapted, first ? 'from' : 'accumulate', -step.innerLr, step.adapt, null, `inner${s}`, first ? step.theta : undefined));
     }
     if (step.writeBack) out.push(this.vector(adapted, 1, step.theta, all, 'writeBack'));
     const query = this.tape.primal[keep ? n : 0];
