@@ -7,21 +7,27 @@
 // where X(t,i,j) = buffer(src)[off + t·taskStride + i·strideI + j·strideJ]; src ONE reads 1, NONE reads 0
 // (a NONE mask / bias / dst2 is skipped). Transposes are stride swaps; strideI = 0 broadcasts a row.
 //
-// Thread mapping: one workgroup per (task, TM×TN output tile); the grid is linearised (n-tile fastest,
-// then m-tile, then task) and folded into x/y/z by the host. The TX×TY invocations each own an RM×RN
-// register block: rows ty + TY·i, columns tx + TX·j, so that consecutive invocations write consecutive
-// columns (coalesced stores) and read consecutive workgroup words (no bank conflicts). Each term's K
-// runs through KT-deep tiles: A (TM×KT) and B (KT×TN) are staged in workgroup memory, k-major, one
-// pair of barriers per tile. Every loaded global value is reused TN (A) or TM (B) times.
-// A tile is read with k fastest when A.strideJ = 1 (row-major activations) and with m fastest otherwise
-// (Aᵀ operands, strideI = 1); B likewise with n or k fastest: global reads stay coalesced for transposed
-// operands too. The k-major tiles have an odd row pitch (TM + 1, TN + 1) so that the k-fastest writes
-// of a transposed load do not all land in one bank.
-// The host picks TY·RM ≈ M for small M (5…25 rows are the common case: no 16-row tile for 5 rows) and
-// RN by N; see chooseTiles in src/kernels/mlp-gemm.ts. Sources are chosen by a switch on a uniform
-// value, so every invocation takes the same branch.
+// Thread mapping: one workgroup per (task, TM×TN output tile), TM = TY·RM, TN = TX·RN; the grid is
+// linearised (n-tile fastest, then m-tile, then task) and folded into x/y/z by the host. Invocation
+// (tx, ty) owns the RM×RN block of rows ty + TY·i and columns tx + TX·j: consecutive invocations write
+// consecutive columns (coalesced stores). The host (chooseTiles in src/kernels/mlp-gemm.ts) uses one
+// row of invocations, TY = 1, and RM = M for M ≤ 32: a task's 5…25 rows are one tile (no padding rows),
+// every B (weight) element is read once per task, and all invocations read the same A words.
+// Two entry points:
+// - gemm (GPUs): each term's K runs through KT-deep tiles: A (TM×KT) and B (KT×TN) are staged in
+//   workgroup memory, k-major, one pair of barriers per tile; A reads there are broadcasts. A tile is
+//   loaded with k fastest when A.strideJ = 1 (row-major rows) and m fastest otherwise (Aᵀ, strideI = 1);
+//   B with n or k fastest: global reads stay coalesced for transposed operands too. The tiles' row
+//   pitch is odd (TM + 1, TN + 1) so that k-fastest writes do not all land in one bank.
+// - gemm_direct (software adapters such as llvmpipe): no workgroup memory (there every access, to a
+//   buffer or to workgroup memory, is a loop over the SIMD lanes, so staging only adds accesses). Each
+//   invocation reads its B columns and A rows straight from the buffers; 8 invocations (one SIMD group)
+//   with blocks of up to 128 sums keep the A re-reads down. The block shape is read from the uniform,
+//   so its loops stay loops: unrolled, llvmpipe took seconds to compile each variant.
+// The spec's structure (sources, mode, optional steps) is a set of pipeline constants, so that no load
+// or store sits behind a run-time switch (on a software adapter a branch runs masked, lane by lane).
 
-struct Operand { src: u32, off: u32, taskStride: u32, strideI: u32, strideJ: u32 }
+struct Operand { off: u32, taskStride: u32, strideI: u32, strideJ: u32 }
 
 struct GemmParams {
   tasks: u32,
@@ -33,13 +39,14 @@ struct GemmParams {
   tilesM: u32,     // ⌈M / TM⌉
   gridX: u32,      // workgroups dispatched along x and y (the grid is folded, see header)
   gridY: u32,
-  mode: u32,       // 0 write, 1 accumulate, 2 from
   scale: f32,
+  blockRows: u32,  // RM and RN (gemm_direct's pipelines do not fix them: its loop bounds)
+  blockCols: u32,
   a1: Operand,
   b1: Operand,
   a2: Operand,
   b2: Operand,
-  bias1: Operand,  // read at (n): strideI = 0, strideJ = 1
+  bias1: Operand,  // read at (t, n): off + t·taskStride + n
   bias2: Operand,
   mask: Operand,
   dst: Operand,
@@ -58,19 +65,45 @@ struct GemmParams {
 const SRC_ONE = 5u;
 const SRC_NONE = 6u;
 
-override TX: u32 = 16u;   // invocations along n
-override TY: u32 = 4u;    // invocations along m
-override RM: u32 = 2u;    // rows per invocation (≤ MAX_RM)
-override RN: u32 = 4u;    // columns per invocation (≤ MAX_RN)
+// Tile shape (see header).
+override TX: u32 = 32u;   // invocations along n
+override TY: u32 = 1u;    // invocations along m
+override RM: u32 = 8u;    // rows per invocation (≤ MAX_RM)
+override RN: u32 = 2u;    // columns per invocation (≤ MAX_RN)
 override KT: u32 = 32u;   // K-tile depth
 override TM: u32 = TY * RM;
 override TN: u32 = TX * RN;
+override THREADS: u32 = TX * TY;
 override PITCH_A: u32 = TM + 1u;
 override PITCH_B: u32 = TN + 1u;
-override TILE_A: u32 = KT * PITCH_A;
-override TILE_B: u32 = KT * PITCH_B;
-const MAX_RM = 8u;
+// Staging rounds: the last one may run past the tile; those invocations write to THREADS spare words
+// after it instead of branching (see stageA).
+override ROUNDS_A: u32 = (TM * KT + THREADS - 1u) / THREADS;
+override ROUNDS_B: u32 = (KT * TN + THREADS - 1u) / THREADS;
+override TILE_A: u32 = KT * PITCH_A + THREADS;
+override TILE_B: u32 = KT * PITCH_B + THREADS;
+const MAX_RM = 32u;
 const MAX_RN = 4u;
+const MAX_RN_DIRECT = 16u;
+const DIRECT_SUMS = 128u;  // RM·RN ≤ DIRECT_SUMS in gemm_direct
+
+// The spec's structure (see header): each switch on a source and each optional step folds away.
+override SRC_A1: u32 = SRC_NONE;
+override SRC_B1: u32 = SRC_NONE;
+override SRC_A2: u32 = SRC_NONE;
+override SRC_B2: u32 = SRC_NONE;
+override SRC_BIAS1: u32 = SRC_NONE;
+override SRC_BIAS2: u32 = SRC_NONE;
+override SRC_MASK: u32 = SRC_NONE;
+override SRC_DST: u32 = 1u;
+override SRC_ADDEND: u32 = SRC_NONE;
+override SRC_DST2: u32 = SRC_NONE;
+override SRC_DST2_MASK: u32 = SRC_NONE;
+override MODE: u32 = 0u;           // 0 write, 1 accumulate, 2 from (addend)
+override K_FAST_A1: bool = true;   // stage A with k fastest (A.strideJ = 1), else m fastest
+override K_FAST_B1: bool = false;  // stage B with k fastest (B.strideI = 1 ≠ strideJ), else n fastest
+override K_FAST_A2: bool = true;
+override K_FAST_B2: bool = false;
 
 var<workgroup> tileA: array<f32, TILE_A>;  // tileA[k·PITCH_A + m]
 var<workgroup> tileB: array<f32, TILE_B>;  // tileB[k·PITCH_B + n]
@@ -101,95 +134,138 @@ fn index(op: Operand, t: u32, i: u32, j: u32) -> u32 {
   return op.off + t * op.taskStride + i * op.strideI + j * op.strideJ;
 }
 
-fn readOp(op: Operand, t: u32, i: u32, j: u32) -> f32 {
-  return load(op.src, index(op, t, i, j));
-}
-
-// Stages A(t, m0…m0+TM, k0…k0+KT) and B(t, k0…, n0…n0+TN); out-of-range entries become 0.
-fn loadTiles(A: Operand, B: Operand, K: u32, t: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
-  let threads = TX * TY;
-  let kFastA = A.strideJ == 1u;
-  for (var e = lid; e < TM * KT; e += threads) {
+// Loads are unconditional and out-of-range entries are zeroed by select: an index past the end of a
+// binding is clamped by WebGPU's robust buffer access, and select (unlike a multiply) drops a NaN.
+fn stageA(A: Operand, src: u32, kFast: bool, K: u32, t: u32, m0: u32, k0: u32, lid: u32) {
+  for (var r = 0u; r < ROUNDS_A; r++) {
+    let e = lid + r * THREADS;
     var mi = e % TM;
     var ki = e / TM;
-    if (kFastA) { mi = e / KT; ki = e % KT; }
+    if (kFast) { mi = e / KT; ki = e % KT; }
     let m = m0 + mi;
     let k = k0 + ki;
-    var v = 0.0;
-    if (m < gp.M && k < K) { v = readOp(A, t, m, k); }
-    tileA[ki * PITCH_A + mi] = v;
-  }
-  let kFastB = B.strideJ != 1u && B.strideI == 1u;
-  for (var e = lid; e < KT * TN; e += threads) {
-    var ni = e % TN;
-    var ki = e / TN;
-    if (kFastB) { ni = e / KT; ki = e % KT; }
-    let n = n0 + ni;
-    let k = k0 + ki;
-    var v = 0.0;
-    if (n < gp.N && k < K) { v = readOp(B, t, k, n); }
-    tileB[ki * PITCH_B + ni] = v;
+    let v = select(0.0, load(src, index(A, t, m, k)), m < gp.M && k < K);
+    tileA[select(KT * PITCH_A + lid, ki * PITCH_A + mi, e < TM * KT)] = v;
   }
 }
 
+fn stageB(B: Operand, src: u32, kFast: bool, K: u32, t: u32, n0: u32, k0: u32, lid: u32) {
+  for (var r = 0u; r < ROUNDS_B; r++) {
+    let e = lid + r * THREADS;
+    var ni = e % TN;
+    var ki = e / TN;
+    if (kFast) { ni = e / KT; ki = e % KT; }
+    let n = n0 + ni;
+    let k = k0 + ki;
+    let v = select(0.0, load(src, index(B, t, k, n)), n < gp.N && k < K);
+    tileB[select(KT * PITCH_B + lid, ki * PITCH_B + ni, e < KT * TN)] = v;
+  }
+}
+
+// The output tile of workgroup g: task t, first row m0, first column n0.
+struct Tile { t: u32, m0: u32, n0: u32, live: bool }
+
+fn tileOf(wid: vec3<u32>) -> Tile {
+  let tilesPerTask = gp.tilesN * gp.tilesM;
+  let g = wid.x + gp.gridX * (wid.y + gp.gridY * wid.z);
+  let t = g / tilesPerTask;
+  let inTask = g - t * tilesPerTask;
+  // g ≥ tilesPerTask·tasks: the folded grid's tail, whose workgroups leave at once.
+  return Tile(t, (inTask / gp.tilesN) * gp.blockRows * TY, (inTask % gp.tilesN) * gp.blockCols * TX, g < tilesPerTask * gp.tasks);
+}
+
+// Bias, mask, mode and out2 of one output element (see header); v is the accumulated sum.
+fn finish(t: u32, m: u32, n: u32, acc: f32) {
+  var v = acc;
+  v += load(SRC_BIAS1, gp.bias1.off + t * gp.bias1.taskStride + n);
+  v += load(SRC_BIAS2, gp.bias2.off + t * gp.bias2.taskStride + n);
+  if (SRC_MASK != SRC_NONE) { v = select(0.0, v, load(SRC_MASK, index(gp.mask, t, m, n)) > 0.0); }
+  let o = index(gp.dst, t, m, n);
+  var base = 0.0;
+  if (MODE == 1u) { base = load(SRC_DST, o); }
+  if (MODE == 2u) { base = load(SRC_ADDEND, index(gp.addend, t, m, n)); }
+  var gate = v;
+  if (SRC_DST2_MASK != SRC_NONE) { gate = load(SRC_DST2_MASK, index(gp.dst2Mask, t, m, n)); }
+  if (m < gp.M && n < gp.N) {
+    store(SRC_DST, o, base + gp.scale * v);
+    if (SRC_DST2 != SRC_NONE) { store(SRC_DST2, index(gp.dst2, t, m, n), select(0.0, v, gate > 0.0)); }
+  }
+}
+
+// GPUs: A and B staged through workgroup memory, KT rows of K at a time.
 @compute @workgroup_size(TX, TY)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let tilesPerTask = gp.tilesN * gp.tilesM;
-  let g = wid.x + gp.gridX * (wid.y + gp.gridY * wid.z);
-  if (g >= tilesPerTask * gp.tasks) { return; }  // the folded grid's tail: a whole workgroup leaves
-  let t = g / tilesPerTask;
-  let inTask = g - t * tilesPerTask;
-  let m0 = (inTask / gp.tilesN) * TM;
-  let n0 = (inTask % gp.tilesN) * TN;
+  let tile = tileOf(wid);
+  if (!tile.live) { return; }
+  let t = tile.t;
   let tx = local.x;
-  let ty = local.y;
+  // With TY = 1 this folds to 0: every invocation reads the same A words, which a GPU broadcasts.
+  let ty = select(local.y, 0u, TY == 1u);
 
   var acc: array<f32, MAX_RM * MAX_RN>;
   for (var term = 0u; term < 2u; term++) {
-    var A = gp.a1;
-    var B = gp.b1;
-    var K = gp.K1;
-    if (term == 1u) { A = gp.a2; B = gp.b2; K = gp.K2; }
+    let K = select(gp.K1, gp.K2, term == 1u);
     for (var k0 = 0u; k0 < K; k0 += KT) {
-      loadTiles(A, B, K, t, m0, n0, k0, lid);
+      if (term == 0u) {
+        stageA(gp.a1, SRC_A1, K_FAST_A1, K, t, tile.m0, k0, lid);
+        stageB(gp.b1, SRC_B1, K_FAST_B1, K, t, tile.n0, k0, lid);
+      } else {
+        stageA(gp.a2, SRC_A2, K_FAST_A2, K, t, tile.m0, k0, lid);
+        stageB(gp.b2, SRC_B2, K_FAST_B2, K, t, tile.n0, k0, lid);
+      }
       workgroupBarrier();
       let kLen = min(KT, K - k0);
       for (var kk = 0u; kk < kLen; kk++) {
-        var a: array<f32, MAX_RM>;
         var b: array<f32, MAX_RN>;
-        for (var i = 0u; i < RM; i++) { a[i] = tileA[kk * PITCH_A + ty + i * TY]; }
         for (var j = 0u; j < RN; j++) { b[j] = tileB[kk * PITCH_B + tx + j * TX]; }
         for (var i = 0u; i < RM; i++) {
-          for (var j = 0u; j < RN; j++) { acc[i * MAX_RN + j] += a[i] * b[j]; }
+          let a = tileA[kk * PITCH_A + ty + i * TY];
+          for (var j = 0u; j < RN; j++) { acc[i * MAX_RN + j] += a * b[j]; }
         }
       }
       workgroupBarrier();  // the next tile overwrites what slower invocations may still be reading
     }
   }
-
   for (var i = 0u; i < RM; i++) {
-    let m = m0 + ty + i * TY;
-    if (m >= gp.M) { break; }
-    for (var j = 0u; j < RN; j++) {
-      let n = n0 + tx + j * TX;
-      if (n >= gp.N) { break; }
-      var v = acc[i * MAX_RN + j];
-      if (gp.bias1.src != SRC_NONE) { v += readOp(gp.bias1, t, m, n); }
-      if (gp.bias2.src != SRC_NONE) { v += readOp(gp.bias2, t, m, n); }
-      if (gp.mask.src != SRC_NONE) { v = select(0.0, v, readOp(gp.mask, t, m, n) > 0.0); }
-      let o = index(gp.dst, t, m, n);
-      var base = 0.0;
-      if (gp.mode == 1u) { base = load(gp.dst.src, o); }
-      if (gp.mode == 2u) { base = readOp(gp.addend, t, m, n); }
-      var second = 0.0;
-      if (gp.dst2.src != SRC_NONE) {
-        var gate = v;
-        if (gp.dst2Mask.src != SRC_NONE) { gate = readOp(gp.dst2Mask, t, m, n); }
-        second = select(0.0, v, gate > 0.0);
+    for (var j = 0u; j < RN; j++) { finish(t, tile.m0 + ty + i * TY, tile.n0 + tx + j * TX, acc[i * MAX_RN + j]); }
+  }
+}
+
+// Software adapters: operands read straight from their buffers (see header). Rows m ≥ M and columns
+// n ≥ N read clamped garbage into sums that finish never stores.
+@compute @workgroup_size(TX, TY)
+fn gemm_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+  let tile = tileOf(wid);
+  if (!tile.live) { return; }
+  let t = tile.t;
+  let tx = local.x;
+  let ty = select(local.y, 0u, TY == 1u);
+
+  var acc: array<f32, DIRECT_SUMS>;   // acc[i·cols + j]
+  let rows = gp.blockRows;  // RM and RN, read at run time so that these loops stay loops
+  let cols = gp.blockCols;
+  for (var term = 0u; term < 2u; term++) {
+    let K = select(gp.K1, gp.K2, term == 1u);
+    for (var k = 0u; k < K; k++) {
+      var b: array<f32, MAX_RN_DIRECT>;
+      // Two copies of the loads, so that each reads one buffer chosen by a pipeline constant.
+      if (term == 0u) {
+        for (var j = 0u; j < cols; j++) { b[j] = load(SRC_B1, index(gp.b1, t, k, tile.n0 + tx + j * TX)); }
+        for (var i = 0u; i < rows; i++) {
+          let a = load(SRC_A1, index(gp.a1, t, tile.m0 + ty + i * TY, k));
+          for (var j = 0u; j < cols; j++) { acc[i * cols + j] += a * b[j]; }
+        }
+      } else {
+        for (var j = 0u; j < cols; j++) { b[j] = load(SRC_B2, index(gp.b2, t, k, tile.n0 + tx + j * TX)); }
+        for (var i = 0u; i < rows; i++) {
+          let a = load(SRC_A2, index(gp.a2, t, tile.m0 + ty + i * TY, k));
+          for (var j = 0u; j < cols; j++) { acc[i * cols + j] += a * b[j]; }
+        }
       }
-      store(gp.dst.src, o, base + gp.scale * v);
-      if (gp.dst2.src != SRC_NONE) { store(gp.dst2.src, index(gp.dst2, t, m, n), second); }
     }
+  }
+  for (var i = 0u; i < rows; i++) {
+    for (var j = 0u; j < cols; j++) { finish(t, tile.m0 + ty + i * TY, tile.n0 + tx + j * TX, acc[i * cols + j]); }
   }
 }

@@ -1,12 +1,13 @@
 // Elementwise per-task vector ops (docs/neural-models.md "mlp-vector"; CPU twin: vectorOp in
-// src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) for lo ≤ i < hi, t < tasks, where an operand
-// (buf, off, taskStride) is element buffer_buf[off + t·taskStride + i]. Y is not read when b = 0 (so it
-// may hold anything). With zeroOutside, out(t, i) = 0 for the other i < length; else they are untouched.
+// src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) for lo ≤ i < hi, t < tasks, where an
+// operand (buf, off, taskStride) is element b{buf}[off + t·taskStride + i] (buf: a pipeline constant).
+// Y is not read when b = 0 (so it may hold anything). With zeroOutside, out(t, i) = 0 for the other
+// i < length; else they are untouched.
 // Copies θ into each task's θ', scales or masks a direction to the adapted indices, zeroes φ.
 // Thread mapping: one invocation per element; workgroup (x-block, task) linearised as
 // block + blocks·t and folded into x/y/z by the host. Consecutive invocations touch consecutive floats.
 
-struct Vec { buf: u32, off: u32, taskStride: u32 }
+struct Vec { off: u32, taskStride: u32 }
 
 struct VectorParams {
   tasks: u32,
@@ -30,6 +31,12 @@ struct VectorParams {
 @group(0) @binding(3) var<storage, read_write> b2: array<f32>;
 
 override WG: u32 = 256u;
+// Which binding each operand lives in, as pipeline constants: the switches below fold away, so no
+// access sits behind a run-time branch (a software adapter runs those masked, lane by lane).
+override X_BUF: u32 = 0u;
+override Y_BUF: u32 = 0u;
+override OUT_BUF: u32 = 1u;
+override USE_Y: bool = false;   // b ≠ 0
 
 fn load(buf: u32, i: u32) -> f32 {
   switch buf {
@@ -56,8 +63,8 @@ fn vector_op(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
   if (i >= vp.end) { return; }
   var v = 0.0;
   if (i >= vp.lo && i < vp.hi) {
-    v = vp.a * load(vp.x.buf, vp.x.off + t * vp.x.taskStride + i);
-    if (vp.b != 0.0) { v += vp.b * load(vp.y.buf, vp.y.off + t * vp.y.taskStride + i); }
+    v = vp.a * load(X_BUF, vp.x.off + t * vp.x.taskStride + i);
+    if (USE_Y) { v += vp.b * load(Y_BUF, vp.y.off + t * vp.y.taskStride + i); }
   }
-  store(vp.dst.buf, vp.dst.off + t * vp.dst.taskStride + i, v);
+  store(OUT_BUF, vp.dst.off + t * vp.dst.taskStride + i, v);
 }

@@ -3,6 +3,8 @@
 export { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from './learner.js';
 export * from './errors.js';
 export * from './types.js';
+// The algorithms: each one's defaults (ALGORITHMS[name].defaults), option help and capabilities.
+export { ALGORITHMS, ALGORITHM_NAMES, DEFAULT_ALGORITHM, optionKeys } from './algorithms/index.js';
 export { acquireDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.

@@ -2,8 +2,8 @@
 import { DestroyedError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
 import { acquireDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
 import { initialParams } from './rng.js';
-import { camlFromPublic, camlToPublic } from './cpu/caml-task.js';
-import { paramVectors } from './algorithms/plan.js';
+import { capabilitiesOf } from './algorithms/index.js';
+import type { Capabilities } from './algorithms/common.js';
 import { mlpInit, type MlpLayout } from './models/mlp.js';
 import { mlpLayoutOf, modelCount } from './models/model.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
@@ -72,9 +72,12 @@ class LearnerImpl implements Learner {
   readonly paramCount: number;
   /** The MLP's layout (null: the logistic unit). */
   private readonly mlp: MlpLayout | null;
+  /** What the algorithm can do and how it holds its parameters (src/algorithms/common.ts). */
+  private readonly can: Capabilities;
   constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
     this.mlp = mlpLayoutOf(options);
-    this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : paramVectors(options) * options.dim;
+    this.can = capabilitiesOf(options);
+    this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : this.can.paramVectors(options) * options.dim;
   }
 
   private live(): Engine {
@@ -83,14 +86,15 @@ class LearnerImpl implements Learner {
   }
 
   private layoutText(): string {
-    const { algorithm, dim, contextDim, models } = this.options;
+    const o = this.options;
+    const perTask = this.can.thetaPerTask;
     if (this.mlp) {
       const shape = this.mlp.widths.join('-');
-      return `${algorithm === 'amp' ? `models × ${this.mlp.params}` : `${this.mlp.params}`} MLP parameters (${shape}: per layer W in×out row-major, then b)`;
+      return `${perTask ? `models × ${this.mlp.params}` : `${this.mlp.params}`} MLP parameters (${shape}: per layer W in×out row-major, then b)`;
     }
-    if (algorithm === 'caml') return `w (dim = ${dim}) then W (dim × contextDim = ${dim} × ${contextDim}, row-major)`;
-    if (algorithm === 'amp') return `models × dim = ${models} × ${dim}, model-major`;
-    return `dim = ${dim} parameters`;
+    if (this.can.publicLayout) return this.can.publicLayout.describe(o);
+    if (perTask) return `models × dim = ${this.can.models(o)} × ${o.dim}, model-major`;
+    return `dim = ${o.dim} parameters`;
   }
 
   /** Public parameter layout → the engines' internal one (CAML's logistic layout differs; an MLP's
@@ -98,21 +102,22 @@ class LearnerImpl implements Learner {
   private toInternal(params: Float32Array): Float32Array {
     const o = this.options;
     if (this.mlp) return resizeVectors(params, modelCount(o), this.mlp.params, this.mlp.vector);
-    return o.algorithm === 'caml' ? camlFromPublic(params, o.dim, o.contextDim) : params;
+    return this.can.publicLayout ? this.can.publicLayout.fromPublic(params, o) : params;
   }
 
   private toPublic(params: Float32Array): Float32Array {
     const o = this.options;
     if (this.mlp) return resizeVectors(params, modelCount(o), this.mlp.vector, this.mlp.params);
-    return o.algorithm === 'caml' ? camlToPublic(params, o.dim, o.contextDim) : params;
+    return this.can.publicLayout ? this.can.publicLayout.toPublic(params, o) : params;
   }
 
   /** Validates a batch (labels: 0/1 for the logistic unit, 0 … N−1 for an MLP) and returns it with
    * float32 labels. AMP trains model i on task i: the batch must hold exactly `models` tasks. */
   private checkBatch(batch: Batch): CheckedBatch {
     const checked = validateBatch(batch, this.options.dim, this.options.validate, this.mlp ? this.mlp.classes : null) as CheckedBatch;
-    if (this.options.algorithm === 'amp' && batch.tasks !== this.options.models) {
-      throw new ShapeError(`AMP trains model i on task i: batch.tasks is ${batch.tasks}, models is ${this.options.models}.`, `Pass batches of ${this.options.models} tasks, or create the learner with models: ${batch.tasks}.`);
+    const models = this.can.models(this.options);
+    if (this.can.thetaPerTask && batch.tasks !== models) {
+      throw new ShapeError(`AMP trains model i on task i: batch.tasks is ${batch.tasks}, models is ${models}.`, `Pass batches of ${models} tasks, or create the learner with models: ${batch.tasks}.`);
     }
     return checked;
   }
@@ -133,8 +138,8 @@ class LearnerImpl implements Learner {
     const iterations = checkInteger('iterations', options.iterations ?? 1, 1, 1_000_000, 'Run 1 or more meta-iterations per call.');
     const checked = this.checkBatch(batch);
     const weights = options.returnWeights === true;
-    if (weights && this.options.algorithm === 'amp') {
-      throw new InvalidOptionError("returnWeights applies to meta-learning algorithms; 'amp' has no task weights.", 'Leave returnWeights out.');
+    if (weights && !this.can.metaGradient) {
+      throw new InvalidOptionError(`returnWeights applies to meta-learning algorithms; '${this.options.algorithm}' has no task weights.`, 'Leave returnWeights out.');
     }
     const out = await engine.step(checked, iterations, { stats: options.readback === true || weights, weights });
     if (!out.stats) return undefined;
@@ -161,8 +166,8 @@ class LearnerImpl implements Learner {
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
     const engine = this.live();
-    if (this.options.algorithm === 'amp') {
-      throw new InvalidOptionError("metaGradient() applies to meta-learning algorithms, not 'amp'.", 'Use step() to train AMP models.');
+    if (!this.can.metaGradient) {
+      throw new InvalidOptionError(`metaGradient() applies to meta-learning algorithms, not '${this.options.algorithm}'.`, 'Use step() to train AMP models.');
     }
     return this.toPublic(await engine.metaGradient(this.checkBatch(batch)));
   }
@@ -278,11 +283,8 @@ function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
     for (let m = 0; m < models; m++) out.set(mlpInit(mlp, o.seed, m * mlp.vector), m * mlp.vector);
     return out;
   }
-  const vectors = paramVectors(o);
-  if (o.algorithm !== 'caml') return initialParams(vectors * o.dim, o.seed, o.initScale);
-  const unit = initialParams(vectors * o.dim, o.seed, 1);
-  const wScale = Math.max(o.initScale, 1 / Math.sqrt(o.dim));
-  return unit.map((v, i) => v * (i < o.dim ? o.initScale : wScale));
+  const can = capabilitiesOf(o);
+  return can.publicLayout ? can.publicLayout.init(o) : initialParams(can.paramVectors(o) * o.dim, o.seed, o.initScale);
 }
 
 /**

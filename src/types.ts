@@ -17,125 +17,14 @@ export interface CheckedBatch extends Batch {
   queryY: Float32Array;
 }
 
-export type Algorithm = 'maml' | 'adml' | 'ga-maml' | 'caml' | 'amp';
+// Learner options: one interface per algorithm (src/algorithms/<name>.ts, with its defaults), joined
+// in a union discriminated by `algorithm` (src/algorithms/index.ts).
+export type {
+  Algorithm, LearnerOptions, ResolvedLearnerOptions, MamlOptions, AdmlOptions, GaMamlOptions, CamlOptions, AmpOptions,
+  MetaLearnerOptions, AmpInnerOptimizerOptions, CommonOptions, BackendChoice, Optimizer,
+} from './algorithms/index.js';
+export { NO_CLIP } from './algorithms/common.js';
 export type { ModelSpec, MlpModelSpec, LogisticModelSpec } from './models/mlp.js';
-import type { ModelSpec } from './models/mlp.js';
-export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
-export type Optimizer = 'sgd' | 'adam';
-
-/** Options of createLearner. Every default is in DEFAULT_LEARNER_OPTIONS; options that do not apply to
- * the chosen algorithm are rejected (ALGORITHM_OPTIONS says which apply). */
-export interface LearnerOptions {
-  algorithm?: Algorithm;
-  /** 'auto' (default) uses WebGPU when an adapter exists and the CPU backend otherwise. */
-  backend?: BackendChoice;
-  /** Features per row (required). A bias is a constant-1 feature the caller adds (logistic model). */
-  dim: number;
-  /** The model: { kind: 'logistic' } (default; the seeds' binary unit, labels 0/1), or
-   * { kind: 'mlp', hidden: [256, 128, 64, 64], classes: N } (ReLU MLP with an N-way softmax head, labels
-   * 0 … N−1; hidden: [] is multinomial logistic regression). */
-  model?: ModelSpec;
-  /** Seeds the initial parameters θ ~ N(0, initScale²). */
-  seed?: number;
-  initScale?: number;
-  /** CPU backend: worker threads for large batches (0 = one per core, the default; 1 = none). */
-  threads?: number;
-  /** Check batches for NaN/Inf and labels outside {0,1} before each step (default true). */
-  validate?: boolean;
-  /** Outer update: 'sgd' or 'adam' (β1, β2 = adamBetas, ε = adamEpsilon). */
-  optimizer?: Optimizer;
-  adamBetas?: [number, number];
-  adamEpsilon?: number;
-
-  // MAML family (maml, adml, ga-maml, caml)
-  /** α (ADML: α1, the clean inner rate). */
-  innerLr?: number;
-  /** β (ADML: β1, the rate of the clean-adapted gradient). */
-  outerLr?: number;
-  innerSteps?: number;
-  /** 1: first-order; 2: exact second order through the inner steps (default 1; CAML: 2). */
-  order?: 1 | 2;
-  /** Inner-loop optimizer: plain 'sgd', or 'amp' (gradient at an adversarially perturbed point). */
-  innerOptimizer?: 'sgd' | 'amp';
-  /** AMP as inner optimizer: ζ, N and the L2 radius ε. */
-  perturbLr?: number;
-  perturbSteps?: number;
-  perturbEpsilon?: number;
-
-  // ADML
-  /** α2, the inner rate on adversarial support sets (default: innerLr). */
-  innerLrAdv?: number;
-  /** β2, the rate of the adversarially-adapted gradient (default: outerLr). */
-  outerLrAdv?: number;
-  /** FGSM step ε of ADML's adversarial samples; for 'amp', the L2 radius of the perturbation. */
-  epsilon?: number;
-  /** Inputs are clipped to [lo, hi] after each attack step (default: no clipping). */
-  clip?: [number, number];
-  /** 'cross' (the paper): θ'_clean on adversarial queries, θ'_adv on clean ones; 'same': seed notebook 000. */
-  pairing?: 'cross' | 'same';
-
-  // GA-MAML
-  /** 'paper': Σ_k |Σ_j u_k·u_j| denominator; 'notebook': Σ_k Σ_j |u_k·u_j|. */
-  normalization?: 'paper' | 'notebook';
-
-  // CAML (CAVIA)
-  /** C, the size of the per-task context φ. Parameters are w (D) then W (D×C row-major); w starts at
-   * N(0, initScale²), W at N(0, max(initScale, 1/√D)²): W = 0 is a fixed point of CAVIA's gradient. */
-  contextDim?: number;
-
-  // AMP (plain training of `models` independent logistic models)
-  models?: number;
-  /** η */
-  lr?: number;
-}
-
-export type ResolvedLearnerOptions = Required<LearnerOptions>;
-
-/** No clipping: the largest finite float32, since WGSL may assume values are finite. */
-export const NO_CLIP: [number, number] = [-3.4028234663852886e38, 3.4028234663852886e38];
-
-export const DEFAULT_LEARNER_OPTIONS: Omit<ResolvedLearnerOptions, 'dim'> = {
-  algorithm: 'maml',
-  backend: 'auto',
-  model: { kind: 'logistic' },
-  seed: 1,
-  threads: 0,
-  initScale: 0.01,
-  validate: true,
-  optimizer: 'sgd',
-  adamBetas: [0.9, 0.999],
-  adamEpsilon: 1e-8,
-  innerLr: 0.01,
-  outerLr: 0.001,
-  innerSteps: 1,
-  order: 1,
-  innerOptimizer: 'sgd',
-  perturbLr: 1,
-  perturbSteps: 1,
-  perturbEpsilon: 0.5,
-  innerLrAdv: Number.NaN,   // resolved to innerLr
-  outerLrAdv: Number.NaN,   // resolved to outerLr
-  epsilon: Number.NaN,      // resolved per algorithm: 0.1 (adml), 0.5 (amp)
-  clip: NO_CLIP,
-  pairing: 'cross',
-  normalization: 'paper',
-  contextDim: 4,
-  models: 1,
-  lr: 0.1,
-};
-
-const COMMON = ['algorithm', 'backend', 'dim', 'model', 'seed', 'threads', 'initScale', 'validate', 'optimizer', 'adamBetas', 'adamEpsilon'] as const;
-const MAML_FAMILY = [...COMMON, 'innerLr', 'outerLr', 'innerSteps', 'order', 'innerOptimizer', 'perturbLr', 'perturbSteps', 'perturbEpsilon'] as const;
-
-/** Which options apply to each algorithm. */
-export const ALGORITHM_OPTIONS: Record<Algorithm, readonly (keyof LearnerOptions)[]> = {
-  maml: MAML_FAMILY,
-  adml: [...MAML_FAMILY, 'innerLrAdv', 'outerLrAdv', 'epsilon', 'clip', 'pairing'],
-  'ga-maml': [...MAML_FAMILY, 'normalization'],
-  caml: [...MAML_FAMILY, 'contextDim'],
-  // AMP is plain SGD with step η on each model (the paper's optimizer): no outer optimizer options.
-  amp: ['algorithm', 'backend', 'dim', 'model', 'seed', 'threads', 'initScale', 'validate', 'models', 'lr', 'perturbLr', 'perturbSteps', 'epsilon'],
-};
 
 export interface StepOptions {
   /** Meta-iterations to run on this batch, recorded into one command buffer (default 1). */

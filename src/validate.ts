@@ -1,17 +1,8 @@
 // All checks of user input live here, so that every bad input is rejected in one place, before any
 // GPU work starts, with an error that names the problem and the fix.
 import { InvalidOptionError, LabelError, LimitError, NonFiniteError, ShapeError } from './errors.js';
-import {
-  ALGORITHM_OPTIONS,
-  DEFAULT_LEARNER_OPTIONS,
-  NO_CLIP,
-  type Algorithm,
-  type Batch,
-  type EvaluateOptions,
-  type LearnerOptions,
-  type ResolvedLearnerOptions,
-  type TrainOptions,
-} from './types.js';
+import { NO_CLIP, type Batch, type EvaluateOptions, type LearnerOptions, type ResolvedLearnerOptions, type TrainOptions } from './types.js';
+import { ALGORITHM_NAMES, ALL_OPTION_KEYS, DEFAULT_ALGORITHM, applyDefaults, capabilitiesOf, optionHelp, optionKeys, optionUsers } from './algorithms/index.js';
 import type { ModelSpec } from './models/mlp.js';
 import { sourceDim, type TaskSource } from './tasks/source.js';
 import type { AttackParams } from './cpu/fgsm.js';
@@ -66,7 +57,7 @@ function checkClip(name: string, clip: unknown): [number, number] {
   return [Math.max(clip[0], NO_CLIP[0]), Math.min(clip[1], NO_CLIP[1])];
 }
 
-const KNOWN_OPTIONS = new Set<string>([...Object.keys(DEFAULT_LEARNER_OPTIONS), 'dim']);
+const KNOWN_OPTIONS = new Set<string>(ALL_OPTION_KEYS);
 
 export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerOptions {
   if (options === null || typeof options !== 'object') {
@@ -77,23 +68,22 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
       throw new InvalidOptionError(`Unknown option "${key}".`, `Known options: ${[...KNOWN_OPTIONS].sort().join(', ')}.`);
     }
   }
-  const algorithm = checkOneOf('algorithm', options.algorithm ?? 'maml', ['maml', 'adml', 'ga-maml', 'caml', 'amp'] as const);
-  const allowed = new Set<string>(ALGORITHM_OPTIONS[algorithm]);
+  const algorithm = checkOneOf('algorithm', options.algorithm ?? DEFAULT_ALGORITHM, ALGORITHM_NAMES);
+  const allowed = new Set<string>(optionKeys(algorithm));
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined && !allowed.has(key)) {
-      const users = (Object.keys(ALGORITHM_OPTIONS) as Algorithm[]).filter((a) => ALGORITHM_OPTIONS[a].includes(key as keyof LearnerOptions));
+      const users = optionUsers(key);
       throw new InvalidOptionError(`Option "${key}" does not apply to algorithm '${algorithm}'.`, `It is an option of ${users.map((a) => `'${a}'`).join(', ')}; remove it or change the algorithm.`);
     }
   }
-  const o = { ...DEFAULT_LEARNER_OPTIONS, ...stripUndefined(options) } as ResolvedLearnerOptions;
+  // Every default comes from the algorithm's table (src/algorithms/<name>.ts).
+  const o = applyDefaults({ ...options, algorithm });
   checkOneOf('backend', o.backend, ['auto', 'webgpu', 'cpu'] as const);
   checkInteger('dim', o.dim, 1, 1 << 20, 'dim is the number of features per row, e.g. 784 for 28×28 images.');
   checkPositive('innerLr', o.innerLr, 'A typical inner learning rate is 0.01 to 0.5.');
   checkPositive('outerLr', o.outerLr, 'A typical outer learning rate is 0.001 (adam) to 0.1 (sgd).');
   // 0 inner steps is joint training (no adaptation): the usual pretrained baseline of meta-learning papers.
   checkInteger('innerSteps', o.innerSteps, 0, MAX_INNER_STEPS, 'MAML usually takes 1 to 10 inner steps (0: joint training, no adaptation).');
-  // CAML differentiates through the context by default (the paper); the other algorithms default to 1.
-  o.order = options.order ?? (algorithm === 'caml' ? 2 : 1);
   checkOneOf('order', o.order, [1, 2] as const);
   checkOneOf('optimizer', o.optimizer, ['sgd', 'adam'] as const);
   checkOneOf('innerOptimizer', o.innerOptimizer, ['sgd', 'amp'] as const);
@@ -110,13 +100,9 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   if (typeof o.validate !== 'boolean') {
     throw new InvalidOptionError(`validate must be true or false, got ${String(o.validate)}.`, 'Leave it out (true) unless batches are checked elsewhere.');
   }
-  // ADML: α2 and β2 default to α1 and β1; ε defaults per algorithm.
-  o.innerLrAdv = options.innerLrAdv ?? o.innerLr;
-  o.outerLrAdv = options.outerLrAdv ?? o.outerLr;
   checkPositive('innerLrAdv', o.innerLrAdv, 'ADML α2, typically equal to innerLr.');
   checkPositive('outerLrAdv', o.outerLrAdv, 'ADML β2, typically equal to outerLr.');
-  o.epsilon = options.epsilon ?? (algorithm === 'amp' ? 0.5 : 0.1);
-  checkNonNegative('epsilon', o.epsilon, algorithm === 'amp' ? "AMP's L2 radius, e.g. 0.5." : 'FGSM step, e.g. 0.1 for inputs in [0, 1].');
+  checkNonNegative('epsilon', o.epsilon, `${optionHelp(algorithm, 'epsilon')?.help ?? 'ε'}.`);
   o.clip = checkClip('clip', o.clip);
   checkOneOf('pairing', o.pairing, ['cross', 'same'] as const);
   checkOneOf('normalization', o.normalization, ['paper', 'notebook'] as const);
@@ -127,8 +113,11 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   if (o.model.kind === 'mlp' && options.initScale !== undefined) {
     throw new InvalidOptionError('initScale applies to the logistic model; the MLP starts He-normal (SPEC.md).', 'Leave initScale out, or set the parameters with setParams.');
   }
-  if (algorithm === 'caml' && o.innerOptimizer === 'amp') {
-    throw new InvalidOptionError("innerOptimizer 'amp' is not available for 'caml': CAML adapts only the context φ.", "Use innerOptimizer: 'sgd' with caml, or 'amp' with maml, adml or ga-maml.");
+  // The AMP inner optimizer perturbs every parameter: not for an algorithm that adapts only a context.
+  if (capabilitiesOf(o).adapt !== 'all' && o.innerOptimizer === 'amp') {
+    const others = optionUsers('innerOptimizer').filter((a) => capabilitiesOf({ algorithm: a }).adapt === 'all');
+    throw new InvalidOptionError(`innerOptimizer 'amp' is not available for '${algorithm}': ${algorithm.toUpperCase()} adapts only the context φ.`,
+      `Use innerOptimizer: 'sgd' with ${algorithm}, or 'amp' with ${others.slice(0, -1).join(', ')} or ${others[others.length - 1]}.`);
   }
   return o;
 }
@@ -166,9 +155,9 @@ export interface ResolvedEvaluateOptions {
 }
 
 export function resolveEvaluateOptions(options: EvaluateOptions | undefined, learner: ResolvedLearnerOptions): ResolvedEvaluateOptions {
-  // AMP models are scored as they are (0 steps) unless asked to adapt.
-  const steps = options?.steps ?? (learner.algorithm === 'amp' ? 0 : learner.innerSteps);
-  const lr = options?.lr ?? (learner.algorithm === 'amp' ? learner.lr : learner.innerLr);
+  const defaults = capabilitiesOf(learner).evaluateDefaults(learner);
+  const steps = options?.steps ?? defaults.steps;
+  const lr = options?.lr ?? defaults.lr;
   checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');
   checkPositive('evaluate lr', lr, 'Use the training innerLr.');
   const a = options?.attack;
@@ -185,10 +174,6 @@ export function resolveEvaluateOptions(options: EvaluateOptions | undefined, lea
   checkNonNegative('attack.stepSize', stepSize, 'The default is 2.5·ε/steps.');
   const [lo, hi] = a.clip !== undefined ? checkClip('attack.clip', a.clip) : learner.clip;
   return { steps, lr, attack: { kind, epsilon: a.epsilon, steps: k, stepSize, lo, hi } };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Throws ShapeError unless `array` is a Float32Array of `expected` values. */
@@ -320,9 +305,12 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     throw new ShapeError(`The ${source.kind} source makes rows of ${dim} features but the learner has dim = ${learner.dim}.`, `Create the learner with dim: ${dim}${source.kind === 'images' ? ' (784 pixels + a bias feature)' : ''}.`);
   }
   const int = (name: string, v: unknown, min: number, max: number, hint: string) => checkInteger(`train ${name}`, v, min, max, hint);
-  const tasksPerBatch = int('tasksPerBatch', options.tasksPerBatch ?? (learner.algorithm === 'amp' ? learner.models : 32), 1, 1 << 20, 'Use e.g. 32 tasks per batch.');
-  if (learner.algorithm === 'amp' && tasksPerBatch !== learner.models) {
-    throw new ShapeError(`AMP trains model i on task i: tasksPerBatch is ${tasksPerBatch}, models is ${learner.models}.`, `Use tasksPerBatch: ${learner.models}.`);
+  // One model per task (AMP): batches hold exactly as many tasks as models, for training and evaluation.
+  const perTask = capabilitiesOf(learner).thetaPerTask;
+  const models = capabilitiesOf(learner).models(learner);
+  const tasksPerBatch = int('tasksPerBatch', options.tasksPerBatch ?? (perTask ? models : 32), 1, 1 << 20, 'Use e.g. 32 tasks per batch.');
+  if (perTask && tasksPerBatch !== models) {
+    throw new ShapeError(`AMP trains model i on task i: tasksPerBatch is ${tasksPerBatch}, models is ${models}.`, `Use tasksPerBatch: ${models}.`);
   }
   const evaluate = resolveEvaluateOptions({ steps: options.evalSteps, lr: options.evalLr, attack: options.evalAttack }, learner);
   const t = {
@@ -333,8 +321,7 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     queryShots: int('queryShots', options.queryShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
     startIteration: int('startIteration', options.startIteration ?? 0, 0, 2 ** 31 - 1, 'Start at 0, or at the iteration of a checkpoint.'),
     evalEvery: int('evalEvery', options.evalEvery ?? 0, 0, 1e9, 'Evaluate every N iterations, or 0 for never.'),
-    // AMP scores model i on held-out task i: as many tasks as models.
-    evalTasks: int('evalTasks', options.evalTasks ?? (learner.algorithm === 'amp' ? learner.models : 600), 1, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
+    evalTasks: int('evalTasks', options.evalTasks ?? (perTask ? models : 600), 1, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
     evalSteps: evaluate.steps,
     evalLr: evaluate.lr,
     evalAttack: evaluate.attack,
@@ -342,8 +329,8 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     trackTrainLoss: options.trackTrainLoss === true,
     onProgress: options.onProgress,
   };
-  if (learner.algorithm === 'amp' && t.evalTasks !== learner.models) {
-    throw new ShapeError(`AMP scores model i on held-out task i: evalTasks is ${t.evalTasks}, models is ${learner.models}.`, `Use evalTasks: ${learner.models}, or leave it out.`);
+  if (perTask && t.evalTasks !== models) {
+    throw new ShapeError(`AMP scores model i on held-out task i: evalTasks is ${t.evalTasks}, models is ${models}.`, `Use evalTasks: ${models}, or leave it out.`);
   }
   if (source.kind === 'file') {
     for (const split of ['train', 'test'] as const) {

@@ -331,7 +331,8 @@ test('GPU and CPU AMP agree over 20 steps of 16 models', () =>
   }));
 
 test('seed-algorithm options and batches are checked before any work', async () => {
-  const bad: Array<[LearnerOptions, RegExp]> = [
+  // Options a JavaScript caller may pass: TypeScript rejects most of them (test/types.check.ts).
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
     [{ dim: 4, contextDim: 3 }, /contextDim.*does not apply to algorithm 'maml'/],
     [{ dim: 4, algorithm: 'caml', innerOptimizer: 'amp' }, /not available for 'caml'/],
     [{ dim: 4, algorithm: 'amp', optimizer: 'adam' }, /optimizer.*does not apply to algorithm 'amp'/],
@@ -343,7 +344,7 @@ test('seed-algorithm options and batches are checked before any work', async () 
     [{ dim: 4, algorithm: 'amp', models: 0 }, /models must be an integer/],
   ];
   for (const [options, message] of bad) {
-    const e = await thrown(() => createLearner({ backend: 'cpu', ...options }));
+    const e = await thrown(() => createLearner({ backend: 'cpu', ...options } as unknown as LearnerOptions));
     assert.instance(e, InvalidOptionError);
     assert.match(e.message, message);
   }

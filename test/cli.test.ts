@@ -6,7 +6,11 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../src/cli/main.js';
+import { learnerOptionsFromFlags, main, TRAIN_FLAGS } from '../src/cli/main.js';
+import { parseFlags } from '../src/cli/flags.js';
+import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
+import { resolveLearnerOptions } from '../src/validate.js';
+import type { LearnerOptions } from '../src/types.js';
 import { loadCheckpoint } from '../src/cli/checkpoint.js';
 import { parseTaskCsv } from '../src/tasks/file.js';
 import { FileError } from '../src/errors.js';
@@ -98,7 +102,19 @@ test('bad flags and files: one clear line, a hint, a non-zero status', async () 
   assert.match(torn.err, /is not valid JSON/);
   const help = await cli('train', '--help');
   assert.is(help.code, 0);
-  assert.match(help.out, /--inner-lr\s+α \(adml: α1\) \(default: 0.1\)/);
+  assert.match(help.out, /--inner-lr\s+α \(adml: α1\) \(default: 0.01\)/);  // the library's default (src/algorithms/maml.ts)
+});
+
+test('train flags left out give every algorithm the library defaults (the flags are made from its tables)', () => {
+  const source = { kind: 'linear', dim: 5 } as const;
+  for (const algorithm of ALGORITHM_NAMES) {
+    // --tasks is AMP's models: 1, the library's default.
+    const flags = parseFlags(['--algo', algorithm, '--tasks', '1'], TRAIN_FLAGS, 'train');
+    const fromFlags = resolveLearnerOptions(learnerOptionsFromFlags(flags, source));
+    assert.equal(fromFlags, resolveLearnerOptions({ algorithm, dim: 5 } as LearnerOptions), algorithm);
+  }
+  const adml = resolveLearnerOptions(learnerOptionsFromFlags(parseFlags(['--algo', 'adml', '--inner-lr', '0.2', '--epsilon', '0.05', '--clip', '0,1', '--order', '2'], TRAIN_FLAGS, 'train'), source));
+  assert.equal([adml.innerLr, adml.innerLrAdv, adml.epsilon, adml.clip, adml.order], [0.2, 0.2, 0.05, [0, 1], 2]);
 });
 
 test('CSV tasks: parsed and checked, and trainable through the CLI', async () => {

@@ -3,7 +3,7 @@
 // workgroup size, shared and per-task parameters, and T beyond one dispatch dimension.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { forwardGrad, hvp, type LogisticShape } from '../src/cpu/logistic.js';
+import { forwardGrad, type LogisticShape } from '../src/cpu/logistic.js';
 import { adaptAndMetaGrad, taskScratchSizes, type TaskParams } from '../src/cpu/maml-task.js';
 import { countStep, metaUpdate, type UpdateParams } from '../src/cpu/meta-update.js';
 import { createBuffer, readFloats, writeFloats } from '../src/gpu/resources.js';
@@ -13,6 +13,7 @@ import { dataLayout, padRows, paddedDim, unpadRows } from '../src/kernels/layout
 import { MetaUpdateKernel, partialFloats } from '../src/kernels/meta-update.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import type { Batch } from '../src/types.js';
+import { hvp, LogisticHvpKernel } from './test-kernels.js';
 import { assertClose, packBatch, randomArray, randomBatch, randomLabels, submit, upload, withGpu } from './helpers.js';
 
 
@@ -42,10 +43,11 @@ for (const c of LOGISTIC_CASES) {
         out: createBuffer(acq.device, 'test.out', c.tasks * Dp), stats: createBuffer(acq.device, 'test.stats', 2 * c.tasks),
       };
       const bound = kernels.bind(buffers, c);
+      const boundHvp = new LogisticHvpKernel(acq.device).bind(buffers, c);
       submit(acq, (pass) => bound.forwardGrad.encode(pass));
       const gpuGrad = unpadRows(await readFloats(acq.device, buffers.out, c.tasks * Dp), c.tasks, c.dim);
       const gpuStats = await readFloats(acq.device, buffers.stats, 2 * c.tasks);
-      submit(acq, (pass) => bound.hvp.encode(pass));
+      submit(acq, (pass) => boundHvp.encode(pass));
       const gpuHvp = unpadRows(await readFloats(acq.device, buffers.out, c.tasks * Dp), c.tasks, c.dim);
 
       const grad = new Float32Array(c.tasks * c.dim);

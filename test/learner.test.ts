@@ -185,7 +185,7 @@ for (const algorithm of ['maml', 'adml', 'caml', 'amp'] as const) {
   test(`CPU backend: worker threads give the same bits as one thread (${algorithm}, a batch large enough to split)`, async () => {
     const D = 1000;
     const batch = randomBatch(64, 10, 10, D, 77);  // 64 × 20 × 1000 multiply-adds per pass: above the threading threshold
-    const options = { backend: 'cpu' as const, algorithm, dim: D, seed: 2, ...(algorithm === 'amp' ? { models: 64 } : { innerSteps: 2, order: 2 as const }) };
+    const options = { backend: 'cpu' as const, algorithm, dim: D, seed: 2, ...(algorithm === 'amp' ? { models: 64 } : { innerSteps: 2, order: 2 as const }) } as LearnerOptions;
     const [one, many] = [await createLearner({ ...options, threads: 1 }), await createLearner({ ...options, threads: 3 })];
     for (let i = 0; i < 3; i++) {
       await one.step(batch);

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
-import { hvp } from '../src/cpu/logistic.js';
+import { hvp } from './test-kernels.js';
 import type { BackendChoice, CheckedBatch } from '../src/types.js';
 import { assertClose, maxAbs, randomArray, randomBatch, withGpu } from './helpers.js';
 import { adapt, finiteDifference, grad, labelsOf, loss, rowsOf, type Vec } from './oracle.js';

@@ -10,7 +10,8 @@ import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.
 import { mlpAdaptAndMetaGrad, mlpAttack, mlpPerturb, mlpScore, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
 import type { AttackParams } from '../src/cpu/fgsm.js';
 import { CpuEngine } from '../src/schedule/cpu-engine.js';
-import { DEFAULT_LEARNER_OPTIONS, type CheckedBatch, type LearnerOptions, type ResolvedLearnerOptions } from '../src/types.js';
+import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/types.js';
+import { applyDefaults } from '../src/algorithms/index.js';
 import { uniform01 } from '../src/rng.js';
 
 // Local twins of test/helpers.ts randomArray and assertClose: helpers.ts loads the learner and with it
@@ -542,8 +543,9 @@ test('task ranges (the worker threads\' split) give the same bits as one call', 
 
 // ---- The CPU engine ------------------------------------------------------------------------------
 
-function engineOptions(over: Partial<LearnerOptions> & { dim: number }): ResolvedLearnerOptions {
-  return { ...DEFAULT_LEARNER_OPTIONS, ...over } as ResolvedLearnerOptions;
+/** Options as the learner resolves them, unchecked (engines are given options of any algorithm here). */
+function engineOptions(over: Record<string, unknown> & { dim: number; algorithm?: Algorithm }): ResolvedLearnerOptions {
+  return applyDefaults(over);
 }
 
 function batchOf(e: Episode): CheckedBatch {
@@ -576,7 +578,7 @@ test('CPU engine, MLP: MAML and CAML meta-gradients equal finite differences of 
 });
 
 test('CPU engine, MLP: worker threads give the same bits as one thread for every algorithm (with an attacked evaluation)', async () => {
-  const runs: Partial<LearnerOptions>[] = [
+  const runs: Array<Record<string, unknown> & { algorithm: Algorithm }> = [
     { algorithm: 'maml', order: 2, innerSteps: 2 },
     { algorithm: 'maml', innerOptimizer: 'amp', perturbEpsilon: 0.05 },
     { algorithm: 'ga-maml', optimizer: 'adam' },

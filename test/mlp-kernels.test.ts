@@ -1,16 +1,17 @@
 // The MLP model's WGSL kernels (shaders/mlp-*.wgsl) against their CPU twins (src/cpu/mlp-kernels.ts),
 // and the gemm / softmax twins against direct computations written here, so that no twin is its own
 // oracle. Every GPU case compares whole buffers, so a write outside the spec's elements fails too.
-// Shapes hit the tiles' edges (M, N, K not multiples of the tile, M = 1, K = 1), both tile families
-// (M ≤ 32: 64 invocations; M > 32: 256), transposed and broadcast operands, the epilogues, every mode,
-// tasks with shared and per-task operands, and grids folded into y and z (a small per-dimension limit).
+// Shapes hit the tiles' edges (M, N, K not multiples of the tile, M = 1, K = 1), both gemm families
+// (workgroup-memory tiles for GPUs, direct loads for software adapters), transposed and broadcast
+// operands, the epilogues, every mode, tasks with shared and per-task operands, and grids folded into
+// y and z (a small per-dimension limit).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   gemm, normClipTensors, signStep, softmaxXent, SRC, vectorOp,
   type GemmArrays, type GemmSpec, type NormClipSpec, type Operand, type SignStepSpec, type SoftmaxSpec, type VectorSpec,
 } from '../src/cpu/mlp-kernels.js';
-import { dummyBuffer, GemmKernel, type GemmTiles } from '../src/kernels/mlp-gemm.js';
+import { checkTiles, chooseTiles, dummyBuffer, GemmKernel, type GemmTiles } from '../src/kernels/mlp-gemm.js';
 import { SoftmaxKernel } from '../src/kernels/mlp-softmax.js';
 import { VectorKernel } from '../src/kernels/mlp-vector.js';
 import { MAX_CLIP_TENSORS, NormClipKernel } from '../src/kernels/mlp-norm-clip.js';
@@ -38,7 +39,7 @@ async function readAll(acq: AcquiredDevice, buffers: GPUBuffer[], sizes: number[
 
 const GEMM_NAMES = ['data', 'tape', 'p0', 'p1', 'p2'] as const;
 
-/** One past the largest index an operand touches over t < tasks, i < I, j < J (0 for ONE / NONE). */
+/** [src, one past the largest index the operand touches over t < tasks, i < I, j < J]; [NONE, 0] for ONE / NONE. */
 function extent(o: Operand | undefined, tasks: number, I: number, J: number): [number, number] {
   if (!o || o.src >= SRC.ONE || tasks === 0 || I === 0 || J === 0) return [SRC.NONE, 0];
   return [o.src, o.off + (tasks - 1) * o.taskStride + (I - 1) * o.strideI + (J - 1) * o.strideJ + 1];
@@ -108,9 +109,10 @@ const GEMM_CASES: Array<{ name: string; spec: GemmSpec; tiles?: GemmTiles; kerne
       mode: 'write', scale: 1, out: op(TAPE, 0, 25 * 40, 40, 1), out2: op(TAPE, 2 * 25 * 40, 25 * 40, 40, 1),
     },
   },
-  { name: 'weight gradient: transposed A (strideI = 1), M=37 > 32 (256-invocation tiles), mode from', spec: weightGradSpec(2, 37, 20, 7) },
-  { name: 'weight gradient with 4-row tiles (several m-tiles, RN = 1)', spec: weightGradSpec(2, 37, 20, 7), tiles: { TX: 16, TY: 4, RM: 1, RN: 1, KT: 32 } },
-  { name: 'forward with 64×64 tiles on 5 rows (K tiles of 16)', spec: forwardSpec(2, 5, 70, 37), tiles: { TX: 16, TY: 16, RM: 4, RN: 4, KT: 16 } },
+  { name: 'weight gradient: transposed A (strideI = 1), M=37 > 32 (two m-tiles), mode from', spec: weightGradSpec(2, 37, 20, 7) },
+  { name: 'weight gradient on a 16×4 grid of invocations (TY > 1, several m-tiles)', spec: weightGradSpec(2, 37, 20, 7), tiles: { TX: 16, TY: 4, RM: 1, RN: 1, KT: 32, direct: false } },
+  { name: 'forward with small direct blocks (several m- and n-tiles, TY = 2)', spec: forwardSpec(2, 5, 70, 37), tiles: { TX: 4, TY: 2, RM: 2, RN: 3, KT: 1, direct: true } },
+  { name: 'forward with 64×64 tiles on 5 rows (256 invocations, K tiles of 16)', spec: forwardSpec(2, 5, 70, 37), tiles: { TX: 16, TY: 16, RM: 4, RN: 4, KT: 16, direct: false } },
   {
     name: 'backward-input: transposed B (strideI = 1), mask',
     spec: {
@@ -158,8 +160,30 @@ const GEMM_CASES: Array<{ name: string; spec: GemmSpec; tiles?: GemmTiles; kerne
   },
 ];
 
+// Every case runs both tile families: the workgroup-memory tiles for GPUs and the direct loads for
+// software adapters (the one this machine picks by itself is the second or the first).
 GEMM_CASES.forEach((c, i) => {
-  test(`gemm matches its twin: ${c.name}`, () => withGpu((acq) => checkGemm(acq, c.spec, 100 + i, c)));
+  for (const software of c.tiles ? [c.tiles.direct] : [false, true]) {
+    test(`gemm matches its twin (${software ? 'software' : 'GPU'} tiles): ${c.name}`, () =>
+      withGpu((acq) => checkGemm(acq, c.spec, 100 + i, { tiles: c.tiles, kernel: { ...c.kernel, software } })));
+  }
+});
+
+test('gemm tiles chosen for any shape fit WebGPU\'s default limits (16 KiB workgroup memory, 256 invocations)', () => {
+  const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupSizeY: 256 };
+  const device = { limits } as unknown as GPUDevice;
+  for (const M of [1, 2, 5, 12, 16, 17, 25, 32, 33, 100, 784]) {
+    for (const N of [1, 5, 16, 33, 64, 256, 784]) {
+      for (const K of [1, 7, 32, 784]) {
+        for (const software of [false, true]) {
+          const t = chooseTiles(M, N, K, software);
+          checkTiles(t, device);
+          // One tile covers a task's rows whenever M ≤ 32 (GPU) or ≤ 16 (software).
+          if (M <= (software ? 16 : 32)) assert.is(t.TY * t.RM, M, `M=${M}: TM = M`);
+        }
+      }
+    }
+  }
 });
 
 test('gemm twin equals a direct triple loop (forward with bias and relu)', () => {
@@ -358,13 +382,14 @@ const CLIP_CASES: Array<{ name: string; spec: NormClipSpec; size: number; kernel
   },
 ];
 
-CLIP_CASES.forEach((c, i) => {
-  test(`norm-clip matches its twin: ${c.name}`, () =>
+// Both workgroup sizes: 256 (GPUs) and 32 (software adapters).
+CLIP_CASES.forEach((c, i) => [false, true].forEach((software) => {
+  test(`norm-clip matches its twin (${software ? 'software' : 'GPU'} workgroups): ${c.name}`, () =>
     withGpu(async (acq) => {
       const host = clipInputs(c.spec, c.size, 400 + i);
       assert.ok(host.inside > 0 && host.outside > 0, 'tensors both inside and outside the ball');
       const gpu = [upload(acq, 'pert', host.pert), upload(acq, 'base', host.base)];
-      const bound = new NormClipKernel(acq.device, c.kernel).bind({ pert: gpu[0], base: gpu[1] }, c.spec, 'test');
+      const bound = new NormClipKernel(acq.device, { ...c.kernel, software }).bind({ pert: gpu[0], base: gpu[1] }, c.spec, 'test');
       submit(acq, (pass) => bound.encode(pass));
       const [pert, base] = await readAll(acq, gpu, [host.pert.length, host.base.length]);
       const twin = { pert: host.pert.slice(), base: host.base.slice() };
@@ -373,7 +398,7 @@ CLIP_CASES.forEach((c, i) => {
       assertClose('norm-clip base (unchanged)', base, host.base, 0, 0);
       for (const b of gpu) b.destroy();
     }));
-});
+}));
 
 test('norm-clip rejects more tensors than one dispatch holds', () =>
   withGpu(async (acq) => {

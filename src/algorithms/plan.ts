@@ -1,17 +1,15 @@
 // Every algorithm of metagrad is the one MAML core (a per-task pass: inner loop, query statistics,
 // meta-gradient) plus a few small extra steps. A Plan lists those steps; both engines interpret the
 // same plan (the GPU engine records each step as one or more dispatches into one compute pass, the
-// CPU engine runs its twins), so an algorithm is written once, here.
+// CPU engine runs its twins), so an algorithm is written once, in its own file:
 //
-//   maml     tasks → update
-//   ga-maml  tasks → ga-weights → update                     (weights computed on the device)
-//   caml     tasks (CAML kernel: only the context adapts) → update
-//   adml     attack S, attack Q against θ → tasks(S, Q_adv; α1) → tasks(S_adv, Q; α2) → update over 2T
-//   amp      tasks with each task's own model, AMP inner optimizer, 1 step of size η, written back
-//   evaluate tasks (no meta-gradient) [→ attack Q against each θ'_t → score the attacked queries]
+//   maml.ts     tasks → update
+//   ga-maml.ts  tasks → ga-weights → update                     (weights computed on the device)
+//   caml.ts     tasks (CAML kernel: only the context adapts) → update
+//   adml.ts     attack S, attack Q against θ → tasks(S, Q_adv; α1) → tasks(S_adv, Q; α2) → update over 2T
+//   amp.ts      tasks with each task's own model, AMP perturbation, 1 step of size η, written back
+//   evaluate    tasks (no meta-gradient) [→ attack Q against each θ'_t → score the attacked queries]  (here)
 import type { AttackParams } from '../cpu/fgsm.js';
-import type { PerturbParams } from '../cpu/maml-task.js';
-import type { Algorithm, ResolvedLearnerOptions } from '../types.js';
 
 /** Which copy of the batch a step reads: as given, or with FGSM/PGD-attacked inputs (same labels). */
 export type DataSide = 'clean' | 'adv';
@@ -37,58 +35,6 @@ export interface Plan {
   sets: number;
 }
 
-/** Parameter vectors of D floats that one learner holds. */
-export function paramVectors(o: Pick<ResolvedLearnerOptions, 'algorithm' | 'models' | 'contextDim'>): number {
-  if (o.algorithm === 'amp') return o.models;
-  if (o.algorithm === 'caml') return 1 + o.contextDim;
-  return 1;
-}
-
-/** AMP's perturbation, when the algorithm is AMP or its inner optimizer is. */
-export function perturbOf(o: ResolvedLearnerOptions): PerturbParams | null {
-  if (o.algorithm === 'amp') return { steps: o.perturbSteps, lr: o.perturbLr, radius: o.epsilon };
-  if (o.innerOptimizer === 'amp') return { steps: o.perturbSteps, lr: o.perturbLr, radius: o.perturbEpsilon };
-  return null;
-}
-
-/** The kernel of the per-task pass. */
-export function taskKernelOf(algorithm: Algorithm): 'maml' | 'caml' {
-  return algorithm === 'caml' ? 'caml' : 'maml';
-}
-
-/** One meta-iteration (apply = false: compute the combined meta-gradient without applying it). */
-export function trainPlan(o: ResolvedLearnerOptions, apply = true): Plan {
-  const task = (support: DataSide, query: DataSide, outSet: number, innerLr: number) =>
-    ({ kind: 'tasks', support, query, outSet, innerLr, innerSteps: o.innerSteps, wantMetaGrad: true, writeBack: false }) as const;
-  const update = { kind: 'update', apply } as const;
-  switch (o.algorithm) {
-    case 'maml':
-    case 'caml':
-      return { sets: 1, steps: [task('clean', 'clean', 0, o.innerLr), update] };
-    case 'ga-maml':
-      return { sets: 1, steps: [task('clean', 'clean', 0, o.innerLr), { kind: 'ga-weights', normalization: o.normalization }, update] };
-    case 'adml': {
-      const fgsm: AttackParams = { kind: 'fgsm', epsilon: o.epsilon, steps: 1, stepSize: o.epsilon, lo: o.clip[0], hi: o.clip[1] };
-      const cross = o.pairing === 'cross';
-      return {
-        sets: 2,
-        steps: [
-          { kind: 'attack', rows: 'support', against: 'theta', attack: fgsm },
-          { kind: 'attack', rows: 'query', against: 'theta', attack: fgsm },
-          task('clean', cross ? 'adv' : 'clean', 0, o.innerLr),
-          task('adv', cross ? 'clean' : 'adv', 1, o.innerLrAdv),
-          update,
-        ],
-      };
-    }
-    case 'amp':
-      return {
-        sets: 1,
-        steps: [{ kind: 'tasks', support: 'clean', query: 'clean', outSet: 0, innerLr: o.lr, innerSteps: 1, wantMetaGrad: false, writeBack: true }],
-      };
-  }
-}
-
 /** Adapt a copy of θ on each support set, score the query sets, optionally under attack. */
 export function evaluatePlan(steps: number, lr: number, attack: AttackParams | null): Plan {
   const plan: PlanStep[] = [{ kind: 'tasks', support: 'clean', query: 'clean', outSet: 0, innerLr: lr, innerSteps: steps, wantMetaGrad: false, writeBack: false }];
@@ -96,14 +42,9 @@ export function evaluatePlan(steps: number, lr: number, attack: AttackParams | n
   return { sets: 1, steps: plan };
 }
 
-/** Weights of the per-task meta-gradients in the update (sets×T). ADML folds β2/β1 into the weights
- * of the adversarial set, so that θ − β1·Σ w g = θ − β1 g_c − β2 g_a with one update. GA-MAML's
- * first T are overwritten on the device each iteration. */
-export function taskWeights(o: ResolvedLearnerOptions, tasks: number, sets: number): Float32Array {
-  const w = new Float32Array(sets * tasks).fill(1 / tasks);
-  if (o.algorithm === 'adml') w.fill(o.outerLrAdv / o.outerLr / tasks, tasks);
-  return w;
-}
-
 /** Whether a plan needs the adversarial copy of the data. */
 export const needsAdversarial = (plan: Plan): boolean => plan.steps.some((s) => s.kind === 'attack');
+
+/** Whether a plan weighs every task's update against all others (GA-MAML): its tasks' adapted
+ * parameters must all be resident at once. */
+export const weighsAcrossTasks = (plan: Plan): boolean => plan.steps.some((s) => s.kind === 'ga-weights');

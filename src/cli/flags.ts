@@ -1,6 +1,7 @@
 // A small, strict flag parser: every flag is declared with its default and help line (so `--help`
 // shows every default), unknown flags and bad values are errors that name the flag and the fix.
 import { InvalidOptionError } from '../errors.js';
+import { ALGORITHM_NAMES, ALGORITHMS, DEFAULT_ALGORITHM, isSameAs, optionHelp, optionUsers, type Algorithm } from '../algorithms/index.js';
 
 export interface FlagSpec {
   /** Default shown in --help and used when the flag is absent (undefined: no default). */
@@ -64,4 +65,80 @@ export function helpText(command: string, summary: string, specs: FlagSpecs): st
     return `  --${name.padEnd(width)}${s.help}${choices}${def}`;
   });
   return `metagrad ${command} — ${summary}\n\n${lines.join('\n')}\n`;
+}
+
+// ---- Flags of learner options, made from the algorithm tables (src/algorithms/<name>.ts) ----------
+
+/** camelCase option → its kebab-case flag (innerLrAdv → inner-lr-adv). */
+export const flagName = (option: string): string => option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** A default as --help and the command line write it. */
+function showDefault(v: unknown): string {
+  if (isSameAs(v)) return `= ${flagName(v.sameAs)}`;
+  return Array.isArray(v) ? v.join(',') : String(v);
+}
+
+/** The options some algorithm describes with a `flag`, in registry order (the first algorithm's first). */
+export function optionFlagKeys(): string[] {
+  const keys = ALGORITHM_NAMES.flatMap((a) => Object.keys(ALGORITHMS[a].defaults).filter((k) => optionHelp(a, k)?.flag !== undefined));
+  return [...new Set(keys)];
+}
+
+/** How the flag of `key` is read (from the first algorithm that describes it). */
+const flagKind = (key: string) => optionUsers(key).map((a) => optionHelp(a, key)?.flag).find((f) => f !== undefined);
+
+/**
+ * The flags of learner options `keys`, named --kebab-case. A flag's default is the algorithms' default
+ * when every algorithm that takes the option agrees; otherwise, or when the default is another option's
+ * value, it is 'auto' (each algorithm's own default), and the help line says which is what. `auto`
+ * makes other options 'auto' too, for a reason of the command line's (e.g. clip: 0,1 for images).
+ * The help is prefixed with the algorithms that take the option unless MAML (and so its variants) does.
+ */
+export function optionFlags(keys: readonly string[], auto: Record<string, string> = {}): FlagSpecs {
+  const specs: FlagSpecs = {};
+  for (const key of keys) {
+    const users = optionUsers(key);
+    const kind = flagKind(key);
+    if (!kind) continue;
+    const group = (of: (a: Algorithm) => string) => {
+      const groups = new Map<string, Algorithm[]>();
+      for (const a of users) groups.set(of(a), [...(groups.get(of(a)) ?? []), a]);
+      return [...groups];
+    };
+    const helps = group((a) => optionHelp(a, key)?.help ?? '');
+    let help = helps.length === 1 && users.includes(DEFAULT_ALGORITHM)
+      ? helps[0][0]
+      : helps.map(([text, who]) => `${who.join(', ')}: ${text}`).join('; ');
+    const defaults = group((a) => showDefault((ALGORITHMS[a].defaults as Record<string, unknown>)[key]));
+    let byDefault: string | undefined;
+    if (auto[key] !== undefined) help += ` (auto: ${auto[key]})`;
+    else if (defaults.length > 1) help += ` (auto: ${defaults.map(([value, who]) => `${who.join('/')} ${value}`).join(', ')})`;
+    else if (defaults[0][0].startsWith('= ')) help += ` (auto: ${defaults[0][0]})`;
+    else byDefault = defaults[0][0];
+    specs[flagName(key)] = typeof kind === 'string'
+      ? { default: byDefault ?? 'auto', help, ...(byDefault === undefined ? {} : { kind }) }
+      : { default: byDefault ?? 'auto', help, choices: byDefault === undefined ? ['auto', ...kind] : kind };
+  }
+  return specs;
+}
+
+/** Learner options from the values of their flags ('auto' leaves an option to the algorithm's default). */
+export function optionsFromFlags(f: FlagValues, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = f[flagName(key)];
+    if (value === undefined || value === 'auto') continue;
+    const kind = flagKind(key);
+    const numeric = typeof (ALGORITHMS[optionUsers(key)[0]].defaults as Record<string, unknown>)[key] === 'number';
+    if (kind === 'pair') out[key] = Array.isArray(value) ? value : String(value).split(',').map((v) => flagNumber(flagName(key), v));
+    else if (kind === 'number' || kind === 'int' || (numeric && typeof value === 'string')) out[key] = flagNumber(flagName(key), String(value));
+    else out[key] = value;
+  }
+  return out;
+}
+
+function flagNumber(name: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidOptionError(`--${name}: "${v}" is not a number.`, `Pass a number${name === 'clip' ? ' pair lo,hi' : ''}, or auto.`);
+  return n;
 }

@@ -4,13 +4,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import path from 'node:path';
 import { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from '../learner.js';
 import { InvalidOptionError, MetagradError } from '../errors.js';
-import { ALGORITHM_OPTIONS, type Algorithm, type AttackOptions, type EvaluateResult, type LearnerOptions, type TrainProgress } from '../types.js';
+import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainProgress } from '../types.js';
+import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
 import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
-import { helpText, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
+import { helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
 import { loadCheckpoint, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
 import { ProgressBar, formatSeconds } from './progress.js';
 import { svgPlot, type Panel } from './plot.js';
@@ -25,38 +26,30 @@ const SOURCE_FLAGS: FlagSpecs = {
   dim: { default: '21', kind: 'int', help: 'features per row for --source linear|seed (linear: last one is the bias)' },
 };
 
-const TRAIN_FLAGS: FlagSpecs = {
-  algo: { default: 'maml', help: 'algorithm', choices: ['maml', 'adml', 'ga-maml', 'caml', 'amp'] },
+/** The learner options that are train flags: those the algorithm files give a flag (src/algorithms/),
+ * with their defaults; seed and backend, shared by every algorithm, are listed apart. */
+const SHARED_OPTION_FLAGS = ['seed', 'backend'];
+const ALGORITHM_OPTION_FLAGS = optionFlagKeys().filter((k) => !SHARED_OPTION_FLAGS.includes(k));
+
+export const TRAIN_FLAGS: FlagSpecs = {
+  algo: { default: DEFAULT_ALGORITHM, help: 'algorithm', choices: ALGORITHM_NAMES },
   ...SOURCE_FLAGS,
   iterations: { default: '300', kind: 'int', help: 'meta-iterations' },
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
   'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class)' },
   'query-shots': { default: '10', kind: 'int', help: 'query rows per task' },
-  'inner-lr': { default: '0.1', kind: 'number', help: 'α (adml: α1)' },
-  'outer-lr': { default: '0.01', kind: 'number', help: 'β (adml: β1)' },
-  'inner-steps': { default: '1', kind: 'int', help: 'inner steps n (0: joint training, no adaptation)' },
-  order: { default: 'auto', help: 'meta-gradient order (auto: 2 for caml, else 1)', choices: ['auto', '1', '2'] },
-  optimizer: { default: 'adam', help: 'outer optimizer', choices: ['adam', 'sgd'] },
-  'inner-optimizer': { default: 'sgd', help: 'inner optimizer (amp: AMP-perturbed gradient)', choices: ['sgd', 'amp'] },
-  epsilon: { default: 'auto', help: 'adml: FGSM step (auto 0.1); amp: L2 radius (auto 0.5)' },
-  'inner-lr-adv': { default: 'auto', help: 'adml α2 (auto: = inner-lr)' },
-  'outer-lr-adv': { default: 'auto', help: 'adml β2 (auto: = outer-lr)' },
-  clip: { default: 'auto', help: 'adml input range lo,hi (auto: 0,1 for images, none otherwise)' },
-  pairing: { default: 'cross', help: 'adml pairing', choices: ['cross', 'same'] },
-  normalization: { default: 'paper', help: 'ga-maml weight normalisation', choices: ['paper', 'notebook'] },
-  'context-dim': { default: '4', kind: 'int', help: 'caml context size C' },
-  lr: { default: '0.1', kind: 'number', help: 'amp η' },
-  'perturb-lr': { default: '1', kind: 'number', help: 'amp ζ' },
-  'perturb-steps': { default: '1', kind: 'int', help: 'amp N' },
-  'perturb-epsilon': { default: '0.5', kind: 'number', help: 'ε of the AMP inner optimizer' },
+  model: { default: 'logistic', help: 'model: the binary logistic unit, or an MLP with a softmax head', choices: ['logistic', 'mlp'] },
+  hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
+  classes: { default: '2', kind: 'int', help: 'mlp: classes N of the softmax head (labels 0 … N−1)' },
+  // The command line's own rule: pixels of image sources lie in [0, 1].
+  ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
   'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end)' },
   'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation (amp: one per model)' },
   'eval-steps': { default: 'auto', help: 'inner steps at evaluation (auto: = inner-steps)' },
   attack: { default: 'fgsm', help: 'attack for robust accuracy', choices: ['fgsm', 'pgd', 'none'] },
   'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
   'checkpoint-every': { default: '100', kind: 'int', help: 'write the checkpoint every N iterations (and at the end)' },
-  seed: { default: '1', kind: 'int', help: 'seed of the initial parameters and of task sampling' },
-  backend: { default: 'auto', help: 'compute backend', choices: ['auto', 'webgpu', 'cpu'] },
+  ...optionFlags(SHARED_OPTION_FLAGS),
   out: { default: 'run', help: 'run folder: metrics.jsonl, checkpoint.json, curves.svg, summary.json' },
   resume: { switch: true, help: 'continue the run in --out from its checkpoint' },
   quiet: { switch: true, help: 'no progress bar' },
@@ -119,21 +112,25 @@ function parseNumber(v: string): number {
   return n;
 }
 
-/** Learner options from train flags: only those that apply to the algorithm (others are rejected). */
+/** Learner options from train flags: only those that apply to the algorithm (the flags of other
+ * algorithms' options are left out), 'auto' ones to the algorithm's default. */
 export function learnerOptionsFromFlags(f: FlagValues, source: TaskSource): LearnerOptions {
   const algorithm = String(f.algo) as Algorithm;
-  const clip = f.clip === 'auto' ? (source.kind === 'images' ? [0, 1] : undefined) : String(f.clip).split(',').map(parseNumber);
-  const all: LearnerOptions = {
-    algorithm, backend: f.backend as LearnerOptions['backend'], dim: sourceDim(source), seed: Number(f.seed),
-    optimizer: f.optimizer as LearnerOptions['optimizer'], innerLr: Number(f['inner-lr']), outerLr: Number(f['outer-lr']),
-    innerSteps: Number(f['inner-steps']), order: f.order === 'auto' ? undefined : (Number(f.order) as 1 | 2),
-    innerOptimizer: f['inner-optimizer'] as 'sgd' | 'amp', perturbLr: Number(f['perturb-lr']), perturbSteps: Number(f['perturb-steps']),
-    perturbEpsilon: Number(f['perturb-epsilon']), epsilon: auto(f.epsilon), innerLrAdv: auto(f['inner-lr-adv']), outerLrAdv: auto(f['outer-lr-adv']),
-    clip: clip as [number, number] | undefined, pairing: f.pairing as 'cross' | 'same', normalization: f.normalization as 'paper' | 'notebook',
-    contextDim: Number(f['context-dim']), models: Number(f.tasks), lr: Number(f.lr),
-  };
-  const allowed = new Set<string>(ALGORITHM_OPTIONS[algorithm]);
-  return Object.fromEntries(Object.entries(all).filter(([k, v]) => allowed.has(k) && v !== undefined)) as unknown as LearnerOptions;
+  const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
+  if (f.clip === 'auto' && source.kind === 'images') values.clip = [0, 1];
+  if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes) };
+  // One model per task (AMP): --tasks is the number of models.
+  if (capabilitiesOf({ algorithm }).thetaPerTask) values.models = Number(f.tasks);
+  return pickOptions(algorithm, values);
+}
+
+function parseWidths(v: string): number[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((w) => {
+    const n = Number(w);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidOptionError(`--hidden: "${w}" is not a positive integer width.`, 'e.g. --hidden 256,128,64,64');
+    return n;
+  });
 }
 
 function attackFromFlags(kind: unknown, epsilon: unknown, clip?: [number, number]): AttackOptions | undefined {
@@ -169,7 +166,8 @@ async function train(args: string[]): Promise<void> {
     if (start >= iterations) throw new InvalidOptionError(`The checkpoint is at iteration ${start}, not before --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
   }
   mkdirSync(out, { recursive: true });
-  const clip = learner.options.algorithm === 'adml' ? learner.options.clip : source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
+  // The evaluation attack clips like the algorithm's own (ADML's clip), else pixels to [0, 1].
+  const clip = optionKeys(learner.options.algorithm).includes('clip') ? learner.options.clip : source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
   const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
   const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' ? source.name : source.kind };
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
@@ -203,13 +201,15 @@ async function train(args: string[]): Promise<void> {
     bar?.update(p.iteration, p.iterationsPerSecond, metrics);
   };
   const evalEvery = Number(flags['eval-every']);
+  // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
+  const can = capabilitiesOf(learner.options);
+  const evalTasks = can.thetaPerTask ? can.models(learner.options) : Number(flags['eval-tasks']);
   const t0 = performance.now();
   await learner.train({
     source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
     supportShots: Number(flags['support-shots']), queryShots: Number(flags['query-shots']),
     evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
-    // AMP scores model i on held-out task i, so it evaluates as many tasks as it has models.
-    evalTasks: learner.options.algorithm === 'amp' ? learner.options.models : Number(flags['eval-tasks']),
+    evalTasks,
     evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
   });
   bar?.finish();
@@ -222,7 +222,7 @@ async function train(args: string[]): Promise<void> {
   writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
     (lastEval ? `; held-out accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
-    ` (${learner.options.algorithm === 'amp' ? learner.options.models : Number(flags['eval-tasks'])} tasks, 95% CI)`);
+    ` (${evalTasks} tasks, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
   learner.destroy();
 }
@@ -252,28 +252,33 @@ async function evaluate(args: string[]): Promise<void> {
   const source = sourceFromFlags({ ...trained, ...Object.fromEntries(Object.entries(f).filter(([k, v]) => ['data', 'file', 'test-file'].includes(k) && v !== undefined)) },
     f.source === 'auto' ? String(trained.source) : String(f.source));
   const o = ckpt.options;
-  const lr = auto(f['inner-lr']) ?? (o.algorithm === 'amp' ? o.lr : o.innerLr);
+  const can = capabilitiesOf(o);
+  const lr = auto(f['inner-lr']) ?? can.evaluateDefaults(o as ResolvedLearnerOptions).lr;
   const backend = f.backend as LearnerOptions['backend'];
   const tasks = Number(f['eval-tasks']);
   const shots = { supportShots: Number(trained['support-shots']), queryShots: Number(trained['query-shots']) };
-  if (o.algorithm === 'amp') throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
+  if (!can.metaGradient) throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
   const clip = source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
   const attack = attackFromFlags(f.attack, f.epsilon, clip);
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
   restored.setState(ckpt.state);
-  const zeros = await createLearner({ ...stripForAlgorithm(o), backend, initScale: 0 });
-  if (o.algorithm === 'caml') {
-    // CAML's zero baseline keeps W (else no context can move the model): w = 0, W as trained.
+  // The baseline without meta-learning: the zero initialisation for the logistic unit; for an MLP (where
+  // zero weights cannot learn: every hidden unit is dead) its untrained He initialisation.
+  const mlp = o.model.kind === 'mlp';
+  const zeros = await createLearner({ ...stripForAlgorithm(o), backend, ...(mlp ? {} : { initScale: 0 }) } as LearnerOptions);
+  if (can.adapt === 'context' && !mlp) {
+    // A context-adapting model's zero baseline keeps W (else no context can move the model): w = 0, W as
+    // trained (CAML).
     const p = ckpt.state.params.slice();
     p.fill(0, 0, o.dim);
     zeros.setParams(p);
   }
-  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], ['zero init', zeros]];
+  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [mlp ? 'untrained init' : 'zero init', zeros]];
   const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
-  if (jointIterations > 0 && o.algorithm !== 'caml') {
+  if (jointIterations > 0 && can.adapt === 'all') {
     // The usual pretrained baseline: one model trained jointly on the meta-train tasks (no inner loop).
-    const joint = await createLearner({ algorithm: 'maml', dim: o.dim, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
+    const joint = await createLearner({ algorithm: 'maml', dim: o.dim, model: o.model, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
     process.stderr.write(`training the joint baseline for ${jointIterations} iterations…\n`);
     await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
     models.push(['jointly trained', joint]);
@@ -308,8 +313,8 @@ async function evaluate(args: string[]): Promise<void> {
 
 /** Resolved options → the options createLearner accepts for that algorithm. */
 function stripForAlgorithm(o: Checkpoint['options']): LearnerOptions {
-  const allowed = new Set<string>(ALGORITHM_OPTIONS[o.algorithm]);
-  return Object.fromEntries(Object.entries(o).filter(([k, v]) => allowed.has(k) && v !== undefined && k !== 'backend')) as unknown as LearnerOptions;
+  const { backend: _, ...rest } = o as Checkpoint['options'] & { backend?: unknown };
+  return pickOptions(o.algorithm, rest);
 }
 
 async function info(args: string[]): Promise<void> {

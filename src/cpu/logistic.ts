@@ -100,19 +100,3 @@ export function forwardGrad(
     rowsTransposeTimes(grad, t * D, x, t * K * D, K, rowVal, D, 1 / K, false);
   }
 }
-
-/** Twin of logistic.wgsl `hvp`: out_t = X_tᵀ(p(1−p) ⊙ X_t v_t)/K at θ_t. */
-export function hvp(out: Float32Array, x: Float32Array, params: Float32Array, v: Float32Array, s: LogisticShape): void {
-  const { tasks, rows: K, dim: D } = s;
-  const logits = new Float64Array(K);
-  const xv = new Float64Array(K);
-  for (let t = 0; t < tasks; t++) {
-    rowDots(logits, x, t * K * D, K, params, t * s.paramStride, D);
-    rowDots(xv, x, t * K * D, K, v, t * D, D);
-    for (let r = 0; r < K; r++) {
-      const p = sigmoid(logits[r]);
-      xv[r] *= p * (1 - p);
-    }
-    rowsTransposeTimes(out, t * D, x, t * K * D, K, xv, D, 1 / K, false);
-  }
-}

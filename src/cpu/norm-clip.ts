@@ -1,4 +1,5 @@
-// CPU twin of shaders/norm-clip.wgsl: projection of point_m onto the L2 ball of radius ε around centre_m.
+// CPU twin of shaders/norm-clip.wgsl: projection of a point onto the L2 ball of radius ε around a centre
+// (AMP's perturbation, inside maml-task's twin).
 
 export function clipToBall(points: Float32Array, centres: Float32Array, off: number, dim: number, radius: number): void {
   let sq = 0;
@@ -8,9 +9,4 @@ export function clipToBall(points: Float32Array, centres: Float32Array, off: num
     const scale = radius / norm;
     for (let d = 0; d < dim; d++) points[off + d] = centres[off + d] + scale * (points[off + d] - centres[off + d]);
   }
-}
-
-/** Twin of norm-clip-entry.wgsl `clip_to_ball`: every model m of M. */
-export function clipModelsToBall(points: Float32Array, centres: Float32Array, models: number, dim: number, radius: number): void {
-  for (let m = 0; m < models; m++) clipToBall(points, centres, m * dim, dim, radius);
 }

@@ -1,9 +1,10 @@
 // Host side of shaders/caml-task.wgsl (CPU twin: src/cpu/caml-task.ts): CAML / CAVIA's per-task context
 // adaptation and meta-gradient. One bound dispatch per (buffers, uniform); setParams rewrites the uniform.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, taskGrid } from '../gpu/resources.js';
+import { createUniformBuffer } from '../gpu/uniforms.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
-import { taskUniformHead, type BoundMamlTask } from './maml-task.js';
+import { taskUniformFields, type BoundMamlTask } from './maml-task.js';
 
 export interface CamlTaskBuffers {
   supportData: GPUBuffer;  // a data buffer (layout.ts dataLayout) whose supportX/supportY are read
@@ -17,7 +18,6 @@ export interface CamlTaskBuffers {
 }
 
 const KINDS = ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;
-const UNIFORM_BYTES = 80;
 
 export class CamlTaskKernel {
   private readonly layout: GPUBindGroupLayout;
@@ -29,17 +29,14 @@ export class CamlTaskKernel {
 
   bind(b: CamlTaskBuffers, tasks: number, label: string): BoundMamlTask<CamlParams> {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
-    const uniform = createUniform(this.device, `CamlTaskKernel.${label}`, UNIFORM_BYTES);
+    const uniform = createUniformBuffer(this.device, `CamlTaskKernel.${label}`, SHADERS.camlTask, 'cp');
     const group = bindGroup(this.device, `CamlTaskKernel.${label}`, this.layout,
-      [uniform, b.supportData, b.queryData, b.params, b.adapted, b.metaGrad, b.tape, b.taskStats, b.scratch]);
+      [uniform.buffer, b.supportData, b.queryData, b.params, b.adapted, b.metaGrad, b.tape, b.taskStats, b.scratch]);
     const dispatch = boundDispatch(this.pipeline, group, grid.x, grid.y);
-    const device = this.device;
     return {
       encode: dispatch.encode,
       setParams(p: CamlParams) {
-        const { words, u, chunk } = taskUniformHead(p, grid.x, UNIFORM_BYTES);
-        u.set([p.context, p.outSet, ...chunk], 13);
-        device.queue.writeBuffer(uniform, 0, words);
+        uniform.write({ ...taskUniformFields(p, grid.x), context: p.context });
       },
     };
   }

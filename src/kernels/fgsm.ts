@@ -1,6 +1,7 @@
 // Host side of shaders/fgsm.wgsl (CPU twin: src/cpu/fgsm.ts): FGSM / PGD on every row of every task,
 // recorded as a chain of attack steps that ping-pong between two buffers so the last lands in `out`.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
 import { quads } from './layout.js';
@@ -21,7 +22,6 @@ export interface AttackBinding {
 }
 
 const KINDS = ['uniform', 'read', 'read', 'rw', 'rw'] as const;
-const UNIFORM_BYTES = 64;
 
 export class AttackKernel {
   private readonly layout: GPUBindGroupLayout;
@@ -38,14 +38,11 @@ export class AttackKernel {
     let current: RowsAt = b.clean;
     for (let i = 0; i < a.steps; i++) {
       const target = (a.steps - 1 - i) % 2 === 0 ? b.out : b.scratch;
-      const uniform = createUniform(this.device, `AttackKernel.${label}.step${i}`, UNIFORM_BYTES);
-      const words = new ArrayBuffer(UNIFORM_BYTES);
-      new Uint32Array(words, 0, 12).set([
-        b.tasks, b.rows, quads(b.dim), b.dim, b.clean.xOff / 4, b.clean.labelOff, current.xOff / 4, target.xOff / 4,
-        b.paramPerTask ? quads(b.dim) : 0, b.paramOff / 4, grid.x, 0,
-      ]);
-      new Float32Array(words, 48, 4).set([a.epsilon, a.stepSize, a.lo, a.hi]);
-      this.device.queue.writeBuffer(uniform, 0, words);
+      const uniform = writeUniform(this.device, `AttackKernel.${label}.step${i}`, SHADERS.fgsm, 'ap', {
+        tasks: b.tasks, rows: b.rows, dim4: quads(b.dim), dim: b.dim, cleanXOff: b.clean.xOff / 4, labelOff: b.clean.labelOff,
+        currentXOff: current.xOff / 4, nextXOff: target.xOff / 4, paramStride: b.paramPerTask ? quads(b.dim) : 0,
+        paramOff: b.paramOff / 4, groupsPerRow: grid.x, epsilon: a.epsilon, stepSize: a.stepSize, lo: a.lo, hi: a.hi,
+      });
       const group = bindGroup(this.device, `AttackKernel.${label}.step${i}`, this.layout, [uniform, b.clean.buffer, current.buffer, b.params, target.buffer]);
       steps.push(boundDispatch(this.pipeline, group, grid.x, grid.y));
       current = target;

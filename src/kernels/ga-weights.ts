@@ -1,12 +1,8 @@
 // Host side of shaders/ga-weights.wgsl (CPU twin: src/cpu/ga-weights.ts): gradient-agreement task
 // weights written straight into the meta-update's taskWeight buffer, with no readback.
-import { makeShaderDataDefinitions, makeStructuredView } from 'webgpu-utils';
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, paramGrid, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, paramGrid, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
-
-// Read lazily: webgpu-utils needs the WebGPU globals (GPUShaderStage), which exist once a device is acquired.
-let defs: ReturnType<typeof makeShaderDataDefinitions> | null = null;
-const DEFS = () => (defs ??= makeShaderDataDefinitions(SHADERS.gaWeights));
 import { TASK_BLOCK } from './meta-update.js';
 
 export interface GaBuffers {
@@ -34,10 +30,9 @@ export class GaWeightsKernel {
     const grid = taskGrid(tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const blocks = Math.ceil(tasks / TASK_BLOCK);
     const features = paramGrid(Math.ceil(paddedDim / WG_GA), this.device.limits.maxComputeWorkgroupsPerDimension, `${paddedDim} parameters`);
-    const view = makeStructuredView(DEFS().uniforms.gp);
-    view.set({ tasks, dim: paddedDim, notebook: normalization === 'notebook' ? 1 : 0, groupsPerRow: grid.x, blocks, featureGroupsX: features.x });
-    const uniform = createUniform(this.device, 'GaWeightsKernel.params', view.arrayBuffer.byteLength);
-    this.device.queue.writeBuffer(uniform, 0, view.arrayBuffer);
+    const uniform = writeUniform(this.device, 'GaWeightsKernel.params', SHADERS.gaWeights, 'gp', {
+      tasks, dim: paddedDim, notebook: normalization === 'notebook' ? 1 : 0, groupsPerRow: grid.x, blocks, featureGroupsX: features.x,
+    });
     const group = bindGroup(this.device, 'GaWeightsKernel.group', this.layout, [uniform, b.theta, b.adapted, b.updateSum, b.agree, b.taskWeight, b.partial]);
     const steps = [
       boundDispatch(this.pipelines.partial_updates, group, features.x, features.y, blocks),

@@ -1,13 +1,9 @@
 // Host side of shaders/meta-update.wgsl (CPU twin: src/cpu/meta-update.ts): the weighted reduction of
 // per-task meta-gradients over blocks of tasks, then the outer SGD/Adam update per parameter.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createUniform, paramGrid, type BoundDispatch } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, paramGrid, type BoundDispatch } from '../gpu/resources.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import type { UpdateParams } from '../cpu/meta-update.js';
-import { makeShaderDataDefinitions, makeStructuredView } from 'webgpu-utils';
 import { SHADERS } from './shader-source.js';
-
-// Read lazily: webgpu-utils needs the WebGPU globals (GPUShaderStage), which exist once a device is acquired.
-let defs: ReturnType<typeof makeShaderDataDefinitions> | null = null;
-const DEFS = () => (defs ??= makeShaderDataDefinitions(SHADERS.metaUpdate));
 
 export interface MetaUpdateBuffers {
   metaGrad: GPUBuffer;    // T×D
@@ -44,11 +40,7 @@ export class MetaUpdateKernel {
 
   /** The uniform of one dispatch, filled through a view of the WGSL struct (layout written once, in WGSL). */
   private uniform(label: string, fields: Record<string, number>): GPUBuffer {
-    const view = makeStructuredView(DEFS().uniforms.up);
-    view.set(fields);
-    const uniform = createUniform(this.device, `MetaUpdateKernel.${label}`, view.arrayBuffer.byteLength);
-    this.device.queue.writeBuffer(uniform, 0, view.arrayBuffer);
-    return uniform;
+    return writeUniform(this.device, `MetaUpdateKernel.${label}`, SHADERS.metaUpdate, 'up', fields);
   }
 
   private grid(dim: number) {

@@ -1,32 +1,26 @@
 // Pieces shared by the MLP kernels' hosts (src/kernels/mlp-*.ts): uniforms laid out from their WGSL
 // struct by webgpu-utils (the layout is written once, in the shader), grids folded into x/y/z when a
 // dispatch has more workgroups than one dimension allows, and small dummy buffers for unused bindings.
-import { makeShaderDataDefinitions, makeStructuredView, type ShaderDataDefinitions } from 'webgpu-utils';
 import { LimitError } from '../errors.js';
-import { createBuffer, createUniform, type BoundDispatch } from '../gpu/resources.js';
+import { createBuffer, type BoundDispatch } from '../gpu/resources.js';
 
-const definitions = new Map<string, ShaderDataDefinitions>();
-
-/**
- * A uniform buffer holding `values` laid out as the WGSL `var<uniform> name` of `code` declares it.
- * Each call makes its own buffer: bound dispatches recorded into one pass must not share a uniform.
- */
-export function writeUniform(device: GPUDevice, label: string, code: string, name: string, values: Record<string, unknown>): GPUBuffer {
-  let defs = definitions.get(code);
-  if (!defs) definitions.set(code, (defs = makeShaderDataDefinitions(code)));
-  const def = defs.uniforms[name];
-  if (!def) throw new Error(`${label}: the shader declares no uniform '${name}'`);
-  const view = makeStructuredView(def);
-  view.set(values);
-  const uniform = createUniform(device, label, view.arrayBuffer.byteLength);
-  device.queue.writeBuffer(uniform, 0, view.arrayBuffer);
-  return uniform;
-}
+// Uniforms of every kernel are filled through views of their WGSL struct (src/gpu/uniforms.ts).
+export { writeUniform } from '../gpu/uniforms.js';
 
 /** Options every MLP kernel's constructor takes. */
 export interface MlpKernelOptions {
   /** Fold grids as if the device allowed at most this many workgroups per dimension (tests of the y/z fold). */
   maxWorkgroupsPerDimension?: number;
+  /** Pick the variants made for a CPU rasteriser (true) or a GPU (false); default: from device.adapterInfo. */
+  software?: boolean;
+}
+
+/** True for CPU rasterisers (llvmpipe, lavapipe, SwiftShader), by the same test as src/gpu/device.ts. */
+export function isSoftwareDevice(device: GPUDevice): boolean {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  if (!info) return false;
+  const text = [info.vendor, info.architecture, info.device, info.description].join(' ');
+  return info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(text);
 }
 
 /** A dispatch grid; `total` is the number of workgroups the shader uses (the rest return at once). */

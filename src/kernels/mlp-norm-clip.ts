@@ -2,7 +2,7 @@
 // per-tensor L2-ball projection of every task's perturbed parameters, one workgroup per (tensor, task).
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkNormClipSpec, MAX_CLIP_TENSORS, type NormClipSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, type MlpKernelOptions, gridDispatch, writeUniform } from './mlp-common.js';
+import { foldGrid, gridDispatch, isSoftwareDevice, writeUniform, type MlpKernelOptions } from './mlp-common.js';
 import { SHADERS } from './shader-source.js';
 
 export { MAX_CLIP_TENSORS };
@@ -11,17 +11,21 @@ export type { NormClipArrays, NormClipSpec } from '../cpu/mlp-kernels.js';
 /** Bindings 1–2 (both read_write, distinct buffers). */
 export interface NormClipBuffers { pert: GPUBuffer; base: GPUBuffer }
 
-// Labels say MlpNormClipKernel: the logistic model's NormClipKernel (norm-clip.ts) has the same class name.
 const KINDS = ['uniform', 'rw', 'rw'] as const;
-/** A power of two (tree reduction); 256 invocations share a W_1 of ~200k floats. */
+/**
+ * Invocations per (tensor, task), a power of two (tree reduction): 256 share a W_1 of ~200k floats on a
+ * GPU; a software adapter pays per invocation at every barrier, so it gets 32 (one barrier per halving).
+ */
 const WG = 256;
+const WG_SOFTWARE = 32;
 
 export class NormClipKernel {
   private readonly layout: GPUBindGroupLayout;
   private readonly pipeline: GPUComputePipeline;
   constructor(private readonly device: GPUDevice, private readonly options: MlpKernelOptions = {}) {
-    this.layout = bindGroupLayout(device, 'MlpNormClipKernel.layout', [...KINDS]);
-    this.pipeline = computePipeline(device, 'mlp-norm-clip.wgsl', SHADERS.mlpNormClip, 'norm_clip', this.layout, { WG });
+    this.layout = bindGroupLayout(device, 'NormClipKernel.layout', [...KINDS]);
+    const wg = (options.software ?? isSoftwareDevice(device)) ? WG_SOFTWARE : WG;
+    this.pipeline = computePipeline(device, 'mlp-norm-clip.wgsl', SHADERS.mlpNormClip, 'norm_clip', this.layout, { WG: wg });
   }
 
   /**
@@ -32,14 +36,14 @@ export class NormClipKernel {
    */
   bind(buffers: NormClipBuffers, spec: NormClipSpec, label: string): BoundDispatch {
     checkNormClipSpec(spec);
-    const grid = foldGrid(this.device, spec.tensors.length * spec.tasks, `MlpNormClipKernel.${label}`, this.options);
+    const grid = foldGrid(this.device, spec.tensors.length * spec.tasks, `NormClipKernel.${label}`, this.options);
     const ranges = new Uint32Array(4 * MAX_CLIP_TENSORS);
     spec.tensors.forEach(([start, end], k) => ranges.set([start, end], 4 * k));
-    const uniform = writeUniform(this.device, `MlpNormClipKernel.${label}.uniform`, SHADERS.mlpNormClip, 'cp', {
+    const uniform = writeUniform(this.device, `NormClipKernel.${label}.uniform`, SHADERS.mlpNormClip, 'cp', {
       tasks: spec.tasks, count: spec.tensors.length, pertOff: spec.pertOff, pertTaskStride: spec.pertTaskStride,
       baseOff: spec.baseOff, baseTaskStride: spec.baseTaskStride, gridX: grid.x, gridY: grid.y, radius: spec.radius, ranges,
     });
-    const group = bindGroup(this.device, `MlpNormClipKernel.${label}.group`, this.layout, [uniform, buffers.pert, buffers.base]);
+    const group = bindGroup(this.device, `NormClipKernel.${label}.group`, this.layout, [uniform, buffers.pert, buffers.base]);
     return gridDispatch(this.pipeline, group, grid);
   }
 }

@@ -2,7 +2,7 @@
 // over a per-task index range, one invocation per element.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkVectorSpec, type VectorOperand, type VectorSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, type MlpKernelOptions, gridDispatch, writeUniform } from './mlp-common.js';
+import { foldGrid, gridDispatch, writeUniform, type MlpKernelOptions } from './mlp-common.js';
 import { SHADERS } from './shader-source.js';
 
 export { dummyBuffer } from './mlp-common.js';
@@ -17,10 +17,14 @@ const UNUSED: VectorOperand = { buf: 0, off: 0, taskStride: 0 };
 
 export class VectorKernel {
   private readonly layout: GPUBindGroupLayout;
-  private readonly pipeline: GPUComputePipeline;
   constructor(private readonly device: GPUDevice, private readonly options: MlpKernelOptions = {}) {
     this.layout = bindGroupLayout(device, 'VectorKernel.layout', [...KINDS]);
-    this.pipeline = computePipeline(device, 'mlp-vector.wgsl', SHADERS.mlpVector, 'vector_op', this.layout, { WG });
+  }
+
+  /** The pipeline for one placement of the operands (at most 3·3·3·2 variants, built on first use). */
+  private pipeline(x: number, y: number, out: number, useY: boolean): GPUComputePipeline {
+    return computePipeline(this.device, 'mlp-vector.wgsl', SHADERS.mlpVector, 'vector_op', this.layout,
+      { WG, X_BUF: x, Y_BUF: y, OUT_BUF: out, USE_Y: Number(useY) });
   }
 
   /**
@@ -35,11 +39,12 @@ export class VectorKernel {
     const end = spec.zeroOutside ? spec.length : spec.hi;
     const blocks = Math.ceil((end - first) / WG);
     const grid = foldGrid(this.device, blocks * spec.tasks, `VectorKernel.${label}`, this.options);
+    const y = spec.b !== 0 && spec.y ? spec.y : UNUSED;
     const uniform = writeUniform(this.device, `VectorKernel.${label}.uniform`, SHADERS.mlpVector, 'vp', {
       tasks: spec.tasks, first, end, lo: spec.lo, hi: spec.hi, blocks, gridX: grid.x, gridY: grid.y,
-      a: spec.a, b: spec.b, x: spec.x, y: spec.b !== 0 && spec.y ? spec.y : UNUSED, dst: spec.out,
+      a: spec.a, b: spec.b, x: spec.x, y: y, dst: spec.out,
     });
     const group = bindGroup(this.device, `VectorKernel.${label}.group`, this.layout, [uniform, buffers.b0, buffers.b1, buffers.b2]);
-    return gridDispatch(this.pipeline, group, grid);
+    return gridDispatch(this.pipeline(spec.x.buf, y.buf, spec.out.buf, spec.b !== 0), group, grid);
   }
 }

@@ -1,6 +1,7 @@
 // Host side of shaders/sample-tasks.wgsl (CPU twin: src/cpu/sample-tasks.ts): on-device task sampling
 // into a slot's packed data buffer, and the one-invocation `advance` of the device-side iteration counter.
-import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, createUniform, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, taskGrid, type BoundDispatch } from '../gpu/resources.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { classRange, LINEAR_DEFAULTS, SOURCE_KIND_CODE, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
 import { SHADERS } from './shader-source.js';
 import { dataLayout, paddedDim } from './layout.js';
@@ -50,18 +51,13 @@ export class SampleTasksKernel {
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const range = source.kind === 'images' ? classRange(source, split) : [0, 0];
     const lin = source.kind === 'linear' ? { ...LINEAR_DEFAULTS, ...source } : LINEAR_DEFAULTS;
-    const words = new ArrayBuffer(80);
-    const u = new Uint32Array(words);
-    u.set([
-      shape.tasks, shape.supportShots, shape.queryShots, D, paddedDim(D), seed >>> 0,
-      SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], split === 'test' ? 1 : 0,
-      off.supportX, off.supportY, off.queryX, off.queryY, grid.x, range[0], range[1] - range[0],
-      source.kind === 'images' ? source.images.pixels : 0,
-    ]);
-    new Float32Array(words).set([lin.taskSpread, lin.meanScale], 16);
-    u[18] = taskBase;
-    const uniform = createUniform(this.device, 'SampleTasksKernel.params', 80);
-    this.device.queue.writeBuffer(uniform, 0, words);
+    const uniform = writeUniform(this.device, 'SampleTasksKernel.params', SHADERS.sampleTasks, 'sp', {
+      tasks: shape.tasks, supportRows: shape.supportShots, queryRows: shape.queryShots, dim: D, dimPadded: paddedDim(D), seed: seed >>> 0,
+      kind: SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], split: split === 'test' ? 1 : 0,
+      supportXOff: off.supportX, supportYOff: off.supportY, queryXOff: off.queryX, queryYOff: off.queryY, groupsPerRow: grid.x,
+      classBase: range[0], classCount: range[1] - range[0], pixelsPerImage: source.kind === 'images' ? source.images.pixels : 0,
+      taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase,
+    });
     const group = bindGroup(this.device, 'SampleTasksKernel.group', this.layout, [uniform, b.data, b.sampleState, b.images, b.advData]);
     const sample = boundDispatch(this.sample, group, grid.x, grid.y);
     const advance = boundDispatch(this.advance, group, 1);

@@ -7,7 +7,6 @@ import mamlTask from '../../shaders/maml-task.wgsl';
 import camlTask from '../../shaders/caml-task.wgsl';
 import metaUpdate from '../../shaders/meta-update.wgsl';
 import normClip from '../../shaders/norm-clip.wgsl';
-import normClipEntry from '../../shaders/norm-clip-entry.wgsl';
 import fgsm from '../../shaders/fgsm.wgsl';
 import gaWeights from '../../shaders/ga-weights.wgsl';
 import rng from '../../shaders/rng.wgsl';
@@ -22,7 +21,6 @@ export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
   mamlTask: `${logisticCommon}\n${normClip}\n${mamlTask}`,
   camlTask: `${logisticCommon}\n${camlTask}`,
-  normClip: `${logisticCommon}\n${normClip}\n${normClipEntry}`,
   fgsm: `${logisticCommon}\n${fgsm}`,
   gaWeights,
   sampleTasks: `${rng}\n${sampleTasks}`,

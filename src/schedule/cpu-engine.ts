@@ -8,7 +8,8 @@ import { mlpAdaptAndMetaGrad, mlpAttack, mlpScore, mlpTaskScratchSizes, type Mlp
 import { mlpLayoutOf, modelCount } from '../models/model.js';
 import type { MlpLayout } from '../models/mlp.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
-import { paramVectors, taskKernelOf, taskWeights, trainPlan, evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
+import { evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
+import { paramVectors, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';

@@ -9,7 +9,8 @@ import type { CamlParams } from '../cpu/caml-task.js';
 import type { MlpTaskParams } from '../cpu/mlp-task.js';
 import type { MlpLayout } from '../models/mlp.js';
 import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
-import { perturbOf, type PlanStep } from '../algorithms/plan.js';
+import type { PlanStep } from '../algorithms/plan.js';
+import { capabilitiesOf, perturbOf } from '../algorithms/index.js';
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
@@ -68,7 +69,7 @@ function sharedTaskFields(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep,
 
 /** Uniform contents of the MAML per-task pass for one plan step. */
 export function taskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number): TaskParams {
-  return { ...sharedTaskFields(batch, o, s, dim), thetaPerTask: o.algorithm === 'amp', perturb: perturbOf(o), writeBack: s.writeBack };
+  return { ...sharedTaskFields(batch, o, s, dim), thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack };
 }
 
 /** Uniform contents of the CAML per-task pass for one plan step. */
@@ -76,12 +77,12 @@ export function camlParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksS
   return { ...sharedTaskFields(batch, o, s, dim), context: o.contextDim };
 }
 
-/** Uniform contents of the MLP per-task pass (the generic MAML core) for one plan step: CAML adapts
- * only the context φ of `layout`, every other algorithm all parameters. */
+/** Uniform contents of the MLP per-task pass (the generic MAML core) for one plan step: the algorithm
+ * adapts all parameters, or only the context φ of `layout` (CAML). */
 export function mlpTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, layout: MlpLayout): MlpTaskParams {
   return {
-    ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: o.algorithm === 'caml' ? 'context' : 'all',
-    thetaPerTask: o.algorithm === 'amp', perturb: perturbOf(o), writeBack: s.writeBack,
+    ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: capabilitiesOf(o).adapt,
+    thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack,
   };
 }
 

@@ -16,7 +16,8 @@ import { MetaUpdateKernel, partialFloats } from '../kernels/meta-update.js';
 import { taskScratchSizes } from '../cpu/maml-task.js';
 import { camlScratchSizes } from '../cpu/caml-task.js';
 import type { AttackParams } from '../cpu/fgsm.js';
-import { evaluatePlan, needsAdversarial, paramVectors, taskKernelOf, taskWeights, trainPlan, type Plan } from '../algorithms/plan.js';
+import { evaluatePlan, needsAdversarial, weighsAcrossTasks, type Plan } from '../algorithms/plan.js';
+import { capabilitiesOf, paramVectors, perturbOf, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
@@ -178,7 +179,7 @@ export class GpuEngine implements Engine {
   private mlpScratchPerTask(batch: Batch, innerSteps: number) {
     const o = this.options;
     const V = this.mlp!.vector;
-    const amp = o.algorithm === 'amp' || o.innerOptimizer === 'amp';
+    const amp = perturbOf(o) !== null;
     const order2 = o.order === 2;
     return {
       adapted: this.sets * V,
@@ -211,7 +212,7 @@ export class GpuEngine implements Engine {
     if (groupsNeeded > limits.maxComputeWorkgroupsPerDimension) {
       throw new LimitError(`tasks = ${batch.tasks} exceeds the adapter's dispatch grid.`, 'Use fewer tasks per batch.');
     }
-    if (this.mlp && this.options.algorithm === 'ga-maml' && this.tasksPerChunk(batch, innerSteps) < batch.tasks) {
+    if (this.mlp && weighsAcrossTasks(trainPlan(this.options)) && this.tasksPerChunk(batch, innerSteps) < batch.tasks) {
       const perTask = this.mlp.vector * 4;
       throw new LimitError(
         `GA-MAML weighs every task's update against all others, so the ${batch.tasks} tasks' adapted MLP parameters (${(batch.tasks * perTask / 2 ** 20).toFixed(1)} MiB) must fit one storage binding of ${(cap / 2 ** 20).toFixed(1)} MiB.`,
@@ -318,7 +319,7 @@ export class GpuEngine implements Engine {
         ? { buffer, xOff: off.supportX, yOff: off.supportY, rows: Ks }
         : { buffer, xOff: off.queryX, yOff: off.queryY, rows: Kq };
       const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? c.data : c.advData);
-      const theta = o.algorithm === 'amp' ? { buffer: this.params, off: c.first * V, taskStride: V } : { buffer: this.params, off: 0, taskStride: 0 };
+      const theta = capabilitiesOf(o).thetaPerTask ? { buffer: this.params, off: c.first * V, taskStride: V } : { buffer: this.params, off: 0, taskStride: 0 };
       const parts: BoundDispatch[] = [];
       for (const step of plan.steps) {
         switch (step.kind) {
@@ -407,7 +408,7 @@ export class GpuEngine implements Engine {
       }
       case 'score-attacked':
         return this.kernels.logistic.bind(
-          { x: c.advData, y: c.advData, params: slot.adapted, vec: slot.perturbed, out: slot.metaGrad, stats: slot.attackedStats },
+          { x: c.advData, y: c.advData, params: slot.adapted, out: slot.metaGrad, stats: slot.attackedStats },
           { tasks: c.tasks, rows: batch.queryShots, dim: o.dim, paramStride: o.dim },
           { x: off.queryX, y: off.queryY, params: 0, taskBase: c.first }).forwardGrad;
       default:
@@ -519,7 +520,7 @@ export class GpuEngine implements Engine {
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
-    if (this.options.algorithm === 'amp') throw new InvalidOptionError("metaGradient() applies to meta-learning algorithms, not 'amp'.", 'Use step() to train AMP models.');
+    if (!capabilitiesOf(this.options).metaGradient) throw new InvalidOptionError(`metaGradient() applies to meta-learning algorithms, not '${this.options.algorithm}'.`, 'Use step() to train AMP models.');
     const plan = trainPlan(this.options, false);
     const slot = this.slotFor(batch, this.options.innerSteps);
     this.upload(slot, batch, needsAdversarial(plan));

@@ -5,7 +5,7 @@
 import { sigmoid } from '../../src/cpu/logistic.js';
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
-import type { Batch, LearnerOptions } from '../../src/types.js';
+import type { AdmlOptions, Batch, MamlOptions } from '../../src/types.js';
 import { $, drawImage, loadFashion, makeLearner, probeBackend, setupPage, showError, state } from './common.js';
 
 setupPage('attack', 'Attack');
@@ -53,7 +53,7 @@ async function init(): Promise<void> {
   await probeBackend();
   const source = await loadFashion();
   const iterations = Number(new URLSearchParams(location.search).get('iterations') ?? 300);
-  const variants: Array<[string, LearnerOptions]> = [['maml', { algorithm: 'maml', dim: D }], ['adml', { algorithm: 'adml', dim: D, epsilon: 0.1, clip: [0, 1] }]];
+  const variants: Array<[string, MamlOptions | AdmlOptions]> = [['maml', { algorithm: 'maml', dim: D }], ['adml', { algorithm: 'adml', dim: D, epsilon: 0.1, clip: [0, 1] }]];
   for (const [name, extra] of variants) {
     $('status').textContent = `meta-training ${name.toUpperCase()} (${iterations} iterations)…`;
     const learner = await makeLearner({ ...extra, innerLr: LR, outerLr: 0.0003, order: 2, optimizer: 'adam', seed: 1 });

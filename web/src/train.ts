@@ -2,7 +2,7 @@
 // of the training query loss and of held-out accuracy (clean and under FGSM) while the GPU trains.
 import type { Learner } from '../../src/learner.js';
 import type { Algorithm, LearnerOptions } from '../../src/types.js';
-import { ALGORITHM_OPTIONS } from '../../src/types.js';
+import { pickOptions } from '../../src/algorithms/index.js';
 import type { TaskSource } from '../../src/tasks/source.js';
 import { $, LiveChart, loadFashion, makeLearner, percent, probeBackend, setupPage, showError, state } from './common.js';
 
@@ -37,13 +37,12 @@ async function sourceOf(kind: string): Promise<TaskSource> {
 }
 
 function learnerOptions(algorithm: Algorithm, dim: number): LearnerOptions {
-  const all: LearnerOptions = {
+  // The page's controls, of which each algorithm takes its own.
+  return pickOptions(algorithm, {
     algorithm, dim, innerLr: Number(input('innerLr').value), outerLr: Number(input('outerLr').value),
     order: Number(input('order').value) as 1 | 2, optimizer: 'adam', seed: 1, epsilon: algorithm === 'adml' ? Number(input('epsilon').value) : undefined,
     models: Number(input('tasks').value), lr: Number(input('innerLr').value),
-  };
-  const allowed = new Set<string>(ALGORITHM_OPTIONS[algorithm]);
-  return Object.fromEntries(Object.entries(all).filter(([k, v]) => allowed.has(k) && v !== undefined)) as unknown as LearnerOptions;
+  });
 }
 
 async function run(): Promise<void> {

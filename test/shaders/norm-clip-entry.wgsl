@@ -1,4 +1,5 @@
-// Standalone entry of the L2-ball projection (norm-clip.wgsl), for testing it against its CPU twin:
+// Test-only entry of the L2-ball projection (shaders/norm-clip.wgsl, put in front with
+// logistic-common.wgsl), which training runs inside maml-task.wgsl; tested against its CPU twin:
 // point_m ← Π_ε(point_m) around centre_m, one workgroup per model m.
 
 struct ClipParams { models: u32, dim4: u32, groupsPerRow: u32, _pad: u32, radius: f32, _pad1: f32, _pad2: f32, _pad3: f32 }
