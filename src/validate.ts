@@ -4,6 +4,7 @@ import { InvalidOptionError, LabelError, LimitError, NonFiniteError, ShapeError 
 import { NO_CLIP, type Batch, type EvaluateOptions, type LearnerOptions, type ResolvedLearnerOptions, type TrainOptions } from './types.js';
 import { ALGORITHM_NAMES, ALL_OPTION_KEYS, DEFAULT_ALGORITHM, applyDefaults, capabilitiesOf, optionHelp, optionKeys, optionUsers } from './algorithms/index.js';
 import type { ModelSpec } from './models/mlp.js';
+import { COMMON_DEFAULTS } from './algorithms/common.js';
 import { sourceDim, type TaskSource } from './tasks/source.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
@@ -110,8 +111,10 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   checkInteger('models', o.models, 1, 1 << 22, 'AMP trains one model per task of the batch.');
   checkPositive('lr', o.lr, "AMP's η, e.g. 0.1.");
   o.model = checkModel(o.model);
-  if (o.model.kind === 'mlp' && options.initScale !== undefined) {
-    throw new InvalidOptionError('initScale applies to the logistic model; the MLP starts He-normal (SPEC.md).', 'Leave initScale out, or set the parameters with setParams.');
+  // The default value is accepted so that resolved options (checkpoints, the CLI) round-trip; any other
+  // value would be silently ignored, so it is refused.
+  if (o.model.kind === 'mlp' && options.initScale !== undefined && options.initScale !== COMMON_DEFAULTS.initScale) {
+    throw new InvalidOptionError(`initScale (${options.initScale}) applies to the logistic model; the MLP starts He-normal (SPEC.md).`, 'Leave initScale out, or set the parameters with setParams.');
   }
   // The AMP inner optimizer perturbs every parameter: not for an algorithm that adapts only a context.
   if (capabilitiesOf(o).adapt !== 'all' && o.innerOptimizer === 'amp') {

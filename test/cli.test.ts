@@ -80,6 +80,28 @@ for (const backend of ['cpu', 'webgpu'] as const) {
   });
 }
 
+test('an MLP through the CLI: --model mlp --hidden --classes train, resume exactly and evaluate against its untrained init', async () => {
+  const common = ['--source', 'linear', '--dim', '9', '--tasks', '6', '--support-shots', '5', '--query-shots', '5', '--eval-every', '10', '--eval-tasks', '30',
+    '--model', 'mlp', '--hidden', '8,4', '--classes', '2', '--optimizer', 'adam', '--outer-lr', '0.01', '--inner-lr', '0.3', '--order', '2', '--backend', 'cpu', '--quiet'];
+  const [a, b] = [tmp(), tmp()];
+  assert.is((await cli('train', ...common, '--iterations', '20', '--out', a)).code, 0);
+  assert.is((await cli('train', ...common, '--iterations', '10', '--out', b)).code, 0);
+  const resumed = await cli('train', '--resume', '--iterations', '20', '--out', b, '--backend', 'cpu', '--quiet');
+  assert.is(resumed.code, 0, resumed.err);
+  const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
+  assert.equal(ca.options.model, { kind: 'mlp', hidden: [8, 4], classes: 2 });
+  // (9 + 1)·8 + (8 + 1)·4 + (4 + 1)·2 parameters
+  assert.is(ca.state.params.length, 80 + 36 + 10);
+  assertClose('MLP params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
+  const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '30', '--max-steps', '1', '--backend', 'cpu', '--joint-iterations', '5');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /untrained init/);
+  assert.match(ev.out, /jointly trained/);
+  const bad = await cli('train', ...common, '--hidden', '8,x', '--iterations', '1', '--out', tmp());
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--hidden: "x" is not a positive integer width/);
+});
+
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
   const cases: Array<[string[], RegExp, number]> = [
     [['train', '--algo', 'reptile'], /--algo must be one of maml, adml, ga-maml, caml, amp; got "reptile"/, 2],

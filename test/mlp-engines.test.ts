@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
-import { LabelError, LimitError } from '../src/errors.js';
+import { InvalidOptionError, LabelError, LimitError } from '../src/errors.js';
 import type { LearnerOptions } from '../src/types.js';
 import { assertClose, randomArray, randomNWayBatch, thrown, withGpu } from './helpers.js';
 import { mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
@@ -105,6 +105,11 @@ test('MLP parameters: public layout length, He init, setParams round trip, shape
   learner.setParams(mine);
   assertClose('round trip', await learner.getParams(), mine, 0, 0);
   await thrown(() => learner.setParams(new Float32Array(100)));
+  // A non-default initScale would be silently ignored by the He init: refused.
+  assert.instance(await thrown(() => createLearner({ dim: D, model, initScale: 0.5, backend: 'cpu' })), InvalidOptionError);
+  for (const bad of [{ kind: 'mlp', hidden: [0], classes: 3 }, { kind: 'mlp', hidden: [4], classes: 1 }, { kind: 'mlp', hidden: [4], classes: 3, norm: 'x' }, { kind: 'cnn' }]) {
+    assert.instance(await thrown(() => createLearner({ dim: D, model: bad as never, backend: 'cpu' })), InvalidOptionError, JSON.stringify(bad));
+  }
   const caml = await createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'cpu' });
   assert.is(caml.paramCount, 101 + 2 * 6, 'W_1 has D + C rows');
   caml.destroy();
