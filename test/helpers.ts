@@ -139,3 +139,16 @@ export function randomNWayBatch(tasks: number, supportShots: number, queryShots:
   const q = make(queryShots, 202);
   return { tasks, supportShots, queryShots, supportX: s.x, supportY: s.y, queryX: q.x, queryY: q.y };
 }
+
+/** ∂f/∂x_i by central differences (f64): the independent oracle of gradient tests. */
+export function centralDifferences(f: (x: Float64Array) => number, x: Float64Array, h: number): Float64Array {
+  const g = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const plus = x.slice();
+    const minus = x.slice();
+    plus[i] += h;
+    minus[i] -= h;
+    g[i] = (f(plus) - f(minus)) / (2 * h);
+  }
+  return g;
+}
