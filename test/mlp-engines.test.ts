@@ -54,6 +54,17 @@ for (const c of CASES) {
     }));
 }
 
+test('MLP at the Omniglot input size (784 inputs, 5-way, order 2): GPU meta-gradient equals the CPU engine', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(2, 5, 5, 784, 5, 9);
+    const options = { dim: 784, model: { kind: 'mlp', hidden: [64, 32], classes: 5 }, order: 2, innerLr: 0.4, outerLr: 0.01 } as LearnerOptions;
+    const gpu = await createLearner({ ...options, backend: 'webgpu' });
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    assertClose('meta-gradient at 784 inputs', await gpu.metaGradient(batch), await cpu.metaGradient(batch), 2e-5, 1e-3);
+    gpu.destroy();
+    cpu.destroy();
+  }));
+
 test('MLP adml with ε > 0 and evaluation under FGSM/PGD: GPU and CPU agree (sign decisions may differ on a few inputs)', () =>
   withGpu(async () => {
     const batch = randomNWayBatch(4, 4, 5, D, 3, 5);

@@ -169,6 +169,13 @@ GEMM_CASES.forEach((c, i) => {
   }
 });
 
+// Long reductions at the shapes the Omniglot net has (784 inputs), with the tiles this adapter picks by
+// itself: llvmpipe's direct variant wrote zeros past ~512 k-iterations (chooseTiles routes around it).
+for (const [M, N, K] of [[5, 256, 784], [5, 16, 2000], [784, 64, 5]]) {
+  test(`gemm with the tiles chosen for this adapter matches its twin at K = ${K} (M=${M} N=${N})`, () =>
+    withGpu((acq) => checkGemm(acq, M === 784 ? weightGradSpec(2, M, N, K) : forwardSpec(2, M, N, K), 7)));
+}
+
 test('gemm tiles chosen for any shape fit WebGPU\'s default limits (16 KiB workgroup memory, 256 invocations)', () => {
   const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupSizeY: 256 };
   const device = { limits } as unknown as GPUDevice;

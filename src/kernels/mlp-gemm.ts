@@ -44,13 +44,21 @@ const DIRECT_SUMS = 128;
  *   block shape is a uniform, so all tile choices of one spec structure share one pipeline.
  */
 export function chooseTiles(M: number, N: number, K: number, software: boolean): GemmTiles {
-  if (software) {
+  // On Mesa llvmpipe (GL ES, Mesa 22.3) gemm_direct silently writes zeros for long reductions — no
+  // validation error, no device loss — e.g. (K, RN) = (600, 16), (784, 16), (4000, 2) fail while (513, 16),
+  // (784, 8), (2000, 2) are right; the exact condition is not pinned down. The staged variant loops
+  // K / KT times and is right at all of them, so reductions over 256 take it, at some cost on a
+  // software adapter. Found by the MLP test at 784 inputs (test/mlp-kernels.test.ts keeps the case).
+  if (software && K <= DIRECT_MAX_K) {
     const RM = M <= 16 ? Math.max(1, M) : Math.ceil(M / Math.ceil(M / 16));
     const RN = Math.max(1, Math.min(MAX_RN_DIRECT, Math.floor(DIRECT_SUMS / RM), Math.ceil(N / 8)));
     return { TX: 8, TY: 1, RM, RN, KT: 1, direct: true };
   }
   return { TX: 32, TY: 1, RM: Math.min(MAX_RM, Math.max(1, M)), RN: N <= 32 ? 1 : 2, KT: Math.min(32, Math.max(1, K)), direct: false };
 }
+
+/** The longest k loop gemm_direct is trusted with (see chooseTiles). */
+export const DIRECT_MAX_K = 256;
 
 /** Workgroup floats a variant stages (the shader's TILE_A + TILE_B; none for gemm_direct). */
 export const tileFloats = (t: GemmTiles): number => (t.direct ? 0 : t.KT * (t.TY * t.RM + 1 + t.TX * t.RN + 1) + 2 * t.TX * t.TY);
