@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build --silent
 node test/run.mjs --build-only
+# Source maps double the carried size and are not needed on the device (64 MiB carry limit).
+rm -f dist/*.map .test-build/*.map
 rm -rf .gpu && mkdir -p .gpu
 xz -T2 -c "$(command -v node)" > .gpu/node.xz
 tmp=$(mktemp -d)
