@@ -5,6 +5,8 @@ export * from './errors.js';
 export * from './types.js';
 // The algorithms: each one's defaults (ALGORITHMS[name].defaults), option help and capabilities.
 export { ALGORITHMS, ALGORITHM_NAMES, DEFAULT_ALGORITHM, optionKeys } from './algorithms/index.js';
+// The MLP's flat parameter layout (named views: W_l and b_l offsets of each layer) and its He init.
+export { mlpLayout, mlpInit, type MlpLayout, type LayerView } from './models/mlp.js';
 export { acquireDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
