@@ -12,7 +12,8 @@ const common = {
   platform: 'node',
   target: 'node20',
   loader: { '.wgsl': 'text' },
-  external: ['webgpu'],
+  // pngjs (CommonJS, needs Node's zlib and stream) is loaded from node_modules, not bundled.
+  external: ['webgpu', 'pngjs'],
   sourcemap: true,
   logLevel: 'warning',
   absWorkingDir: root,
