@@ -10,6 +10,12 @@
 //   2 images   two distinct classes c1, c0 of the split's range [classBase, classBase + classCount),
 //              row label y = row mod 2 (balanced shots), image drawn from class (y ? c1 : c0),
 //              x = pixels / 255 then a constant-1 bias feature. Images are resident, 4 pixels per u32.
+//   3 omniglot N-way episodes (src/tasks/source.ts OmniglotSource): classes = omniglotDistinct(seed,
+//              stream, 0, N, pool·R), class = poolIndex·R + rotation (R = 4 meta-train, 1 meta-test);
+//              label ℓ's images = omniglotDistinct(seed + 1, stream, 128ℓ, K + Q, drawers); support row
+//              i is label i mod N, image shot ⌊i/N⌋; query row i: label i mod N, shot K + ⌊i/N⌋; x =
+//              the 28×28 image turned clockwise by rotation·90°, / 255 (no bias feature). Images buffer:
+//              [32-word header | train pool: first image (P), image count (P) | test pool: same | pixels].
 // Data is written as floats (not vec4): the labels of neighbouring tasks share vec4s, and a partial
 // vec4 write from two workgroups would race.
 
@@ -33,6 +39,12 @@ struct SampleParams {
   taskSpread: f32,     // linear: σ
   meanScale: f32,      // linear: scale of μ
   taskBase: u32,       // chunked batches: this dispatch's first task in the whole batch (keys the streams)
+  ways: u32,           // omniglot: N
+  shots: u32,          // omniglot: K (support images per class)
+  rotations: u32,      // omniglot: R
+  poolOff: u32,        // omniglot: word offset of the split's first-image list (counts follow, poolCount on)
+  poolCount: u32,      // omniglot: characters in the split's pool
+  pixelBase: u32,      // omniglot: word offset of the pixels
   _pad1: u32,
 }
 
@@ -54,12 +66,80 @@ fn sigmoidOf(a: f32) -> f32 {
   return e / (1.0 + e);
 }
 
+const OMNI_MAX: u32 = 64u;   // OMNIGLOT_MAX_WAYS, OMNIGLOT_MAX_IMAGES_PER_CLASS of src/tasks/source.ts
+const OMNI_SIDE: u32 = 28u;
+
+// n distinct integers of [0, m), in a random order: Floyd's algorithm then a Fisher–Yates shuffle
+// (CPU twin: distinctBelow in src/cpu/sample-tasks.ts). Draw i uses counter + i, swap i counter + n + i.
+fn omniglotDistinct(seed: u32, stream: u32, counter: u32, n: u32, m: u32) -> array<u32, OMNI_MAX> {
+  var out: array<u32, OMNI_MAX>;
+  for (var i = 0u; i < n; i++) {
+    let j = m - n + i;
+    let t = randomBelow(seed, stream, counter + i, j + 1u);
+    var seen = false;
+    for (var k = 0u; k < i; k++) { if (out[k] == t) { seen = true; } }
+    out[i] = select(t, j, seen);
+  }
+  for (var i = n - 1u; i >= 1u; i--) {
+    let k = randomBelow(seed, stream, counter + n + i, i + 1u);
+    let v = out[i];
+    out[i] = out[k];
+    out[k] = v;
+  }
+  return out;
+}
+
+// Index into a 28×28 image of the pixel that lands at (y, x) when it is turned clockwise by rot·90°.
+fn rotatedSource(y: u32, x: u32, rot: u32) -> u32 {
+  let S = OMNI_SIDE;
+  if (rot == 1u) { return (S - 1u - x) * S + y; }
+  if (rot == 2u) { return (S - 1u - y) * S + (S - 1u - x); }
+  if (rot == 3u) { return x * S + (S - 1u - y); }
+  return y * S + x;
+}
+
+fn sampleOmniglot(t: u32, lid: u32, stream: u32) {
+  let N = sp.ways;
+  let R = sp.rotations;
+  let classes = omniglotDistinct(sp.seed, stream, 0u, N, sp.poolCount * R);
+  let Ks = sp.supportRows;
+  let m = sp.shots + sp.queryRows / N;
+  for (var r = lid; r < Ks + sp.queryRows; r += WG_SAMPLE) {
+    let isSupport = r < Ks;
+    let k = select(r - Ks, r, isSupport);
+    let rows = select(sp.queryRows, Ks, isSupport);
+    let xOff = select(sp.queryXOff, sp.supportXOff, isSupport) + (t * rows + k) * sp.dimPadded;
+    let yAt = select(sp.queryYOff, sp.supportYOff, isSupport) + t * rows + k;
+    let label = k % N;
+    let shot = select(sp.shots, 0u, isSupport) + k / N;
+    let c = classes[label] / R;
+    let rot = classes[label] % R;
+    let drawers = images[sp.poolOff + sp.poolCount + c];
+    let picks = omniglotDistinct(sp.seed + 1u, stream, 128u * label, m, drawers);
+    let base = (images[sp.poolOff + c] + picks[shot]) * OMNI_SIDE * OMNI_SIDE;
+    for (var y = 0u; y < OMNI_SIDE; y++) {
+      for (var x = 0u; x < OMNI_SIDE; x++) {
+        let p = base + rotatedSource(y, x, rot);
+        let byte = (images[sp.pixelBase + p / 4u] >> (8u * (p % 4u))) & 255u;
+        data[xOff + y * OMNI_SIDE + x] = f32(byte) * (1.0 / 255.0);
+      }
+    }
+    for (var d = sp.dim; d < sp.dimPadded; d++) { data[xOff + d] = 0.0; }
+    data[yAt] = f32(label);
+    advLabels[yAt] = f32(label);
+  }
+}
+
 @compute @workgroup_size(WG_SAMPLE)
 fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wid.y * sp.groupsPerRow + wid.x;
   if (t >= sp.tasks) { return; }
   let iteration = sampleState[0];
   let stream = pcgHash(pcgHash(iteration ^ (sp.split << 31u)) ^ (sp.taskBase + t));
+  if (sp.kind == 3u) {
+    sampleOmniglot(t, lid, stream);
+    return;
+  }
   let Ks = sp.supportRows;
   let D = sp.dim;
   var c1 = 0u;

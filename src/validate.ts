@@ -5,7 +5,7 @@ import { NO_CLIP, type Batch, type EvaluateOptions, type LearnerOptions, type Re
 import { ALGORITHM_NAMES, ALL_OPTION_KEYS, DEFAULT_ALGORITHM, applyDefaults, capabilitiesOf, optionHelp, optionKeys, optionUsers } from './algorithms/index.js';
 import type { ModelSpec } from './models/mlp.js';
 import { COMMON_DEFAULTS } from './algorithms/common.js';
-import { sourceDim, type TaskSource } from './tasks/source.js';
+import { omniglotPool, sourceDim, type TaskSource } from './tasks/source.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
 /** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
@@ -299,7 +299,7 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean, classes:
 export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLearnerOptions) {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('train needs an options object { source, iterations, … }.', "e.g. train({ source: { kind: 'linear', dim: 21 }, iterations: 1000 }).");
   const source = options.source;
-  const kinds = ['seed', 'linear', 'images', 'file'];
+  const kinds = ['seed', 'linear', 'images', 'file', 'omniglot'];
   if (source === null || typeof source !== 'object' || !kinds.includes((source as TaskSource).kind)) {
     throw new InvalidOptionError(`train: source must be a task source with kind ${kinds.map((k) => `'${k}'`).join(', ')}.`, 'See src/tasks/source.ts, or the CLI flag --source.');
   }
@@ -320,8 +320,8 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     source,
     iterations: int('iterations', options.iterations, 1, 1e9, 'Train for 1 or more meta-iterations.'),
     tasksPerBatch,
-    supportShots: int('supportShots', options.supportShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
-    queryShots: int('queryShots', options.queryShots ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    supportShots: int('supportShots', options.supportShots ?? (source.kind === 'omniglot' ? source.ways * source.shots : 10), 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    queryShots: int('queryShots', options.queryShots ?? (source.kind === 'omniglot' ? source.ways * source.queries : 10), 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
     startIteration: int('startIteration', options.startIteration ?? 0, 0, 2 ** 31 - 1, 'Start at 0, or at the iteration of a checkpoint.'),
     evalEvery: int('evalEvery', options.evalEvery ?? 0, 0, 1e9, 'Evaluate every N iterations, or 0 for never.'),
     evalTasks: int('evalTasks', options.evalTasks ?? (perTask ? models : 600), 1, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
@@ -334,6 +334,18 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
   };
   if (perTask && t.evalTasks !== models) {
     throw new ShapeError(`AMP scores model i on held-out task i: evalTasks is ${t.evalTasks}, models is ${models}.`, `Use evalTasks: ${models}, or leave it out.`);
+  }
+  if (source.kind === 'omniglot') {
+    const { ways: N, shots: K, queries: Q } = source;
+    if (t.supportShots !== N * K || t.queryShots !== N * Q) {
+      throw new ShapeError(`A ${N}-way ${K}-shot Omniglot task with ${Q} queries per class has ${N * K} support and ${N * Q} query rows (ways × shots, ways × queries); train asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${N * K}, queryShots: ${N * Q}, or leave them out.`);
+    }
+    omniglotPool(source, 'train');  // throws on an unknown or shared alphabet, too few classes or drawers
+    omniglotPool(source, 'test');
+    const classes = learner.model.kind === 'mlp' ? learner.model.classes : 2;
+    if (N > classes) {
+      throw new ShapeError(`The Omniglot source labels ${N} classes per task but the model has ${classes} outputs.`, `Create the learner with model: { kind: 'mlp', classes: ${N}, … }, or use ways: ${classes}.`);
+    }
   }
   if (source.kind === 'file') {
     for (const split of ['train', 'test'] as const) {

@@ -1,8 +1,9 @@
 // CPU twin of shaders/sample-tasks.wgsl: the same batch from the same (seed, iteration, split), bit for
-// bit for the seed and images sources; for linear, rows are identical and labels agree except where
+// bit for the seed, images and omniglot sources; for linear, rows are identical and labels agree except where
 // u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
 import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
-import { classRange, LINEAR_DEFAULTS, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
+import { OMNIGLOT_SIZE } from '../tasks/omniglot.js';
 import type { CheckedBatch } from '../types.js';
 import { sigmoid } from './logistic.js';
 
@@ -26,6 +27,7 @@ const INV_255 = Math.fround(1 / 255);
 /** Batch number `iteration` of a device source, as the GPU sampler writes it (without padding). */
 export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number, iteration: number, split: Split): CheckedBatch {
   if (source.kind === 'file') throw new Error('file sources are sampled by sampleFileTasks');
+  if (source.kind === 'omniglot') return sampleOmniglot(source, shape, seed, iteration, split);
   const D = sourceDim(source);
   const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
   const batch: CheckedBatch = {
@@ -74,6 +76,72 @@ export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number
         x[off + P] = 1;
       }
       (isSupport ? batch.supportY : batch.queryY)[t * (isSupport ? Ks : Kq) + k] = label;
+    }
+  }
+  return batch;
+}
+
+/**
+ * `n` distinct integers of [0, m) by Floyd's algorithm, then shuffled (Fisher–Yates): a uniformly random
+ * ordered selection, exact, n draws + n − 1 swaps. Draw i uses counter `counter + i`, swap i counter
+ * `counter + n + i` (as omniglotDistinct in shaders/sample-tasks.wgsl).
+ */
+export function distinctBelow(seed: number, stream: number, counter: number, n: number, m: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = m - n + i;
+    const t = randomBelow(seed, stream, counter + i, j + 1);
+    out.push(out.includes(t) ? j : t);
+  }
+  for (let i = n - 1; i >= 1; i--) {
+    const k = randomBelow(seed, stream, counter + n + i, i + 1);
+    [out[i], out[k]] = [out[k], out[i]];
+  }
+  return out;
+}
+
+/** Index into a 28×28 image of the pixel that lands at (y, x) when the image is turned clockwise by rot·90°. */
+export function rotatedSource(y: number, x: number, rot: number): number {
+  const S = OMNIGLOT_SIZE;
+  switch (rot) {
+    case 1: return (S - 1 - x) * S + y;
+    case 2: return (S - 1 - y) * S + (S - 1 - x);
+    case 3: return x * S + (S - 1 - y);
+    default: return y * S + x;
+  }
+}
+
+/** Omniglot episodes (source.ts OmniglotSource). Per task: the classes are distinctBelow(seed, stream, 0,
+ * N, pool·R) (class = poolIndex·R + rotation, R = 4 in meta-train, 1 in meta-test), label ℓ is class[ℓ];
+ * label ℓ's images are distinctBelow(seed + 1, stream, 128ℓ, shots + queries, drawers of its character). */
+function sampleOmniglot(source: OmniglotSource, shape: SampleShape, seed: number, iteration: number, split: Split): CheckedBatch {
+  const { ways: N, shots: K, queries: Q, set } = source;
+  const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
+  if (Ks !== N * K || Kq !== N * Q) throw new Error(`sampleTasks: the Omniglot source makes ${N * K} support and ${N * Q} query rows per task, not ${Ks} and ${Kq}`);
+  const pool = omniglotPool(source, split);
+  const R = split === 'train' ? 4 : 1;
+  const P = OMNIGLOT_SIZE * OMNIGLOT_SIZE;
+  const batch: CheckedBatch = {
+    tasks: T, supportShots: Ks, queryShots: Kq,
+    supportX: new Float32Array(T * Ks * P), supportY: new Float32Array(T * Ks),
+    queryX: new Float32Array(T * Kq * P), queryY: new Float32Array(T * Kq),
+  };
+  for (let t = 0; t < T; t++) {
+    const stream = taskStream(iteration, t, split);
+    const classes = distinctBelow(seed, stream, 0, N, pool.characters.length * R);
+    for (let label = 0; label < N; label++) {
+      const c = Math.floor(classes[label] / R), rot = classes[label] % R;
+      const images = distinctBelow(seed + 1, stream, 128 * label, K + Q, pool.count[c]);
+      for (let s = 0; s < K + Q; s++) {
+        const isSupport = s < K;
+        const row = t * (isSupport ? Ks : Kq) + (isSupport ? s : s - K) * N + label;
+        const x = isSupport ? batch.supportX : batch.queryX;
+        const base = (pool.start[c] + images[s]) * P;
+        for (let y = 0; y < OMNIGLOT_SIZE; y++) {
+          for (let xx = 0; xx < OMNIGLOT_SIZE; xx++) x[row * P + y * OMNIGLOT_SIZE + xx] = set.images[base + rotatedSource(y, xx, rot)] * INV_255;
+        }
+        (isSupport ? batch.supportY : batch.queryY)[row] = label;
+      }
     }
   }
   return batch;

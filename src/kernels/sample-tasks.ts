@@ -2,15 +2,39 @@
 // into a slot's packed data buffer, and the one-invocation `advance` of the device-side iteration counter.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { writeUniform } from '../gpu/uniforms.js';
-import { classRange, LINEAR_DEFAULTS, SOURCE_KIND_CODE, sourceDim, type Split, type TaskSource } from '../tasks/source.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { SHADERS } from './shader-source.js';
 import { dataLayout, paddedDim } from './layout.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 
 const IMAGE_HEADER_WORDS = 32;
 
-/** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32]. */
+/** Word offsets of an Omniglot source's resident buffer: [header(32) | train pool: first image (P),
+ * image count (P) | test pool: same | pixels, 4 per u32]. */
+export function omniglotLayout(source: OmniglotSource) {
+  const train = omniglotPool(source, 'train');
+  const test = omniglotPool(source, 'test');
+  const trainOff = IMAGE_HEADER_WORDS;
+  const testOff = trainOff + 2 * train.characters.length;
+  const pixelBase = testOff + 2 * test.characters.length;
+  return { train, test, trainOff, testOff, pixelBase, words: pixelBase + Math.ceil(source.set.images.length / 4) };
+}
+
+/** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32] (images), or
+ * omniglotLayout's (omniglot). */
 export function packImages(device: GPUDevice, source: TaskSource): GPUBuffer {
+  if (source.kind === 'omniglot') {
+    const l = omniglotLayout(source);
+    const words = new Uint32Array(l.words);
+    words.set(l.train.start, l.trainOff);
+    words.set(l.train.count, l.trainOff + l.train.characters.length);
+    words.set(l.test.start, l.testOff);
+    words.set(l.test.count, l.testOff + l.test.characters.length);
+    new Uint8Array(words.buffer, l.pixelBase * 4).set(source.set.images);
+    const buffer = createBuffer(device, 'sampler.omniglot', words.length);
+    device.queue.writeBuffer(buffer, 0, words);
+    return buffer;
+  }
   if (source.kind !== 'images') {
     // Other sources read nothing from it; WebGPU still needs a bound buffer.
     return createBuffer(device, 'sampler.noImages', IMAGE_HEADER_WORDS);
@@ -51,12 +75,20 @@ export class SampleTasksKernel {
     const grid = taskGrid(shape.tasks, this.device.limits.maxComputeWorkgroupsPerDimension);
     const range = source.kind === 'images' ? classRange(source, split) : [0, 0];
     const lin = source.kind === 'linear' ? { ...LINEAR_DEFAULTS, ...source } : LINEAR_DEFAULTS;
+    let omni = { ways: 0, shots: 0, rotations: 1, poolOff: 0, poolCount: 0, pixelBase: 0 };
+    if (source.kind === 'omniglot') {
+      const { ways: N, shots: K, queries: Q } = source;
+      if (shape.supportShots !== N * K || shape.queryShots !== N * Q) throw new Error(`SampleTasksKernel: the Omniglot source makes ${N * K} support and ${N * Q} query rows per task, not ${shape.supportShots} and ${shape.queryShots}`);
+      const l = omniglotLayout(source);
+      const pool = split === 'train' ? l.train : l.test;
+      omni = { ways: N, shots: K, rotations: split === 'train' ? 4 : 1, poolOff: split === 'train' ? l.trainOff : l.testOff, poolCount: pool.characters.length, pixelBase: l.pixelBase };
+    }
     const uniform = writeUniform(this.device, 'SampleTasksKernel.params', SHADERS.sampleTasks, 'sp', {
       tasks: shape.tasks, supportRows: shape.supportShots, queryRows: shape.queryShots, dim: D, dimPadded: paddedDim(D), seed: seed >>> 0,
       kind: SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], split: split === 'test' ? 1 : 0,
       supportXOff: off.supportX, supportYOff: off.supportY, queryXOff: off.queryX, queryYOff: off.queryY, groupsPerRow: grid.x,
       classBase: range[0], classCount: range[1] - range[0], pixelsPerImage: source.kind === 'images' ? source.images.pixels : 0,
-      taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase,
+      taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase, ...omni,
     });
     const group = bindGroup(this.device, 'SampleTasksKernel.group', this.layout, [uniform, b.data, b.sampleState, b.images, b.advData]);
     const sample = boundDispatch(this.sample, group, grid.x, grid.y);

@@ -42,7 +42,7 @@ export interface Engine {
   evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail?: boolean): Promise<EvaluateOutput>;
   /** The meta-gradient Σ_t w_t g_t that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
-  /** Runs meta-iterations first … first+count−1 on batches of a device source (seed, linear, images),
+  /** Runs meta-iterations first … first+count−1 on batches of a device source (seed, linear, images, omniglot),
    * sampled by the engine itself (the GPU engine on the device, with no upload). */
   trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback>;
   /** Evaluates on batch `index` of a device source's split. */

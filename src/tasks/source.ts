@@ -1,8 +1,9 @@
-// Task sources: where batches of tasks come from. Device sources (seed, linear, images) are sampled on
+// Task sources: where batches of tasks come from. Device sources (seed, linear, images, omniglot) are sampled on
 // the GPU by shaders/sample-tasks.wgsl (CPU twin: src/cpu/sample-tasks.ts) from a counter-based
 // generator, so a (seed, iteration, split) gives the same batch on both backends. The file source holds
 // the user's own tasks on the CPU and uploads the batch each iteration.
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, ShapeError } from '../errors.js';
+import { OMNIGLOT_SIZE, type OmniglotSet } from './omniglot.js';
 
 /** Images of one dataset, grouped by class: class c holds images classStart[c] … classStart[c]+classCount[c]−1. */
 export interface ImageSet {
@@ -23,7 +24,42 @@ export type TaskSource =
   | { kind: 'seed'; dim: number }
   | { kind: 'linear'; dim: number; taskSpread?: number; meanScale?: number }
   | { kind: 'images'; images: ImageSet; split: ClassSplit; name?: string }
-  | { kind: 'file'; dim: number; train: FileTasks; test: FileTasks; name?: string };
+  | { kind: 'file'; dim: number; train: FileTasks; test: FileTasks; name?: string }
+  | OmniglotSource;
+
+/**
+ * N-way K-shot Omniglot episodes: each task draws `ways` distinct classes of its split, `shots` support
+ * and `queries` query images of each (distinct drawers within a class), and labels the classes 0 … N−1
+ * in a random order. Meta-train classes are (character, rotation by 0/90/180/270° clockwise), as in
+ * MAML; meta-test classes are the characters unrotated. A batch then has supportShots = ways·shots and
+ * queryShots = ways·queries rows per task, of 784 features (ink / 255, no bias feature). Rows of a task
+ * cycle through the labels: support row i has label i mod N and is that class's shot ⌊i / N⌋; query
+ * row i has label i mod N (its class's image shots + ⌊i / N⌋).
+ */
+export interface OmniglotSource {
+  kind: 'omniglot';
+  set: OmniglotSet;
+  ways: number;
+  shots: number;
+  queries: number;
+  /** Alphabet names of each split (disjoint); default OMNIGLOT_EMBEDDED_SPLIT. */
+  split?: OmniglotSplit;
+  name?: string;
+}
+
+/** Alphabets of each split, by name. */
+export interface OmniglotSplit { train: string[]; test: string[] }
+
+/** The embedded set's 8 alphabets: meta-test on two held out, meta-train on the other six. (There is
+ * no validation split: Split is 'train' | 'test'.) */
+export const OMNIGLOT_EMBEDDED_SPLIT: OmniglotSplit = {
+  train: ['Balinese', 'Early_Aramaic', 'Greek', 'Japanese_(katakana)', 'Korean', 'Latin'],
+  test: ['Sanskrit', 'Tagalog'],
+};
+
+/** Most ways, and most shots + queries, of an Omniglot task (the samplers keep arrays of this size). */
+export const OMNIGLOT_MAX_WAYS = 64;
+export const OMNIGLOT_MAX_IMAGES_PER_CLASS = 64;
 
 /** Tasks read from a file (src/tasks/file.ts): every task has the same support and query sizes. */
 export interface FileTasks {
@@ -40,10 +76,11 @@ export type Split = 'train' | 'test';
 
 /** Features per row a source produces (bias included where the source adds one). */
 export function sourceDim(source: TaskSource): number {
+  if (source.kind === 'omniglot') return OMNIGLOT_SIZE * OMNIGLOT_SIZE;
   return source.kind === 'images' ? source.images.pixels + 1 : source.dim;
 }
 
-export const SOURCE_KIND_CODE = { seed: 0, linear: 1, images: 2 } as const;
+export const SOURCE_KIND_CODE = { seed: 0, linear: 1, images: 2, omniglot: 3 } as const;
 
 export const LINEAR_DEFAULTS = { taskSpread: 0.5, meanScale: 1.5 };
 
@@ -59,4 +96,45 @@ export function classRange(source: Extract<TaskSource, { kind: 'images' }>, spli
     throw new InvalidOptionError(`The ${split} split [${lo}, ${hi}) needs at least 2 of the image set's ${classes} classes (at most 16).`, 'Give each split a range of 2 or more classes.');
   }
   return [lo, hi];
+}
+
+/** The characters of an Omniglot split's alphabets (global indices, ascending), with their first image
+ * and image count, checked: known, disjoint alphabets; enough characters for `ways` and enough drawers
+ * for shots + queries in every character. */
+export function omniglotPool(source: OmniglotSource, split: Split): { characters: number[]; start: number[]; count: number[] } {
+  const { set, ways, shots, queries } = source;
+  const chosen = source.split ?? OMNIGLOT_EMBEDDED_SPLIT;
+  const int = (name: string, v: number, lo: number, hi: number) => {
+    if (!(Number.isInteger(v) && v >= lo && v <= hi)) throw new InvalidOptionError(`Omniglot ${name} must be an integer from ${lo} to ${hi}, got ${String(v)}.`, 'e.g. ways: 5, shots: 1, queries: 15.');
+  };
+  int('ways', ways, 2, OMNIGLOT_MAX_WAYS);
+  int('shots', shots, 1, OMNIGLOT_MAX_IMAGES_PER_CLASS - 1);
+  int('queries', queries, 1, OMNIGLOT_MAX_IMAGES_PER_CLASS - shots);
+  const names = chosen[split];
+  const other = chosen[split === 'train' ? 'test' : 'train'];
+  for (const a of names) {
+    if (!set.alphabets.includes(a)) throw new InvalidOptionError(`The Omniglot ${split} split names the alphabet ${a}, which the set does not hold.`, `Use alphabets of the set: ${set.alphabets.join(', ')}.`);
+    if (other.includes(a)) throw new InvalidOptionError(`The alphabet ${a} is in both the train and test splits.`, 'Keep meta-train and meta-test alphabets disjoint.');
+  }
+  const alphabets = new Set(names.map((a) => set.alphabets.indexOf(a)));
+  const start = new Array<number>(set.characters.length).fill(-1);
+  const count = new Array<number>(set.characters.length).fill(0);
+  for (let i = 0; i < set.character.length; i++) {
+    const c = set.character[i];
+    if (start[c] < 0) start[c] = i;
+    count[c]++;
+  }
+  const characters: number[] = [];
+  for (let c = 0; c < set.characters.length; c++) {
+    if (!alphabets.has(set.characters[c].alphabet) || count[c] === 0) continue;
+    if (count[c] < shots + queries) {
+      throw new ShapeError(`Omniglot character ${set.alphabets[set.characters[c].alphabet]}/${set.characters[c].name} has ${count[c]} drawers, fewer than shots + queries = ${shots + queries}.`, `Use shots + queries ≤ ${count[c]}.`);
+    }
+    characters.push(c);
+  }
+  const rotations = split === 'train' ? 4 : 1;
+  if (characters.length * rotations < ways) {
+    throw new ShapeError(`The Omniglot ${split} split has ${characters.length * rotations} classes, fewer than ways = ${ways}.`, 'Use fewer ways or more alphabets.');
+  }
+  return { characters, start: characters.map((c) => start[c]), count: characters.map((c) => count[c]) };
 }
