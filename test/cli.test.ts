@@ -102,6 +102,25 @@ test('an MLP through the CLI: --model mlp --hidden --classes train, resume exact
   assert.match(bad.err, /--hidden: "x" is not a positive integer width/);
 });
 
+test('Omniglot through the CLI: --source omniglot --ways --shots --query-shots train an MLP on N-way episodes and evaluate on held-out alphabets', async () => {
+  const dir = tmp();
+  const args = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'mlp', '--hidden', '8', '--classes', '3',
+    '--tasks', '4', '--iterations', '4', '--eval-every', '0', '--eval-tasks', '12', '--backend', 'cpu', '--quiet', '--out', dir];
+  const run = await cli('train', ...args);
+  assert.is(run.code, 0, run.err);
+  const ckpt = loadCheckpoint(path.join(dir, 'checkpoint.json'));
+  assert.equal(ckpt.options.model, { kind: 'mlp', hidden: [8], classes: 3 });
+  assert.is(ckpt.options.dim, 784);
+  const ev = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--eval-tasks', '12', '--max-steps', '1', '--backend', 'cpu', '--joint-iterations', '0');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /3-way \(held-out alphabets\)/);
+  // More ways than the model has outputs: one clear line.
+  const ways = args.indexOf('--ways') + 1;
+  const bad = await cli('train', ...args.map((a, i) => (i === ways ? '4' : a)).slice(0, -1), tmp());
+  assert.ok(bad.code !== 0, 'refused');
+  assert.match(bad.err, /ways|classes/);
+});
+
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
   const cases: Array<[string[], RegExp, number]> = [
     [['train', '--algo', 'reptile'], /--algo must be one of maml, adml, ga-maml, caml, amp; got "reptile"/, 2],

@@ -7,6 +7,7 @@ import { InvalidOptionError, MetagradError } from '../errors.js';
 import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainProgress } from '../types.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
+import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
 import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
@@ -19,8 +20,10 @@ import { svgPlot, type Panel } from './plot.js';
 const VERSION = '0.1.0';
 
 const SOURCE_FLAGS: FlagSpecs = {
-  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'linear', 'seed', 'file'] },
-  data: { help: 'Fashion-MNIST directory with the IDX files (default: the embedded subset; Debian: /usr/share/datasets/fashion-mnist)' },
+  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
+  data: { help: 'Fashion-MNIST directory with the IDX files, or Omniglot\'s images_background/ + images_evaluation/ (default: the embedded sets)' },
+  ways: { default: '5', kind: 'int', help: 'omniglot: classes N per task' },
+  shots: { default: '1', kind: 'int', help: 'omniglot: support images K per class (--query-shots: query images per class)' },
   file: { help: 'CSV of your own tasks (--source file; format in README)' },
   'test-file': { help: 'CSV of held-out tasks (default: the last 20% of --file)' },
   dim: { default: '21', kind: 'int', help: 'features per row for --source linear|seed (linear: last one is the bias)' },
@@ -36,8 +39,8 @@ export const TRAIN_FLAGS: FlagSpecs = {
   ...SOURCE_FLAGS,
   iterations: { default: '300', kind: 'int', help: 'meta-iterations' },
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
-  'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class)' },
-  'query-shots': { default: '10', kind: 'int', help: 'query rows per task' },
+  'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots)' },
+  'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class)' },
   model: { default: 'logistic', help: 'model: the binary logistic unit, or an MLP with a softmax head', choices: ['logistic', 'mlp'] },
   hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
   classes: { default: '2', kind: 'int', help: 'mlp: classes N of the softmax head (labels 0 … N−1)' },
@@ -92,6 +95,15 @@ export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSou
       const dir = f.data ? String(f.data) : embeddedSubsetDir();
       return { kind: 'images', images: loadFashionMnist(dir), split: FASHION_SPLIT, name: f.data ? dir : 'embedded Fashion-MNIST subset' };
     }
+    case 'omniglot': {
+      const set = f.data ? loadOmniglotDir(String(f.data)) : loadOmniglotEmbedded();
+      // The official layout: meta-train on images_background's alphabets, meta-test on images_evaluation's.
+      const background = set.sets.find((s) => s.name === 'images_background');
+      const evaluation = set.sets.find((s) => s.name === 'images_evaluation');
+      const names = (s: { alphabets: [number, number] }) => set.alphabets.slice(s.alphabets[0], s.alphabets[1]);
+      const split = f.data && background && evaluation ? { train: names(background), test: names(evaluation) } : undefined;
+      return { kind: 'omniglot', set, ways: Number(f.ways), shots: Number(f.shots), queries: Number(f['query-shots']), split, name: f.data ? String(f.data) : 'embedded Omniglot (minimal background sets)' };
+    }
     case 'linear': return { kind: 'linear', dim: Number(f.dim) };
     case 'seed': return { kind: 'seed', dim: Number(f.dim) };
     case 'file': {
@@ -101,8 +113,17 @@ export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSou
       };
       return fileSource(read(String(f.file)), String(f.file), f['test-file'] ? read(String(f['test-file'])) : undefined, f['test-file'] ? String(f['test-file']) : undefined);
     }
-    default: throw new InvalidOptionError(`Unknown source ${kind}.`, 'Use fashion-mnist, linear, seed or file.');
+    default: throw new InvalidOptionError(`Unknown source ${kind}.`, 'Use fashion-mnist, omniglot, linear, seed or file.');
   }
+}
+
+/** Sources of pixels in [0, 1] (attacks and ADML clip to that range). */
+const isPixels = (source: TaskSource): boolean => source.kind === 'images' || source.kind === 'omniglot';
+
+/** Rows per task set: the flags as given, or for Omniglot episodes ways × images per class. */
+function shotsOf(f: FlagValues, source: TaskSource): { supportShots: number; queryShots: number } {
+  if (source.kind === 'omniglot') return { supportShots: source.ways * source.shots, queryShots: source.ways * source.queries };
+  return { supportShots: Number(f['support-shots']), queryShots: Number(f['query-shots']) };
 }
 
 const auto = (v: unknown): number | undefined => (v === 'auto' || v === undefined ? undefined : parseNumber(String(v)));
@@ -117,7 +138,7 @@ function parseNumber(v: string): number {
 export function learnerOptionsFromFlags(f: FlagValues, source: TaskSource): LearnerOptions {
   const algorithm = String(f.algo) as Algorithm;
   const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
-  if (f.clip === 'auto' && source.kind === 'images') values.clip = [0, 1];
+  if (f.clip === 'auto' && isPixels(source)) values.clip = [0, 1];
   if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes) };
   // One model per task (AMP): --tasks is the number of models.
   if (capabilitiesOf({ algorithm }).thetaPerTask) values.models = Number(f.tasks);
@@ -167,9 +188,9 @@ async function train(args: string[]): Promise<void> {
   }
   mkdirSync(out, { recursive: true });
   // The evaluation attack clips like the algorithm's own (ADML's clip), else pixels to [0, 1].
-  const clip = optionKeys(learner.options.algorithm).includes('clip') ? learner.options.clip : source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
+  const clip = optionKeys(learner.options.algorithm).includes('clip') ? learner.options.clip : isPixels(source) ? ([0, 1] as [number, number]) : undefined;
   const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
-  const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' ? source.name : source.kind };
+  const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' || source.kind === 'omniglot' ? source.name : source.kind };
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
     ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}` : ''));
   if (resumeFrom) console.log(`resuming from iteration ${start} (${checkpointFile})`);
@@ -207,7 +228,7 @@ async function train(args: string[]): Promise<void> {
   const t0 = performance.now();
   await learner.train({
     source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
-    supportShots: Number(flags['support-shots']), queryShots: Number(flags['query-shots']),
+    ...shotsOf(flags, source),
     evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
     evalTasks,
     evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
@@ -256,9 +277,9 @@ async function evaluate(args: string[]): Promise<void> {
   const lr = auto(f['inner-lr']) ?? can.evaluateDefaults(o as ResolvedLearnerOptions).lr;
   const backend = f.backend as LearnerOptions['backend'];
   const tasks = Number(f['eval-tasks']);
-  const shots = { supportShots: Number(trained['support-shots']), queryShots: Number(trained['query-shots']) };
+  const shots = shotsOf(trained, source);
   if (!can.metaGradient) throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
-  const clip = source.kind === 'images' ? ([0, 1] as [number, number]) : undefined;
+  const clip = isPixels(source) ? ([0, 1] as [number, number]) : undefined;
   const attack = attackFromFlags(f.attack, f.epsilon, clip);
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
@@ -285,7 +306,7 @@ async function evaluate(args: string[]): Promise<void> {
   }
   const steps = Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k);
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
-  console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind}, ` +
+  console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
     `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
   // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
