@@ -114,6 +114,7 @@ test('Omniglot through the CLI: --source omniglot --ways --shots --query-shots t
   const ev = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--eval-tasks', '12', '--max-steps', '1', '--backend', 'cpu', '--joint-iterations', '0');
   assert.is(ev.code, 0, ev.err);
   assert.match(ev.out, /3-way \(held-out alphabets\)/);
+  assert.match(ev.out, /nearest neighbour \(raw inputs, no steps\) \| \d+\.\d% ± \d+\.\d/);
   // More ways than the model has outputs: one clear line.
   const ways = args.indexOf('--ways') + 1;
   const bad = await cli('train', ...args.map((a, i) => (i === ways ? '4' : a)).slice(0, -1), tmp());

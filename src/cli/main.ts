@@ -8,6 +8,7 @@ import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, Resolved
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
+import { nearestNeighbourAccuracy } from '../baselines.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
 import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
@@ -326,8 +327,11 @@ async function evaluate(args: string[]): Promise<void> {
     console.log(`| ${name} | ${clean.join(' | ')} |`);
     if (attacked.length) console.log(`| ${name}, ${attack!.kind} | ${attacked.join(' | ')} |`);
   }
+  // No training and no steps: 1-nearest-neighbour on the raw inputs (the field's pixel baseline).
+  const nn = nearestNeighbourAccuracy(heldOut);
+  console.log(`| nearest neighbour (raw inputs, no steps) | ${steps.map(() => withCi(nn.accuracy)).join(' | ')} |`);
   const outFile = f.out === 'auto' ? path.join(path.dirname(String(f.checkpoint)), 'eval.json') : String(f.out);
-  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results }, null, 2) + '\n');
+  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results, nearestNeighbour: nn.accuracy }, null, 2) + '\n');
   console.log(`\nwrote ${outFile}`);
   for (const [, l] of models) l.destroy();
 }
