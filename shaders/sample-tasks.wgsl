@@ -98,6 +98,18 @@ fn rotatedSource(y: u32, x: u32, rot: u32) -> u32 {
   return y * S + x;
 }
 
+// Row r of task t's support rows then query rows: where its features and its label go.
+struct RowAt { isSupport: bool, k: u32, xOff: u32, yAt: u32 }
+fn rowAt(t: u32, r: u32) -> RowAt {
+  let Ks = sp.supportRows;
+  let isSupport = r < Ks;
+  let k = select(r - Ks, r, isSupport);
+  let rows = select(sp.queryRows, Ks, isSupport);
+  let xOff = select(sp.queryXOff, sp.supportXOff, isSupport) + (t * rows + k) * sp.dimPadded;
+  let yAt = select(sp.queryYOff, sp.supportYOff, isSupport) + t * rows + k;
+  return RowAt(isSupport, k, xOff, yAt);
+}
+
 fn sampleOmniglot(t: u32, lid: u32, stream: u32) {
   let N = sp.ways;
   let R = sp.rotations;
@@ -105,11 +117,11 @@ fn sampleOmniglot(t: u32, lid: u32, stream: u32) {
   let Ks = sp.supportRows;
   let m = sp.shots + sp.queryRows / N;
   for (var r = lid; r < Ks + sp.queryRows; r += WG_SAMPLE) {
-    let isSupport = r < Ks;
-    let k = select(r - Ks, r, isSupport);
-    let rows = select(sp.queryRows, Ks, isSupport);
-    let xOff = select(sp.queryXOff, sp.supportXOff, isSupport) + (t * rows + k) * sp.dimPadded;
-    let yAt = select(sp.queryYOff, sp.supportYOff, isSupport) + t * rows + k;
+    let at = rowAt(t, r);
+    let isSupport = at.isSupport;
+    let k = at.k;
+    let xOff = at.xOff;
+    let yAt = at.yAt;
     let label = k % N;
     let shot = select(sp.shots, 0u, isSupport) + k / N;
     let c = classes[label] / R;
@@ -151,11 +163,11 @@ fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     c0 = sp.classBase + (first + 1u + randomBelow(sp.seed, stream, 1u, n - 1u)) % n;
   }
   for (var r = lid; r < Ks + sp.queryRows; r += WG_SAMPLE) {
-    let isSupport = r < Ks;
-    let k = select(r - Ks, r, isSupport);
-    let rows = select(sp.queryRows, Ks, isSupport);
-    let xOff = select(sp.queryXOff, sp.supportXOff, isSupport) + (t * rows + k) * sp.dimPadded;
-    let yAt = select(sp.queryYOff, sp.supportYOff, isSupport) + t * rows + k;
+    let at = rowAt(t, r);
+    let isSupport = at.isSupport;
+    let k = at.k;
+    let xOff = at.xOff;
+    let yAt = at.yAt;
     var label = 0.0;
     if (sp.kind == 0u) {
       for (var d = 0u; d < D; d++) { data[xOff + d] = uniform01(sp.seed, stream, r * D + d); }

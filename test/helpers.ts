@@ -6,8 +6,11 @@ import { getSharedDevice } from '../src/learner.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import type { Batch, CheckedBatch } from '../src/types.js';
 import { uniform01 } from '../src/rng.js';
-import { createBuffer, writeFloats } from '../src/gpu/resources.js';
-import { dataLayout, padRows } from '../src/kernels/layout.js';
+import { createBuffer, readFloats, writeFloats } from '../src/gpu/resources.js';
+import { packImages, SampleTasksKernel } from '../src/kernels/sample-tasks.js';
+import { sourceDim, type Split, type TaskSource } from '../src/tasks/source.js';
+import type { SampleShape } from '../src/cpu/sample-tasks.js';
+import { dataLayout, paddedDim, padRows, unpadRows } from '../src/kernels/layout.js';
 
 export function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);
@@ -151,4 +154,43 @@ export function centralDifferences(f: (x: Float64Array) => number, x: Float64Arr
     g[i] = (f(plus) - f(minus)) / (2 * h);
   }
   return g;
+}
+
+/** Runs the GPU task sampler for iteration `first` and returns the batch it wrote (unpadded); checks that
+ * the sampler counted the iteration and copied the labels to the adversarial buffer. */
+export async function gpuSample(source: TaskSource, shape: SampleShape, seed: number, first: number, split: Split): Promise<CheckedBatch> {
+  return withGpu(async (acq) => {
+    const D = sourceDim(source);
+    const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
+    const data = createBuffer(acq.device, 'test.data', off.total);
+    const adv = createBuffer(acq.device, 'test.adv', off.total);
+    const state = createBuffer(acq.device, 'test.state', 4);
+    acq.device.queue.writeBuffer(state, 0, new Uint32Array([first, 0, 0, 0]));
+    const images = packImages(acq.device, source);
+    const bound = new SampleTasksKernel(acq.device).bind({ data, advData: adv, sampleState: state, images }, source, shape, seed, split);
+    submit(acq, (pass) => bound.encode(pass));
+    const all = await readFloats(acq.device, data, off.total);
+    const advAll = await readFloats(acq.device, adv, off.total);
+    const counter = new Uint32Array((await readFloats(acq.device, state, 1)).buffer)[0];
+    assert.is(counter, first + 1, 'advance counted the iteration');
+    const Dp = paddedDim(D);
+    const T = shape.tasks;
+    const batch: CheckedBatch = {
+      ...shape,
+      supportX: unpadRows(all.subarray(off.supportX, off.supportX + T * shape.supportShots * Dp), T * shape.supportShots, D),
+      supportY: all.slice(off.supportY, off.supportY + T * shape.supportShots),
+      queryX: unpadRows(all.subarray(off.queryX, off.queryX + T * shape.queryShots * Dp), T * shape.queryShots, D),
+      queryY: all.slice(off.queryY, off.queryY + T * shape.queryShots),
+    };
+    assert.equal(Array.from(advAll.slice(off.supportY, off.supportY + T * shape.supportShots)), Array.from(batch.supportY), 'support labels copied to the adversarial buffer');
+    assert.equal(Array.from(advAll.slice(off.queryY, off.queryY + T * shape.queryShots)), Array.from(batch.queryY), 'query labels copied to the adversarial buffer');
+    for (const b of [data, adv, state, images]) b.destroy();
+    return batch;
+  });
+}
+
+/** Fails at the first index where two arrays differ in any bit (GPU vs its CPU twin). */
+export function exactlyEqual(name: string, a: Float32Array, b: Float32Array): void {
+  assert.is(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.unreachable(`${name}[${i}]: GPU ${a[i]} vs CPU ${b[i]}`);
 }

@@ -6,15 +6,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleTasks, type SampleShape } from '../src/cpu/sample-tasks.js';
-import { createBuffer, readFloats } from '../src/gpu/resources.js';
-import { packImages, SampleTasksKernel } from '../src/kernels/sample-tasks.js';
-import { dataLayout, paddedDim, unpadRows } from '../src/kernels/layout.js';
 import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
-import { OMNIGLOT_EMBEDDED_SPLIT, omniglotPool, sourceDim, type OmniglotSource, type Split, type TaskSource } from '../src/tasks/source.js';
+import { OMNIGLOT_EMBEDDED_SPLIT, omniglotPool, type OmniglotSource, type Split } from '../src/tasks/source.js';
 import { createLearner } from '../src/learner.js';
 import { ShapeError } from '../src/errors.js';
-import type { CheckedBatch } from '../src/types.js';
-import { assertClose, maxAbs, submit, thrown, withGpu } from './helpers.js';
+import { assertClose, exactlyEqual, gpuSample, maxAbs, thrown, withGpu } from './helpers.js';
 
 const set = loadOmniglotEmbedded();
 const N = 5, K = 2, Q = 3;
@@ -22,39 +18,6 @@ const source: OmniglotSource = { kind: 'omniglot', set, ways: N, shots: K, queri
 const shapeOf = (tasks: number): SampleShape => ({ tasks, supportShots: N * K, queryShots: N * Q });
 const P = 784;
 
-/** Runs the GPU sampler for iteration `first` and returns the batch it wrote (unpadded). */
-async function gpuSample(src: TaskSource, shape: SampleShape, seed: number, first: number, split: Split): Promise<CheckedBatch> {
-  return withGpu(async (acq) => {
-    const D = sourceDim(src);
-    const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
-    const data = createBuffer(acq.device, 'test.data', off.total);
-    const adv = createBuffer(acq.device, 'test.adv', off.total);
-    const state = createBuffer(acq.device, 'test.state', 4);
-    acq.device.queue.writeBuffer(state, 0, new Uint32Array([first, 0, 0, 0]));
-    const images = packImages(acq.device, src);
-    const bound = new SampleTasksKernel(acq.device).bind({ data, advData: adv, sampleState: state, images }, src, shape, seed, split);
-    submit(acq, (pass) => bound.encode(pass));
-    const all = await readFloats(acq.device, data, off.total);
-    const advAll = await readFloats(acq.device, adv, off.total);
-    const Dp = paddedDim(D);
-    const T = shape.tasks;
-    const batch: CheckedBatch = {
-      ...shape,
-      supportX: unpadRows(all.subarray(off.supportX, off.supportX + T * shape.supportShots * Dp), T * shape.supportShots, D),
-      supportY: all.slice(off.supportY, off.supportY + T * shape.supportShots),
-      queryX: unpadRows(all.subarray(off.queryX, off.queryX + T * shape.queryShots * Dp), T * shape.queryShots, D),
-      queryY: all.slice(off.queryY, off.queryY + T * shape.queryShots),
-    };
-    assert.equal(Array.from(advAll.slice(off.queryY, off.queryY + T * shape.queryShots)), Array.from(batch.queryY), 'labels copied to the adversarial buffer');
-    for (const b of [data, adv, state, images]) b.destroy();
-    return batch;
-  });
-}
-
-const exactlyEqual = (name: string, a: Float32Array, b: Float32Array) => {
-  assert.is(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.unreachable(`${name}[${i}]: GPU ${a[i]} vs CPU ${b[i]}`);
-};
 
 /** The 28×28 image turned clockwise by rot·90°, by repeated direct quarter turns: out[y][x] = in[S−1−x][y]. */
 function rotateDirect(img: Uint8Array, rot: number): Uint8Array {

@@ -7,55 +7,16 @@ import { gzipSync } from 'node:zlib';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sampleTasks, type SampleShape } from '../src/cpu/sample-tasks.js';
-import { createBuffer, readFloats } from '../src/gpu/resources.js';
-import { packImages, SampleTasksKernel } from '../src/kernels/sample-tasks.js';
-import { dataLayout, paddedDim, unpadRows } from '../src/kernels/layout.js';
+import { sampleTasks } from '../src/cpu/sample-tasks.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../src/node/images.js';
 import { encodeIdx, parseIdx } from '../src/tasks/idx.js';
-import { FASHION_SPLIT, sourceDim, type Split, type TaskSource } from '../src/tasks/source.js';
+import { FASHION_SPLIT, type TaskSource } from '../src/tasks/source.js';
 import { pcgHash } from '../src/rng.js';
 import { FileError } from '../src/errors.js';
-import type { CheckedBatch } from '../src/types.js';
-import { submit, thrown, withGpu } from './helpers.js';
+import { exactlyEqual, gpuSample, thrown } from './helpers.js';
 
 const fashion: TaskSource = { kind: 'images', images: loadFashionMnist(embeddedSubsetDir()), split: FASHION_SPLIT };
 
-/** Runs the GPU sampler for iteration `first` and returns the batch it wrote (unpadded). */
-async function gpuSample(source: TaskSource, shape: SampleShape, seed: number, first: number, split: Split): Promise<CheckedBatch> {
-  return withGpu(async (acq) => {
-    const D = sourceDim(source);
-    const off = dataLayout(shape.tasks, shape.supportShots, shape.queryShots, D);
-    const data = createBuffer(acq.device, 'test.data', off.total);
-    const adv = createBuffer(acq.device, 'test.adv', off.total);
-    const state = createBuffer(acq.device, 'test.state', 4);
-    acq.device.queue.writeBuffer(state, 0, new Uint32Array([first, 0, 0, 0]));
-    const images = packImages(acq.device, source);
-    const bound = new SampleTasksKernel(acq.device).bind({ data, advData: adv, sampleState: state, images }, source, shape, seed, split);
-    submit(acq, (pass) => bound.encode(pass));
-    const all = await readFloats(acq.device, data, off.total);
-    const advAll = await readFloats(acq.device, adv, off.total);
-    const counter = new Uint32Array((await readFloats(acq.device, state, 1)).buffer)[0];
-    assert.is(counter, first + 1, 'advance counted the iteration');
-    const Dp = paddedDim(D);
-    const T = shape.tasks;
-    const batch: CheckedBatch = {
-      ...shape,
-      supportX: unpadRows(all.subarray(off.supportX, off.supportX + T * shape.supportShots * Dp), T * shape.supportShots, D),
-      supportY: all.slice(off.supportY, off.supportY + T * shape.supportShots),
-      queryX: unpadRows(all.subarray(off.queryX, off.queryX + T * shape.queryShots * Dp), T * shape.queryShots, D),
-      queryY: all.slice(off.queryY, off.queryY + T * shape.queryShots),
-    };
-    assert.equal(Array.from(advAll.slice(off.supportY, off.supportY + T * shape.supportShots)), Array.from(batch.supportY), 'labels copied to the adversarial buffer');
-    for (const b of [data, adv, state, images]) b.destroy();
-    return batch;
-  });
-}
-
-const exactlyEqual = (name: string, a: Float32Array, b: Float32Array) => {
-  assert.is(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.unreachable(`${name}[${i}]: GPU ${a[i]} vs CPU ${b[i]}`);
-};
 
 test('WGSL pcgHash gives the bits of the TS pcgHash (through the seed source, which is pure hashing)', async () => {
   const shape = { tasks: 7, supportShots: 5, queryShots: 9 };
