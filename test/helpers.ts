@@ -24,6 +24,13 @@ export function randomLabels(n: number, seed: number, stream: number): Float32Ar
   return a;
 }
 
+/** Class indices 0 … classes−1 drawn uniformly, as floats (the MLP's labels). */
+export function randomClassLabels(n: number, classes: number, seed: number, stream: number): Float32Array {
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) y[i] = Math.min(classes - 1, Math.floor(uniform01(seed, stream, i) * classes));
+  return y;
+}
+
 /** A batch whose labels follow a per-task logistic teacher, so that adaptation has something to learn. */
 export function randomBatch(tasks: number, supportShots: number, queryShots: number, dim: number, seed = 1): CheckedBatch {
   const teacher = randomArray(tasks * dim, seed, 100, -2, 2);

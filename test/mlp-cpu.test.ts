@@ -13,32 +13,9 @@ import { CpuEngine } from '../src/schedule/cpu-engine.js';
 import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/types.js';
 import { applyDefaults } from '../src/algorithms/index.js';
 import { uniform01 } from '../src/rng.js';
-
-// Local twins of test/helpers.ts randomArray and assertClose: helpers.ts loads the learner and with it
-// the whole WebGPU stack, which this CPU-only suite must not need.
-function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * uniform01(seed, stream, i);
-  return a;
-}
-
-/** Fails at the first i with |got − expected| > atol + rtol·|expected|, naming index and both values. */
-function assertClose(name: string, got: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): void {
-  assert.is(got.length, expected.length, `${name}: length ${got.length}, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const diff = Math.abs(got[i] - expected[i]);
-    const tol = atol + rtol * Math.abs(expected[i]);
-    if (!(diff <= tol)) assert.unreachable(`${name}[${i}]: expected ${expected[i]}, got ${got[i]} (|diff| ${diff.toExponential(2)} > tol ${tol.toExponential(2)})`);
-  }
-}
+import { assertClose, centralDifferences, randomArray, randomClassLabels } from './helpers.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
-
-function classLabels(n: number, classes: number, seed: number, stream: number): Float32Array {
-  const y = new Float32Array(n);
-  for (let i = 0; i < n; i++) y[i] = Math.min(classes - 1, Math.floor(uniform01(seed, stream, i) * classes));
-  return y;
-}
 
 /** Random parameters over the whole vector (φ included when the layout has a context; pad 0). */
 function randomVector(layout: MlpLayout, seed: number, scale = 1): Float64Array {
@@ -49,19 +26,6 @@ function randomVector(layout: MlpLayout, seed: number, scale = 1): Float64Array 
 
 const rowsOf = (x: Float32Array | Float64Array, y: Float32Array, rows: number, dim: number, task = 0): MlpRows =>
   ({ x, xOff: task * rows * dim, xStride: dim, y, yOff: task * rows, rows });
-
-/** Central differences of f at x along the coordinates (or along one direction when given). */
-function finiteDifferences(f: (x: Float64Array) => number, x: Float64Array, h: number): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const plus = x.slice();
-    const minus = x.slice();
-    plus[i] += h;
-    minus[i] -= h;
-    g[i] = (f(plus) - f(minus)) / (2 * h);
-  }
-  return g;
-}
 
 const lossAt = (layout: MlpLayout, rows: MlpRows) => (params: Float64Array) => mlpLossGrad(layout, params, 0, rows, null).loss;
 
@@ -77,12 +41,12 @@ for (const [k, c] of CONFIGS.entries()) {
     const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
     const R = 7;
     const x = randomArray(R * c.dim, 20 + k, 1, -2, 2);
-    const y = classLabels(R, c.classes, 20 + k, 2);
+    const y = randomClassLabels(R, c.classes, 20 + k, 2);
     const params = randomVector(layout, 20 + k);
     const rows = rowsOf(x, y, R, c.dim);
     const grad = new Float64Array(layout.vector).fill(Number.NaN);
     mlpLossGrad(layout, params, 0, rows, grad);
-    assertClose('∇L (θ, φ, pad)', grad, finiteDifferences(lossAt(layout, rows), params, 1e-5), 1e-8, 1e-6);
+    assertClose('∇L (θ, φ, pad)', grad, centralDifferences(lossAt(layout, rows), params, 1e-5), 1e-8, 1e-6);
     // The pad entries hold nothing: exactly 0.
     for (let i = layout.contextOffset + layout.context; i < layout.vector; i++) assert.is(grad[i], 0);
   });
@@ -91,7 +55,7 @@ for (const [k, c] of CONFIGS.entries()) {
     const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
     const R = 6;
     const x = randomArray(R * c.dim, 30 + k, 1, -2, 2);
-    const y = classLabels(R, c.classes, 30 + k, 2);
+    const y = randomClassLabels(R, c.classes, 30 + k, 2);
     const params = randomVector(layout, 30 + k);
     const v = randomVector(layout, 130 + k);
     const rows = rowsOf(x, y, R, c.dim);
@@ -114,14 +78,14 @@ for (const [k, c] of CONFIGS.entries()) {
     const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
     const R = 5;
     const x = f64(randomArray(R * c.dim, 40 + k, 1, -2, 2));
-    const y = classLabels(R, c.classes, 40 + k, 2);
+    const y = randomClassLabels(R, c.classes, 40 + k, 2);
     const params = randomVector(layout, 40 + k);
     const got = new Float64Array(R * c.dim);
     mlpInputGrad(layout, params, 0, rowsOf(x, y, R, c.dim), got);
     for (let r = 0; r < R; r++) {
       // ℓ_r alone: a one-row set (its mean is the row's loss).
       const rowLoss = (xr: Float64Array) => mlpLossGrad(layout, params, 0, { x: xr, xOff: 0, xStride: c.dim, y, yOff: r, rows: 1 }, null).loss;
-      assertClose(`∇x ℓ of row ${r}`, got.subarray(r * c.dim, (r + 1) * c.dim), finiteDifferences(rowLoss, x.slice(r * c.dim, (r + 1) * c.dim), 1e-5), 1e-8, 1e-6);
+      assertClose(`∇x ℓ of row ${r}`, got.subarray(r * c.dim, (r + 1) * c.dim), centralDifferences(rowLoss, x.slice(r * c.dim, (r + 1) * c.dim), 1e-5), 1e-8, 1e-6);
     }
     // The float32 mode (the attack's) rounds where the GPU stores: close to the float64 values.
     const rounded = new Float64Array(R * c.dim);
@@ -160,7 +124,7 @@ test('a 2-way softmax head without hidden layers is the logistic unit with w = W
   const layout = mlpLayout(D, [], 2);
   const params = randomVector(layout, 50);
   const x = randomArray(R * D, 50, 1, -2, 2);
-  const y = classLabels(R, 2, 50, 2);
+  const y = randomClassLabels(R, 2, 50, 2);
   const { w, b } = layout.layers[0];
   const wLogistic = (d: number) => params[w + d * 2 + 1] - params[w + d * 2];
   const bias = params[b + 1] - params[b];
@@ -201,8 +165,8 @@ interface Episode {
 function episode(dim: number, hidden: number[], classes: number, context: number, tasks: number, Ks: number, Kq: number, seed: number): Episode {
   return {
     layout: mlpLayout(dim, hidden, classes, context), tasks, Ks, Kq,
-    support: { x: randomArray(tasks * Ks * dim, seed, 1, -2, 2), y: classLabels(tasks * Ks, classes, seed, 2) },
-    query: { x: randomArray(tasks * Kq * dim, seed, 3, -2, 2), y: classLabels(tasks * Kq, classes, seed, 4) },
+    support: { x: randomArray(tasks * Ks * dim, seed, 1, -2, 2), y: randomClassLabels(tasks * Ks, classes, seed, 2) },
+    query: { x: randomArray(tasks * Kq * dim, seed, 3, -2, 2), y: randomClassLabels(tasks * Kq, classes, seed, 4) },
   };
 }
 
@@ -267,7 +231,7 @@ test('MAML order 2: the meta-gradient equals finite differences of the query los
     const { s, q } = taskRows(e, t);
     const objective = (th: Float64Array) => mlpLossGrad(e.layout, sgd(e.layout, th, s, 0.4, 2, 0, V), 0, q, null).loss;
     const slot = e.tasks + t;
-    const expected = finiteDifferences(objective, f64(theta), 1e-5);
+    const expected = centralDifferences(objective, f64(theta), 1e-5);
     assertClose(`meta-gradient of task ${t}`, out.metaGrad.subarray(slot * V, (slot + 1) * V), expected, 2e-6, 2e-4);
     assertClose(`adapted θ' of task ${t}`, out.adapted.subarray(slot * V, (slot + 1) * V), sgd(e.layout, f64(theta), s, 0.4, 2, 0, V), 1e-6, 1e-5);
     assertClose(`query loss of task ${t}`, [out.taskStats[2 * slot]], [objective(f64(theta))], 1e-6, 1e-5);
@@ -309,7 +273,7 @@ test('CAML order 2: the gradient of θ equals finite differences through φ\'s a
       start.fill(0, cLo, cHi);
       return mlpLossGrad(layout, sgd(layout, start, s, 0.8, 2, cLo, cHi), 0, q, null).loss;
     };
-    const expected = finiteDifferences(objective, f64(theta), 1e-5);
+    const expected = centralDifferences(objective, f64(theta), 1e-5);
     assertClose(`CAML meta-gradient of task ${t}`, out.metaGrad.subarray(t * V, (t + 1) * V), expected, 2e-6, 2e-4);
     const adapted = out.adapted.subarray(t * V, (t + 1) * V);
     assert.equal(Array.from(adapted.subarray(0, cLo)), Array.from(theta.subarray(0, cLo)), 'the shared parameters do not move');
@@ -414,7 +378,7 @@ test('FGSM steps each feature by ε along the sign of the finite-difference inpu
     for (let r = 0; r < e.Ks; r++) {
       const off = (t * e.Ks + r) * 4;
       const rowLoss = (xr: Float64Array) => mlpLossGrad(e.layout, theta, 0, { x: xr, xOff: 0, xStride: 4, y: e.support.y, yOff: t * e.Ks + r, rows: 1 }, null).loss;
-      const g = finiteDifferences(rowLoss, f64(e.support.x.subarray(off, off + 4)), 1e-6);
+      const g = centralDifferences(rowLoss, f64(e.support.x.subarray(off, off + 4)), 1e-6);
       for (let d = 0; d < 4; d++) {
         if (Math.abs(g[d]) < 1e-6) continue;  // sign too close to call
         assert.is(adv[off + d], Math.fround(e.support.x[off + d] + eps * Math.sign(g[d])), `task ${t} row ${r} feature ${d}`);
@@ -570,7 +534,7 @@ test('CPU engine, MLP: MAML and CAML meta-gradients equal finite differences of 
       }
       return total;
     };
-    const expected = finiteDifferences(objective, f64(theta), 1e-5);
+    const expected = centralDifferences(objective, f64(theta), 1e-5);
     expected.fill(0, layout.params);
     assertClose(`${algorithm} engine meta-gradient`, g, expected, 2e-6, 2e-4);
     engine.destroy();

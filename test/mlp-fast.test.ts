@@ -15,28 +15,15 @@ import { fastHvp, fastInputGrad, fastLossGrad } from '../src/cpu/mlp-fast.js';
 import { mlpAdaptAndMetaGrad, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
 import type { RowSet } from '../src/cpu/maml-task.js';
 import { uniform01 } from '../src/rng.js';
+import { assertClose, randomArray, randomClassLabels } from './helpers.js';
 
 type Floats = Float32Array | Float64Array;
 
-function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1, zeroShare = 0): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = uniform01(seed, stream + 100, i) < zeroShare ? 0 : lo + (hi - lo) * uniform01(seed, stream, i);
+/** randomArray with a share of its entries set to 0 (ReLU-like and blank-pixel zeros the kernels skip). */
+function withZeros(n: number, seed: number, stream: number, lo: number, hi: number, zeroShare = 0): Float32Array {
+  const a = randomArray(n, seed, stream, lo, hi);
+  for (let i = 0; i < n; i++) if (uniform01(seed, stream + 100, i) < zeroShare) a[i] = 0;
   return a;
-}
-
-function classLabels(n: number, classes: number, seed: number, stream: number): Float32Array {
-  const y = new Float32Array(n);
-  for (let i = 0; i < n; i++) y[i] = Math.min(classes - 1, Math.floor(uniform01(seed, stream, i) * classes));
-  return y;
-}
-
-/** Fails at the first i with |got − expected| > atol + rtol·|expected|, naming index and both values. */
-function assertClose(name: string, got: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): void {
-  assert.is(got.length, expected.length, `${name}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const diff = Math.abs(got[i] - expected[i]);
-    if (!(diff <= atol + rtol * Math.abs(expected[i]))) assert.unreachable(`${name}[${i}]: expected ${expected[i]}, got ${got[i]} (|diff| ${diff.toExponential(2)})`);
-  }
 }
 
 /** The same sums in the same order: equal to rounding noise at most. */
@@ -62,8 +49,8 @@ for (const [k, s] of SHAPES.entries()) {
     const layout = mlpLayout(s.dim, s.hidden, s.classes, s.context);
     const R = s.rows;
     const V = layout.vector;
-    const x = randomArray((R + 1) * s.dim, 200 + k, 1, -2, 2, s.zeros ?? 0);
-    const y = classLabels(R + 1, s.classes, 200 + k, 2);
+    const x = withZeros((R + 1) * s.dim, 200 + k, 1, -2, 2, s.zeros ?? 0);
+    const y = randomClassLabels(R + 1, s.classes, 200 + k, 2);
     // Offsets on every operand (the second row onwards, a parameter vector at 3, outputs at 2).
     const rows: MlpRows = { x, xOff: s.dim, xStride: s.dim, y, yOff: 1, rows: R };
     const params = new Float32Array(V + 3);
@@ -192,8 +179,8 @@ for (const [k, c] of CORE_CASES.entries()) {
     const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
     const V = layout.vector;
     const seed = 400 + k;
-    const support = { x: randomArray(c.tasks * c.Ks * c.dim, seed, 1, -2, 2, c.zeros ?? 0), y: classLabels(c.tasks * c.Ks, c.classes, seed, 2) };
-    const query = { x: randomArray(c.tasks * c.Kq * c.dim, seed, 3, -2, 2, c.zeros ?? 0), y: classLabels(c.tasks * c.Kq, c.classes, seed, 4) };
+    const support = { x: withZeros(c.tasks * c.Ks * c.dim, seed, 1, -2, 2, c.zeros ?? 0), y: randomClassLabels(c.tasks * c.Ks, c.classes, seed, 2) };
+    const query = { x: withZeros(c.tasks * c.Kq * c.dim, seed, 3, -2, 2, c.zeros ?? 0), y: randomClassLabels(c.tasks * c.Kq, c.classes, seed, 4) };
     const p: MlpTaskParams = {
       tasks: c.tasks, supportRows: c.Ks, queryRows: c.Kq, dim: c.dim, innerSteps: 1, order: 2, wantMetaGrad: true, innerLr: 0.4, outSet: 0,
       layout, adapt: 'all', thetaPerTask: false, perturb: null, ...c.p,

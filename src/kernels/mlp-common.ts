@@ -1,11 +1,8 @@
-// Pieces shared by the MLP kernels' hosts (src/kernels/mlp-*.ts): uniforms laid out from their WGSL
-// struct by webgpu-utils (the layout is written once, in the shader), grids folded into x/y/z when a
+// Pieces shared by the MLP kernels' hosts (src/kernels/mlp-*.ts; their uniforms are filled through
+// src/gpu/uniforms.ts like every kernel's): grids folded into x/y/z when a
 // dispatch has more workgroups than one dimension allows, and small dummy buffers for unused bindings.
 import { LimitError } from '../errors.js';
 import { createBuffer, type BoundDispatch } from '../gpu/resources.js';
-
-// Uniforms of every kernel are filled through views of their WGSL struct (src/gpu/uniforms.ts).
-export { writeUniform } from '../gpu/uniforms.js';
 
 /** Options every MLP kernel's constructor takes. */
 export interface MlpKernelOptions {

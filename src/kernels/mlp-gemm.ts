@@ -6,7 +6,8 @@
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { ShapeError } from '../errors.js';
 import { checkGemmSpec, SRC, type BiasOperand, type GemmSpec, type Operand } from '../cpu/mlp-kernels.js';
-import { dummyBuffer, foldGrid, gridDispatch, isSoftwareDevice, writeUniform, type MlpKernelOptions } from './mlp-common.js';
+import { dummyBuffer, foldGrid, gridDispatch, isSoftwareDevice, type MlpKernelOptions } from './mlp-common.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
 
 export { SRC, dummyBuffer };

@@ -2,7 +2,8 @@
 // per-tensor L2-ball projection of every task's perturbed parameters, one workgroup per (tensor, task).
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkNormClipSpec, MAX_CLIP_TENSORS, type NormClipSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, gridDispatch, isSoftwareDevice, writeUniform, type MlpKernelOptions } from './mlp-common.js';
+import { foldGrid, gridDispatch, isSoftwareDevice, type MlpKernelOptions } from './mlp-common.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
 
 export { MAX_CLIP_TENSORS };

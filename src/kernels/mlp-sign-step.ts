@@ -2,7 +2,8 @@
 // step on every input row of every task, one invocation per feature.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkSignStepSpec, type SignStepSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, gridDispatch, writeUniform, type MlpKernelOptions } from './mlp-common.js';
+import { foldGrid, gridDispatch, type MlpKernelOptions } from './mlp-common.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
 
 export type { SignStepArrays, SignStepSpec } from '../cpu/mlp-kernels.js';

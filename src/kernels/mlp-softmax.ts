@@ -2,7 +2,8 @@
 // head's loss, gradient and R-operator over every task's rows, one workgroup per task.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkSoftmaxSpec, type SoftmaxSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, gridDispatch, writeUniform, type MlpKernelOptions } from './mlp-common.js';
+import { foldGrid, gridDispatch, type MlpKernelOptions } from './mlp-common.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
 
 export { dummyBuffer } from './mlp-common.js';

@@ -2,7 +2,8 @@
 // over a per-task index range, one invocation per element.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkVectorSpec, type VectorOperand, type VectorSpec } from '../cpu/mlp-kernels.js';
-import { foldGrid, gridDispatch, writeUniform, type MlpKernelOptions } from './mlp-common.js';
+import { foldGrid, gridDispatch, type MlpKernelOptions } from './mlp-common.js';
+import { writeUniform } from '../gpu/uniforms.js';
 import { SHADERS } from './shader-source.js';
 
 export { dummyBuffer } from './mlp-common.js';

@@ -86,10 +86,13 @@ export class GpuEngine implements Engine {
   private readonly optState: GPUBuffer;
   private readonly meanGrad: GPUBuffer;
   private readonly kernels: {
-    maml: MamlTaskKernel | null; caml: CamlTaskKernel | null; attack: AttackKernel; ga: GaWeightsKernel;
-    update: MetaUpdateKernel; logistic: LogisticKernels;
+    maml: MamlTaskKernel | null; caml: CamlTaskKernel | null; ga: GaWeightsKernel; update: MetaUpdateKernel;
   };
   private slot: BatchSlot | null = null;
+  /** The logistic unit's attack and scoring kernels, built on first use (an MLP never builds them:
+   * a pipeline compile costs ~1 s on a software adapter). */
+  private attackKernel: AttackKernel | null = null;
+  private logisticKernels: LogisticKernels | null = null;
   /** The device-side iteration counter of task sampling (one u32). */
   private readonly sampleState: GPUBuffer;
   private sampler: SampleTasksKernel | null = null;
@@ -101,7 +104,7 @@ export class GpuEngine implements Engine {
   /** Timestamps of the last submit's compute pass, when the adapter has timestamp queries. */
   private readonly timing: { querySet: GPUQuerySet; resolve: GPUBuffer } | null;
 
-  constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialParams: Float32Array, workgroup?: number) {
+  constructor(readonly acquired: AcquiredDevice, private readonly options: ResolvedLearnerOptions, initialParams: Float32Array, private readonly workgroup?: number) {
     this.device = acquired.device;
     this.info = { kind: 'webgpu', adapter: acquired.description, software: acquired.software };
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
@@ -123,10 +126,8 @@ export class GpuEngine implements Engine {
     this.kernels = {
       maml: caml || this.mlp ? null : new MamlTaskKernel(this.device, workgroup),
       caml: caml && !this.mlp ? new CamlTaskKernel(this.device, workgroup) : null,
-      attack: new AttackKernel(this.device, workgroup),
       ga: new GaWeightsKernel(this.device),
       update: new MetaUpdateKernel(this.device),
-      logistic: new LogisticKernels(this.device, workgroup),
     };
   }
 
@@ -379,7 +380,7 @@ export class GpuEngine implements Engine {
         const theta = step.against === 'theta';
         const support = step.rows === 'support';
         const xOff = support ? off.supportX : off.queryX;
-        return this.kernels.attack.bind({
+        return (this.attackKernel ??= new AttackKernel(this.device, this.workgroup)).bind({
           clean: { buffer: c.data, xOff, labelOff: support ? off.supportY : off.queryY },
           params: theta ? this.params : slot.adapted,
           paramOff: theta ? 0 : c.first * this.Dp,  // θ'_t of set 0 for the chunk's tasks
@@ -407,7 +408,7 @@ export class GpuEngine implements Engine {
         return bound;
       }
       case 'score-attacked':
-        return this.kernels.logistic.bind(
+        return (this.logisticKernels ??= new LogisticKernels(this.device, this.workgroup)).bind(
           { x: c.advData, y: c.advData, params: slot.adapted, out: slot.metaGrad, stats: slot.attackedStats },
           { tasks: c.tasks, rows: batch.queryShots, dim: o.dim, paramStride: o.dim },
           { x: off.queryX, y: off.queryY, params: 0, taskBase: c.first }).forwardGrad;
