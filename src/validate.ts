@@ -141,14 +141,16 @@ export function checkModel(model: unknown): ModelSpec {
     return { kind: 'logistic' };
   }
   if (m.kind !== 'mlp') throw new InvalidOptionError(`model.kind must be 'logistic' or 'mlp', got ${JSON.stringify(m.kind)}.`, hint);
-  const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes'].includes(k));
+  const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes', 'norm'].includes(k));
   if (extra.length) throw new InvalidOptionError(`Unknown option(s) of the mlp model: ${extra.join(', ')}.`, hint);
   const hidden = m.hidden ?? [];
   if (!Array.isArray(hidden) || hidden.length > MAX_LAYERS - 1 || !hidden.every((h) => Number.isInteger(h) && h >= 1 && h <= MAX_WIDTH)) {
     throw new InvalidOptionError(`model.hidden must be an array of at most ${MAX_LAYERS - 1} integer widths in [1, ${MAX_WIDTH}], got ${JSON.stringify(hidden)}.`, 'e.g. hidden: [256, 128, 64, 64]; [] is multinomial logistic regression.');
   }
   checkInteger('model.classes', m.classes, 2, MAX_CLASSES, 'classes is N of N-way tasks, e.g. 5.');
-  return { kind: 'mlp', hidden: [...(hidden as number[])], classes: m.classes as number };
+  const norm = m.norm ?? 'none';
+  if (norm !== 'none' && norm !== 'task') throw new InvalidOptionError(`model.norm must be 'none' or 'task', got ${JSON.stringify(m.norm)}.`, "norm: 'task' normalises each hidden unit over the rows of the task's set (MAML's transductive batch norm).");
+  return { kind: 'mlp', hidden: [...(hidden as number[])], classes: m.classes as number, norm };
 }
 
 export interface ResolvedEvaluateOptions {

@@ -34,11 +34,14 @@ const CONFIGS = [
   { name: 'hidden [6]', dim: 5, hidden: [6], classes: 4, context: 0 },
   { name: 'hidden [5, 4] with a context of 2', dim: 3, hidden: [5, 4], classes: 3, context: 2 },
   { name: 'hidden [3], N = 2, context 3', dim: 2, hidden: [3], classes: 2, context: 3 },
+  // Per-task normalisation couples the rows: its Jacobian and the R-operator's extra terms.
+  { name: 'hidden [6, 5], per-task norm', dim: 4, hidden: [6, 5], classes: 3, context: 0, norm: true },
+  { name: 'hidden [5, 4, 3], per-task norm, context 2', dim: 3, hidden: [5, 4, 3], classes: 4, context: 2, norm: true },
 ];
 
 for (const [k, c] of CONFIGS.entries()) {
   test(`gradient of the mean loss equals finite differences: ${c.name}`, () => {
-    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
+    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context, c.norm ?? false);
     const R = 7;
     const x = randomArray(R * c.dim, 20 + k, 1, -2, 2);
     const y = randomClassLabels(R, c.classes, 20 + k, 2);
@@ -52,7 +55,7 @@ for (const [k, c] of CONFIGS.entries()) {
   });
 
   test(`Hessian-vector product equals finite differences of the gradient: ${c.name}`, () => {
-    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
+    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context, c.norm ?? false);
     const R = 6;
     const x = randomArray(R * c.dim, 30 + k, 1, -2, 2);
     const y = randomClassLabels(R, c.classes, 30 + k, 2);
@@ -74,18 +77,24 @@ for (const [k, c] of CONFIGS.entries()) {
     assertClose('H·v', hv.subarray(3), gp.map((g, i) => (g - gm[i]) / (2 * h)), 1e-8, 1e-6);
   });
 
-  test(`input gradient of each row's own loss equals finite differences: ${c.name}`, () => {
-    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
+  test(`input gradient of the set's summed loss equals finite differences: ${c.name}`, () => {
+    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context, c.norm ?? false);
     const R = 5;
     const x = f64(randomArray(R * c.dim, 40 + k, 1, -2, 2));
     const y = randomClassLabels(R, c.classes, 40 + k, 2);
     const params = randomVector(layout, 40 + k);
     const got = new Float64Array(R * c.dim);
     mlpInputGrad(layout, params, 0, rowsOf(x, y, R, c.dim), got);
-    for (let r = 0; r < R; r++) {
-      // ℓ_r alone: a one-row set (its mean is the row's loss).
-      const rowLoss = (xr: Float64Array) => mlpLossGrad(layout, params, 0, { x: xr, xOff: 0, xStride: c.dim, y, yOff: r, rows: 1 }, null).loss;
-      assertClose(`∇x ℓ of row ${r}`, got.subarray(r * c.dim, (r + 1) * c.dim), centralDifferences(rowLoss, x.slice(r * c.dim, (r + 1) * c.dim), 1e-5), 1e-8, 1e-6);
+    // Σ_r ℓ_r = R · mean loss, as a function of the whole set's inputs (with normalisation every row
+    // moves every row's loss; without it, this is row r's own loss alone).
+    const summed = (xs: Float64Array) => R * mlpLossGrad(layout, params, 0, rowsOf(xs, y, R, c.dim), null).loss;
+    assertClose('∇x Σ ℓ', got, centralDifferences(summed, x, 1e-5), 1e-8, 1e-6);
+    if (!c.norm) {
+      for (let r = 0; r < R; r++) {
+        // ℓ_r alone: a one-row set (its mean is the row's loss).
+        const rowLoss = (xr: Float64Array) => mlpLossGrad(layout, params, 0, { x: xr, xOff: 0, xStride: c.dim, y, yOff: r, rows: 1 }, null).loss;
+        assertClose(`∇x ℓ of row ${r}`, got.subarray(r * c.dim, (r + 1) * c.dim), centralDifferences(rowLoss, x.slice(r * c.dim, (r + 1) * c.dim), 1e-5), 1e-8, 1e-6);
+      }
     }
     // The float32 mode (the attack's) rounds where the GPU stores: close to the float64 values.
     const rounded = new Float64Array(R * c.dim);

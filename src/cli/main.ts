@@ -44,6 +44,7 @@ export const TRAIN_FLAGS: FlagSpecs = {
   'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class)' },
   model: { default: 'logistic', help: 'model: the binary logistic unit, or an MLP with a softmax head', choices: ['logistic', 'mlp'] },
   hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
+  norm: { default: 'none', help: "mlp: 'task' normalises each hidden unit over the rows of the task's set (MAML's batch norm), or 'none'", choices: ['none', 'task'] },
   classes: { default: '2', kind: 'int', help: 'mlp: classes N of the softmax head (labels 0 … N−1)' },
   // The command line's own rule: pixels of image sources lie in [0, 1].
   ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
@@ -140,7 +141,7 @@ export function learnerOptionsFromFlags(f: FlagValues, source: TaskSource): Lear
   const algorithm = String(f.algo) as Algorithm;
   const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
   if (f.clip === 'auto' && isPixels(source)) values.clip = [0, 1];
-  if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes) };
+  if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes), norm: String(f.norm) as 'none' | 'task' };
   // One model per task (AMP): --tasks is the number of models.
   if (capabilitiesOf({ algorithm }).thetaPerTask) values.models = Number(f.tasks);
   return pickOptions(algorithm, values);

@@ -7,7 +7,14 @@
 // Conventions: activations are rows × width, row-major; W_l[i·h_l + j] maps input i to unit j; the
 // input of layer 1 is [x_r | φ] (φ = the C context floats of the vector, C may be 0); relu'(z) = [z > 0]
 // (as the GPU masks it); labels are class indices stored as floats.
-import type { MlpLayout } from '../models/mlp.js';
+//
+// Per-task normalisation (layout.norm, SPEC "Neural models"): a hidden layer's pre-activation z is
+// normalised per unit over the rows of the set, n = (z − μ)/s with s = √(σ² + ε), and a = relu(n). Its
+// Jacobian J = (I − 11ᵀ/m − n nᵀ/m)/s is symmetric, so the backward is δ_z = J g (g = ∂/∂n) and the
+// R-forward R(n) = J R(z). The R-backward adds the derivative of J itself:
+//   R(δ_z) = J R(g) − (ρ/s) δ_z − (R(n) κ + n τ)/s,  ρ = mean(n R(z)) = R(s), κ = mean(g n), τ = mean(g R(n)).
+// Row-coupled: the loss of one row depends on every row of the set.
+import { TASK_NORM_EPS, type MlpLayout } from '../models/mlp.js';
 
 export type Floats = Float32Array | Float64Array;
 
@@ -29,6 +36,15 @@ interface Tape {
   a: Float64Array[];
   /** z[l]: pre-activations of layer l (index 0 unused). */
   z: Float64Array[];
+  /** pre[l]: what the ReLU of hidden layer l sees: n[l] with per-task normalisation, else z[l] itself. */
+  pre: Float64Array[];
+  /** With normalisation: n[l] = (z − μ)/s, g[l] = ∂/∂n, and per unit s, κ = mean(g n), ρ = mean(n R(z)); R(n). */
+  n: Float64Array[];
+  g: Float64Array[];
+  sd: Float64Array[];
+  kappa: Float64Array[];
+  rho: Float64Array[];
+  rn: Float64Array[];
   /** delta[l]: ∂(loss)/∂z_l; delta[0]: ∂/∂(inputs) where wanted. */
   delta: Float64Array[];
   /** R-operator twins of a, z and delta (Hessian-vector products only). */
@@ -44,11 +60,15 @@ interface Tape {
 let cachedTape: { key: string; tape: Tape } | null = null;
 
 function tapeFor(layout: MlpLayout, rows: number): Tape {
-  const key = `${layout.widths.join(',')}:${rows}`;
+  const key = `${layout.widths.join(',')}:${rows}:${layout.norm}`;
   if (cachedTape?.key === key) return cachedTape.tape;
   const make = () => layout.widths.map((h) => new Float64Array(rows * h));
+  const perUnit = () => layout.widths.map((h) => new Float64Array(h));
+  const z = make();
+  const n = make();
   const tape: Tape = {
-    rows, a: make(), z: make(), delta: make(), ra: make(), rz: make(), rdelta: make(),
+    rows, a: make(), z, delta: make(), ra: make(), rz: make(), rdelta: make(),
+    pre: layout.norm ? n : z, n, g: make(), sd: perUnit(), kappa: perUnit(), rho: perUnit(), rn: make(),
     prob: new Float64Array(rows * layout.classes), acc: new Float64Array(Math.max(...layout.widths)),
   };
   cachedTape = { key, tape };
@@ -80,8 +100,39 @@ function forward(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows,
         for (let j = 0; j < hout; j++) z[r * hout + j] += ai * params[wRow + j];
       }
       for (let j = 0; j < hout; j++) z[r * hout + j] = round(z[r * hout + j]);
-      if (l < L) for (let j = 0; j < hout; j++) tape.a[l][r * hout + j] = z[r * hout + j] > 0 ? z[r * hout + j] : 0;
     }
+    if (l === L) continue;
+    if (layout.norm) normalise(rows.rows, hout, z, tape.n[l], tape.sd[l], round);
+    const pre = tape.pre[l];
+    for (let k = 0; k < rows.rows * hout; k++) tape.a[l][k] = pre[k] > 0 ? pre[k] : 0;
+  }
+}
+
+/** n[r, j] = (z[r, j] − μ_j)/s_j over the m rows, s_j = √(σ²_j + ε) (two-pass mean and variance). */
+function normalise(m: number, h: number, z: Float64Array, n: Float64Array, sd: Float64Array, round: (v: number) => number): void {
+  for (let j = 0; j < h; j++) {
+    let mean = 0;
+    for (let r = 0; r < m; r++) mean += z[r * h + j];
+    mean /= m;
+    let variance = 0;
+    for (let r = 0; r < m; r++) variance += (z[r * h + j] - mean) ** 2;
+    variance /= m;
+    const s = Math.sqrt(variance + TASK_NORM_EPS);
+    sd[j] = s;
+    for (let r = 0; r < m; r++) n[r * h + j] = round((z[r * h + j] - mean) / s);
+  }
+}
+
+/** out = J u per unit: (u − mean(u) − n·mean(u n))/s over the m rows; returns nothing, writes mean(u n) to dot. */
+function normJacobian(m: number, h: number, n: Float64Array, sd: Float64Array, u: Float64Array, out: Float64Array, dot: Float64Array | null, round: (v: number) => number): void {
+  for (let j = 0; j < h; j++) {
+    let mean = 0;
+    let un = 0;
+    for (let r = 0; r < m; r++) { mean += u[r * h + j]; un += u[r * h + j] * n[r * h + j]; }
+    mean /= m;
+    un /= m;
+    if (dot) dot[j] = un;
+    for (let r = 0; r < m; r++) out[r * h + j] = round((u[r * h + j] - mean - n[r * h + j] * un) / sd[j]);
   }
 }
 
@@ -116,17 +167,19 @@ function backwardHidden(layout: MlpLayout, params: Floats, pOff: number, n: numb
   for (let l = layout.layers.length; l >= 2; l--) {
     const { inputs: hin, outputs: hout, w } = layout.layers[l - 1];
     const delta = tape.delta[l];
-    const below = tape.delta[l - 1];
-    const zBelow = tape.z[l - 1];
+    // ∂/∂(what the ReLU saw): δ itself without normalisation, g (then δ = J g) with it.
+    const below = layout.norm ? tape.g[l - 1] : tape.delta[l - 1];
+    const preBelow = tape.pre[l - 1];
     for (let r = 0; r < n; r++) {
       for (let i = 0; i < hin; i++) {
-        if (!(zBelow[r * hin + i] > 0)) { below[r * hin + i] = 0; continue; }
+        if (!(preBelow[r * hin + i] > 0)) { below[r * hin + i] = 0; continue; }
         const wRow = pOff + w + i * hout;
         let s = 0;
         for (let j = 0; j < hout; j++) s += delta[r * hout + j] * params[wRow + j];
         below[r * hin + i] = round(s);
       }
     }
+    if (layout.norm) normJacobian(n, hin, tape.n[l - 1], tape.sd[l - 1], below, tape.delta[l - 1], tape.kappa[l - 1], round);
   }
 }
 
@@ -225,8 +278,12 @@ export function mlpHvp(layout: MlpLayout, params: Floats, pOff: number, rows: Ml
         if (ai === 0 && rai === 0) continue;
         for (let j = 0; j < hout; j++) rz[r * hout + j] += rai * params[pOff + w + i * hout + j] + ai * v[vOff + w + i * hout + j];
       }
-      if (l < L) for (let j = 0; j < hout; j++) tape.ra[l][r * hout + j] = tape.z[l][r * hout + j] > 0 ? rz[r * hout + j] : 0;
     }
+    if (l === L) continue;
+    // R(n) = J R(z) (ρ = mean(n R(z)) kept for the R-backward); R(a) = relu'(pre) ⊙ R(pre).
+    if (layout.norm) normJacobian(n, hout, tape.n[l], tape.sd[l], rz, tape.rn[l], tape.rho[l], identity);
+    const rPre = layout.norm ? tape.rn[l] : rz;
+    for (let k = 0; k < n * hout; k++) tape.ra[l][k] = tape.pre[l][k] > 0 ? rPre[k] : 0;
   }
 
   // R-backward. R(δ_L) = (diag(p) − p pᵀ) R(z_L) / rows; R(δ_{l−1}) = (R(δ_l) W_lᵀ + δ_l V_lᵀ) ⊙ relu'(z_{l−1}).
@@ -247,8 +304,25 @@ export function mlpHvp(layout: MlpLayout, params: Floats, pOff: number, rows: Ml
   };
   for (let l = L; l >= 2; l--) {
     const hin = layout.layers[l - 1].inputs;
+    // R(∂/∂pre); with normalisation that is R(g), and R(δ_z) = J R(g) − (ρ/s) δ_z − (R(n) κ + n τ)/s.
+    const rg = layout.norm ? tape.rz[l - 1] : tape.rdelta[l - 1];  // R(z) of layer l−1 is no longer needed
     for (let r = 0; r < n; r++) {
-      for (let i = 0; i < hin; i++) tape.rdelta[l - 1][r * hin + i] = tape.z[l - 1][r * hin + i] > 0 ? rBack(l, i, r) : 0;
+      for (let i = 0; i < hin; i++) rg[r * hin + i] = tape.pre[l - 1][r * hin + i] > 0 ? rBack(l, i, r) : 0;
+    }
+    if (layout.norm) {
+      const k = l - 1;
+      const rd = tape.rdelta[k];
+      normJacobian(n, hin, tape.n[k], tape.sd[k], rg, rd, null, identity);
+      for (let i = 0; i < hin; i++) {
+        let tau = 0;
+        for (let r = 0; r < n; r++) tau += tape.g[k][r * hin + i] * tape.rn[k][r * hin + i];
+        tau /= n;
+        const s = tape.sd[k][i];
+        for (let r = 0; r < n; r++) {
+          const at = r * hin + i;
+          rd[at] += -(tape.rho[k][i] / s) * tape.delta[k][at] - (tape.rn[k][at] * tape.kappa[k][i] + tape.n[k][at] * tau) / s;
+        }
+      }
     }
   }
   // φ's rows of R(δ_0), for (Hv)_φ = Σ_r R(δ_0)[r, D:].
@@ -261,8 +335,9 @@ export function mlpHvp(layout: MlpLayout, params: Floats, pOff: number, rows: Ml
   contextGrad(layout, out, oOff, n, tape.rdelta[0]);
 }
 
-/** out[r·D + d] = ∂ℓ_r/∂x_r[d], the gradient of row r's own loss (not divided by rows) with respect to
- * its D data features. float32: round every value where the GPU stores one (logits, probabilities, each
+/** out[r·D + d] = ∂(Σ_r' ℓ_r')/∂x_r[d], the gradient of the summed loss of the set (not divided by rows)
+ * with respect to row r's D data features: row r's own loss alone without normalisation, every row's
+ * with it (the rows share μ and s). float32: round every value where the GPU stores one (logits, probabilities, each
  * δ) so that sign decisions agree with it (a row whose probability rounds to its one-hot target gets a
  * gradient of exactly 0 on both backends). */
 export function mlpInputGrad(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows, out: Floats, options: { float32?: boolean } = {}): void {

@@ -22,7 +22,14 @@ export interface MlpModelSpec {
   hidden: number[];
   /** N, the classes of the softmax head (labels 0 … N−1). */
   classes: number;
+  /** 'task': every hidden unit is normalised over the rows of the task's current set (mean 0, variance 1,
+   * ε = TASK_NORM_EPS, no affine parameters), before its ReLU: the transductive batch norm of MAML's own
+   * networks. Default 'none'. */
+  norm?: 'none' | 'task';
 }
+
+/** ε of the per-task normalisation: n = (z − μ) / √(σ² + ε) (MAML's reference value). */
+export const TASK_NORM_EPS = 1e-3;
 
 export type ModelSpec = LogisticModelSpec | MlpModelSpec;
 
@@ -53,9 +60,11 @@ export interface MlpLayout {
   vector: number;
   /** The tensors (each W_l, each b_l, in layout order) as [start, end) ranges: AMP clips Δ on each. */
   tensors: [number, number][];
+  /** Per-task normalisation of the hidden layers (model.norm === 'task'). */
+  norm: boolean;
 }
 
-export function mlpLayout(dim: number, hidden: readonly number[], classes: number, context = 0): MlpLayout {
+export function mlpLayout(dim: number, hidden: readonly number[], classes: number, context = 0, norm = false): MlpLayout {
   const inputs = dim + context;
   const widths = [inputs, ...hidden, classes];
   const layers: LayerView[] = [];
@@ -68,7 +77,7 @@ export function mlpLayout(dim: number, hidden: readonly number[], classes: numbe
     layers.push({ inputs: widths[l - 1], outputs: widths[l], w, b });
     tensors.push([w, b], [b, offset]);
   }
-  return { dim, context, inputs, classes, widths, layers, params: offset, contextOffset: offset, vector: roundUp4(offset + context), tensors };
+  return { dim, context, inputs, classes, widths, layers, params: offset, contextOffset: offset, vector: roundUp4(offset + context), tensors, norm };
 }
 
 /** He-normal W_l ~ N(0, 2 / h_{l−1}), b_l = 0, φ = 0, from the seed (the same on every backend). */

@@ -7,7 +7,7 @@ import type { ResolvedLearnerOptions } from '../types.js';
 /** The MLP layout of a learner (CAML adds its context to the inputs), or null for the logistic unit. */
 export function mlpLayoutOf(o: ResolvedLearnerOptions): MlpLayout | null {
   if (o.model.kind !== 'mlp') return null;
-  return mlpLayout(o.dim, o.model.hidden, o.model.classes, capabilitiesOf(o).context(o));
+  return mlpLayout(o.dim, o.model.hidden, o.model.classes, capabilitiesOf(o).context(o), o.model.norm === 'task');
 }
 
 /** Models a learner holds: AMP trains `models` independent ones, the meta-learners one θ. */
