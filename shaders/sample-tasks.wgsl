@@ -2,7 +2,8 @@
 // kernels read (layout.ts dataLayout), so that training needs no upload per iteration. One workgroup
 // per task, one invocation per row. The iteration number lives in sampleState[0] on the device and
 // `advance` bumps it, so that many iterations recorded into one command buffer each get fresh tasks.
-// Streams: task t of iteration i (split s) draws from stream pcgHash(pcgHash(i ^ s·2³¹) ^ t); rows
+// Streams: task t of iteration i draws from stream pcgHash(pcgHash(i ^ key) ^ t), key of the split
+// (source.ts SPLIT_STREAM_KEY: 0 meta-train, 2³¹ meta-test, 2³⁰ validation); rows
 // are r = 0 … Ks−1 (support) then Ks … Ks+Kq−1 (query). Sources (CPU twin: src/cpu/sample-tasks.ts):
 //   0 seed     x ~ U[0,1)^D, y ~ Bernoulli(0.5)            (the seed notebooks' random labels)
 //   1 linear   w_t = μ + σ z, μ_d = meanScale·N(0,1) fixed by the seed; x ~ U[−1,1)^(D−1) and a
@@ -27,7 +28,7 @@ struct SampleParams {
   dimPadded: u32,      // floats per row in the data buffer
   seed: u32,
   kind: u32,
-  split: u32,          // 0 = meta-train, 1 = meta-test
+  splitKey: u32,       // stream key of the split: 0 meta-train, 2³¹ meta-test, 2³⁰ validation
   supportXOff: u32,    // float offsets in data
   supportYOff: u32,
   queryXOff: u32,
@@ -147,7 +148,7 @@ fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let t = wid.y * sp.groupsPerRow + wid.x;
   if (t >= sp.tasks) { return; }
   let iteration = sampleState[0];
-  let stream = pcgHash(pcgHash(iteration ^ (sp.split << 31u)) ^ (sp.taskBase + t));
+  let stream = pcgHash(pcgHash(iteration ^ sp.splitKey) ^ (sp.taskBase + t));
   if (sp.kind == 3u) {
     sampleOmniglot(t, lid, stream);
     return;

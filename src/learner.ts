@@ -179,8 +179,8 @@ class LearnerImpl implements Learner {
     const shape = { tasks: t.tasksPerBatch, supportShots: t.supportShots, queryShots: t.queryShots };
     const evalShape = { ...shape, tasks: t.evalTasks };
     const evaluate = async (): Promise<EvaluateResult> => scores(source.kind === 'file'
-      ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, 'test'), t.evalSteps, t.evalLr, t.evalAttack)
-      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, 'test', t.evalSteps, t.evalLr, t.evalAttack));
+      ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, t.evalSplit), t.evalSteps, t.evalLr, t.evalAttack)
+      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, t.evalSplit, t.evalSteps, t.evalLr, t.evalAttack));
     const start = performance.now();
     const end = t.startIteration + t.iterations;
     let iteration = t.startIteration;

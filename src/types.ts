@@ -124,6 +124,9 @@ export interface TrainOptions {
   evalLr?: number;
   /** Also score the held-out queries under this attack. */
   evalAttack?: AttackOptions;
+  /** Split of the periodic evaluations: 'auto' (default) = 'val' when the source has a validation split,
+   * else 'test'. */
+  evalSplit?: 'auto' | 'val' | 'test';
   /** Meta-iterations recorded per submit (default 10); progress is reported between submits. */
   iterationsPerSubmit?: number;
   /** Read back the training query loss/accuracy at every progress report (default false). */

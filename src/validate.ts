@@ -330,6 +330,7 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     evalSteps: evaluate.steps,
     evalLr: evaluate.lr,
     evalAttack: evaluate.attack,
+    evalSplit: evalSplitOf(options.evalSplit, source),
     iterationsPerSubmit: int('iterationsPerSubmit', options.iterationsPerSubmit ?? 10, 1, 10000, 'e.g. 10.'),
     trackTrainLoss: options.trackTrainLoss === true,
     onProgress: options.onProgress,
@@ -344,6 +345,7 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     }
     omniglotPool(source, 'train');  // throws on an unknown or shared alphabet, too few classes or drawers
     omniglotPool(source, 'test');
+    if (source.split?.val?.length) omniglotPool(source, 'val');
     const classes = learner.model.kind === 'mlp' ? learner.model.classes : 2;
     if (N > classes) {
       throw new ShapeError(`The Omniglot source labels ${N} classes per task but the model has ${classes} outputs.`, `Create the learner with model: { kind: 'mlp', classes: ${N}, … }, or use ways: ${classes}.`);
@@ -358,4 +360,17 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     }
   }
   return t;
+}
+
+/** Where train's periodic evaluations draw their tasks: 'auto' = the validation split when the source
+ * has one (so that tuning by those figures never looks at the test split), else the meta-test split. */
+function evalSplitOf(v: unknown, source: TaskSource): 'val' | 'test' {
+  const hasVal = source.kind === 'omniglot' && (source.split?.val?.length ?? 0) > 0;
+  if (v === undefined || v === 'auto') return hasVal ? 'val' : 'test';
+  if (v === 'test') return 'test';
+  if (v === 'val') {
+    if (!hasVal) throw new InvalidOptionError('evalSplit is \'val\' but the source has no validation split.', "Give an Omniglot source a split with val alphabets (e.g. OMNIGLOT_TUNING_SPLIT), or use evalSplit: 'test'.");
+    return 'val';
+  }
+  throw new InvalidOptionError(`evalSplit must be 'auto', 'val' or 'test', got ${JSON.stringify(v)}.`, "e.g. evalSplit: 'val' while tuning.");
 }

@@ -7,9 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleTasks, type SampleShape } from '../src/cpu/sample-tasks.js';
 import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
-import { OMNIGLOT_EMBEDDED_SPLIT, omniglotPool, type OmniglotSource, type Split } from '../src/tasks/source.js';
+import { OMNIGLOT_EMBEDDED_SPLIT, OMNIGLOT_TUNING_SPLIT, omniglotPool, withValidation, type OmniglotSource, type Split } from '../src/tasks/source.js';
 import { createLearner } from '../src/learner.js';
-import { ShapeError } from '../src/errors.js';
+import { InvalidOptionError, ShapeError } from '../src/errors.js';
 import { assertClose, exactlyEqual, gpuSample, maxAbs, thrown, withGpu } from './helpers.js';
 
 const set = loadOmniglotEmbedded();
@@ -113,6 +113,31 @@ test('episodes: N distinct classes, consistent relabelling, distinct drawers, sp
     else assert.equal([...rotationsSeen], [0], 'meta-test does not rotate');
     assert.is(labelOrder.size, T, `${split}: each task its own classes`);
   }
+});
+
+test('a validation split: its own alphabets, unrotated, same bits on GPU and CPU; errors where there is none', async () => {
+  const tuning: OmniglotSource = { ...source, split: OMNIGLOT_TUNING_SPLIT };
+  assert.equal(withValidation(OMNIGLOT_EMBEDDED_SPLIT, ['Greek']), OMNIGLOT_TUNING_SPLIT);
+  const pools = Object.fromEntries((['train', 'val', 'test'] as const).map((s) => [s, omniglotPool(tuning, s).characters]));
+  const alphabetsOf = (cs: number[]) => new Set(cs.map((c) => set.alphabets[set.characters[c].alphabet]));
+  assert.equal([...alphabetsOf(pools.val)], ['Greek']);
+  assert.equal([...alphabetsOf(pools.test)].sort(), ['Sanskrit', 'Tagalog']);
+  assert.not.ok(alphabetsOf(pools.train).has('Greek'), 'Greek is no longer meta-train');
+  // The test split of the tuning split is the embedded split's test split: same tasks, bit for bit.
+  exactlyEqual('test batch unchanged by a val split', sampleTasks(tuning, shapeOf(6), 2, 0, 'test').queryX, sampleTasks(source, shapeOf(6), 2, 0, 'test').queryX);
+  const val = sampleTasks(tuning, shapeOf(8), 2, 0, 'val');
+  for (let row = 0; row < 8 * N * Q; row++) {
+    const found = identify(val.queryX, row, 'val');
+    assert.ok(found.some((f) => pools.val.includes(set.character[f.image])), `val row ${row} comes from Greek, unrotated`);
+  }
+  for (const iteration of [0, 3]) {
+    const gpu = await gpuSample(tuning, shapeOf(7), 5, iteration, 'val');
+    const cpu = sampleTasks(tuning, shapeOf(7), 5, iteration, 'val');
+    for (const k of ['supportX', 'supportY', 'queryX', 'queryY'] as const) exactlyEqual(`${k} (val, iteration ${iteration})`, gpu[k], cpu[k]);
+  }
+  assert.ok((await thrown(() => sampleTasks(source, shapeOf(2), 1, 0, 'val'))) instanceof InvalidOptionError, 'no val split: a clear error');
+  const shared = await thrown(() => omniglotPool({ ...source, split: { ...OMNIGLOT_TUNING_SPLIT, val: ['Greek', 'Latin'] } }, 'val'));
+  assert.ok(shared instanceof InvalidOptionError && /Latin is in both the val and train/.test(shared.message), String(shared));
 });
 
 test('the labels are a random order of the classes (no class owns an output unit)', () => {

@@ -2,7 +2,8 @@
 // bit for the seed, images and omniglot sources; for linear, rows are identical and labels agree except where
 // u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
 import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
-import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
+import { InvalidOptionError } from '../errors.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, SPLIT_STREAM_KEY, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { OMNIGLOT_SIZE } from '../tasks/omniglot.js';
 import type { CheckedBatch } from '../types.js';
 import { sigmoid } from './logistic.js';
@@ -11,7 +12,7 @@ export interface SampleShape { tasks: number; supportShots: number; queryShots: 
 
 /** The stream of task t of iteration i in a split (u32 arithmetic, as in WGSL). */
 export function taskStream(iteration: number, task: number, split: Split): number {
-  return pcgHash((pcgHash((iteration ^ (split === 'test' ? 0x80000000 : 0)) >>> 0) ^ task) >>> 0);
+  return pcgHash((pcgHash((iteration ^ SPLIT_STREAM_KEY[split]) >>> 0) ^ task) >>> 0);
 }
 
 function hash3(seed: number, stream: number, counter: number): number {
@@ -149,6 +150,7 @@ function sampleOmniglot(source: OmniglotSource, shape: SampleShape, seed: number
 
 /** A batch of the user's file tasks: task t of iteration i is drawn uniformly from the split's tasks. */
 export function sampleFileTasks(source: Extract<TaskSource, { kind: 'file' }>, tasks: number, seed: number, iteration: number, split: Split): CheckedBatch {
+  if (split === 'val') throw new InvalidOptionError('Task files have a train and a test set, no validation split.', "Evaluate on 'test', or hold validation tasks out of the train file yourself.");
   const f = source[split];
   const D = source.dim;
   const { supportShots: Ks, queryShots: Kq } = f;

@@ -2,7 +2,7 @@
 // into a slot's packed data buffer, and the one-invocation `advance` of the device-side iteration counter.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { writeUniform } from '../gpu/uniforms.js';
-import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim, SPLIT_STREAM_KEY, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { SHADERS } from './shader-source.js';
 import { dataLayout, paddedDim } from './layout.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
@@ -14,10 +14,13 @@ const IMAGE_HEADER_WORDS = 32;
 export function omniglotLayout(source: OmniglotSource) {
   const train = omniglotPool(source, 'train');
   const test = omniglotPool(source, 'test');
+  const empty = { characters: [] as number[], start: [] as number[], count: [] as number[] };
+  const val = source.split?.val?.length ? omniglotPool(source, 'val') : empty;
   const trainOff = IMAGE_HEADER_WORDS;
   const testOff = trainOff + 2 * train.characters.length;
-  const pixelBase = testOff + 2 * test.characters.length;
-  return { train, test, trainOff, testOff, pixelBase, words: pixelBase + Math.ceil(source.set.images.length / 4) };
+  const valOff = testOff + 2 * test.characters.length;
+  const pixelBase = valOff + 2 * val.characters.length;
+  return { train, test, val, trainOff, testOff, valOff, pixelBase, words: pixelBase + Math.ceil(source.set.images.length / 4) };
 }
 
 /** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32] (images), or
@@ -30,6 +33,8 @@ export function packImages(device: GPUDevice, source: TaskSource): GPUBuffer {
     words.set(l.train.count, l.trainOff + l.train.characters.length);
     words.set(l.test.start, l.testOff);
     words.set(l.test.count, l.testOff + l.test.characters.length);
+    words.set(l.val.start, l.valOff);
+    words.set(l.val.count, l.valOff + l.val.characters.length);
     new Uint8Array(words.buffer, l.pixelBase * 4).set(source.set.images);
     const buffer = createBuffer(device, 'sampler.omniglot', words.length);
     device.queue.writeBuffer(buffer, 0, words);
@@ -80,12 +85,13 @@ export class SampleTasksKernel {
       const { ways: N, shots: K, queries: Q } = source;
       if (shape.supportShots !== N * K || shape.queryShots !== N * Q) throw new Error(`SampleTasksKernel: the Omniglot source makes ${N * K} support and ${N * Q} query rows per task, not ${shape.supportShots} and ${shape.queryShots}`);
       const l = omniglotLayout(source);
-      const pool = split === 'train' ? l.train : l.test;
-      omni = { ways: N, shots: K, rotations: split === 'train' ? 4 : 1, poolOff: split === 'train' ? l.trainOff : l.testOff, poolCount: pool.characters.length, pixelBase: l.pixelBase };
+      if (split === 'val') omniglotPool(source, 'val');  // its checks (the source has a val split) and errors
+      const pool = l[split];
+      omni = { ways: N, shots: K, rotations: split === 'train' ? 4 : 1, poolOff: { train: l.trainOff, test: l.testOff, val: l.valOff }[split], poolCount: pool.characters.length, pixelBase: l.pixelBase };
     }
     const uniform = writeUniform(this.device, 'SampleTasksKernel.params', SHADERS.sampleTasks, 'sp', {
       tasks: shape.tasks, supportRows: shape.supportShots, queryRows: shape.queryShots, dim: D, dimPadded: paddedDim(D), seed: seed >>> 0,
-      kind: SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], split: split === 'test' ? 1 : 0,
+      kind: SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], splitKey: SPLIT_STREAM_KEY[split],
       supportXOff: off.supportX, supportYOff: off.supportY, queryXOff: off.queryX, queryYOff: off.queryY, groupsPerRow: grid.x,
       classBase: range[0], classCount: range[1] - range[0], pixelsPerImage: source.kind === 'images' ? source.images.pixels : 0,
       taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase, ...omni,

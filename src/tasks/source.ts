@@ -47,15 +47,29 @@ export interface OmniglotSource {
   name?: string;
 }
 
-/** Alphabets of each split, by name. */
-export interface OmniglotSplit { train: string[]; test: string[] }
+/** Alphabets of each split, by name (pairwise disjoint). `val`: a validation split for tuning, apart
+ * from the test split (optional; its alphabets are then not trained on). */
+export interface OmniglotSplit { train: string[]; val?: string[]; test: string[] }
 
-/** The embedded set's 8 alphabets: meta-test on two held out, meta-train on the other six. (There is
- * no validation split: Split is 'train' | 'test'.) */
+/** The embedded set's 8 alphabets: meta-test on two held out, meta-train on the other six; no
+ * validation split (every figure of the README uses this one). */
 export const OMNIGLOT_EMBEDDED_SPLIT: OmniglotSplit = {
   train: ['Balinese', 'Early_Aramaic', 'Greek', 'Japanese_(katakana)', 'Korean', 'Latin'],
   test: ['Sanskrit', 'Tagalog'],
 };
+
+/** The split for tuning on the embedded set: Greek moves from meta-train to validation; the test
+ * alphabets stay untouched. Tune on 'val' with this split, then train on OMNIGLOT_EMBEDDED_SPLIT. */
+export const OMNIGLOT_TUNING_SPLIT: OmniglotSplit = {
+  train: ['Balinese', 'Early_Aramaic', 'Japanese_(katakana)', 'Korean', 'Latin'],
+  val: ['Greek'],
+  test: ['Sanskrit', 'Tagalog'],
+};
+
+/** Moves the named alphabets from a split's train side to its validation side. */
+export function withValidation(split: OmniglotSplit, val: string[]): OmniglotSplit {
+  return { train: split.train.filter((a) => !val.includes(a)), val: [...(split.val ?? []), ...val], test: split.test };
+}
 
 /** Most ways, and most shots + queries, of an Omniglot task (the samplers keep arrays of this size). */
 export const OMNIGLOT_MAX_WAYS = 64;
@@ -72,7 +86,11 @@ export interface FileTasks {
   queryY: Float32Array;
 }
 
-export type Split = 'train' | 'test';
+/** Which classes a batch draws from: meta-train, validation (Omniglot with a val split only), meta-test. */
+export type Split = 'train' | 'val' | 'test';
+
+/** Keys of the splits' random streams: task t of iteration i draws from pcgHash(pcgHash(i ^ key) ^ t). */
+export const SPLIT_STREAM_KEY: Record<Split, number> = { train: 0, test: 0x80000000, val: 0x40000000 };
 
 /** Features per row a source produces (bias included where the source adds one). */
 export function sourceDim(source: TaskSource): number {
@@ -90,6 +108,7 @@ export const FASHION_SPLIT: ClassSplit = { train: [0, 6], test: [6, 10] };
 
 /** The [first, end) class range of a split, checked against the image set. */
 export function classRange(source: Extract<TaskSource, { kind: 'images' }>, split: Split): [number, number] {
+  if (split === 'val') throw new InvalidOptionError('Image sources have no validation split (only meta-train and meta-test class ranges).', "Evaluate on 'test', or use an Omniglot source with a val split.");
   const [lo, hi] = source.split[split];
   const classes = source.images.classStart.length;
   if (!(Number.isInteger(lo) && Number.isInteger(hi) && 0 <= lo && hi - lo >= 2 && hi <= classes && classes <= 16)) {
@@ -111,10 +130,14 @@ export function omniglotPool(source: OmniglotSource, split: Split): { characters
   int('shots', shots, 1, OMNIGLOT_MAX_IMAGES_PER_CLASS - 1);
   int('queries', queries, 1, OMNIGLOT_MAX_IMAGES_PER_CLASS - shots);
   const names = chosen[split];
-  const other = chosen[split === 'train' ? 'test' : 'train'];
+  if (!names || names.length === 0) {
+    throw new InvalidOptionError(`The Omniglot source has no ${split} split.`, split === 'val' ? 'Give split.val (e.g. OMNIGLOT_TUNING_SPLIT, or --val-alphabets Greek), or evaluate on test.' : `Name the ${split} alphabets in split.${split}.`);
+  }
   for (const a of names) {
     if (!set.alphabets.includes(a)) throw new InvalidOptionError(`The Omniglot ${split} split names the alphabet ${a}, which the set does not hold.`, `Use alphabets of the set: ${set.alphabets.join(', ')}.`);
-    if (other.includes(a)) throw new InvalidOptionError(`The alphabet ${a} is in both the train and test splits.`, 'Keep meta-train and meta-test alphabets disjoint.');
+    for (const other of (['train', 'val', 'test'] as const).filter((s) => s !== split)) {
+      if (chosen[other]?.includes(a)) throw new InvalidOptionError(`The alphabet ${a} is in both the ${split} and ${other} splits.`, 'Keep meta-train, validation and meta-test alphabets disjoint.');
+    }
   }
   const alphabets = new Set(names.map((a) => set.alphabets.indexOf(a)));
   const start = new Array<number>(set.characters.length).fill(-1);
