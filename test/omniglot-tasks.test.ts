@@ -7,7 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleTasks, type SampleShape } from '../src/cpu/sample-tasks.js';
 import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
-import { OMNIGLOT_EMBEDDED_SPLIT, OMNIGLOT_TUNING_SPLIT, omniglotPool, withValidation, type OmniglotSource, type Split } from '../src/tasks/source.js';
+import { embeddedSubsetDir, loadFashionMnist } from '../src/node/images.js';
+import { fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, OMNIGLOT_TUNING_SPLIT, omniglotPool, withValidation, type OmniglotSource, type Split } from '../src/tasks/source.js';
 import { createLearner } from '../src/learner.js';
 import { InvalidOptionError, ShapeError } from '../src/errors.js';
 import { assertClose, exactlyEqual, gpuSample, maxAbs, thrown, withGpu } from './helpers.js';
@@ -138,6 +139,43 @@ test('a validation split: its own alphabets, unrotated, same bits on GPU and CPU
   assert.ok((await thrown(() => sampleTasks(source, shapeOf(2), 1, 0, 'val'))) instanceof InvalidOptionError, 'no val split: a clear error');
   const shared = await thrown(() => omniglotPool({ ...source, split: { ...OMNIGLOT_TUNING_SPLIT, val: ['Greek', 'Latin'] } }, 'val'));
   assert.ok(shared instanceof InvalidOptionError && /Latin is in both the val and train/.test(shared.message), String(shared));
+});
+
+test('Fashion-MNIST N-way episodes: classes 0–5 in meta-train, 6–9 held out, no rotations, same bits on GPU and CPU', async () => {
+  const images = loadFashionMnist(embeddedSubsetDir());
+  const fashion = fashionEpisodes(images, { ways: 4, shots: 2, queries: 3 });
+  const shape = { tasks: 9, supportShots: 8, queryShots: 12 };
+  // Each row is one of the set's images, untouched (no rotation), of a class of the split.
+  const classOfImage = new Map<string, number>();
+  for (let c = 0; c < 10; c++) {
+    for (let k = 0; k < images.classCount[c]; k++) {
+      const i = images.classStart[c] + k;
+      classOfImage.set(Buffer.from(images.data.subarray(i * P, (i + 1) * P)).toString('base64'), c);
+    }
+  }
+  for (const split of ['train', 'test'] as const) {
+    const b = sampleTasks(fashion, shape, 6, 1, split);
+    for (let t = 0; t < shape.tasks; t++) {
+      const classes = new Map<number, number>();  // label → class
+      for (const [x, y, rows] of [[b.supportX, b.supportY, 8], [b.queryX, b.queryY, 12]] as const) {
+        for (let i = 0; i < rows; i++) {
+          const row = t * rows + i;
+          const c = classOfImage.get(Buffer.from(rowBytes(x, row)).toString('base64'));
+          assert.ok(c !== undefined, `${split} task ${t} row ${i}: an image of the set, unrotated`);
+          assert.ok(split === 'train' ? c! < 6 : c! >= 6, `${split} task ${t}: class ${c} belongs to the ${split} side`);
+          const label = y[row];
+          assert.ok(!classes.has(label) || classes.get(label) === c, `${split} task ${t}: label ${label} means one class`);
+          classes.set(label, c!);
+        }
+      }
+      assert.is(new Set(classes.values()).size, 4, `${split} task ${t}: 4 distinct classes`);
+    }
+    const gpu = await gpuSample(fashion, shape, 6, 1, split);
+    for (const k of ['supportX', 'supportY', 'queryX', 'queryY'] as const) exactlyEqual(`Fashion ${k} (${split})`, gpu[k], b[k]);
+  }
+  // The held-out side has 4 classes: 5-way test tasks are refused with a clear error.
+  const five = fashionEpisodes(images, { ways: 5, shots: 1, queries: 1 });
+  assert.ok((await thrown(() => sampleTasks(five, { tasks: 1, supportShots: 5, queryShots: 5 }, 1, 0, 'test'))) instanceof ShapeError);
 });
 
 test('the labels are a random order of the classes (no class owns an output unit)', () => {

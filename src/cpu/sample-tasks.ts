@@ -3,7 +3,7 @@
 // u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
 import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
 import { InvalidOptionError } from '../errors.js';
-import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, SPLIT_STREAM_KEY, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, SPLIT_STREAM_KEY, trainRotations, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { OMNIGLOT_SIZE } from '../tasks/omniglot.js';
 import type { CheckedBatch } from '../types.js';
 import { sigmoid } from './logistic.js';
@@ -120,7 +120,7 @@ function sampleOmniglot(source: OmniglotSource, shape: SampleShape, seed: number
   const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
   if (Ks !== N * K || Kq !== N * Q) throw new Error(`sampleTasks: the Omniglot source makes ${N * K} support and ${N * Q} query rows per task, not ${Ks} and ${Kq}`);
   const pool = omniglotPool(source, split);
-  const R = split === 'train' ? 4 : 1;
+  const R = trainRotations(source, split);
   const P = OMNIGLOT_SIZE * OMNIGLOT_SIZE;
   const batch: CheckedBatch = {
     tasks: T, supportShots: Ks, queryShots: Kq,

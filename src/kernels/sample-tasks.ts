@@ -2,7 +2,7 @@
 // into a slot's packed data buffer, and the one-invocation `advance` of the device-side iteration counter.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, createBuffer, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { writeUniform } from '../gpu/uniforms.js';
-import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim, SPLIT_STREAM_KEY, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
+import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim, SPLIT_STREAM_KEY, trainRotations, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { SHADERS } from './shader-source.js';
 import { dataLayout, paddedDim } from './layout.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
@@ -87,7 +87,7 @@ export class SampleTasksKernel {
       const l = omniglotLayout(source);
       if (split === 'val') omniglotPool(source, 'val');  // its checks (the source has a val split) and errors
       const pool = l[split];
-      omni = { ways: N, shots: K, rotations: split === 'train' ? 4 : 1, poolOff: { train: l.trainOff, test: l.testOff, val: l.valOff }[split], poolCount: pool.characters.length, pixelBase: l.pixelBase };
+      omni = { ways: N, shots: K, rotations: trainRotations(source, split), poolOff: { train: l.trainOff, test: l.testOff, val: l.valOff }[split], poolCount: pool.characters.length, pixelBase: l.pixelBase };
     }
     const uniform = writeUniform(this.device, 'SampleTasksKernel.params', SHADERS.sampleTasks, 'sp', {
       tasks: shape.tasks, supportRows: shape.supportShots, queryRows: shape.queryShots, dim: D, dimPadded: paddedDim(D), seed: seed >>> 0,

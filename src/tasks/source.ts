@@ -44,6 +44,9 @@ export interface OmniglotSource {
   queries: number;
   /** Alphabet names of each split (disjoint); default OMNIGLOT_EMBEDDED_SPLIT. */
   split?: OmniglotSplit;
+  /** Rotations by 90°, 180°, 270° as extra meta-train classes (MAML's Omniglot protocol; default true).
+   * fashionEpisodes turns them off: a turned shoe is not a new kind of garment. */
+  rotations?: boolean;
   name?: string;
 }
 
@@ -88,6 +91,56 @@ export interface FileTasks {
 
 /** Which classes a batch draws from: meta-train, validation (Omniglot with a val split only), meta-test. */
 export type Split = 'train' | 'val' | 'test';
+
+/** Classes per character of a split: 4 rotations in meta-train (unless the source turns them off), else 1. */
+export function trainRotations(source: OmniglotSource, split: Split): number {
+  return split === 'train' && source.rotations !== false ? 4 : 1;
+}
+
+/** Alphabet names of fashionEpisodes' two class groups. */
+export const FASHION_EPISODE_GROUPS = { train: 'Fashion-MNIST classes 0–5', test: 'Fashion-MNIST classes 6–9' };
+
+/**
+ * N-way K-shot episodes on Fashion-MNIST, with the Omniglot episode sampler: each class is a "character"
+ * (its images its "drawers"), meta-train on classes 0–5 (T-shirt/top, Trouser, Pullover, Dress, Coat,
+ * Sandal), meta-test on 6–9 (Shirt, Sneaker, Bag, Ankle boot), no rotations. The held-out side is small:
+ * 4 classes, so at most 4-way test tasks, and every test task draws from the same four classes (only
+ * the images and the order of the labels change).
+ */
+export function fashionEpisodes(images: ImageSet, shape: { ways: number; shots: number; queries: number }, name = 'Fashion-MNIST'): OmniglotSource {
+  if (images.pixels !== OMNIGLOT_SIZE * OMNIGLOT_SIZE || images.classStart.length !== 10) {
+    throw new ShapeError(`fashionEpisodes needs the 10 classes of 28×28 Fashion-MNIST, got ${images.classStart.length} classes of ${images.pixels} pixels.`, 'Load it with loadFashionMnist.');
+  }
+  const n = images.data.length / images.pixels;
+  const alphabet = new Uint16Array(n);
+  const character = new Uint16Array(n);
+  const drawer = new Uint8Array(n);
+  // Images sorted by class, as an OmniglotSet needs (a class's images contiguous, in class order).
+  const order: number[] = [];
+  for (let c = 0; c < 10; c++) for (let k = 0; k < images.classCount[c]; k++) order.push(images.classStart[c] + k);
+  const pixels = new Uint8Array(order.length * images.pixels);
+  order.forEach((src, i) => {
+    pixels.set(images.data.subarray(src * images.pixels, (src + 1) * images.pixels), i * images.pixels);
+  });
+  let i = 0;
+  for (let c = 0; c < 10; c++) {
+    for (let k = 0; k < images.classCount[c]; k++, i++) {
+      alphabet[i] = c < FASHION_SPLIT.train[1] ? 0 : 1;
+      character[i] = c;
+      drawer[i] = k & 255;  // metadata only: the sampler draws distinct images by index
+    }
+  }
+  const set: OmniglotSet = {
+    images: pixels, alphabet, character, drawer,
+    alphabets: [FASHION_EPISODE_GROUPS.train, FASHION_EPISODE_GROUPS.test],
+    characters: FASHION_CLASSES.map((c, k) => ({ alphabet: k < FASHION_SPLIT.train[1] ? 0 : 1, name: c })),
+    sets: [{ name: 'fashion-mnist', alphabets: [0, 2] }],
+  };
+  return {
+    kind: 'omniglot', set, ...shape, rotations: false, name,
+    split: { train: [FASHION_EPISODE_GROUPS.train], test: [FASHION_EPISODE_GROUPS.test] },
+  };
+}
 
 /** Keys of the splits' random streams: task t of iteration i draws from pcgHash(pcgHash(i ^ key) ^ t). */
 export const SPLIT_STREAM_KEY: Record<Split, number> = { train: 0, test: 0x80000000, val: 0x40000000 };
@@ -155,7 +208,7 @@ export function omniglotPool(source: OmniglotSource, split: Split): { characters
     }
     characters.push(c);
   }
-  const rotations = split === 'train' ? 4 : 1;
+  const rotations = trainRotations(source, split);
   if (characters.length * rotations < ways) {
     throw new ShapeError(`The Omniglot ${split} split has ${characters.length * rotations} classes, fewer than ways = ${ways}.`, 'Use fewer ways or more alphabets.');
   }
