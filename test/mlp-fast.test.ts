@@ -7,6 +7,8 @@
 // - with float32 storage that same oracle gives the core's bits exactly;
 // on shapes that exercise every blocking remainder (inputs not a multiple of 4, odd row counts, more rows
 // than one 5-term pass), ReLU and input zeros, hidden [], a CAML context, AMP, order 2 with 2 steps.
+// With per-task normalisation (layout.norm) the primitives are compared bit for bit (up to the sign of an
+// exact zero): the fast path does the reference's norm operations in the reference's order.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mlpLayout, mlpInit, type MlpLayout } from '../src/models/mlp.js';
@@ -29,6 +31,15 @@ function withZeros(n: number, seed: number, stream: number, lo: number, hi: numb
 /** The same sums in the same order: equal to rounding noise at most. */
 const sameSums = (name: string, got: ArrayLike<number>, expected: ArrayLike<number>) => assertClose(name, got, expected, 1e-300, 1e-12);
 
+/** The same bits (±0 equal: the forward may add the reference's skipped a·W = ±0 terms); finite. */
+function identical(name: string, got: ArrayLike<number>, expected: ArrayLike<number>): void {
+  assert.is(got.length, expected.length, `${name}: length`);
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) assert.unreachable(`${name}[${i}] = ${got[i]}`);
+    if (got[i] !== expected[i]) assert.unreachable(`${name}[${i}]: fast ${got[i]} vs reference ${expected[i]} (Δ ${got[i] - expected[i]})`);
+  }
+}
+
 /** Random float32 parameters over the vector (φ too when there is a context), biases included; pad 0. */
 function randomParams(layout: MlpLayout, seed: number, scale = 1): Float32Array {
   const p = randomArray(layout.vector, seed, 11, -scale, scale);
@@ -36,17 +47,36 @@ function randomParams(layout: MlpLayout, seed: number, scale = 1): Float32Array 
   return p;
 }
 
-const SHAPES = [
+interface Shape {
+  name: string;
+  dim: number;
+  hidden: number[];
+  classes: number;
+  context: number;
+  rows: number;
+  zeros?: number;
+  norm?: boolean;
+}
+
+const SHAPES: Shape[] = [
   { name: 'hidden []', dim: 6, hidden: [] as number[], classes: 3, context: 0, rows: 5 },
   { name: 'hidden [9, 7], 13 inputs, 7 rows', dim: 13, hidden: [9, 7], classes: 4, context: 0, rows: 7 },
   { name: 'hidden [5, 4] with a context of 2, 3 rows', dim: 3, hidden: [5, 4], classes: 3, context: 2, rows: 3 },
   { name: 'hidden [16, 8], 40 inputs with 60% zeros, 12 rows', dim: 40, hidden: [16, 8], classes: 5, context: 0, rows: 12, zeros: 0.6 },
   { name: 'hidden [3], N = 2, context 3, 1 row', dim: 2, hidden: [3], classes: 2, context: 3, rows: 1 },
+  // Per-task normalisation: rows not a multiple of the blocking, 1 row, a context, 1–3 hidden layers.
+  { name: 'norm, hidden [9, 7], 13 inputs, 7 rows', dim: 13, hidden: [9, 7], classes: 4, context: 0, rows: 7, norm: true },
+  { name: 'norm, hidden [6], 11 rows', dim: 5, hidden: [6], classes: 3, context: 0, rows: 11, norm: true },
+  { name: 'norm, hidden [16, 8, 6], 40 inputs with 60% zeros, 12 rows', dim: 40, hidden: [16, 8, 6], classes: 5, context: 0, rows: 12, zeros: 0.6, norm: true },
+  { name: 'norm, hidden [5, 4] with a context of 2, 3 rows', dim: 3, hidden: [5, 4], classes: 3, context: 2, rows: 3, norm: true },
+  { name: 'norm, hidden [7, 5, 4] with a context of 3, 9 rows', dim: 6, hidden: [7, 5, 4], classes: 4, context: 3, rows: 9, norm: true },
+  { name: 'norm, hidden [3], N = 2, context 3, 1 row', dim: 2, hidden: [3], classes: 2, context: 3, rows: 1, norm: true },
 ];
 
 for (const [k, s] of SHAPES.entries()) {
   test(`fast loss, gradient, Hessian-vector product and input gradient = the float64 reference: ${s.name}`, () => {
-    const layout = mlpLayout(s.dim, s.hidden, s.classes, s.context);
+    const layout = mlpLayout(s.dim, s.hidden, s.classes, s.context, s.norm ?? false);
+    const same = s.norm ? identical : sameSums;
     const R = s.rows;
     const V = layout.vector;
     const x = withZeros((R + 1) * s.dim, 200 + k, 1, -2, 2, s.zeros ?? 0);
@@ -62,23 +92,33 @@ for (const [k, s] of SHAPES.entries()) {
     const expected = new Float64Array(V + 2).fill(Number.NaN);
     const a = fastLossGrad(layout, params, 3, rows, got, 2);
     const b = mlpLossGrad(layout, params, 3, rows, expected, 2);
-    sameSums('loss', [a.loss], [b.loss]);
+    same('loss', [a.loss], [b.loss]);
     assert.is(a.accuracy, b.accuracy);
-    sameSums('∇L', got.subarray(2), expected.subarray(2));
+    same('∇L', got.subarray(2), expected.subarray(2));
     assert.equal(fastLossGrad(layout, params, 3, rows, null), a, 'without a gradient');
 
     got.fill(Number.NaN);
     expected.fill(Number.NaN);
     fastHvp(layout, params, 3, rows, v, 1, got, 2);
     mlpHvp(layout, params, 3, rows, v, 1, expected, 2);
-    sameSums('H·v', got.subarray(2), expected.subarray(2));
+    same('H·v', got.subarray(2), expected.subarray(2));
+    // CAML's direction (0 outside φ) through the public fastHvp as well.
+    if (s.context > 0) {
+      const vPhi = new Float64Array(V + 1);
+      vPhi.set(v.subarray(1 + layout.contextOffset, 1 + layout.contextOffset + s.context), 1 + layout.contextOffset);
+      got.fill(Number.NaN);
+      expected.fill(Number.NaN);
+      fastHvp(layout, params, 3, rows, vPhi, 1, got, 2);
+      mlpHvp(layout, params, 3, rows, vPhi, 1, expected, 2);
+      same('H·(0, v_φ)', got.subarray(2), expected.subarray(2));
+    }
 
     for (const float32 of [false, true]) {
       const gx = new Float64Array(R * s.dim);
       const ex = new Float64Array(R * s.dim);
       fastInputGrad(layout, params, 3, rows, gx, { float32 });
       mlpInputGrad(layout, params, 3, rows, ex, { float32 });
-      sameSums(`∇x (float32 ${float32})`, gx, ex);
+      same(`∇x (float32 ${float32})`, gx, ex);
     }
   });
 }
@@ -156,6 +196,7 @@ interface CoreCase {
   Ks: number;
   Kq: number;
   zeros?: number;
+  norm?: boolean;
   p: Partial<MlpTaskParams>;
 }
 
@@ -172,11 +213,21 @@ const CORE_CASES: CoreCase[] = [
   { name: 'order 2 with 0 inner steps (the query gradient)', dim: 5, hidden: [4], classes: 3, context: 0, tasks: 2, Ks: 3, Kq: 3, p: { order: 2, innerSteps: 0 } },
   { name: 'per-task θ with writeBack, order 2 (θ_t overwritten before the backward)', dim: 5, hidden: [6], classes: 3, context: 0, tasks: 3, Ks: 4, Kq: 4, p: { order: 2, innerSteps: 2, thetaPerTask: true, writeBack: true } },
   { name: 'output set 1 of 2', dim: 4, hidden: [5], classes: 3, context: 0, tasks: 2, Ks: 10, Kq: 11, p: { order: 2, outSet: 1 } },
+  // Per-task normalisation (the support tapes kept for the order-2 backward hold n, g, s and κ).
+  { name: 'norm, MAML order 2, 2 inner steps, hidden [9, 6], 7 support rows', dim: 13, hidden: [9, 6], classes: 4, context: 0, tasks: 3, Ks: 7, Kq: 5, norm: true, p: { order: 2, innerSteps: 2 } },
+  { name: 'norm, MAML order 2, hidden [6, 5, 4], 11 support rows', dim: 7, hidden: [6, 5, 4], classes: 3, context: 0, tasks: 2, Ks: 11, Kq: 6, norm: true, p: { order: 2, innerSteps: 2 } },
+  { name: 'norm, MAML order 1, 3 inner steps, sparse inputs, hidden [16]', dim: 40, hidden: [16], classes: 5, context: 0, tasks: 3, Ks: 5, Kq: 5, zeros: 0.7, norm: true, p: { order: 1, innerSteps: 3 } },
+  { name: 'norm, MAML order 2 on a vector with a context (φ adapted too), 1 support row', dim: 5, hidden: [6], classes: 3, context: 2, tasks: 2, Ks: 1, Kq: 3, norm: true, p: { order: 2, innerSteps: 2 } },
+  { name: 'norm, CAML order 2, 2 inner steps, context 3', dim: 6, hidden: [7, 5], classes: 3, context: 3, tasks: 3, Ks: 5, Kq: 4, norm: true, p: { order: 2, innerSteps: 2, adapt: 'context' } },
+  { name: 'norm, CAML order 1, context 2', dim: 6, hidden: [7], classes: 3, context: 2, tasks: 2, Ks: 4, Kq: 4, norm: true, p: { order: 1, innerSteps: 2, adapt: 'context' } },
+  { name: 'norm, AMP inner optimizer, order 2', dim: 9, hidden: [8, 5], classes: 4, context: 0, tasks: 3, Ks: 5, Kq: 5, norm: true, p: { order: 2, innerSteps: 2, perturb: { steps: 2, lr: 0.5, radius: 0.05 } } },
+  { name: 'norm, AMP with CAML, order 2', dim: 6, hidden: [5], classes: 3, context: 2, tasks: 2, Ks: 5, Kq: 4, norm: true, p: { order: 2, innerSteps: 2, adapt: 'context', perturb: { steps: 1, lr: 0.5, radius: 0.05 } } },
+  { name: 'norm, per-task θ with writeBack, order 2', dim: 5, hidden: [6], classes: 3, context: 0, tasks: 3, Ks: 4, Kq: 4, norm: true, p: { order: 2, innerSteps: 2, thetaPerTask: true, writeBack: true } },
 ];
 
 for (const [k, c] of CORE_CASES.entries()) {
   test(`MAML core on the fast kernels = the reference composition (float32 bits; float64 oracle within float32 tolerance): ${c.name}`, () => {
-    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context);
+    const layout = mlpLayout(c.dim, c.hidden, c.classes, c.context, c.norm ?? false);
     const V = layout.vector;
     const seed = 400 + k;
     const support = { x: withZeros(c.tasks * c.Ks * c.dim, seed, 1, -2, 2, c.zeros ?? 0), y: randomClassLabels(c.tasks * c.Ks, c.classes, seed, 2) };

@@ -8,6 +8,13 @@
 // kept in left-to-right order), so the results are the reference's bits (up to the sign of an exact zero:
 // the forward adds the reference's skipped zero terms a·W = ±0 in blocks). Per-task results therefore do
 // not depend on anything but the task (any thread count, any task range gives the same bits).
+// Per-task normalisation (layout.norm) does the reference's operations in its order too: per unit, the
+// two-pass mean and variance, s = √(σ² + ε), n = (z − μ)/s; J u = (u − mean(u) − n·mean(u n))/s with both
+// means summed together over r in order; τ = mean(g R(n)) over r in order, g = ∂/∂n kept on the tape.
+// Each per-unit sum runs over the rows in order while the loops stay row-major (per-unit accumulators).
+// A normalised layer couples its rows, so the forward completes every row of z_l before any of a_l (as
+// it does anyway), relu' masks read n instead of z, and δ = J g is dense (the weight-gradient skipping
+// reads the activations, still exact zeros where n ≤ 0).
 //
 // Speed: parameters stay Float32Array (θ, θ'_t, the points of the inner loop), activations and
 // gradients are float64 (small: rows × width, and one parameter-sized vector for the order-2 backward);
@@ -19,7 +26,7 @@
 // so an inner step never stores its gradient; ReLU and input zeros skip their terms. The support tapes of the inner loop are kept, so the
 // Hessian-vector products of the order-2 backward reuse their forward and backward passes. Scratch is
 // allocated once per shape (per thread: each worker has its own module instance).
-import type { MlpLayout } from '../models/mlp.js';
+import { TASK_NORM_EPS, type MlpLayout } from '../models/mlp.js';
 import type { MlpRows } from './mlp.js';
 
 // ---- Kernels -------------------------------------------------------------------------------------
@@ -373,13 +380,27 @@ class Tape {
   /** d[l] = ∂loss/∂z_l (1 ≤ l ≤ L); d[0]: ∂/∂(inputs), the columns computed. */
   readonly d: Float64Array[];
   readonly prob: Float64Array;
+  /** Per-task normalisation (hidden layers; empty arrays without it): n[l] = (z_l − μ)/s, g[l] = ∂loss/∂n_l,
+   * and per unit sd[l] = s, kappa[l] = mean(g n). */
+  readonly n: Float64Array[];
+  readonly g: Float64Array[];
+  readonly sd: Float64Array[];
+  readonly kappa: Float64Array[];
+  /** pre[l]: what the ReLU of hidden layer l sees (its relu' mask): n[l] with normalisation, else z[l]. */
+  readonly pre: Float64Array[];
   lossSum = 0;
   hits = 0;
-  constructor(widths: number[], readonly rows: number) {
+  constructor(widths: number[], readonly rows: number, norm: boolean) {
     this.a = widths.map((h) => new Float64Array(rows * h));
     this.z = widths.map((h) => new Float64Array(rows * h));
     this.d = widths.map((h) => new Float64Array(rows * h));
     this.prob = new Float64Array(rows * widths[widths.length - 1]);
+    const k = norm ? 1 : 0;
+    this.n = widths.map((h) => new Float64Array(k * rows * h));
+    this.g = widths.map((h) => new Float64Array(k * rows * h));
+    this.sd = widths.map((h) => new Float64Array(k * h));
+    this.kappa = widths.map((h) => new Float64Array(k * h));
+    this.pre = norm ? this.n : this.z;
   }
 }
 
@@ -389,10 +410,16 @@ class RTape {
   readonly ra: Float64Array[];
   readonly rz: Float64Array[];
   readonly rd: Float64Array[];
-  constructor(widths: number[], readonly rows: number) {
+  /** Per-task normalisation (empty arrays without it): rn[l] = R(n_l) = J R(z_l); per unit rho[l] = mean(n R(z)). */
+  readonly rn: Float64Array[];
+  readonly rho: Float64Array[];
+  constructor(widths: number[], readonly rows: number, norm: boolean) {
     this.ra = widths.map((h) => new Float64Array(rows * h));
     this.rz = widths.map((h) => new Float64Array(rows * h));
     this.rd = widths.map((h, l) => new Float64Array((l === 0 ? 1 : 2) * rows * h));
+    const k = norm ? 1 : 0;
+    this.rn = widths.map((h) => new Float64Array(k * rows * h));
+    this.rho = widths.map((h) => new Float64Array(k * h));
   }
 }
 
@@ -413,6 +440,9 @@ export class MlpWorkspace {
   readonly acc: Float64Array;
   readonly acc2: Float64Array;
   readonly zeros: Float64Array;
+  /** Per-unit scratch of the normalisation (means, mean(u n), τ). */
+  readonly unit: Float64Array;
+  readonly unit2: Float64Array;
   /** Outer-product terms (coefficients, row offsets) of one output row and of the next; row indices. */
   cf = new Float64Array(0);
   of = new Int32Array(0);
@@ -427,20 +457,22 @@ export class MlpWorkspace {
     this.acc = new Float64Array(wMax);
     this.acc2 = new Float64Array(wMax);
     this.zeros = new Float64Array(wMax);
+    this.unit = new Float64Array(wMax);
+    this.unit2 = new Float64Array(wMax);
   }
 
   /** The tape named `name` for `rows` rows (kept across calls). */
   tape(name: string, rows: number): Tape {
     let t = this.tapes.get(name);
     if (!t || t.rows !== rows) {
-      t = new Tape(this.layout.widths, rows);
+      t = new Tape(this.layout.widths, rows, this.layout.norm);
       this.tapes.set(name, t);
     }
     return t;
   }
 
   rTape(rows: number): RTape {
-    if (!this.rtape || this.rtape.rows !== rows) this.rtape = new RTape(this.layout.widths, rows);
+    if (!this.rtape || this.rtape.rows !== rows) this.rtape = new RTape(this.layout.widths, rows, this.layout.norm);
     return this.rtape;
   }
 
@@ -479,7 +511,7 @@ let cached: { key: string; ws: MlpWorkspace } | null = null;
 
 /** The workspace of this layout (this thread's; rebuilt when the layout changes). */
 export function mlpWorkspace(layout: MlpLayout): MlpWorkspace {
-  const key = `${layout.dim}+${layout.context}:${layout.widths.join(',')}`;
+  const key = `${layout.dim}+${layout.context}:${layout.widths.join(',')}:${layout.norm}`;
   if (cached?.key !== key) cached = { key, ws: new MlpWorkspace(layout) };
   return cached.ws;
 }
@@ -508,9 +540,58 @@ export function forwardPass(ws: MlpWorkspace, pt: MlpPoint, rows: MlpRows, tape:
     accRowsF32(z, h, tape.a[l - 1], hin, R, 0, hin, P, pOff + w);
     if (round) for (let k = 0; k < R * h; k++) z[k] = Math.fround(z[k]);
     if (l < L) {
+      // With normalisation every row of z_l is needed before any of a_l (μ and s are over the rows).
+      if (layout.norm) normaliseRows(R, h, z, tape.n[l], tape.sd[l], ws.unit, round);
+      const pre = tape.pre[l];
       const a = tape.a[l];
-      for (let k = 0; k < R * h; k++) a[k] = z[k] > 0 ? z[k] : 0;
+      for (let k = 0; k < R * h; k++) a[k] = pre[k] > 0 ? pre[k] : 0;
     }
+  }
+}
+
+/** n[r·h + j] = (z[r·h + j] − μ_j)/s_j over the R rows, s_j = √(σ²_j + ε): src/cpu/mlp.ts normalise's
+ * operations (two-pass mean and variance, each sum over r in order), row-major. `mean`: scratch (h). */
+function normaliseRows(R: number, h: number, z: Float64Array, n: Float64Array, sd: Float64Array, mean: Float64Array, round: boolean): void {
+  for (let j = 0; j < h; j++) { mean[j] = 0; sd[j] = 0; }
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    for (let j = 0; j < h; j++) mean[j] += z[o + j];
+  }
+  for (let j = 0; j < h; j++) mean[j] /= R;
+  // sd[j] accumulates the variance first.
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    for (let j = 0; j < h; j++) sd[j] += (z[o + j] - mean[j]) ** 2;
+  }
+  for (let j = 0; j < h; j++) {
+    let variance = sd[j];
+    variance /= R;
+    sd[j] = Math.sqrt(variance + TASK_NORM_EPS);
+  }
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    if (round) for (let j = 0; j < h; j++) n[o + j] = Math.fround((z[o + j] - mean[j]) / sd[j]);
+    else for (let j = 0; j < h; j++) n[o + j] = (z[o + j] - mean[j]) / sd[j];
+  }
+}
+
+/** out = J u per unit over the R rows: (u − mean(u) − n·mean(u n))/s, mean(u) and mean(u n) summed
+ * together over r in order (src/cpu/mlp.ts normJacobian); mean(u n) left in dot. `mean`: scratch (h). */
+function normJacobianRows(R: number, h: number, n: Float64Array, sd: Float64Array, u: Float64Array, out: Float64Array, mean: Float64Array, dot: Float64Array, round: boolean): void {
+  for (let j = 0; j < h; j++) { mean[j] = 0; dot[j] = 0; }
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    for (let j = 0; j < h; j++) {
+      const x = u[o + j];
+      mean[j] += x;
+      dot[j] += x * n[o + j];
+    }
+  }
+  for (let j = 0; j < h; j++) { mean[j] /= R; dot[j] /= R; }
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    if (round) for (let j = 0; j < h; j++) out[o + j] = Math.fround((u[o + j] - mean[j] - n[o + j] * dot[j]) / sd[j]);
+    else for (let j = 0; j < h; j++) out[o + j] = (u[o + j] - mean[j] - n[o + j] * dot[j]) / sd[j];
   }
 }
 
@@ -545,13 +626,18 @@ export function softmaxHead(ws: MlpWorkspace, rows: MlpRows, tape: Tape, scale: 
   tape.hits = hits;
 }
 
-/** δ_{l−1} = (δ_l W_lᵀ) ⊙ relu'(z_{l−1}) for l = L … 2. */
+/** δ_{l−1} = (δ_l W_lᵀ) ⊙ relu'(z_{l−1}) for l = L … 2; with normalisation g_{l−1} = (δ_l W_lᵀ) ⊙
+ * relu'(n_{l−1}) and δ_{l−1} = J g_{l−1} (κ = mean(g n) kept for the R-backward). */
 export function backwardPass(ws: MlpWorkspace, pt: MlpPoint, R: number, tape: Tape, round: boolean): void {
   const layout = ws.layout;
   ws.ensureRows(R);
   for (let l = layout.layers.length; l >= 2; l--) {
     const { inputs: hin, outputs: h, w } = layout.layers[l - 1];
-    backDot(tape.d[l - 1], hin, tape.d[l], 0, h, R, 0, hin, pt.P, pt.pOff + w, tape.z[l - 1], round, ws.list);
+    if (layout.norm) {
+      const k = l - 1;
+      backDot(tape.g[k], hin, tape.d[l], 0, h, R, 0, hin, pt.P, pt.pOff + w, tape.n[k], round, ws.list);
+      normJacobianRows(R, hin, tape.n[k], tape.sd[k], tape.g[k], tape.d[k], ws.unit, tape.kappa[k], round);
+    } else backDot(tape.d[l - 1], hin, tape.d[l], 0, h, R, 0, hin, pt.P, pt.pOff + w, tape.z[l - 1], round, ws.list);
   }
 }
 
@@ -730,9 +816,14 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
       } else accRowsR(rz, h, RA, A, hin, R, 0, hin, P, pOff + w, V, vOff + w);
     }
     if (l < L) {
-      const z = tape.z[l];
+      const pre = tape.pre[l];
       const ra = rt.ra[l];
-      for (let k = 0; k < R * h; k++) ra[k] = z[k] > 0 ? rz[k] : 0;
+      if (layout.norm) {
+        // R(n) = J R(z) (ρ = mean(n R(z)) kept for the R-backward); R(a) = relu'(n) ⊙ R(n).
+        const rn = rt.rn[l];
+        normJacobianRows(R, h, tape.n[l], tape.sd[l], rz, rn, ws.unit, rt.rho[l], false);
+        for (let k = 0; k < R * h; k++) ra[k] = pre[k] > 0 ? rn[k] : 0;
+      } else for (let k = 0; k < R * h; k++) ra[k] = pre[k] > 0 ? rz[k] : 0;
     }
   }
   // δ_l next to R(δ_l) for the outer products and the R-backward.
@@ -752,18 +843,48 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
     for (let c = 0; c < N; c++) rdL[r * N + c] = (prob[r * N + c] * (rzL[r * N + c] - mean)) / R;
   }
   // R-backward: R(δ_{l−1}) = (R(δ_l) W_lᵀ + δ_l V_lᵀ) ⊙ relu'(z_{l−1}); φ's columns of R(δ_0) unmasked.
+  // With normalisation that product is R(g) (into rz, no longer needed), and
+  // R(δ_{l−1}) = J R(g) − (ρ/s) δ − (R(n) κ + n τ)/s, τ = mean(g R(n)).
   for (let l = L; l >= 1; l--) {
     const { inputs: hin, outputs: h, w } = layout.layers[l - 1];
     const lo = l === 1 ? D : 0;
     const hi = l === 1 ? inputs : hin;
-    const mask = l === 1 ? null : tape.z[l - 1];
+    const mask = l === 1 ? null : tape.pre[l - 1];
     if (lo === hi) continue;
-    if (contextOnly) backDot(rt.rd[l - 1], hin, rt.rd[l], 0, h, R, lo, hi, P, pOff + w, mask, false, list);
-    else backDotR(rt.rd[l - 1], hin, rt.rd[l], 0, R * h, h, R, lo, hi, P, pOff + w, V, vOff + w, mask, list);
+    const norm = layout.norm && l > 1;
+    const dst = norm ? rt.rz[l - 1] : rt.rd[l - 1];
+    if (contextOnly) backDot(dst, hin, rt.rd[l], 0, h, R, lo, hi, P, pOff + w, mask, false, list);
+    else backDotR(dst, hin, rt.rd[l], 0, R * h, h, R, lo, hi, P, pOff + w, V, vOff + w, mask, list);
+    if (norm) normBackwardR(ws, tape, rt, l - 1);
   }
   // (Hv)_{W_l} = R(a_{l−1})ᵀ δ_l + a_{l−1}ᵀ R(δ_l); (Hv)_{b_l} = Σ_r R(δ_l); (Hv)_φ = Σ_r R(δ_0)[r, D:].
   layerOuterProducts(ws, R, tape, rt, oOff, 0);
   contextEntries(ws, R, rt.rd[0], oOff, 0);
+}
+
+/** R(δ_k) = J R(g) − (ρ/s) δ_k − (R(n) κ + n τ)/s into rt.rd[k] (its R(δ) rows), R(g) in rt.rz[k]:
+ * src/cpu/mlp.ts mlpHvp's operations, τ = mean(g R(n)) summed over r in order. */
+function normBackwardR(ws: MlpWorkspace, tape: Tape, rt: RTape, k: number): void {
+  const R = tape.rows;
+  const h = ws.layout.widths[k];
+  const rd = rt.rd[k];
+  const n = tape.n[k], g = tape.g[k], d = tape.d[k], sd = tape.sd[k], kappa = tape.kappa[k];
+  const rn = rt.rn[k], rho = rt.rho[k];
+  const tau = ws.unit2;
+  normJacobianRows(R, h, n, sd, rt.rz[k], rd, ws.unit, tau, false);  // tau: scratch for mean(R(g) n) here
+  for (let j = 0; j < h; j++) tau[j] = 0;
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    for (let j = 0; j < h; j++) tau[j] += g[o + j] * rn[o + j];
+  }
+  for (let j = 0; j < h; j++) tau[j] /= R;
+  for (let r = 0; r < R; r++) {
+    const o = r * h;
+    for (let j = 0; j < h; j++) {
+      const s = sd[j];
+      rd[o + j] += -(rho[j] / s) * d[o + j] - (rn[o + j] * kappa[j] + n[o + j] * tau[j]) / s;
+    }
+  }
 }
 
 /** v ← v − α·H(pt)·(M ⊙ v) in place (the order-2 backward through one inner step), M = every entry or
