@@ -1,7 +1,20 @@
-// Baselines that need no training: 1-nearest-neighbour on the raw inputs, the field's pixel baseline
-// for N-way few-shot tasks (each query row takes the label of the closest support row of its task).
+// Baselines of `metagrad eval` beside the meta-learned initialisation: 1-nearest-neighbour on the raw
+// inputs, the field's pixel baseline for N-way few-shot tasks (each query row takes the label of the
+// closest support row of its task), and the transfer baseline (pretrain one classifier over every
+// meta-train class, fine-tune a fresh head per task). CPU, deterministic from the seed.
 import { meanWithInterval } from './stats.js';
-import type { CheckedBatch, MeanWithInterval } from './types.js';
+import type { AttackOptions, CheckedBatch, MeanWithInterval, ResolvedLearnerOptions } from './types.js';
+import { resolveEvaluateOptions } from './validate.js';
+import { mlpInit, mlpLayout, TASK_NORM_EPS, type MlpLayout } from './models/mlp.js';
+import type { Floats, MlpRows } from './cpu/mlp.js';
+import { fastLossGrad } from './cpu/mlp-fast.js';
+import { mlpAttack } from './cpu/mlp-task.js';
+import { randomBelow, rotatedSource } from './cpu/sample-tasks.js';
+import type { AttackParams } from './cpu/fgsm.js';
+import { omniglotPool, trainRotations, type OmniglotSource } from './tasks/source.js';
+import { OMNIGLOT_SIZE } from './tasks/omniglot.js';
+
+const INV_255 = Math.fround(1 / 255);
 
 /** Per-task query accuracy of 1-NN (squared Euclidean distance; ties go to the first support row). */
 export function nearestNeighbourAccuracy(batch: CheckedBatch): { taskAccuracy: Float32Array; accuracy: MeanWithInterval } {
@@ -28,4 +41,266 @@ export function nearestNeighbourAccuracy(batch: CheckedBatch): { taskAccuracy: F
     taskAccuracy[t] = hits / Kq;
   }
   return { taskAccuracy, accuracy: meanWithInterval(taskAccuracy) };
+}
+
+// ---- The transfer baseline ------------------------------------------------------------------------
+// "Pretrain, then fine-tune a fresh head": one MLP with the meta-learner's hidden widths (and norm)
+// trained as a plain classifier over every meta-train class by minibatch Adam; per held-out task the
+// body is frozen and a new N-way head, zero-initialised, is fitted to the support set alone by full-batch
+// gradient descent (a convex problem: softmax regression on the body's features). The fine-tuned
+// network is an MLP of the standard layout with N classes, so it is scored and attacked like any other.
+
+/** A labelled set of examples to pretrain on: example i (0 ≤ i < size) of `dim` features, label in [0, classes). */
+export interface LabelledSet {
+  dim: number;
+  classes: number;
+  size: number;
+  /** Writes example i's features to out[off … off + dim) and returns its label. */
+  example(i: number, out: Float32Array, off: number): number;
+}
+
+/** Every meta-train class of an Omniglot source (or Fashion-MNIST episodes) as the sampler defines
+ * them: class = poolIndex·R + rotation, R = 4 rotations (0/90/180/270° clockwise, src/cpu/sample-tasks.ts)
+ * unless the source turns them off (R = 1); example = (image of the split, rotation), pixels ink/255
+ * read through the rotation's index map. */
+export function omniglotTrainSet(source: OmniglotSource): LabelledSet {
+  const pool = omniglotPool(source, 'train');
+  const R = trainRotations(source, 'train');
+  const S = OMNIGLOT_SIZE;
+  const P = S * S;
+  const imageStart: number[] = [];
+  const imageClass: number[] = [];
+  pool.characters.forEach((_, k) => {
+    for (let j = 0; j < pool.count[k]; j++) { imageStart.push((pool.start[k] + j) * P); imageClass.push(k); }
+  });
+  const map = Array.from({ length: R }, (_, rot) => Int32Array.from({ length: P }, (_, e) => rotatedSource(Math.floor(e / S), e % S, rot)));
+  const images = source.set.images;
+  return {
+    dim: P, classes: pool.characters.length * R, size: imageStart.length * R,
+    example(i, out, off) {
+      const image = Math.floor(i / R), rot = i % R;
+      const base = imageStart[image];
+      const m = map[rot];
+      for (let e = 0; e < P; e++) out[off + e] = images[base + m[e]] * INV_255;
+      return imageClass[image] * R + rot;
+    },
+  };
+}
+
+export interface PretrainOptions {
+  hidden: number[];
+  /** Per-task normalisation of the hidden units (model.norm 'task'): the minibatch is the set. */
+  norm: boolean;
+  seed: number;
+  iterations: number;
+  /** Examples per minibatch (drawn uniformly with replacement). */
+  batch: number;
+  /** Adam's rate (β = 0.9, 0.999, ε = 1e-8). */
+  lr: number;
+}
+
+export interface Pretrained {
+  /** The pretraining network: the hidden widths, a head over every class of the set. */
+  layout: MlpLayout;
+  params: Float32Array;
+  /** Minibatch loss of every iteration (before its update). */
+  losses: Float64Array;
+  seconds: number;
+}
+
+const TRANSFER_STREAM = 0x7472616e;  // 'tran': the pretraining's minibatch draws
+
+/** float32 parameters, float64 loss and gradient (the fast kernels: the float64 reference's sums). */
+function lossGradOf(layout: MlpLayout): (params: Float32Array, rows: MlpRows, grad: Float64Array | null) => { loss: number; accuracy: number } {
+  return (p, rows, g) => fastLossGrad(layout, p, 0, rows, g);
+}
+
+/** Minibatch Adam on the mean cross-entropy from the He initialisation of the seed (mlpInit: the body
+ * starts where the meta-learner's does). Deterministic from the seed. */
+export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
+  const t0 = performance.now();
+  const layout = mlpLayout(set.dim, o.hidden, set.classes, 0, o.norm);
+  const params = mlpInit(layout, o.seed);
+  const n = layout.params;
+  const grad = new Float64Array(layout.vector);
+  const m = new Float64Array(n);
+  const v = new Float64Array(n);
+  const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+  const B = o.batch;
+  const x = new Float32Array(B * set.dim);
+  const y = new Float32Array(B);
+  const rows: MlpRows = { x, xOff: 0, xStride: set.dim, y, yOff: 0, rows: B };
+  const lossGrad = lossGradOf(layout);
+  const losses = new Float64Array(o.iterations);
+  for (let it = 0; it < o.iterations; it++) {
+    for (let r = 0; r < B; r++) y[r] = set.example(randomBelow(o.seed, TRANSFER_STREAM, it * B + r, set.size), x, r * set.dim);
+    losses[it] = lossGrad(params, rows, grad).loss;
+    const c1 = 1 - b1 ** (it + 1), c2 = 1 - b2 ** (it + 1);
+    for (let k = 0; k < n; k++) {
+      const g = grad[k];
+      m[k] = b1 * m[k] + (1 - b1) * g;
+      v[k] = b2 * v[k] + (1 - b2) * g * g;
+      params[k] -= (o.lr * (m[k] / c1)) / (Math.sqrt(v[k] / c2) + eps);
+    }
+  }
+  return { layout, params, losses, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): each
+ * hidden layer's z = aW + b, normalised per unit over these rows with layout.norm (two-pass mean and
+ * variance, ε = TASK_NORM_EPS, as src/cpu/mlp.ts), then ReLU. rows × h_{L−1} (the inputs when there
+ * is no hidden layer). */
+export function bodyFeatures(layout: MlpLayout, params: Floats, x: Floats, xOff: number, rows: number): Float64Array {
+  const D = layout.dim;
+  let a = new Float64Array(rows * D);
+  for (let k = 0; k < rows * D; k++) a[k] = x[xOff + k];
+  for (let l = 0; l + 1 < layout.layers.length; l++) {
+    const { inputs: hin, outputs: hout, w, b } = layout.layers[l];
+    const z = new Float64Array(rows * hout);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < hout; j++) z[r * hout + j] = params[b + j];
+      for (let i = 0; i < hin; i++) {
+        const ai = a[r * hin + i];
+        if (ai === 0) continue;
+        const row = w + i * hout;
+        for (let j = 0; j < hout; j++) z[r * hout + j] += ai * params[row + j];
+      }
+    }
+    if (layout.norm) {
+      for (let j = 0; j < hout; j++) {
+        let mean = 0;
+        for (let r = 0; r < rows; r++) mean += z[r * hout + j];
+        mean /= rows;
+        let variance = 0;
+        for (let r = 0; r < rows; r++) variance += (z[r * hout + j] - mean) ** 2;
+        const s = Math.sqrt(variance / rows + TASK_NORM_EPS);
+        for (let r = 0; r < rows; r++) z[r * hout + j] = (z[r * hout + j] - mean) / s;
+      }
+    }
+    for (let k = 0; k < rows * hout; k++) if (!(z[k] > 0)) z[k] = 0;
+    a = z;
+  }
+  return a;
+}
+
+/** The head's step when none is given: 1/L for L = ½·mean_r(‖f_r‖² + 1), an upper bound on the
+ * smoothness of the mean cross-entropy in (W, b) (the softmax's Hessian is ≤ ½ I, and the largest
+ * eigenvalue of the features' second-moment matrix is ≤ its trace): every step lowers the loss. */
+export function headStepSize(features: Float64Array, rows: number): number {
+  let sq = 0;
+  for (let k = 0; k < features.length; k++) sq += features[k] * features[k];
+  return 2 / (sq / rows + 1);
+}
+
+/** A fresh `classes`-way head (W: width × classes row-major as in the MLP layout, then b), zero at
+ * first, fitted by `steps` steps of full-batch gradient descent on the mean cross-entropy of the given
+ * features (rows × width) and labels: softmax regression, convex. losses[s]: the loss before step s
+ * (losses[steps]: after the last). */
+export function fineTuneHead(features: Float64Array, labels: ArrayLike<number>, labelOff: number, rows: number, classes: number, o: { steps: number; lr?: number }): { head: Float64Array; losses: Float64Array; lr: number } {
+  const width = features.length / rows;
+  const N = classes;
+  const head = new Float64Array((width + 1) * N);
+  const bOff = width * N;
+  const lr = o.lr ?? headStepSize(features, rows);
+  const losses = new Float64Array(o.steps + 1);
+  const delta = new Float64Array(rows * N);
+  const logits = new Float64Array(N);
+  for (let s = 0; s <= o.steps; s++) {
+    let loss = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < N; c++) logits[c] = head[bOff + c];
+      for (let i = 0; i < width; i++) {
+        const f = features[r * width + i];
+        if (f !== 0) for (let c = 0; c < N; c++) logits[c] += f * head[i * N + c];
+      }
+      let max = -Infinity;
+      for (let c = 0; c < N; c++) max = Math.max(max, logits[c]);
+      let sum = 0;
+      for (let c = 0; c < N; c++) sum += Math.exp(logits[c] - max);
+      const label = labels[labelOff + r];
+      loss += max + Math.log(sum) - logits[label];
+      for (let c = 0; c < N; c++) delta[r * N + c] = (Math.exp(logits[c] - max) / sum - (c === label ? 1 : 0)) / rows;
+    }
+    losses[s] = loss / rows;
+    if (s === o.steps) break;
+    for (let i = 0; i < width; i++) {
+      for (let r = 0; r < rows; r++) {
+        const f = features[r * width + i];
+        if (f !== 0) for (let c = 0; c < N; c++) head[i * N + c] -= lr * f * delta[r * N + c];
+      }
+    }
+    for (let r = 0; r < rows; r++) for (let c = 0; c < N; c++) head[bOff + c] -= lr * delta[r * N + c];
+  }
+  return { head, losses, lr };
+}
+
+/** The pretrained body with a head of `classes` outputs as one vector of the standard MLP layout. */
+export function withHead(pre: Pretrained, classes: number, head: Float64Array): { layout: MlpLayout; params: Float32Array } {
+  const { dim, widths, norm } = pre.layout;
+  const layout = mlpLayout(dim, widths.slice(1, -1), classes, 0, norm);
+  const params = new Float32Array(layout.vector);
+  const last = layout.layers[layout.layers.length - 1];
+  params.set(pre.params.subarray(0, last.w));  // the body: the same offsets in both layouts
+  for (let k = 0; k < head.length; k++) params[last.w + k] = head[k];  // W_L then b_L, contiguous
+  return { layout, params };
+}
+
+/** An eval attack's parameters as learner.evaluate resolves them (PGD: 10 steps of 2.5·ε/10 unless
+ * given; the clip, else the learner's). */
+export function resolveAttack(attack: AttackOptions | undefined, learner: ResolvedLearnerOptions): AttackParams | null {
+  return resolveEvaluateOptions({ attack }, learner).attack;
+}
+
+export interface TransferOptions {
+  /** N of the tasks (labels 0 … N−1). */
+  ways: number;
+  /** Gradient steps on the head per task. */
+  steps: number;
+  /** The head's rate (default: headStepSize of the task's support features). */
+  lr?: number;
+  /** An attack on each task's query rows against its fine-tuned network. */
+  attack?: AttackParams | null;
+}
+
+export interface TransferResult {
+  taskAccuracy: Float32Array;
+  accuracy: MeanWithInterval;
+  attacked?: { taskAccuracy: Float32Array; accuracy: MeanWithInterval };
+  /** Mean support loss after fine-tuning, and the mean head rate used. */
+  supportLoss: number;
+  lr: number;
+}
+
+/** Per task: body frozen, a zero head fine-tuned on the support set, query accuracy (clean and under
+ * the attack). With normalisation the support set is the set the body normalises over while the head
+ * learns, and the query set is normalised over itself at test time (transductive, as the meta-learned
+ * MLP is scored). */
+export function transferAccuracy(pre: Pretrained, batch: CheckedBatch, o: TransferOptions): TransferResult {
+  const { tasks: T, supportShots: Ks, queryShots: Kq } = batch;
+  const D = pre.layout.dim;
+  const taskAccuracy = new Float32Array(T);
+  const attackedAccuracy = o.attack ? new Float32Array(T) : null;
+  let supportLoss = 0;
+  let lrSum = 0;
+  for (let t = 0; t < T; t++) {
+    const features = bodyFeatures(pre.layout, pre.params, batch.supportX, t * Ks * D, Ks);
+    const fit = fineTuneHead(features, batch.supportY, t * Ks, Ks, o.ways, { steps: o.steps, lr: o.lr });
+    supportLoss += fit.losses[o.steps];
+    lrSum += fit.lr;
+    const net = withHead(pre, o.ways, fit.head);
+    const lossGrad = lossGradOf(net.layout);
+    taskAccuracy[t] = lossGrad(net.params, { x: batch.queryX, xOff: t * Kq * D, xStride: D, y: batch.queryY, yOff: t * Kq, rows: Kq }, null).accuracy;
+    if (o.attack && attackedAccuracy) {
+      // The engines' attack (src/cpu/mlp-task.ts) on this one task's query rows.
+      const clean = { x: batch.queryX.subarray(t * Kq * D, (t + 1) * Kq * D), y: batch.queryY.subarray(t * Kq, (t + 1) * Kq) };
+      const adv = new Float32Array(Kq * D);
+      mlpAttack(adv, clean, net.params, { tasks: 1, rows: Kq, dim: D, paramStride: 0 }, o.attack, net.layout);
+      attackedAccuracy[t] = lossGrad(net.params, { x: adv, xOff: 0, xStride: D, y: clean.y, yOff: 0, rows: Kq }, null).accuracy;
+    }
+  }
+  return {
+    taskAccuracy, accuracy: meanWithInterval(taskAccuracy),
+    ...(attackedAccuracy ? { attacked: { taskAccuracy: attackedAccuracy, accuracy: meanWithInterval(attackedAccuracy) } } : {}),
+    supportLoss: supportLoss / T, lr: lrSum / T,
+  };
 }

@@ -116,6 +116,12 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   if (o.model.kind === 'mlp' && options.initScale !== undefined && options.initScale !== COMMON_DEFAULTS.initScale) {
     throw new InvalidOptionError(`initScale (${options.initScale}) applies to the logistic model; the MLP starts He-normal (SPEC.md).`, 'Leave initScale out, or set the parameters with setParams.');
   }
+  // CAML's context enters layer 1 as constant input columns: it shifts every row's pre-activation by the
+  // same amount, which a per-task normalisation of layer 1 subtracts again — φ would adapt on rounding noise.
+  if (capabilitiesOf(o).adapt === 'context' && o.model.kind === 'mlp' && o.model.norm === 'task' && o.model.hidden.length > 0) {
+    throw new InvalidOptionError(`${algorithm.toUpperCase()} with norm: 'task' cannot adapt: its context φ adds the same shift to every row of layer 1, which the per-task normalisation removes.`,
+      `Use norm: 'none' with ${algorithm} (or hidden: [] for a softmax head).`);
+  }
   // The AMP inner optimizer perturbs every parameter: not for an algorithm that adapts only a context.
   if (capabilitiesOf(o).adapt !== 'all' && o.innerOptimizer === 'amp') {
     const others = optionUsers('innerOptimizer').filter((a) => capabilitiesOf({ algorithm: a }).adapt === 'all');

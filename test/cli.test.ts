@@ -89,13 +89,13 @@ test('an MLP through the CLI: --model mlp --hidden --classes train, resume exact
   const resumed = await cli('train', '--resume', '--iterations', '20', '--out', b, '--backend', 'cpu', '--quiet');
   assert.is(resumed.code, 0, resumed.err);
   const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
-  assert.equal(ca.options.model, { kind: 'mlp', hidden: [8, 4], classes: 2 });
+  assert.equal(ca.options.model, { kind: 'mlp', hidden: [8, 4], classes: 2, norm: 'none' });
   // (9 + 1)·8 + (8 + 1)·4 + (4 + 1)·2 parameters
   assert.is(ca.state.params.length, 80 + 36 + 10);
   assertClose('MLP params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
   const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '30', '--max-steps', '1', '--backend', 'cpu', '--joint-iterations', '5');
   assert.is(ev.code, 0, ev.err);
-  assert.match(ev.out, /untrained init/);
+  assert.match(ev.out, /from scratch \(He init, same steps\)/);
   assert.match(ev.out, /jointly trained/);
   const bad = await cli('train', ...common, '--hidden', '8,x', '--iterations', '1', '--out', tmp());
   assert.is(bad.code, 2);
@@ -109,7 +109,7 @@ test('Omniglot through the CLI: --source omniglot --ways --shots --query-shots t
   const run = await cli('train', ...args);
   assert.is(run.code, 0, run.err);
   const ckpt = loadCheckpoint(path.join(dir, 'checkpoint.json'));
-  assert.equal(ckpt.options.model, { kind: 'mlp', hidden: [8], classes: 3 });
+  assert.equal(ckpt.options.model, { kind: 'mlp', hidden: [8], classes: 3, norm: 'none' });
   assert.is(ckpt.options.dim, 784);
   const ev = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--eval-tasks', '12', '--max-steps', '1', '--backend', 'cpu', '--joint-iterations', '0');
   assert.is(ev.code, 0, ev.err);
@@ -120,6 +120,38 @@ test('Omniglot through the CLI: --source omniglot --ways --shots --query-shots t
   const bad = await cli('train', ...args.map((a, i) => (i === ways ? '4' : a)).slice(0, -1), tmp());
   assert.ok(bad.code !== 0, 'refused');
   assert.match(bad.err, /ways|classes/);
+});
+
+test('eval on an Omniglot MLP: the from-scratch, transfer and nearest-neighbour rows, clean and under PGD; no jointly-trained row', async () => {
+  const dir = tmp();
+  const run = await cli('train', '--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'mlp', '--hidden', '8', '--classes', '3',
+    '--tasks', '2', '--iterations', '2', '--eval-every', '0', '--eval-tasks', '4', '--attack', 'none', '--backend', 'cpu', '--quiet', '--out', dir);
+  assert.is(run.code, 0, run.err);
+  const args = ['eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--eval-tasks', '10', '--max-steps', '1', '--backend', 'cpu', '--attack', 'pgd',
+    '--transfer-iterations', '20', '--transfer-batch', '16', '--transfer-steps', '10'];
+  const ev = await cli(...args);
+  assert.is(ev.code, 0, ev.err);
+  const cell = String.raw`\d+\.\d% ± \d+\.\d`;
+  assert.match(ev.out, new RegExp(String.raw`\| from scratch \(He init, same steps\) \| ${cell} \| ${cell} \|`));
+  assert.match(ev.out, new RegExp(String.raw`\| from scratch \(He init, same steps\), pgd \| ${cell} \| ${cell} \|`));
+  assert.match(ev.out, new RegExp(String.raw`\| transfer \(pretrained 20 it, fresh head 10 steps\) \| ${cell} \| ${cell} \|`));
+  assert.match(ev.out, new RegExp(String.raw`\| transfer \(pretrained 20 it, fresh head 10 steps\), pgd \| ${cell} \| ${cell} \|`));
+  assert.match(ev.out, new RegExp(String.raw`\| nearest neighbour \(raw inputs, no steps\) \| ${cell} \| ${cell} \|`));
+  assert.not.match(ev.out, /jointly trained/);
+  assert.match(ev.err, /pretraining the transfer baseline: 784-8-\d+ over \d+ meta-train classes, 20 Adam iterations of 16 images/);
+  const json = JSON.parse(readFileSync(path.join(dir, 'eval.json'), 'utf8'));
+  assert.equal(Object.keys(json.results).length, 2);
+  assert.is(json.transfer.iterations, 20);
+  assert.ok(json.transfer.clean.mean >= 0 && json.transfer.clean.mean <= 1 && json.transfer.attacked.mean <= 1 && json.transfer.pretrainSeconds > 0);
+  // The same seed: the same transfer figures; 0 iterations leave the row out.
+  const again = await cli(...args);
+  assert.equal(JSON.parse(readFileSync(path.join(dir, 'eval.json'), 'utf8')).transfer.clean, json.transfer.clean, again.err);
+  const skipped = await cli(...args, '--transfer-iterations', '0');
+  assert.is(skipped.code, 0, skipped.err);
+  assert.not.match(skipped.out, /transfer/);
+  const help = await cli('eval', '--help');
+  assert.match(help.out, /--transfer-iterations/);
+  assert.match(help.out, /from scratch\s+the same network from its untrained initialisation/);
 });
 
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {

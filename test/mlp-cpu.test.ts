@@ -13,7 +13,7 @@ import { CpuEngine } from '../src/schedule/cpu-engine.js';
 import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/types.js';
 import { applyDefaults } from '../src/algorithms/index.js';
 import { uniform01 } from '../src/rng.js';
-import { assertClose, centralDifferences, randomArray, randomClassLabels } from './helpers.js';
+import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
@@ -660,3 +660,13 @@ test('CPU engine, MLP with per-task norm: worker threads give the same bits as o
 });
 
 test.run();
+
+test('createLearner refuses CAML with per-task norm (the normalisation cancels the context), with a hint', async () => {
+  const { createLearner } = await import('../src/learner.js');
+  const { InvalidOptionError } = await import('../src/errors.js');
+  const e = await thrown(() => createLearner({ algorithm: 'caml', dim: 4, contextDim: 2, backend: 'cpu', model: { kind: 'mlp', hidden: [5], classes: 3, norm: 'task' } }));
+  assert.ok(e instanceof InvalidOptionError && /removes/.test(e.message) && /norm: 'none'/.test((e as InstanceType<typeof InvalidOptionError>).hint), String(e));
+  // Without hidden layers there is nothing to normalise: allowed.
+  const ok = await createLearner({ algorithm: 'caml', dim: 4, contextDim: 2, backend: 'cpu', model: { kind: 'mlp', hidden: [], classes: 3, norm: 'task' } });
+  ok.destroy();
+});

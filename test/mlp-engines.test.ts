@@ -6,11 +6,11 @@ import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
 import { InvalidOptionError, LabelError, LimitError } from '../src/errors.js';
 import type { LearnerOptions } from '../src/types.js';
-import { assertClose, centralDifferences, randomArray, randomNWayBatch, submit, thrown, upload, withGpu } from './helpers.js';
+import { assertClose, centralDifferences, maxAbs, randomArray, randomNWayBatch, submit, thrown, upload, withGpu } from './helpers.js';
 import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
 import { metaUpdate } from '../src/cpu/meta-update.js';
 import { readFloats } from '../src/gpu/resources.js';
-import { mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
+import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
 import { mlpAttack } from '../src/cpu/mlp-task.js';
 import { mlpLayout } from '../src/models/mlp.js';
 import { mlpTapeFloats } from '../src/schedule/mlp-pass.js';
@@ -234,7 +234,7 @@ test('MLP ADML order 2: the meta-gradient equals finite differences of β1-weigh
 
 /** Every algorithm again, with batches split into chunks of tasks (METAGRAD_MAX_BINDING lowers the
  * binding limit the GPU engine plans with): the MLP's per-task scratch is reused chunk by chunk. */
-test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2, adml, amp, caml; adapt() reads every chunk; GA-MAML is refused with a LimitError', () =>
+test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2 (with and without task normalisation), adml, amp, caml; adapt() reads every chunk; GA-MAML is refused with a LimitError', () =>
   withGpu(async () => {
     const saved = process.env.METAGRAD_MAX_BINDING;
     // Room for 2–4 tasks' scratch (order 2 with 2 inner steps keeps 3 sections of activations per task):
@@ -245,6 +245,8 @@ test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2, adml
       const batch = randomNWayBatch(7, 4, 5, D, 3, 21);
       for (const options of [
         { algorithm: 'maml', order: 2, innerSteps: 2 },
+        // Per-task normalisation: its s, κ, ρ slots are per-task tape too (and its rows are the chunk's own).
+        { algorithm: 'maml', order: 2, innerSteps: 2, model: { ...model, norm: 'task' } },
         { algorithm: 'adml', order: 2, epsilon: 0 },
         { algorithm: 'caml', contextDim: 2 },
         { algorithm: 'amp', models: 7, epsilon: 0.05 },
@@ -286,6 +288,154 @@ test('MLP training on a task source: the GPU sampler + MLP pass equals the CPU e
     assertClose('held-out accuracy', [g.eval!.accuracy], [c.eval!.accuracy], 1e-6, 0);
     gpu.destroy();
     cpu.destroy();
+  }));
+
+// ------------------------------------------------------------------- per-task normalisation (norm: 'task')
+
+const normModel = { kind: 'mlp' as const, hidden: [6, 5], classes: 3, norm: 'task' as const };
+
+/** Task t's support or query rows of a batch, for the float64 reference. */
+function taskRows(batch: CheckedBatch, set: 'support' | 'query', t: number): MlpRows {
+  const n = set === 'support' ? batch.supportShots : batch.queryShots;
+  const [x, y] = set === 'support' ? [batch.supportX, batch.supportY] : [batch.queryX, batch.queryY];
+  return { x, xOff: t * n * D, xStride: D, y, yOff: t * n, rows: n };
+}
+
+/**
+ * The MAML family's meta-gradient composed from the float64 reference (src/cpu/mlp.ts), independently of
+ * both engines: per task, θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α M g_s(θ'⁽ˢ⁾) (M: every entry, or CAML's context φ only),
+ * v = g_q(θ'⁽ⁿ⁾), order 2: v ← v − α H_s(θ'⁽ˢ⁾)(M v) for s = n−1 … 0; the mean over tasks of v without φ.
+ * Also returns each task's θ'.
+ */
+function referenceMetaGradient(layout: ReturnType<typeof mlpLayout>, theta: Float32Array, batch: CheckedBatch,
+  o: { order: 1 | 2; steps: number; lr: number; adapt: 'all' | 'context' }): { meta: Float64Array; adapted: Float64Array[] } {
+  const V = layout.vector;
+  const phi: [number, number] = [layout.contextOffset, layout.contextOffset + layout.context];
+  const masked = (u: Float64Array) => (o.adapt === 'all' ? u : u.map((x, k) => (k >= phi[0] && k < phi[1] ? x : 0)));
+  const meta = new Float64Array(V);
+  const adapted: Float64Array[] = [];
+  for (let t = 0; t < batch.tasks; t++) {
+    const points: Float64Array[] = [];
+    const p = new Float64Array(V);
+    p.set(theta);
+    const g = new Float64Array(V);
+    for (let s = 0; s < o.steps; s++) {
+      points.push(p.slice());
+      mlpLossGrad(layout, p, 0, taskRows(batch, 'support', t), g);
+      const step = masked(g);
+      for (let k = 0; k < V; k++) p[k] -= o.lr * step[k];
+    }
+    adapted.push(p);
+    const v = new Float64Array(V);
+    mlpLossGrad(layout, p, 0, taskRows(batch, 'query', t), v);
+    if (o.order === 2) {
+      const hv = new Float64Array(V);
+      for (let s = o.steps - 1; s >= 0; s--) {
+        mlpHvp(layout, points[s], 0, taskRows(batch, 'support', t), masked(v), 0, hv);
+        for (let k = 0; k < V; k++) v[k] -= o.lr * hv[k];
+      }
+    }
+    for (let k = 0; k < V; k++) meta[k] += v[k] / batch.tasks;
+  }
+  return { meta: meta.subarray(0, layout.params), adapted };
+}
+
+// (CAML with norm is refused by createLearner: the normalisation of layer 1 cancels its context.)
+// Tolerances: those of the MLP cases above. A normalised unit divides by s ≥ √ε ≈ 0.03, which could
+// magnify float32 rounding; these nets' units have σ ≈ 1, so the GPU still agrees to the same bounds.
+const NORM_CASES: Array<{ name: string; options: Partial<LearnerOptions>; adapt: 'all' | 'context'; atol: number; rtol: number }> = [
+  { name: 'maml order 1, 2 inner steps', options: { algorithm: 'maml', order: 1, innerSteps: 2 }, adapt: 'all', atol: 2e-5, rtol: 1e-4 },
+  { name: 'maml order 2, 1 inner step', options: { algorithm: 'maml', order: 2, innerSteps: 1 }, adapt: 'all', atol: 2e-5, rtol: 1e-4 },
+  { name: 'maml order 2, 2 inner steps', options: { algorithm: 'maml', order: 2, innerSteps: 2 }, adapt: 'all', atol: 2e-5, rtol: 1e-4 },
+];
+
+for (const c of NORM_CASES) {
+  test(`MLP with task normalisation, ${c.name}: GPU meta-gradient and one step equal the float64 reference`, () =>
+    withGpu(async () => {
+      const batch = randomNWayBatch(3, 4, 5, D, 3, 31);
+      const [innerLr, outerLr] = [0.3, 0.05];
+      const options = { dim: D, model: normModel, innerLr, outerLr, ...c.options } as LearnerOptions;
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const context = c.options.contextDim ?? 0;
+      const layout = mlpLayout(D, normModel.hidden, normModel.classes, context, true);
+      // Random biases: with normalisation b_l of a hidden layer cancels (its gradient is ~0), the head's does not.
+      gpu.setParams(randomArray(gpu.paramCount, 31, 300, -0.6, 0.6));
+      const theta = await gpu.getParams();
+      const ref = referenceMetaGradient(layout, theta, batch, { order: c.options.order as 1 | 2, steps: c.options.innerSteps as number, lr: innerLr, adapt: c.adapt });
+      // float32 rounding in a sum is relative to its largest terms: atol scales with the largest entry
+      // (order 2 with two steps reaches |g| ≈ 14 at these parameters, and agrees to ≈ 4e-6 of it).
+      const atol = c.atol * Math.max(1, maxAbs(ref.meta));
+      assertClose('meta-gradient', await gpu.metaGradient(batch), ref.meta, atol, c.rtol);
+      await gpu.step(batch);
+      assertClose('θ after 1 step', await gpu.getParams(), theta.map((v, k) => v - outerLr * ref.meta[k]), c.atol + outerLr * atol, c.rtol);
+      gpu.destroy();
+    }));
+}
+
+test('MLP with task normalisation: an attacked evaluation (FGSM, PGD) on the GPU equals the float64 reference (θ′, attacked rows, scores)', () =>
+  withGpu(async () => {
+    const T = 3, Kq = 5;
+    const batch = randomNWayBatch(T, 4, Kq, D, 3, 41);
+    const innerLr = 0.3;
+    const gpu = await createLearner({ dim: D, model: normModel, innerLr, outerLr: 0.05, backend: 'webgpu' });
+    const layout = mlpLayout(D, normModel.hidden, normModel.classes, 0, true);
+    gpu.setParams(randomArray(gpu.paramCount, 41, 300, -0.6, 0.6));
+    const theta = await gpu.getParams();
+    const { adapted } = referenceMetaGradient(layout, theta, batch, { order: 1, steps: 1, lr: innerLr, adapt: 'all' });
+    for (const attack of [{ kind: 'fgsm' as const, epsilon: 0.2 }, { kind: 'pgd' as const, epsilon: 0.2, steps: 4 }]) {
+      const got = await gpu.adapt(batch, { steps: 1, attack: { ...attack, clip: [-2, 2] as [number, number] } });
+      const stepSize = attack.kind === 'fgsm' ? attack.epsilon : (2.5 * attack.epsilon) / attack.steps;
+      const steps = attack.kind === 'fgsm' ? 1 : attack.steps;
+      const fround = Math.fround;
+      let far = 0;
+      for (let t = 0; t < T; t++) {
+        assertClose(`${attack.kind}: θ′ of task ${t}`, got.adapted.subarray(t * layout.params, (t + 1) * layout.params), adapted[t].subarray(0, layout.params), 2e-5, 1e-4);
+        // The reference attack: signs of the summed query loss's input gradient (rows coupled by the
+        // normalisation), rounded where the GPU stores values, each step projected onto the ε-ball.
+        const clean = batch.queryX.subarray(t * Kq * D, (t + 1) * Kq * D);
+        const current = Float32Array.from(clean);
+        const grad = new Float64Array(Kq * D);
+        for (let k = 0; k < steps; k++) {
+          mlpInputGrad(layout, adapted[t], 0, { x: current, xOff: 0, xStride: D, y: batch.queryY, yOff: t * Kq, rows: Kq }, grad, { float32: true });
+          for (let e = 0; e < Kq * D; e++) {
+            const moved = fround(current[e] + stepSize * Math.sign(grad[e]));
+            const delta = Math.min(Math.max(fround(moved - clean[e]), -attack.epsilon), attack.epsilon);
+            current[e] = Math.min(Math.max(fround(clean[e] + delta), -2), 2);
+          }
+        }
+        const mine = got.attackedQueryX!.subarray(t * Kq * D, (t + 1) * Kq * D);
+        for (let e = 0; e < Kq * D; e++) if (Math.abs(mine[e] - current[e]) > 1e-5) far++;
+        // The score of θ′_t on the GPU's attacked rows (so that a sign decided differently on one input
+        // does not move the loss compared).
+        const score = mlpLossGrad(layout, adapted[t], 0, { x: mine, xOff: 0, xStride: D, y: batch.queryY, yOff: t * Kq, rows: Kq }, null);
+        assertClose(`${attack.kind}: attacked loss of task ${t}`, [got.attacked!.taskLoss[t]], [score.loss], 1e-4, 1e-3);
+        assertClose(`${attack.kind}: attacked accuracy of task ${t}`, [got.attacked!.taskAccuracy[t]], [score.accuracy], 1e-6, 0);
+      }
+      assert.ok(far <= (T * Kq * D) / 50, `${attack.kind}: ${far} of ${T * Kq * D} attacked inputs differ from the reference`);
+      // The attack ascends the summed query loss; with rows coupled through μ and s, a big step can still
+      // flip some rows to the right class (here FGSM raises accuracy 0.40 → 0.47), so the loss is what is checked.
+      assert.ok(got.attacked!.loss > got.loss, `the attack raises the query loss (${got.loss} → ${got.attacked!.loss})`);
+    }
+    gpu.destroy();
+  }));
+
+test('MLP with task normalisation: the GPU engine matches the CPU engine over 20 steps (maml order 2, adml with FGSM samples)', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(5, 4, 5, D, 3, 51);
+    for (const extra of [{ algorithm: 'maml', order: 2, innerSteps: 2 }, { algorithm: 'adml', epsilon: 0.05, innerSteps: 1 }] as Partial<LearnerOptions>[]) {
+      const options = { dim: D, model: normModel, innerLr: 0.3, outerLr: 0.05, ...extra } as LearnerOptions;
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+      assertClose(`${extra.algorithm}: meta-gradient`, await gpu.metaGradient(batch), await cpu.metaGradient(batch), 2e-5, 1e-4);
+      await gpu.step(batch, { iterations: 20 });
+      for (let i = 0; i < 20; i++) await cpu.step(batch);
+      assertClose(`${extra.algorithm}: θ after 20 steps`, await gpu.getParams(), await cpu.getParams(), 2e-4, 1e-3);
+      const ge = await gpu.evaluate(batch, { steps: 2 });
+      const ce = await cpu.evaluate(batch, { steps: 2 });
+      assertClose(`${extra.algorithm}: evaluate task loss`, ge.taskLoss, ce.taskLoss, 1e-4, 1e-3);
+      gpu.destroy();
+      cpu.destroy();
+    }
   }));
 
 test.run();

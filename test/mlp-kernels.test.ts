@@ -8,19 +8,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  gemm, normClipTensors, signStep, softmaxXent, SRC, vectorOp,
-  type GemmArrays, type GemmSpec, type NormClipSpec, type Operand, type SignStepSpec, type SoftmaxSpec, type VectorSpec,
+  gemm, normClipTensors, signStep, softmaxXent, SRC, taskNorm, vectorOp,
+  type GemmArrays, type GemmSpec, type NormClipSpec, type Operand, type SignStepSpec, type SoftmaxSpec, type TaskNormSpec, type VectorSpec,
 } from '../src/cpu/mlp-kernels.js';
 import { checkTiles, chooseTiles, dummyBuffer, GemmKernel, type GemmTiles } from '../src/kernels/mlp-gemm.js';
 import { SoftmaxKernel } from '../src/kernels/mlp-softmax.js';
 import { VectorKernel } from '../src/kernels/mlp-vector.js';
 import { MAX_CLIP_TENSORS, NormClipKernel } from '../src/kernels/mlp-norm-clip.js';
 import { SignStepKernel } from '../src/kernels/mlp-sign-step.js';
+import { TaskNormKernel } from '../src/kernels/mlp-task-norm.js';
 import type { MlpKernelOptions } from '../src/kernels/mlp-common.js';
 import { LimitError, ShapeError } from '../src/errors.js';
 import { readFloats } from '../src/gpu/resources.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
 import { uniform01 } from '../src/rng.js';
+import { TASK_NORM_EPS } from '../src/models/mlp.js';
 import { assertClose, randomArray, submit, thrown, upload, withGpu } from './helpers.js';
 
 // Kernels agree with their twins to abs 1e-5 + rel 1e-4 (DEVELOPERS.md): the GPU sums ≤ 130 products of
@@ -472,6 +474,141 @@ SIGN_CASES.forEach((c, i) => {
       if (s.readClean) assert.ok(unmoved > 0, 'sign(0) = 0 leaves the clean value');
       for (const b of gpu) b.destroy();
     }));
+});
+
+// ------------------------------------------------------------------------------------- task-norm
+
+/** Per task: z (n written over it), a, g, δ, R(z) (R(n) over it), R(a), R(g) (R(δ) over it), then s, κ, ρ. */
+function taskNormChain(tasks: number, rows: number, units: number): { specs: TaskNormSpec[]; size: number; stride: number } {
+  const block = rows * units;
+  const first = 2;  // arrays start past two floats that must come back unchanged
+  const [z, a, g, d, rz, ra, rg] = [0, 1, 2, 3, 4, 5, 6].map((k) => first + k * block);
+  const [sd, kappa, rho] = [0, 1, 2].map((k) => first + 7 * block + k * units);
+  const stride = 7 * block + 3 * units + 3;
+  const common = { tasks, rows, units, tapeTaskStride: stride, sOff: sd };
+  return {
+    stride,
+    size: first + tasks * stride + 4,
+    specs: [
+      { ...common, mode: 'forward', inOff: z, outOff: z, reluOff: a },
+      { ...common, mode: 'backward', inOff: g, outOff: d, nOff: z, kappaOff: kappa },
+      { ...common, mode: 'r-forward', inOff: rz, outOff: rz, reluOff: ra, nOff: z, rhoOff: rho },
+      { ...common, mode: 'r-backward', inOff: rg, outOff: rg, nOff: z, kappaOff: kappa, rhoOff: rho, deltaOff: d, rnOff: rz },
+    ],
+  };
+}
+
+/** Rows of z with per-unit offsets (so that μ matters) and g, R(z), R(g) in [−1, 1]. */
+function taskNormTape(size: number, seed: number): Float32Array {
+  const tape = randomArray(size, seed, 1);
+  for (let i = 0; i < size; i += 3) tape[i] += 2 * uniform01(seed, 2, i) - 1;
+  return tape;
+}
+
+const TASK_NORM_CASES: Array<{ name: string; tasks: number; rows: number; units: number; kernel?: MlpKernelOptions }> = [
+  { name: 'T=3 rows=5 units=6', tasks: 3, rows: 5, units: 6 },
+  { name: 'one row (n = 0, δ = 0), units=70 over two workgroups', tasks: 2, rows: 1, units: 70 },
+  { name: 'T=4 rows=7 units=65', tasks: 4, rows: 7, units: 65 },
+  { name: 'rows=25 units=130 (three workgroups per task)', tasks: 2, rows: 25, units: 130 },
+  { name: 'rows=2, grid folded into x/y/z (5 tasks, 2 per dimension)', tasks: 5, rows: 2, units: 10, kernel: { maxWorkgroupsPerDimension: 2 } },
+];
+
+// Each case records the four modes in one pass, as the MLP pass does: forward (n over z in place), backward
+// (δ into its own array), R-forward (R(n) over R(z)), R-backward (R(δ) over R(g)); the whole tape is compared.
+TASK_NORM_CASES.forEach((c, i) => {
+  test(`task-norm matches its twin (forward, backward, R-forward, R-backward): ${c.name}`, () =>
+    withGpu(async (acq) => {
+      const chain = taskNormChain(c.tasks, c.rows, c.units);
+      const host = taskNormTape(chain.size, 600 + i);
+      const tape = upload(acq, 'tape', host);
+      const kernel = new TaskNormKernel(acq.device, c.kernel);
+      const bound = chain.specs.map((spec) => kernel.bind({ tape }, spec, `test.${spec.mode}`));
+      submit(acq, (pass) => { for (const b of bound) b.encode(pass); });
+      const [got] = await readAll(acq, [tape], [chain.size]);
+      const twin = host.slice();
+      for (const spec of chain.specs) taskNorm({ tape: twin }, spec);
+      // R(δ) has seven terms of size up to ~|u|/s (s ≈ 0.6 here): float32 sums agree to a few 1e-6.
+      assertClose('task-norm tape', got, twin, 2 * ATOL, RTOL);
+      tape.destroy();
+    }));
+});
+
+test('task-norm rejects an unknown mode and a mode without the offsets it reads', () =>
+  withGpu(async (acq) => {
+    const [, backward] = taskNormChain(1, 2, 3).specs;
+    const kernel = new TaskNormKernel(acq.device);
+    assert.instance(await thrown(() => kernel.bind({ tape: dummyBuffer(acq.device) }, { ...backward, kappaOff: undefined }, 'bad')), ShapeError);
+    assert.instance(await thrown(() => kernel.bind({ tape: dummyBuffer(acq.device) }, { ...backward, mode: 'sideways' as never }, 'bad')), ShapeError);
+  }));
+
+// The twin against the definitions, in float64: the backward is the transpose of the forward's Jacobian,
+// the R-forward its directional derivative, the R-backward the directional derivative of the backward —
+// each by central differences of the twin's own forward, so the R-backward's extra terms (and the
+// τ computed without g) are checked against calculus, not against the same formula.
+test('task-norm twin: backward = Jᵀg, R-forward = dn·R(z), R-backward = d(δ)·(R(z), R(g)) by central differences (float64)', () => {
+  for (const [tasks, rows, units] of [[2, 5, 3], [1, 7, 4], [1, 2, 2]]) {
+    const chain = taskNormChain(tasks, rows, units);
+    const [fwd, bwd, rfwd, rbwd] = chain.specs;
+    const start = Float64Array.from(taskNormTape(chain.size, 700 + rows));
+    const run = (tape: Float64Array, upTo: number) => { for (const spec of chain.specs.slice(0, upTo)) taskNorm({ tape }, spec); return tape; };
+    const exact = run(start.slice(), 4);
+    const h = 1e-6;
+    // Moves z by ±h·R(z) and g by ±h·R(g), then forward + backward.
+    const moved = (sign: number) => {
+      const tape = start.slice();
+      for (let t = 0; t < tasks; t++) {
+        for (let k = 0; k < rows * units; k++) {
+          const o = t * chain.stride + k;
+          tape[fwd.inOff + o] += sign * h * start[rfwd.inOff + o];
+          tape[bwd.inOff + o] += sign * h * start[rbwd.inOff + o];
+        }
+      }
+      return run(tape, 2);
+    };
+    const [plus, minus] = [moved(1), moved(-1)];
+    const expectedRn = new Float64Array(tasks * rows * units), gotRn = expectedRn.slice();
+    const expectedRd = expectedRn.slice(), gotRd = expectedRn.slice();
+    const expectedD = expectedRn.slice(), gotD = expectedRn.slice();
+    for (let t = 0; t < tasks; t++) {
+      for (let k = 0; k < rows * units; k++) {
+        const o = t * chain.stride + k;
+        const q = t * rows * units + k;
+        gotRn[q] = exact[rfwd.outOff + o];
+        expectedRn[q] = (plus[fwd.outOff + o] - minus[fwd.outOff + o]) / (2 * h);
+        gotRd[q] = exact[rbwd.outOff + o];
+        expectedRd[q] = (plus[bwd.outOff + o] - minus[bwd.outOff + o]) / (2 * h);
+        // δ[r, j] = ∂(Σ g·n)/∂z[r, j]: move z[r, j] alone.
+        const sum = (sign: number) => {
+          const tape = start.slice();
+          tape[fwd.inOff + o] += sign * h;
+          run(tape, 1);
+          let f = 0;
+          for (let e = 0; e < rows * units; e++) f += start[bwd.inOff + t * chain.stride + e] * tape[fwd.outOff + t * chain.stride + e];
+          return f;
+        };
+        expectedD[q] = (sum(1) - sum(-1)) / (2 * h);
+        gotD[q] = exact[bwd.outOff + o];
+      }
+    }
+    const what = `T=${tasks} rows=${rows} units=${units}`;
+    assertClose(`δ = Jᵀg, ${what}`, gotD, expectedD, 1e-6, 1e-5);
+    assertClose(`R(n), ${what}`, gotRn, expectedRn, 1e-6, 1e-5);
+    assertClose(`R(δ), ${what}`, gotRd, expectedRd, 1e-6, 1e-5);
+    // The forward itself: per unit, mean(n) = 0 and mean(n²) = σ²/(σ² + ε).
+    for (let t = 0; t < tasks; t++) {
+      for (let j = 0; j < units; j++) {
+        let mean = 0, sq = 0, zMean = 0, zSq = 0;
+        for (let r = 0; r < rows; r++) {
+          const o = t * chain.stride + r * units + j;
+          mean += exact[fwd.outOff + o] / rows;
+          sq += exact[fwd.outOff + o] ** 2 / rows;
+          zMean += start[fwd.inOff + o] / rows;
+        }
+        for (let r = 0; r < rows; r++) zSq += (start[fwd.inOff + t * chain.stride + r * units + j] - zMean) ** 2 / rows;
+        assert.ok(Math.abs(mean) < 1e-12 && Math.abs(sq - zSq / (zSq + TASK_NORM_EPS)) < 1e-12, `${what}: moments of n (unit ${j})`);
+      }
+    }
+  }
 });
 
 test.run();

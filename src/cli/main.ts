@@ -8,9 +8,9 @@ import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, Resolved
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
-import { nearestNeighbourAccuracy } from '../baselines.js';
+import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, resolveAttack, transferAccuracy } from '../baselines.js';
 import { fileSource } from '../tasks/file.js';
-import { FASHION_SPLIT, sourceDim, type TaskSource } from '../tasks/source.js';
+import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, withValidation, type TaskSource } from '../tasks/source.js';
 import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
 import { helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
@@ -21,10 +21,11 @@ import { svgPlot, type Panel } from './plot.js';
 const VERSION = '0.1.0';
 
 const SOURCE_FLAGS: FlagSpecs = {
-  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
+  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file'] },
   data: { help: 'Fashion-MNIST directory with the IDX files, or Omniglot\'s images_background/ + images_evaluation/ (default: the embedded sets)' },
   ways: { default: '5', kind: 'int', help: 'omniglot: classes N per task' },
   shots: { default: '1', kind: 'int', help: 'omniglot: support images K per class (--query-shots: query images per class)' },
+  'val-alphabets': { default: '', help: 'omniglot: alphabets moved from meta-train to a validation split (comma-separated, e.g. Greek); train then evaluates on it, never on the test alphabets' },
   file: { help: 'CSV of your own tasks (--source file; format in README)' },
   'test-file': { help: 'CSV of held-out tasks (default: the last 20% of --file)' },
   dim: { default: '21', kind: 'int', help: 'features per row for --source linear|seed (linear: last one is the bias)' },
@@ -63,13 +64,18 @@ export const TRAIN_FLAGS: FlagSpecs = {
 const EVAL_FLAGS: FlagSpecs = {
   checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate' },
   ...SOURCE_FLAGS,
-  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'linear', 'seed', 'file'] },
+  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
   'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals)' },
   'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
   'inner-lr': { default: 'auto', help: 'inner rate at evaluation (auto: the checkpoint\'s)' },
   attack: { default: 'fgsm', help: 'attack against each adapted model', choices: ['fgsm', 'pgd', 'none'] },
   epsilon: { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
-  'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it)' },
+  'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it; not for N-way Omniglot, whose random relabelling makes one joint model meaningless)' },
+  'transfer-iterations': { default: '1000', kind: 'int', help: 'mlp on N-way episodes (omniglot, fashion-episodes): minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; 0 skips it)' },
+  'transfer-lr': { default: '0.001', kind: 'number', help: 'Adam rate of the transfer baseline\'s pretraining' },
+  'transfer-batch': { default: '64', kind: 'int', help: 'images per pretraining minibatch (with --norm task: the normalisation set)' },
+  'transfer-steps': { default: '100', kind: 'int', help: 'gradient steps fitting the transfer baseline\'s fresh zero head to each task\'s support set (body frozen)' },
+  'transfer-head-lr': { default: 'auto', help: 'rate of those steps (auto: 2 / mean(‖features‖² + 1) per task, a step under which the convex head loss always falls)' },
   backend: { default: 'auto', help: 'compute backend', choices: ['auto', 'webgpu', 'cpu'] },
   out: { default: 'auto', help: 'where to write eval.json (auto: next to the checkpoint)' },
 };
@@ -97,13 +103,23 @@ export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSou
       const dir = f.data ? String(f.data) : embeddedSubsetDir();
       return { kind: 'images', images: loadFashionMnist(dir), split: FASHION_SPLIT, name: f.data ? dir : 'embedded Fashion-MNIST subset' };
     }
+    case 'fashion-episodes': {
+      // N-way episodes on Fashion-MNIST (meta-train classes 0–5, meta-test 6–9: at most 4-way held out).
+      const dir = f.data ? String(f.data) : embeddedSubsetDir();
+      return fashionEpisodes(loadFashionMnist(dir), { ways: Number(f.ways), shots: Number(f.shots), queries: Number(f['query-shots']) }, f.data ? dir : 'embedded Fashion-MNIST subset');
+    }
     case 'omniglot': {
       const set = f.data ? loadOmniglotDir(String(f.data)) : loadOmniglotEmbedded();
       // The official layout: meta-train on images_background's alphabets, meta-test on images_evaluation's.
       const background = set.sets.find((s) => s.name === 'images_background');
       const evaluation = set.sets.find((s) => s.name === 'images_evaluation');
       const names = (s: { alphabets: [number, number] }) => set.alphabets.slice(s.alphabets[0], s.alphabets[1]);
-      const split = f.data && background && evaluation ? { train: names(background), test: names(evaluation) } : undefined;
+      const base = f.data && background && evaluation ? { train: names(background), test: names(evaluation) } : OMNIGLOT_EMBEDDED_SPLIT;
+      const val = String(f['val-alphabets'] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+      for (const a of val) {
+        if (!base.train.includes(a)) throw new InvalidOptionError(`--val-alphabets: ${a} is not a meta-train alphabet.`, `Choose from: ${base.train.join(', ')}.`);
+      }
+      const split = val.length ? withValidation(base, val) : base;
       return { kind: 'omniglot', set, ways: Number(f.ways), shots: Number(f.shots), queries: Number(f['query-shots']), split, name: f.data ? String(f.data) : 'embedded Omniglot (minimal background sets)' };
     }
     case 'linear': return { kind: 'linear', dim: Number(f.dim) };
@@ -218,12 +234,14 @@ async function train(args: string[]): Promise<void> {
     if (p.iteration - lastSaved >= checkpointEvery || p.iteration === p.endIteration) await save(p.iteration);
     const metrics = [
       p.train ? `loss ${p.train.loss.toFixed(3)}` : '',
-      lastEval ? `held-out ${pct(lastEval.accuracy)}` : '',
+      lastEval ? `${evalSplitName} ${pct(lastEval.accuracy)}` : '',
       lastEval?.attacked ? `${String(flags.attack)} ${pct(lastEval.attacked.accuracy)}` : '',
     ].filter(Boolean).join('  ');
     bar?.update(p.iteration, p.iterationsPerSecond, metrics);
   };
   const evalEvery = Number(flags['eval-every']);
+  // With a validation split, train's evaluations use it (evalSplit 'auto'): tuning never sees the test alphabets.
+  const evalSplitName = source.kind === 'omniglot' && source.split?.val?.length ? 'validation' : 'held-out';
   // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
   const can = capabilitiesOf(learner.options);
   const evalTasks = can.thetaPerTask ? can.models(learner.options) : Number(flags['eval-tasks']);
@@ -244,7 +262,7 @@ async function train(args: string[]): Promise<void> {
   };
   writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
-    (lastEval ? `; held-out accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
+    (lastEval ? `; ${evalSplitName} accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
     ` (${evalTasks} tasks, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
   learner.destroy();
@@ -268,7 +286,24 @@ export function writePlot(out: string): void {
 }
 
 async function evaluate(args: string[]): Promise<void> {
-  if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS)); return; }
+  // What the rows of the table are (--help).
+  const rows = `rows of the table:
+  <algorithm> (checkpoint)  the meta-learned initialisation, adapted on each task's support set with k inner steps
+  from scratch              the same network from its untrained initialisation (MLP: He init from the seed;
+                            logistic unit: zero), adapted with the same k steps and inner rate: no meta-learning
+  jointly trained           one model trained on the meta-train tasks without an inner loop, then adapted alike
+                            (not for N-way episodes, Omniglot's or Fashion-MNIST's: they relabel classes at random)
+  transfer                  (MLP on N-way episodes) one network of the checkpoint's widths and norm pretrained as
+                            a classifier over every meta-train class (Omniglot: characters × 4 rotations) by minibatch
+                            Adam; per task the body is frozen and a fresh zero N-way head is fitted to the
+                            support set by gradient descent; with the checkpoint's norm 'task' the support set,
+                            then the query set, is the normalisation set (transductive, like the meta-learned
+                            model).
+                            It takes no inner steps: one value for every column.
+  nearest neighbour         1-NN on the raw pixels of the support set: no training, no steps
+each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
+`;
+  if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS) + '\n' + rows); return; }
   const f = parseFlags(args, EVAL_FLAGS, 'eval');
   const ckpt = loadCheckpoint(String(f.checkpoint));
   const trained = ckpt.config.flags as FlagValues;
@@ -297,9 +332,12 @@ async function evaluate(args: string[]): Promise<void> {
     p.fill(0, 0, o.dim);
     zeros.setParams(p);
   }
-  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [mlp ? 'untrained init' : 'zero init', zeros]];
+  // From scratch: the same network from its untrained initialisation, adapted with the same steps and rate.
+  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [mlp ? 'from scratch (He init, same steps)' : 'from scratch (zero init, same steps)', zeros]];
   const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
-  if (jointIterations > 0 && can.adapt === 'all') {
+  // N-way Omniglot tasks relabel their classes at random: one jointly trained model has no fixed
+  // label-to-class map to learn, so that row is left out there.
+  if (jointIterations > 0 && can.adapt === 'all' && source.kind !== 'omniglot') {
     // The usual pretrained baseline: one model trained jointly on the meta-train tasks (no inner loop).
     const joint = await createLearner({ algorithm: 'maml', dim: o.dim, model: o.model, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
     process.stderr.write(`training the joint baseline for ${jointIterations} iterations…\n`);
@@ -328,11 +366,36 @@ async function evaluate(args: string[]): Promise<void> {
     console.log(`| ${name} | ${clean.join(' | ')} |`);
     if (attacked.length) console.log(`| ${name}, ${attack!.kind} | ${attacked.join(' | ')} |`);
   }
+  // The transfer baseline (MLP on Omniglot): pretrain over every meta-train class, fine-tune a fresh
+  // head per task; it takes no inner steps, so one value fills every column.
+  let transfer: Record<string, unknown> | undefined;
+  const transferIterations = Number(f['transfer-iterations']);
+  if (o.model.kind === 'mlp' && source.kind === 'omniglot' && transferIterations > 0) {
+    const set = omniglotTrainSet(source);
+    const pretrainOptions = { hidden: o.model.hidden, norm: o.model.norm === 'task', seed: o.seed, iterations: transferIterations, batch: Number(f['transfer-batch']), lr: Number(f['transfer-lr']) };
+    process.stderr.write(`pretraining the transfer baseline: ${[784, ...o.model.hidden, set.classes].join('-')} over ${set.classes} meta-train classes, ${transferIterations} Adam iterations of ${pretrainOptions.batch} images…\n`);
+    const pre = pretrainMlp(set, pretrainOptions);
+    const headLr = auto(f['transfer-head-lr']);
+    const attackParams = resolveAttack(attack, restored.options);
+    const t0 = performance.now();
+    const r = transferAccuracy(pre, heldOut, { ways: source.ways, steps: Number(f['transfer-steps']), lr: headLr, attack: attackParams });
+    const tail = (xs: Float64Array) => xs.slice(-Math.min(50, xs.length)).reduce((a, v) => a + v, 0) / Math.min(50, xs.length);
+    const name = `transfer (pretrained ${transferIterations} it, fresh head ${String(f['transfer-steps'])} steps)`;
+    console.log(`| ${name} | ${steps.map(() => withCi(r.accuracy)).join(' | ')} |`);
+    if (r.attacked) console.log(`| ${name}, ${attack!.kind} | ${steps.map(() => withCi(r.attacked!.accuracy)).join(' | ')} |`);
+    process.stderr.write(`transfer baseline: pretraining ${pre.seconds.toFixed(1)} s (minibatch loss ${pre.losses[0].toFixed(3)} → ${tail(pre.losses).toFixed(3)}, mean of the last 50), ` +
+      `fine-tuning and scoring ${((performance.now() - t0) / 1000).toFixed(1)} s; head rate ${headLr ?? `auto (mean ${r.lr.toPrecision(3)})`}, support loss after ${String(f['transfer-steps'])} steps ${r.supportLoss.toFixed(3)}\n`);
+    transfer = {
+      ...pretrainOptions, classes: set.classes, headSteps: Number(f['transfer-steps']), headLr: headLr ?? 'auto', meanHeadLr: r.lr,
+      pretrainSeconds: pre.seconds, pretrainLoss: { first: pre.losses[0], last50: tail(pre.losses) }, supportLoss: r.supportLoss,
+      transductive: pretrainOptions.norm, clean: r.accuracy, attacked: r.attacked?.accuracy,
+    };
+  }
   // No training and no steps: 1-nearest-neighbour on the raw inputs (the field's pixel baseline).
   const nn = nearestNeighbourAccuracy(heldOut);
   console.log(`| nearest neighbour (raw inputs, no steps) | ${steps.map(() => withCi(nn.accuracy)).join(' | ')} |`);
   const outFile = f.out === 'auto' ? path.join(path.dirname(String(f.checkpoint)), 'eval.json') : String(f.out);
-  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results, nearestNeighbour: nn.accuracy }, null, 2) + '\n');
+  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results, ...(transfer ? { transfer } : {}), nearestNeighbour: nn.accuracy }, null, 2) + '\n');
   console.log(`\nwrote ${outFile}`);
   for (const [, l] of models) l.destroy();
 }

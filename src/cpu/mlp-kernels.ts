@@ -5,6 +5,7 @@
 // one GPU invocation does; aliasing across elements (out overlapping an input) is the caller's bug on
 // both backends.
 import { ShapeError } from '../errors.js';
+import { TASK_NORM_EPS } from '../models/mlp.js';
 
 // ---------------------------------------------------------------------------------------------------
 // mlp-gemm
@@ -355,6 +356,127 @@ export function signStep(arrays: SignStepArrays, spec: SignStepSpec): void {
         const moved = f(cur + s * Math.sign(tape[g + d]));
         const delta = Math.min(Math.max(f(moved - x0), -eps), eps);
         adv[spec.advOff + row + d] = Math.min(Math.max(f(x0 + delta), lo), hi);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// mlp-task-norm
+
+export type TaskNormMode = 'forward' | 'backward' | 'r-forward' | 'r-backward';
+
+/**
+ * Per-task normalisation of a hidden layer over the `rows` rows of each task's set, per unit j < units
+ * (s = √(σ² + ε), J = (I − 11ᵀ/m − n nᵀ/m)/s; the math of src/cpu/mlp.ts's header). All arrays are in
+ * the tape: a rows × units array of task t at off + t·tapeTaskStride + r·units + j, a per-unit array
+ * (s, κ, ρ) at off + t·tapeTaskStride + j.
+ *   'forward':    in = z → out = n = (z − μ)/s, relu = a = max(n, 0); writes s.
+ *   'backward':   in = g (= ∂/∂n) → out = δ = J g; reads n, s; writes κ = mean(g n).
+ *   'r-forward':  in = R(z) → out = R(n) = J R(z), relu = R(a) = [n > 0] R(n); reads n, s; writes ρ = mean(n R(z)).
+ *   'r-backward': in = R(g) → out = R(δ) = J R(g) − (ρ/s) δ − (R(n) κ + n τ)/s, τ = s·mean(δ R(n)) + κ·mean(n R(n));
+ *                 reads n, s, κ, ρ, δ, R(n).
+ * `out` may equal `in`; every other array must not overlap an array the mode writes.
+ * @example forward of hidden layer l, n over z in place: { mode: 'forward', tasks, rows, units: h_l, tapeTaskStride,
+ *   inOff: z, outOff: z, reluOff: a, sOff: s }
+ */
+export interface TaskNormSpec {
+  mode: TaskNormMode;
+  tasks: number; rows: number; units: number;
+  tapeTaskStride: number;
+  inOff: number; outOff: number;
+  sOff: number;
+  reluOff?: number; nOff?: number; kappaOff?: number; rhoOff?: number; deltaOff?: number; rnOff?: number;
+}
+
+export interface TaskNormArrays { tape: Float32Array | Float64Array }
+
+/** The offsets each mode reads or writes beyond in, out and s. */
+const TASK_NORM_FIELDS: Record<TaskNormMode, (keyof TaskNormSpec)[]> = {
+  forward: ['reluOff'],
+  backward: ['nOff', 'kappaOff'],
+  'r-forward': ['reluOff', 'nOff', 'rhoOff'],
+  'r-backward': ['nOff', 'kappaOff', 'rhoOff', 'deltaOff', 'rnOff'],
+};
+
+export function checkTaskNormSpec(spec: TaskNormSpec): void {
+  const fields = TASK_NORM_FIELDS[spec.mode];
+  if (!fields) throw new ShapeError(`task-norm mode '${String(spec.mode)}' is unknown.`, "Use 'forward', 'backward', 'r-forward' or 'r-backward'.");
+  const counts = { tasks: spec.tasks, rows: spec.rows, units: spec.units, tapeTaskStride: spec.tapeTaskStride, inOff: spec.inOff, outOff: spec.outOff, sOff: spec.sOff };
+  for (const [name, n] of Object.entries(counts)) {
+    if (!isCount(n)) throw new ShapeError(`task-norm ${name} = ${n} is not a non-negative integer.`, 'Pass sizes and offsets as integers ≥ 0.');
+  }
+  for (const name of fields) {
+    const n = spec[name] as number | undefined;
+    if (n === undefined || !isCount(n)) {
+      throw new ShapeError(`task-norm mode '${spec.mode}' needs ${name}, got ${n}.`, `Mode '${spec.mode}' uses ${fields.join(', ')} besides inOff, outOff and sOff.`);
+    }
+  }
+}
+
+/** Twin of shaders/mlp-task-norm.wgsl: sums in float64, stores in the tape's precision. */
+export function taskNorm(arrays: TaskNormArrays, spec: TaskNormSpec): void {
+  checkTaskNormSpec(spec);
+  const { tape } = arrays;
+  const { rows: m, units: h } = spec;
+  if (m === 0) return;
+  for (let t = 0; t < spec.tasks; t++) {
+    const base = t * spec.tapeTaskStride;
+    for (let j = 0; j < h; j++) {
+      const x = spec.inOff + base + j;
+      const y = spec.outOff + base + j;
+      const unit = base + j;
+      if (spec.mode === 'forward') {
+        let mean = 0;
+        for (let r = 0; r < m; r++) mean += tape[x + r * h];
+        mean /= m;
+        let variance = 0;
+        for (let r = 0; r < m; r++) variance += (tape[x + r * h] - mean) ** 2;
+        const s = Math.sqrt(variance / m + TASK_NORM_EPS);
+        tape[spec.sOff + unit] = s;
+        const a = spec.reluOff! + base + j;
+        for (let r = 0; r < m; r++) {
+          const n = (tape[x + r * h] - mean) / s;
+          tape[y + r * h] = n;
+          tape[a + r * h] = n > 0 ? n : 0;
+        }
+        continue;
+      }
+      const s = tape[spec.sOff + unit];
+      const nAt = spec.nOff! + base + j;
+      let mean = 0;
+      let un = 0;
+      for (let r = 0; r < m; r++) {
+        mean += tape[x + r * h];
+        un += tape[x + r * h] * tape[nAt + r * h];
+      }
+      mean /= m;
+      un /= m;
+      if (spec.mode === 'backward' || spec.mode === 'r-forward') {
+        tape[(spec.mode === 'backward' ? spec.kappaOff! : spec.rhoOff!) + unit] = un;
+        for (let r = 0; r < m; r++) {
+          const n = tape[nAt + r * h];
+          const v = (tape[x + r * h] - mean - n * un) / s;
+          tape[y + r * h] = v;
+          if (spec.mode === 'r-forward') tape[spec.reluOff! + base + j + r * h] = n > 0 ? tape[y + r * h] : 0;
+        }
+        continue;
+      }
+      // r-backward
+      const kappa = tape[spec.kappaOff! + unit];
+      const rho = tape[spec.rhoOff! + unit];
+      const dAt = spec.deltaOff! + base + j;
+      const rnAt = spec.rnOff! + base + j;
+      let deltaRn = 0;
+      let nRn = 0;
+      for (let r = 0; r < m; r++) {
+        deltaRn += tape[dAt + r * h] * tape[rnAt + r * h];
+        nRn += tape[nAt + r * h] * tape[rnAt + r * h];
+      }
+      const tau = (s * deltaRn + kappa * nRn) / m;
+      for (let r = 0; r < m; r++) {
+        const n = tape[nAt + r * h];
+        tape[y + r * h] = (tape[x + r * h] - mean - n * un - rho * tape[dAt + r * h] - tape[rnAt + r * h] * kappa - n * tau) / s;
       }
     }
   }

@@ -16,6 +16,7 @@ import mlpSoftmax from '../../shaders/mlp-softmax.wgsl';
 import mlpVector from '../../shaders/mlp-vector.wgsl';
 import mlpNormClip from '../../shaders/mlp-norm-clip.wgsl';
 import mlpSignStep from '../../shaders/mlp-sign-step.wgsl';
+import mlpTaskNorm from '../../shaders/mlp-task-norm.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -30,6 +31,7 @@ export const SHADERS = {
   mlpVector,
   mlpNormClip,
   mlpSignStep,
+  mlpTaskNorm,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */

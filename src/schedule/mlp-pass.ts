@@ -12,13 +12,22 @@
 // the gradient of layer l is written, so a gradient may be accumulated in place into the very vector
 // whose weights it differentiates (AMP's ascent), and the direction of a Hessian-vector product may be
 // the meta-gradient buffer itself (order 2: v ← v − α H v).
+//
+// Per-task normalisation (layout.norm; math in src/cpu/mlp.ts): a hidden layer's gemm writes z without
+// the ReLU epilogue and mlp-task-norm writes n over z, with a = relu(n) and s per unit. Since Z's slot
+// then holds n, every mask that reads it (the backward's, the R-forward's) is [n > 0] as it must be. The
+// backward gemm writes g = ∂/∂n into δ's slot and the norm kernel turns it into δ = J g in place (κ kept);
+// likewise R(z) → R(n) (ρ kept) and R(g) → R(δ). Without norm none of this is recorded and the tape
+// layout is unchanged (the norm slots come after a section's p).
 import type { MlpLayout } from '../models/mlp.js';
 import { GemmKernel, SRC, dummyBuffer, type GemmSpec, type Operand } from '../kernels/mlp-gemm.js';
 import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
 import { VectorKernel } from '../kernels/mlp-vector.js';
 import { NormClipKernel } from '../kernels/mlp-norm-clip.js';
 import { SignStepKernel } from '../kernels/mlp-sign-step.js';
+import { TaskNormKernel } from '../kernels/mlp-task-norm.js';
 import type { BoundDispatch } from '../gpu/resources.js';
+import type { TaskNormSpec } from '../cpu/mlp-kernels.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { PerturbParams } from '../cpu/maml-task.js';
 
@@ -42,15 +51,18 @@ export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number)
   return tapeLayout(layout, rows, sections).floats;
 }
 
-interface Section { z: number[]; a: number[]; d: number[]; p: number }
+/** Offsets of one section's arrays, index l = 1 … L. With normalisation, Z holds n (R section: R(n))
+ * after the norm kernel, and the per-unit arrays of hidden layers l < L are allocated: s and κ in primal
+ * sections, ρ in the R section (empty otherwise). */
+interface Section { z: number[]; a: number[]; d: number[]; p: number; s: number[]; kappa: number[]; rho: number[] }
 
 /** Offsets (per task, in floats) of the tape's arrays; index l = 1 … L (index 0 unused). */
 function tapeLayout(layout: MlpLayout, rows: number, sections: number) {
   let off = 0;
   const take = (n: number) => { const o = off; off += n; return o; };
   const L = layout.layers.length;
-  const section = (): Section => {
-    const s: Section = { z: [0], a: [0], d: [0], p: 0 };
+  const section = (kind: 'primal' | 'r'): Section => {
+    const s: Section = { z: [0], a: [0], d: [0], p: 0, s: [], kappa: [], rho: [] };
     for (let l = 1; l <= L; l++) {
       const w = layout.widths[l];
       s.z.push(take(rows * w));
@@ -58,10 +70,22 @@ function tapeLayout(layout: MlpLayout, rows: number, sections: number) {
       s.d.push(take(rows * w));
     }
     s.p = take(rows * layout.classes);
+    // After p, so that a tape without normalisation keeps its layout.
+    if (layout.norm) {
+      for (let l = 1; l < L; l++) {
+        const w = layout.widths[l];
+        if (kind === 'primal') {
+          s.s[l] = take(w);
+          s.kappa[l] = take(w);
+        } else {
+          s.rho[l] = take(w);
+        }
+      }
+    }
     return s;
   };
-  const primal = Array.from({ length: sections }, section);
-  const r = section();  // R(Z), R(A), R(δ) of the Hessian-vector product
+  const primal = Array.from({ length: sections }, () => section('primal'));
+  const r = section('r');  // R(Z), R(A), R(δ) of the Hessian-vector product
   const inputGrad = take(rows * Math.max(layout.dim, layout.context));
   return { primal, r, inputGrad, floats: off + (off % 4 === 0 ? 0 : 4 - (off % 4)) };
 }
@@ -99,6 +123,7 @@ export class MlpPass {
   private readonly vectorKernel: VectorKernel;
   private readonly normClipKernel: NormClipKernel;
   private readonly signStepKernel: SignStepKernel;
+  private readonly taskNormKernel: TaskNormKernel;
   /** Per-task floats of the tape, and its sections. */
   readonly tapeFloats: number;
   private readonly tape: ReturnType<typeof tapeLayout>;
@@ -123,6 +148,7 @@ export class MlpPass {
     this.vectorKernel = new VectorKernel(device);
     this.normClipKernel = new NormClipKernel(device);
     this.signStepKernel = new SignStepKernel(device);
+    this.taskNormKernel = new TaskNormKernel(device);
     this.tape = tapeLayout(layout, rows, sections);
     this.tapeFloats = this.tape.floats;
     this.V = layout.vector;
@@ -216,6 +242,7 @@ export class MlpPass {
       const w = layout.widths[l];
       const first = l === 1;
       const context = first && layout.context > 0;
+      const norm = layout.norm && l < L;
       out.push(this.gemm(rows.buffer, {
         M: rows.rows, N: w,
         K1: first ? layout.dim : layout.widths[l - 1],
@@ -228,10 +255,22 @@ export class MlpPass {
         bias1: this.biasOf(P, l),
         mode: 'write', scale: 1,
         out: this.tapeRef(sec.z[l], w),
-        out2: l < L ? this.tapeRef(sec.a[l], w) : undefined,
+        // With normalisation the ReLU acts on n, not z: the norm kernel writes A.
+        out2: l < L && !norm ? this.tapeRef(sec.a[l], w) : undefined,
       }, `${what}.forward${l}`));
+      if (norm) {
+        out.push(this.norm(rows, {
+          mode: 'forward', units: w, inOff: sec.z[l], outOff: sec.z[l], reluOff: sec.a[l], sOff: sec.s[l],
+        }, `${what}.forward${l}`));
+      }
     }
     return out;
+  }
+
+  /** The norm kernel over the tape for one set's rows (spec without the per-chunk fields). */
+  private norm(rows: Rows, spec: Omit<TaskNormSpec, 'tasks' | 'rows' | 'tapeTaskStride'>, what: string): BoundDispatch {
+    return this.taskNormKernel.bind({ tape: this.buffers.tape }, { ...spec, tasks: this.tasks, rows: rows.rows, tapeTaskStride: this.tapeFloats },
+      `${this.label}.${what}.norm`);
   }
 
   /** Softmax cross-entropy of the logits of section `sec`: δ_L = scale·(p − onehot), optional stats. */
@@ -244,15 +283,23 @@ export class MlpPass {
     }, `${this.label}.${what}.softmax`);
   }
 
-  /** δ_{l−1} = (δ_l·W_lᵀ) ⊙ relu'(Z_{l−1}) at parameters P (l ≥ 2). */
-  private backDelta(P: Params, rows: Rows, sec: Section, l: number, what: string): BoundDispatch {
+  /** δ_{l−1} = (δ_l·W_lᵀ) ⊙ relu'(Z_{l−1}) at parameters P (l ≥ 2); with normalisation that product
+   * is g = ∂/∂n (masked by [n > 0], n in Z's slot) and δ_{l−1} = J g. */
+  private backDelta(P: Params, rows: Rows, sec: Section, l: number, what: string): BoundDispatch[] {
     const { layout } = this;
-    return this.gemm(rows.buffer, {
-      M: rows.rows, N: layout.widths[l - 1], K1: layout.widths[l],
+    const w = layout.widths[l - 1];
+    const out = [this.gemm(rows.buffer, {
+      M: rows.rows, N: w, K1: layout.widths[l],
       A1: this.tapeRef(sec.d[l], layout.widths[l]), B1: this.weightsT(P, l),
-      mask: this.tapeRef(sec.z[l - 1], layout.widths[l - 1]),
-      mode: 'write', scale: 1, out: this.tapeRef(sec.d[l - 1], layout.widths[l - 1]),
-    }, `${what}.delta${l - 1}`);
+      mask: this.tapeRef(sec.z[l - 1], w),
+      mode: 'write', scale: 1, out: this.tapeRef(sec.d[l - 1], w),
+    }, `${what}.delta${l - 1}`)];
+    if (layout.norm) {
+      out.push(this.norm(rows, {
+        mode: 'backward', units: w, inOff: sec.d[l - 1], outOff: sec.d[l - 1], nOff: sec.z[l - 1], sOff: sec.s[l - 1], kappaOff: sec.kappa[l - 1],
+      }, `${what}.delta${l - 1}`));
+    }
+    return out;
   }
 
   /** G (+)= scale·(∂L/∂W_l, ∂L/∂b_l) from the tape of `sec` (A_{l−1}ᵀ·δ_l and 1ᵀ·δ_l). */
@@ -315,7 +362,7 @@ export class MlpPass {
     const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what)];
     for (let l = L; l >= 1; l--) {
       // δ_{l−1} first: it reads W_l, which the gradient of layer l may overwrite in place.
-      if (l > 1) out.push(this.backDelta(P, rows, sec, l, what));
+      if (l > 1) out.push(...this.backDelta(P, rows, sec, l, what));
       if (adapt === 'all') out.push(...this.layerGrad(P, rows, sec, l, G, mode, scale, what, from));
     }
     if (this.layout.context > 0) {
@@ -336,11 +383,13 @@ export class MlpPass {
     const R = this.tape.r;
     const withV = adapt === 'all';
     const out: BoundDispatch[] = [];
-    // R-forward: R(Z_l) = R(A_{l−1})·W_l + A_{l−1}·V_l + c_l; R(A_l) = R(Z_l) ⊙ relu'(Z_l).
+    // R-forward: R(Z_l) = R(A_{l−1})·W_l + A_{l−1}·V_l + c_l; R(A_l) = R(Z_l) ⊙ relu'(Z_l). With
+    // normalisation the norm kernel makes R(n) = J R(Z_l) over R(Z_l) and R(A_l) = [n > 0] R(n).
     for (let l = 1; l <= L; l++) {
       const w = layout.widths[l];
       const prev = layout.widths[l - 1];
-      const mask = l < L ? { out2: this.tapeRef(R.a[l], w), out2Mask: this.tapeRef(sec.z[l], w) } : {};
+      const norm = layout.norm && l < L;
+      const mask = l < L && !norm ? { out2: this.tapeRef(R.a[l], w), out2Mask: this.tapeRef(sec.z[l], w) } : {};
       if (l === 1) {
         if (withV) {
           out.push(this.gemm(rows.buffer, {
@@ -362,6 +411,11 @@ export class MlpPass {
           mode: 'write', scale: 1, out: this.tapeRef(R.z[l], w), ...mask,
         }, `${what}.Rforward${l}`));
       }
+      if (norm) {
+        out.push(this.norm(rows, {
+          mode: 'r-forward', units: w, inOff: R.z[l], outOff: R.z[l], reluOff: R.a[l], nOff: sec.z[l], sOff: sec.s[l], rhoOff: R.rho[l],
+        }, `${what}.Rforward${l}`));
+      }
     }
     // R(δ_L) = (diag p − p pᵀ)·R(Z_L) / rows.
     out.push(this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: dummyBuffer(this.device, 2) }, {
@@ -380,6 +434,14 @@ export class MlpPass {
           K2: withV ? w : 0, A2: withV ? this.tapeRef(sec.d[l], w) : undefined, B2: withV ? this.weightsT(dir, l) : undefined,
           mask: this.tapeRef(sec.z[l - 1], prev), mode: 'write', scale: 1, out: this.tapeRef(R.d[l - 1], prev),
         }, `${what}.Rdelta${l - 1}`));
+        if (layout.norm) {
+          // That product is R(g); R(δ_{l−1}) = J R(g) − (ρ/s) δ − (R(n) κ + n τ)/s, R(n) in R(Z)'s slot.
+          const k = l - 1;
+          out.push(this.norm(rows, {
+            mode: 'r-backward', units: prev, inOff: R.d[k], outOff: R.d[k], nOff: sec.z[k], sOff: sec.s[k], kappaOff: sec.kappa[k],
+            rhoOff: R.rho[k], deltaOff: sec.d[k], rnOff: R.z[k],
+          }, `${what}.Rdelta${k}`));
+        }
       }
       // (Hv)_{W_l} = R(A_{l−1})ᵀ·δ_l + A_{l−1}ᵀ·R(δ_l)   (R(A_0) = 0 for the data columns)
       const Aprev: Ref = l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(sec.a[l - 1], prev), strideI: 1, strideJ: prev };
@@ -491,7 +553,7 @@ export class MlpPass {
       const current: Rows = { ...clean, buffer: k === 0 ? clean.buffer : adv };
       // Per-row gradients (scale 1): only their signs are used.
       out.push(...this.forward(P, current, sec, `attack${k}`), this.loss(current, sec, 1, null, `attack${k}`));
-      for (let l = L; l >= 2; l--) out.push(this.backDelta(P, current, sec, l, `attack${k}`));
+      for (let l = L; l >= 2; l--) out.push(...this.backDelta(P, current, sec, l, `attack${k}`));
       out.push(this.gemm(current.buffer, {
         M: current.rows, N: layout.dim, K1: layout.widths[1], A1: this.tapeRef(sec.d[1], layout.widths[1]), B1: this.weightsT(P, 1),
         mode: 'write', scale: 1, out: this.tapeRef(this.tape.inputGrad, layout.dim),
