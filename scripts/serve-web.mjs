@@ -1,5 +1,6 @@
-// A tiny static server for the demo pages: web/ at /, the embedded data set at /data/. Only files
-// inside those two folders are served. Usage: node scripts/serve-web.mjs [port] (default 8080; 0 = any).
+// A tiny static server for the demo pages: web/ at / (the data sets the pages load are in web/dist/data,
+// copied there by scripts/build-web.mjs), and the repository's data/ at /data/. Only files inside those
+// two folders are served. Usage: node scripts/serve-web.mjs [port] (default 8080; 0 = any).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

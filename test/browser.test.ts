@@ -1,7 +1,8 @@
 // The demo pages in a real browser: Debian's headless Chromium with WebGPU on SwiftShader (flags of
 // shared/SOFTWARE-GPU.md), driven by puppeteer-core, pages served by scripts/serve-web.mjs. Each page
 // must load with no console error and no uncaught exception, run on WebGPU (not the CPU fallback), and
-// do its job: training lowers the loss and draws the chart; attacks stay within ε. Screenshots go to
+// do its job: training an MLP on Omniglot lowers the loss, draws the chart and reports held-out accuracy;
+// adaptation shows the support set and judged query images; attacks stay within ε. Screenshots go to
 // test-output/ (README shows them). METAGRAD_BROWSER=/path/to/chromium overrides the browser.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -64,52 +65,87 @@ async function open(name: string, query = ''): Promise<{ page: Page; problems: s
   return { page, problems };
 }
 
-test('train page: a short training lowers the loss and draws the chart, on WebGPU', async () => {
+test('train page: CAML with per-task norm is refused in the error box; MAML trains an MLP on Omniglot, on WebGPU', async () => {
   const { page, problems } = await open('train');
-  await page.select('#source', 'linear');
-  await page.$eval('#iterations', (el) => { (el as HTMLInputElement).value = '60'; });
-  await page.$eval('#evalEvery', (el) => { (el as HTMLInputElement).value = '30'; });
-  await page.$eval('#outerLr', (el) => { (el as HTMLInputElement).value = '0.02'; });
+  // Defaults: the MLP with per-task norm on 5-way 1-shot Omniglot. CAML cannot adapt through that norm.
+  assert.is(await page.$eval('#source', (el) => (el as HTMLSelectElement).value), 'omniglot');
+  assert.is(await page.$eval('#model', (el) => (el as HTMLSelectElement).value), 'mlp');
+  await page.select('#algorithm', 'caml');
   await page.click('#start');
-  await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 240_000 });
-  const s = await page.evaluate('({ losses: window.__metagrad.losses, evals: window.__metagrad.evals, points: window.__metagrad.chartPoints(), errors: window.__metagrad.errors })') as { losses: number[]; evals: number[]; points: number; errors: string[] };
-  assert.equal(s.errors, []);
-  assert.is(s.losses.length, 6, 'a loss every 10 iterations');
+  await page.waitForFunction('window.__metagrad.errors.length > 0', { timeout: 60_000 });
+  assert.match(await page.$eval('#errors', (el) => el.textContent ?? ''), /CAML with norm: 'task' cannot adapt/);
+  assert.is(await page.$eval('#start', (el) => (el as HTMLButtonElement).disabled), false, 'the page is usable after the refusal');
+  const refused = (await page.evaluate('window.__metagrad.errors') as string[]).length;
+
+  await page.select('#algorithm', 'maml');  // resets, and clears the error box
+  assert.is(await page.$eval('#errors', (el) => (el as HTMLElement).hidden), true);
+  const set = (id: string, v: string) => page.$eval(`#${id}`, (el, value) => { (el as HTMLInputElement).value = value; }, v);
+  await set('hidden', '32,32');
+  await page.select('#order', '1');
+  await set('iterations', '30');
+  await set('evalEvery', '30');
+  await set('evalTasks', '20');
+  await set('tasks', '8');
+  await set('outerLr', '0.005');
+  await page.click('#start');
+  await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > ' + refused, { timeout: 240_000 });
+  const s = await page.evaluate('({ losses: window.__metagrad.losses, evals: window.__metagrad.evals, points: window.__metagrad.chartPoints(), errors: window.__metagrad.errors, model: window.__metagrad.model, source: window.__metagrad.source })') as { losses: number[]; evals: number[]; points: number; errors: string[]; model: unknown; source: string };
+  assert.is(s.errors.length, refused, `no new error: ${s.errors.slice(refused).join('; ')}`);
+  assert.equal(s.model, { kind: 'mlp', hidden: [32, 32], classes: 5, norm: 'task' });
+  assert.is(s.source, 'omniglot');
+  assert.is(s.losses.length, 3, 'a loss every 10 iterations');
+  assert.ok(s.losses.every((l) => Number.isFinite(l) && l > 0), `losses ${s.losses}`);
   assert.ok(s.losses[s.losses.length - 1] < s.losses[0], `loss went down: ${s.losses.map((l) => l.toFixed(3)).join(' → ')}`);
-  assert.is(s.evals.length, 2);
-  assert.ok(s.points >= 10, `the chart drew ${s.points} points`);
-  assert.ok(await page.$$eval('#chart circle', (c) => c.length) >= 10, 'points are in the SVG');
+  assert.is(s.evals.length, 1);
+  assert.ok(s.evals[0] > 0 && s.evals[0] <= 1, `held-out accuracy ${s.evals[0]}`);
+  assert.match(await page.$eval('#heldout', (el) => el.textContent ?? ''), /held-out: \d+\.\d% ± \d+\.\d% clean, \d+\.\d% under FGSM \(20 5-way 1-shot tasks of the held-out alphabets/);
+  assert.ok(s.points >= 5, `the chart drew ${s.points} points`);
+  assert.ok(await page.$$eval('#chart circle', (c) => c.length) >= 5, 'points are in the SVG');
   await page.screenshot({ path: path.join(OUT, 'train.png') });
   assert.equal(problems, []);
   await page.close();
 });
 
-test('adapt page: a held-out task, adapted step by step from both initialisations', async () => {
-  const { page, problems } = await open('adapt', '?iterations=40');
-  await page.click('#step');
+test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML and from scratch', async () => {
+  const { page, problems } = await open('adapt', '?iterations=20&tasks=8&hidden=32,32');
+  assert.is(await page.$$eval('#support canvas', (c) => c.length), 5, 'five support images, one per class');
+  assert.equal(await page.$$eval('#support figcaption', (c) => c.map((e) => e.textContent).sort()), ['class 0', 'class 1', 'class 2', 'class 3', 'class 4']);
+  for (const steps of [1, 5]) {
+    await page.click(steps === 1 ? '#step' : `#steps button[data-steps="${steps}"]`);
+    await page.waitForFunction(`window.__metagrad.steps === ${steps}`, { timeout: 60_000 });
+    const s = await page.evaluate('({ accuracy: window.__metagrad.accuracy, agree: window.__metagrad.agree, errors: window.__metagrad.errors })') as { accuracy: Record<string, number>; agree: Record<string, boolean>; errors: string[] };
+    assert.equal(s.errors, []);
+    for (const name of ['meta', 'scratch']) {
+      assert.ok(s.accuracy[name] >= 0 && s.accuracy[name] <= 1, `${name} accuracy ${s.accuracy[name]}`);
+      assert.ok(s.agree[name], `${name}: the page's predictions agree with the library's accuracy`);
+      assert.is(await page.$$eval(`#${name}-query figure.right, #${name}-query figure.wrong`, (c) => c.length), 10, `${name}: ten judged query images`);
+      assert.match(await page.$eval(`#${name}-acc`, (el) => el.textContent ?? ''), /query accuracy \d+\.\d% \(\d+ of 10/);
+    }
+  }
+  await page.click('#steps button[data-steps="1"]');
   await page.waitForFunction('window.__metagrad.steps === 1', { timeout: 60_000 });
-  const acc = await page.evaluate('window.__metagrad.accuracy') as Record<string, number>;
-  assert.ok(acc.meta >= 0 && acc.meta <= 1 && acc.zero >= 0 && acc.zero <= 1, `accuracies ${JSON.stringify(acc)}`);
-  assert.is(await page.$$eval('#support canvas', (c) => c.length), 10, 'ten support images');
-  assert.is(await page.$$eval('#meta-query figure.right, #meta-query figure.wrong', (c) => c.length), 10, 'ten judged query images');
   await page.screenshot({ path: path.join(OUT, 'adapt.png'), fullPage: true });
   assert.equal(problems, []);
   await page.close();
 });
 
-test('attack page: FGSM and PGD perturbations stay within ε, for MAML and ADML', async () => {
-  const { page, problems } = await open('attack', '?iterations=40');
+test('attack page: FGSM and PGD on Omniglot queries stay within ε; MAML and ADML accuracies, clean and attacked', async () => {
+  const { page, problems } = await open('attack', '?iterations=20&tasks=8&hidden=32,32');
   for (const [kind, epsilon] of [['fgsm', '0.05'], ['pgd', '0.2']] as const) {
     await page.select('#kind', kind);
     await page.$eval('#epsilon', (el, v) => { (el as HTMLInputElement).value = v; el.dispatchEvent(new Event('input')); }, epsilon);
     // The page re-adapts and re-attacks on the GPU; wait for the render of these settings.
     await page.waitForFunction(`window.__metagrad.kind === '${kind}' && window.__metagrad.epsilon === ${Number(epsilon)}`, { timeout: 60_000 });
-    const s = await page.evaluate('({ kind: window.__metagrad.kind, epsilon: window.__metagrad.epsilon, maxDelta: window.__metagrad.maxDelta })') as { kind: string; epsilon: number; maxDelta: Record<string, number> };
+    const s = await page.evaluate('({ kind: window.__metagrad.kind, epsilon: window.__metagrad.epsilon, maxDelta: window.__metagrad.maxDelta, accuracy: window.__metagrad.accuracy })') as { kind: string; epsilon: number; maxDelta: Record<string, number>; accuracy: Record<string, { clean: number; attacked: number }> };
     assert.is(s.kind, kind);
     assert.is(s.epsilon, Number(epsilon));
     for (const model of ['maml', 'adml']) {
       assert.ok(s.maxDelta[model] <= s.epsilon + 1e-6, `${kind} ${model}: max |δ| = ${s.maxDelta[model]} ≤ ε = ${s.epsilon}`);
       assert.ok(s.maxDelta[model] > 0, `${kind} ${model}: the attack moved the image`);
+      const a = s.accuracy[model];
+      assert.ok(a.clean >= 0 && a.clean <= 1 && a.attacked >= 0 && a.attacked <= 1, `${model} accuracies ${JSON.stringify(a)}`);
+      assert.match(await page.$eval(`#${model}-acc`, (el) => el.textContent ?? ''), new RegExp(`\\d+\\.\\d% clean → \\d+\\.\\d% under ${kind.toUpperCase()}`));
+      assert.match(await page.$eval(`#${model}-probs`, (el) => el.textContent ?? ''), /p\(true class \d\) \d\.\d{3} → \d\.\d{3}/);
     }
   }
   await page.select('#kind', 'fgsm');
@@ -133,6 +169,7 @@ test('no WebGPU in the browser: the page says so and trains on the CPU backend',
   assert.is(backend.kind, 'cpu');
   assert.match(await page.$eval('#backend', (el) => el.textContent ?? ''), /No WebGPU in this browser — running on metagrad's CPU backend/);
   await page.select('#source', 'linear');
+  await page.select('#model', 'logistic');
   await page.$eval('#iterations', (el) => { (el as HTMLInputElement).value = '20'; });
   await page.click('#start');
   await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 60_000 });

@@ -1,88 +1,111 @@
-// Adapt page: one held-out Fashion-MNIST task (classes 6–9). Its support images, then adaptation step
-// by step from the meta-learned initialisation and from a zero initialisation, with the query
-// predictions and accuracy after each step, from learner.adapt() (WebGPU when present): the adapted
-// parameters it returns give each query image's probability.
-import { sigmoid } from '../../src/cpu/logistic.js';
+// Adapt page: one 5-way 1-shot Omniglot task from the held-out alphabets (Sanskrit, Tagalog). Its support
+// images (one per class, labelled), then adaptation step by step (0 … 5 inner steps) of the same MLP
+// from its meta-learned initialisation (MAML, trained on this page) and from scratch (its untrained
+// He initialisation), with each query image's predicted label and the query accuracy. learner.adapt()
+// adapts on the GPU when there is one and returns the adapted parameters; the per-row predictions are a
+// small forward pass of those parameters (mlpProbs in common.ts), which must agree with the library's
+// accuracy (state.agree).
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
-import type { CheckedBatch } from '../../src/types.js';
-import { FASHION_CLASSES } from '../../src/tasks/source.js';
-import { $, drawImage, loadFashion, makeLearner, percent, probeBackend, setupPage, showError, state } from './common.js';
+import { mlpLayout } from '../../src/models/mlp.js';
+import type { CheckedBatch, MlpModelSpec } from '../../src/types.js';
+import { $, argmaxRows, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
 
 setupPage('adapt', 'Adapt');
-const D = 785;
-const SHOTS = 10;
-const LR = 0.5;
+const params = new URLSearchParams(location.search);
+const WAYS = 5;
+const QUERIES = 2;            // query images per class on the shown task
+const D = 784;
+const LR = 0.4;
+const MAX_STEPS = 5;
+const HIDDEN = (params.get('hidden') ?? '64,64').split(',').map(Number);
+const MODEL: MlpModelSpec = { kind: 'mlp', hidden: HIDDEN, classes: WAYS, norm: 'task' };
+const layout = mlpLayout(D, MODEL.hidden, WAYS, 0, true);
 let meta: Learner;
-let zero: Learner;
+let scratch: Learner;
 let task: CheckedBatch;
 let taskIndex = 0;
 let steps = 0;
+let latest = 0;
 
-function gallery(host: HTMLElement, x: Float32Array, y: Float32Array, rows: number, probs?: Float32Array): void {
+function gallery(host: HTMLElement, x: Float32Array, labels: ArrayLike<number>, rows: number, predicted?: number[], probs?: Float64Array): void {
   host.innerHTML = '';
   for (let r = 0; r < rows; r++) {
     const figure = document.createElement('figure');
     const canvas = document.createElement('canvas');
-    drawImage(canvas, x.subarray(r * D, r * D + 784));
+    drawImage(canvas, x.subarray(r * D, (r + 1) * D));
     figure.append(canvas);
     const caption = document.createElement('figcaption');
-    if (probs) {
-      const right = (probs[r] >= 0.5 ? 1 : 0) === y[r];
+    if (predicted && probs) {
+      const right = predicted[r] === labels[r];
       figure.className = right ? 'right' : 'wrong';
-      caption.textContent = `y=${y[r]} p=${probs[r].toFixed(2)}`;
+      caption.textContent = `y=${labels[r]} → ${predicted[r]} ${right ? '✓' : '✗'} (${probs[r * WAYS + predicted[r]].toFixed(2)})`;
     } else {
-      caption.textContent = `y=${y[r]}`;
+      caption.textContent = `class ${labels[r]}`;
     }
     figure.append(caption);
     host.append(figure);
   }
 }
 
-function queryProbs(theta: Float32Array): Float32Array {
-  return Float32Array.from({ length: SHOTS }, (_, r) => {
-    let a = 0;
-    for (let d = 0; d < D; d++) a += task.queryX[r * D + d] * theta[d];
-    return sigmoid(a);
-  });
-}
-
 async function show(): Promise<void> {
+  const mine = ++latest;
   $('step-count').textContent = `${steps} inner step${steps === 1 ? '' : 's'} of α = ${LR}`;
-  const results: Record<string, number> = {};
-  for (const [name, learner] of [['meta', meta], ['zero', zero]] as const) {
-    const r = await learner.adapt(task, { steps, lr: LR });
-    gallery($(`${name}-query`), task.queryX, task.queryY, SHOTS, queryProbs(r.adapted));
-    results[name] = r.accuracy;
-    $(`${name}-acc`).textContent = `query accuracy ${percent(r.accuracy)} (loss ${r.loss.toFixed(3)})`;
+  document.querySelectorAll<HTMLButtonElement>('#steps button').forEach((b) => b.classList.toggle('here', Number(b.dataset.steps) === steps));
+  const results = await Promise.all([meta, scratch].map((learner) => learner.adapt(task, { steps, lr: LR })));
+  if (mine !== latest) return;
+  const accuracy: Record<string, number> = {};
+  const agree: Record<string, boolean> = {};
+  const rows = WAYS * QUERIES;
+  for (const [i, name] of (['meta', 'scratch'] as const).entries()) {
+    const r = results[i];
+    const probs = mlpProbs(layout, r.adapted, task.queryX, rows);
+    const predicted = argmaxRows(probs, WAYS);
+    gallery($(`${name}-query`), task.queryX, task.queryY, rows, predicted, probs);
+    const hits = predicted.filter((p, row) => p === task.queryY[row]).length;
+    accuracy[name] = r.accuracy;
+    agree[name] = Math.abs(hits / rows - r.accuracy) < 1e-6;
+    $(`${name}-acc`).textContent = `query accuracy ${percent(r.accuracy)} (${hits} of ${rows}; loss ${r.loss.toFixed(3)})`;
   }
-  state.accuracy = results;
+  state.accuracy = accuracy;
+  state.agree = agree;
+  state.queries = rows;
   state.steps = steps;
 }
 
 async function newTask(): Promise<void> {
-  const source = await loadFashion();
-  task = sampleTasks(source, { tasks: 1, supportShots: SHOTS, queryShots: SHOTS }, 7, taskIndex, 'test');
+  const source = await omniglotSource(WAYS, 1, QUERIES);
+  task = sampleTasks(source, { tasks: 1, supportShots: WAYS, queryShots: WAYS * QUERIES }, 7, taskIndex, 'test');
   steps = 0;
-  $('task-title').textContent = `held-out task #${taskIndex}: two held-out classes, which one is labelled 1 drawn per task`;
-  gallery($('support'), task.supportX, task.supportY, SHOTS);
+  $('task-title').textContent = `held-out task #${taskIndex}: ${WAYS} characters of the held-out alphabets (Sanskrit, Tagalog), labelled 0–${WAYS - 1} at random; one support image each`;
+  gallery($('support'), task.supportX, task.supportY, WAYS);
   await show();
 }
 
 async function init(): Promise<void> {
   await probeBackend();
-  const source = await loadFashion();
-  meta = await makeLearner({ algorithm: 'maml', dim: D, innerLr: LR, outerLr: 0.0003, order: 2, optimizer: 'adam', seed: 1 });
-  zero = await makeLearner({ dim: D, initScale: 0, innerLr: LR });
-  const iterations = Number(new URLSearchParams(location.search).get('iterations') ?? 300);
-  $('status').textContent = `meta-training MAML on classes 0–5 (${iterations} iterations)…`;
-  const p = await meta.train({ source, iterations, tasksPerBatch: 32, supportShots: SHOTS, queryShots: SHOTS });
-  $('status').textContent = `MAML meta-trained: ${iterations} iterations in ${p.elapsedSeconds.toFixed(1)} s. Class names: ${FASHION_CLASSES.slice(6).join(', ')} are held out.`;
+  $('status').textContent = 'loading the embedded Omniglot set…';
+  const train = await omniglotSource(WAYS, 1, 5);
+  const common = { dim: D, model: MODEL, innerLr: LR, seed: 1 } as const;
+  meta = await makeLearner({ ...common, algorithm: 'maml', outerLr: 0.002, order: 1, optimizer: 'adam' });
+  scratch = await makeLearner({ ...common, algorithm: 'maml' });   // never trained: its He initialisation (same seed)
+  const iterations = Number(params.get('iterations') ?? 300);
+  const tasks = Number(params.get('tasks') ?? 16);
+  const net = `784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm`;
+  $('status').textContent = `meta-training MAML (first order) on 5-way 1-shot episodes of the meta-train alphabets: ${net}, ${iterations} iterations of ${tasks} tasks…`;
+  const p = await meta.train({ source: train, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5 });
+  $('status').textContent = `MAML meta-trained: ${net}, ${iterations} iterations of ${tasks} tasks in ${p.elapsedSeconds.toFixed(1)} s. The network from scratch is the same one before training (He initialisation, seed 1).`;
   await newTask();
   state.ready = true;
 }
 
-$('step').addEventListener('click', () => { steps++; show().catch(showError); });
-$('restart').addEventListener('click', () => { steps = 0; show().catch(showError); });
+for (let k = 0; k <= MAX_STEPS; k++) {
+  const b = document.createElement('button');
+  b.textContent = String(k);
+  b.dataset.steps = String(k);
+  b.addEventListener('click', () => { steps = k; show().catch(showError); });
+  $('steps').append(b);
+}
+$('step').addEventListener('click', () => { steps = Math.min(steps + 1, 100); show().catch(showError); });
 $('next').addEventListener('click', () => { taskIndex++; newTask().catch(showError); });
 init().catch(showError);

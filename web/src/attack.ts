@@ -1,23 +1,31 @@
-// Attack page: a held-out image, its FGSM / PGD perturbation (ε slider) and the adversarial image,
-// with the probability of the true label before and after, for a MAML and an ADML model side by side.
-// Both are meta-trained here, then learner.adapt() adapts each on the image's task and attacks the
-// query rows white-box, against that model's own adapted parameters, on the GPU when there is one.
-import { sigmoid } from '../../src/cpu/logistic.js';
+// Attack page: the MLP under FGSM / PGD (ε slider), MAML vs ADML side by side on the query images of a
+// 5-way Omniglot task from the held-out alphabets. Both are meta-trained here (same net, same seed), then
+// learner.adapt() adapts each on the task's support set and attacks its query rows white-box, against that
+// model's own adapted parameters, on the GPU when there is one. Shown: one query image, its perturbation
+// and the adversarial image, the probability of its true label before and after, and each model's clean
+// and attacked accuracy on the task's queries.
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
-import type { AdmlOptions, Batch, MamlOptions } from '../../src/types.js';
-import { $, drawImage, loadFashion, makeLearner, probeBackend, setupPage, showError, state } from './common.js';
+import { mlpLayout } from '../../src/models/mlp.js';
+import type { AdmlOptions, CheckedBatch, MamlOptions, MlpModelSpec } from '../../src/types.js';
+import { $, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
 
 setupPage('attack', 'Attack');
-const D = 785;
-const SHOTS = 10;
-const LR = 0.5;
+const params = new URLSearchParams(location.search);
+const WAYS = 5;
+const QUERIES = 2;
+const ROWS = WAYS * QUERIES;
+const D = 784;
+const LR = 0.4;
+const STEPS = 1;
+const HIDDEN = (params.get('hidden') ?? '64,64').split(',').map(Number);
+const MODEL: MlpModelSpec = { kind: 'mlp', hidden: HIDDEN, classes: WAYS, norm: 'task' };
+const layout = mlpLayout(D, MODEL.hidden, WAYS, 0, true);
+const NAMES = ['maml', 'adml'] as const;
 const models: Record<string, Learner> = {};
-let task: Batch;
+let task: CheckedBatch;
 let row = 0;
 let latest = 0;  // slider events outpace the GPU: only the newest render draws
-
-const prob = (x: Float32Array, theta: Float32Array) => sigmoid(x.reduce((a, v, d) => a + v * theta[d], 0));
 
 async function render(): Promise<void> {
   const mine = ++latest;
@@ -25,43 +33,53 @@ async function render(): Promise<void> {
   const kind = ($('kind') as HTMLSelectElement).value as 'fgsm' | 'pgd';
   $('epsilon-value').textContent = `ε = ${epsilon.toFixed(3)}`;
   const attack = kind === 'fgsm' ? { kind, epsilon, clip: [0, 1] as [number, number] } : { kind, epsilon, steps: 10, clip: [0, 1] as [number, number] };
-  const results = await Promise.all(['maml', 'adml'].map((name) => models[name].adapt(task, { steps: 1, lr: LR, attack })));
+  const results = await Promise.all(NAMES.map((name) => models[name].adapt(task, { steps: STEPS, lr: LR, attack })));
   if (mine !== latest) return;
   const x = task.queryX.slice(row * D, (row + 1) * D);
-  const y = task.queryY.subarray(row, row + 1);
+  const y = task.queryY[row];
   const maxDelta: Record<string, number> = {};
-  for (const [i, name] of ['maml', 'adml'].entries()) {
-    const theta = results[i].adapted;
-    const adv = results[i].attackedQueryX!.slice(row * D, (row + 1) * D);
+  const accuracy: Record<string, { clean: number; attacked: number }> = {};
+  for (const [i, name] of NAMES.entries()) {
+    const r = results[i];
+    const advAll = r.attackedQueryX!;
+    const adv = advAll.slice(row * D, (row + 1) * D);
     const delta = adv.map((v, d) => v - x[d]);
-    maxDelta[name] = delta.subarray(0, 784).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    maxDelta[name] = delta.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     drawImage($(`${name}-clean`) as HTMLCanvasElement, x);
     drawImage($(`${name}-delta`) as HTMLCanvasElement, delta.map((v) => (epsilon > 0 ? v / epsilon : 0)), true);
     drawImage($(`${name}-adv`) as HTMLCanvasElement, adv);
-    const pTrue = (p: number) => (y[0] === 1 ? p : 1 - p);
-    const before = pTrue(prob(x, theta));
-    const after = pTrue(prob(adv, theta));
-    $(`${name}-probs`).textContent = `p(true label ${y[0]}) ${before.toFixed(3)} → ${after.toFixed(3)}${(before >= 0.5) !== (after >= 0.5) ? ' (flipped)' : ''}`;
+    // The net normalises each hidden unit over the task's query set: score the whole set, read this row.
+    const before = mlpProbs(layout, r.adapted, task.queryX, ROWS);
+    const after = mlpProbs(layout, r.adapted, advAll, ROWS);
+    const argmax = (p: Float64Array) => { let b = 0; for (let c = 1; c < WAYS; c++) if (p[row * WAYS + c] > p[row * WAYS + b]) b = c; return b; };
+    const [pb, pa] = [before[row * WAYS + y], after[row * WAYS + y]];
+    const [cb, ca] = [argmax(before), argmax(after)];
+    $(`${name}-probs`).textContent = `p(true class ${y}) ${pb.toFixed(3)} → ${pa.toFixed(3)}; predicted ${cb} → ${ca}${cb !== ca ? ' (changed)' : ''}`;
+    accuracy[name] = { clean: r.accuracy, attacked: r.attacked!.accuracy };
+    $(`${name}-acc`).textContent = `accuracy on this task's ${ROWS} query images: ${percent(r.accuracy)} clean → ${percent(r.attacked!.accuracy)} under ${kind.toUpperCase()}`;
   }
   state.epsilon = epsilon;
   state.kind = kind;
   state.maxDelta = maxDelta;
+  state.accuracy = accuracy;
   state.renders = ((state.renders as number) ?? 0) + 1;
 }
 
 async function init(): Promise<void> {
   await probeBackend();
-  const source = await loadFashion();
-  const iterations = Number(new URLSearchParams(location.search).get('iterations') ?? 300);
+  $('status').textContent = 'loading the embedded Omniglot set…';
+  const source = await omniglotSource(WAYS, 1, 5);
+  const iterations = Number(params.get('iterations') ?? 300);
+  const tasks = Number(params.get('tasks') ?? 16);
   const variants: Array<[string, MamlOptions | AdmlOptions]> = [['maml', { algorithm: 'maml', dim: D }], ['adml', { algorithm: 'adml', dim: D, epsilon: 0.1, clip: [0, 1] }]];
   for (const [name, extra] of variants) {
-    $('status').textContent = `meta-training ${name.toUpperCase()} (${iterations} iterations)…`;
-    const learner = await makeLearner({ ...extra, innerLr: LR, outerLr: 0.0003, order: 2, optimizer: 'adam', seed: 1 });
-    await learner.train({ source, iterations, tasksPerBatch: 32, supportShots: SHOTS, queryShots: SHOTS });
+    $('status').textContent = `meta-training ${name.toUpperCase()} (first order, 784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm, ${iterations} iterations of ${tasks} 5-way 1-shot tasks)…`;
+    const learner = await makeLearner({ ...extra, model: MODEL, innerLr: LR, outerLr: 0.002, order: 1, optimizer: 'adam', seed: 1 });
+    await learner.train({ source, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5 });
     models[name] = learner;
   }
-  task = sampleTasks(source, { tasks: 1, supportShots: SHOTS, queryShots: SHOTS }, 7, 0, 'test');
-  $('status').textContent = `MAML and ADML meta-trained (${iterations} iterations each); both adapted with one step on this held-out task's support set.`;
+  task = sampleTasks(await omniglotSource(WAYS, 1, QUERIES), { tasks: 1, supportShots: WAYS, queryShots: ROWS }, 7, 0, 'test');
+  $('status').textContent = `MAML and ADML (FGSM ε = 0.1 during training) meta-trained: 784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm, ${iterations} iterations each; both adapted with ${STEPS} step on this held-out 5-way task's support set, then attacked.`;
   await render();
   state.ready = true;
 }
@@ -69,5 +87,5 @@ async function init(): Promise<void> {
 const rerender = () => { render().catch(showError); };
 $('epsilon').addEventListener('input', rerender);
 $('kind').addEventListener('change', rerender);
-$('next').addEventListener('click', () => { row = (row + 1) % SHOTS; rerender(); });
+$('next').addEventListener('click', () => { row = (row + 1) % ROWS; rerender(); });
 init().catch(showError);

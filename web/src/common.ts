@@ -1,9 +1,12 @@
 // Shared by the demo pages: the page frame (navigation, backend line, error box), loading the
-// embedded Fashion-MNIST subset in the browser, image drawing, and a live SVG chart. Everything else
-// comes from the library itself (src/), unmodified.
+// embedded Fashion-MNIST subset and Omniglot set in the browser, image drawing, a small MLP forward
+// pass (per-row predictions from adapted parameters), and a live SVG chart. Everything else comes from
+// the library itself (src/), unmodified.
 import { createLearner, getSharedDevice, type Learner } from '../../src/learner.js';
 import { imageSetFromIdx, parseIdx } from '../../src/tasks/idx.js';
-import { FASHION_CLASSES, FASHION_SPLIT, type TaskSource } from '../../src/tasks/source.js';
+import { FASHION_CLASSES, FASHION_SPLIT, type OmniglotSource, type TaskSource } from '../../src/tasks/source.js';
+import { parseOmniglot, type OmniglotSet } from '../../src/tasks/omniglot.js';
+import { TASK_NORM_EPS, type MlpLayout } from '../../src/models/mlp.js';
 import { svgPlot, type Panel } from '../../src/cli/plot.js';
 import type { LearnerOptions } from '../../src/types.js';
 
@@ -38,6 +41,13 @@ export function setupPage(name: string, title: string): void {
   document.body.prepend(header);
   addEventListener('error', (e) => showError(e.error ?? e.message));
   addEventListener('unhandledrejection', (e) => showError(e.reason));
+}
+
+/** Empties the error box (a new run starts clean); state.errors keeps the history. */
+export function clearErrors(): void {
+  const box = $('errors');
+  box.hidden = true;
+  box.innerHTML = '';
 }
 
 export function showError(e: unknown): void {
@@ -88,12 +98,85 @@ let fashion: Promise<Extract<TaskSource, { kind: 'images' }>> | null = null;
 /** The embedded Fashion-MNIST subset (served from /data), parsed by the library's IDX reader. */
 export function loadFashion(): Promise<Extract<TaskSource, { kind: 'images' }>> {
   fashion ??= (async () => {
-    const base = 'data/fashion-mnist-subset';
+    const base = 'dist/data/fashion-mnist-subset';
     const [images, labels] = await Promise.all([gunzip(`${base}/train-images-idx3-ubyte.gz`), gunzip(`${base}/train-labels-idx1-ubyte.gz`)]);
     const set = imageSetFromIdx(parseIdx(images, 'images'), parseIdx(labels, 'labels'), FASHION_CLASSES);
     return { kind: 'images' as const, images: set, split: FASHION_SPLIT, name: 'embedded Fashion-MNIST subset' };
   })();
   return fashion;
+}
+
+let omniglot: Promise<OmniglotSet> | null = null;
+
+/** The embedded Omniglot set (8 alphabets, 28×28; web/dist/data, copied there by scripts/build-web.mjs),
+ * parsed by the library's reader. */
+export function loadOmniglot(): Promise<OmniglotSet> {
+  omniglot ??= (async () => {
+    const file = 'dist/data/omniglot/omniglot-28x28.bin.gz';
+    return parseOmniglot(await gunzip(file), file);
+  })();
+  return omniglot;
+}
+
+/** N-way K-shot episodes of the embedded Omniglot set (default split: Sanskrit and Tagalog held out). */
+export async function omniglotSource(ways: number, shots: number, queries: number): Promise<OmniglotSource> {
+  return { kind: 'omniglot', set: await loadOmniglot(), ways, shots, queries, name: 'embedded Omniglot' };
+}
+
+/**
+ * Softmax probabilities (rows × N) of the MLP at params[0 … layout.params) on the rows of one set, in
+ * float64: the model of src/cpu/mlp.ts (ReLU hidden layers; with layout.norm each hidden unit normalised
+ * over the rows of the set before its ReLU), for per-row predictions (the library reports accuracies).
+ */
+export function mlpProbs(layout: MlpLayout, params: Float32Array, x: Float32Array, rows: number, dim = layout.dim): Float64Array {
+  let a = Float64Array.from(x.subarray(0, rows * dim));
+  let width = dim;
+  layout.layers.forEach((layer, l) => {
+    const z = new Float64Array(rows * layer.outputs);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < layer.outputs; j++) z[r * layer.outputs + j] = params[layer.b + j];
+      for (let i = 0; i < width; i++) {
+        const v = a[r * width + i];
+        if (v === 0) continue;
+        const w = layer.w + i * layer.outputs;
+        for (let j = 0; j < layer.outputs; j++) z[r * layer.outputs + j] += v * params[w + j];
+      }
+    }
+    if (l < layout.layers.length - 1) {
+      for (let j = 0; j < layer.outputs; j++) {
+        if (layout.norm) {
+          let mean = 0, variance = 0;
+          for (let r = 0; r < rows; r++) mean += z[r * layer.outputs + j] / rows;
+          for (let r = 0; r < rows; r++) variance += (z[r * layer.outputs + j] - mean) ** 2 / rows;
+          const s = Math.sqrt(variance + TASK_NORM_EPS);
+          for (let r = 0; r < rows; r++) z[r * layer.outputs + j] = (z[r * layer.outputs + j] - mean) / s;
+        }
+        for (let r = 0; r < rows; r++) z[r * layer.outputs + j] = Math.max(0, z[r * layer.outputs + j]);
+      }
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const row = z.subarray(r * layer.outputs, (r + 1) * layer.outputs);
+        const max = row.reduce((m, v) => Math.max(m, v), -Infinity);
+        let sum = 0;
+        for (let j = 0; j < row.length; j++) sum += (row[j] = Math.exp(row[j] - max));
+        for (let j = 0; j < row.length; j++) row[j] /= sum;
+      }
+    }
+    a = z;
+    width = layer.outputs;
+  });
+  return a;
+}
+
+/** The predicted class of each row (the smallest index of the largest probability, as the library scores). */
+export function argmaxRows(probs: Float64Array, classes: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < probs.length / classes; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (probs[r * classes + c] > probs[r * classes + best]) best = c;
+    out.push(best);
+  }
+  return out;
 }
 
 /** Draws one 28×28 row (pixels in [0, 1], bias dropped) on a canvas, scaled up. `signed` maps [−1, 1]. */

@@ -1,10 +1,14 @@
-// Train page: pick an algorithm, a task source and hyperparameters; start, pause, reset; a live chart
-// of the training query loss and of held-out accuracy (clean and under FGSM) while the GPU trains.
+// Train page: pick an algorithm, a model (the logistic unit or an MLP, with or without per-task
+// normalisation), a task source (Omniglot N-way K-shot episodes, the Fashion-MNIST subset, the linear
+// family) and hyperparameters; start, pause, reset; a live chart of the training query loss and of
+// held-out accuracy (clean and under FGSM) while the GPU trains. Options the library refuses (e.g. CAML
+// with norm 'task') are shown in the error box.
 import type { Learner } from '../../src/learner.js';
-import type { Algorithm, LearnerOptions } from '../../src/types.js';
+import type { Algorithm, LearnerOptions, ModelSpec } from '../../src/types.js';
 import { pickOptions } from '../../src/algorithms/index.js';
-import type { TaskSource } from '../../src/tasks/source.js';
-import { $, LiveChart, loadFashion, makeLearner, percent, probeBackend, setupPage, showError, state } from './common.js';
+import { sourceDim, type TaskSource } from '../../src/tasks/source.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { $, clearErrors, LiveChart, loadFashion, makeLearner, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
 
 setupPage('train', 'Train');
 const input = (id: string) => $(id) as HTMLInputElement;
@@ -32,27 +36,58 @@ function setRunning(on: boolean) {
   (input('pause') as HTMLButtonElement).disabled = !on;
 }
 
+const select = (id: string) => $(id) as HTMLSelectElement;
+const episodes = () => ({ ways: Number(input('ways').value), shots: Number(input('shots').value), queries: Number(input('queries').value) });
+
 async function sourceOf(kind: string): Promise<TaskSource> {
+  if (kind === 'omniglot') {
+    const { ways, shots, queries } = episodes();
+    return omniglotSource(ways, shots, queries);
+  }
   return kind === 'fashion' ? loadFashion() : { kind: 'linear', dim: 21 };
 }
 
-function learnerOptions(algorithm: Algorithm, dim: number): LearnerOptions {
+/** Support and query rows per task: N·K and N·Q for episodes, 10 and 10 for the binary sources. */
+function shotsOf(source: TaskSource): { supportShots: number; queryShots: number } {
+  return source.kind === 'omniglot' ? { supportShots: source.ways * source.shots, queryShots: source.ways * source.queries } : { supportShots: 10, queryShots: 10 };
+}
+
+function modelOf(source: TaskSource): ModelSpec {
+  const classes = source.kind === 'omniglot' ? source.ways : 2;
+  if (select('model').value === 'logistic') {
+    if (classes !== 2) {
+      throw new InvalidOptionError(`The logistic unit is a binary classifier; ${classes}-way Omniglot episodes need the MLP (or ways = 2).`, 'Pick the MLP model, or 2 ways.');
+    }
+    return { kind: 'logistic' };
+  }
+  const text = input('hidden').value.trim();
+  const hidden = text === '' ? [] : text.split(',').map((w) => Number(w.trim()));
+  if (hidden.some((w) => !Number.isInteger(w) || w < 1)) throw new InvalidOptionError(`hidden widths must be positive integers separated by commas, got "${text}".`, 'e.g. 256,128,64,64 or 64,64.');
+  return { kind: 'mlp', hidden, classes, norm: select('norm').value as 'task' | 'none' };
+}
+
+function learnerOptions(algorithm: Algorithm, source: TaskSource): LearnerOptions {
   // The page's controls, of which each algorithm takes its own.
+  const model = modelOf(source);
   return pickOptions(algorithm, {
-    algorithm, dim, innerLr: Number(input('innerLr').value), outerLr: Number(input('outerLr').value),
+    algorithm, dim: sourceDim(source), model, innerLr: Number(input('innerLr').value), outerLr: Number(input('outerLr').value),
     order: Number(input('order').value) as 1 | 2, optimizer: 'adam', seed: 1, epsilon: algorithm === 'adml' ? Number(input('epsilon').value) : undefined,
+    clip: algorithm === 'adml' && source.kind !== 'linear' ? [0, 1] : undefined,
     models: Number(input('tasks').value), lr: Number(input('innerLr').value),
   });
 }
 
 async function run(): Promise<void> {
-  const algorithm = (input('algorithm') as unknown as HTMLSelectElement).value as Algorithm;
-  const source = await sourceOf((input('source') as unknown as HTMLSelectElement).value);
-  const dim = source.kind === 'images' ? source.images.pixels + 1 : 21;
-  learner ??= await makeLearner(learnerOptions(algorithm, dim));
+  clearErrors();
+  const algorithm = select('algorithm').value as Algorithm;
+  const source = await sourceOf(select('source').value);
+  learner ??= await makeLearner(learnerOptions(algorithm, source));
+  state.model = learner.options.model;
+  state.source = source.kind;
   const total = Number(input('iterations').value);
   const evalEvery = Number(input('evalEvery').value);
-  const images = source.kind === 'images';
+  const images = source.kind !== 'linear';
+  const tasks = Number(input('tasks').value);
   setRunning(true);
   const started = performance.now();
   const startIteration = iteration;
@@ -60,9 +95,9 @@ async function run(): Promise<void> {
     const chunk = Math.min(10, total - iteration);
     const evalNow = (iteration + chunk) % evalEvery === 0 || iteration + chunk === total;
     const p = await learner.train({
-      source, iterations: chunk, startIteration: iteration, tasksPerBatch: Number(input('tasks').value),
-      supportShots: 10, queryShots: 10, trackTrainLoss: true, evalEvery: evalNow ? chunk : 0,
-      evalTasks: algorithm === 'amp' ? Number(input('tasks').value) : 200,  // AMP: model i on held-out task i
+      source, iterations: chunk, startIteration: iteration, tasksPerBatch: tasks,
+      ...shotsOf(source), trackTrainLoss: true, evalEvery: evalNow ? chunk : 0,
+      evalTasks: algorithm === 'amp' ? tasks : Number(input('evalTasks').value),  // AMP: model i on held-out task i
       evalAttack: { kind: 'fgsm', epsilon: Number(input('epsilon').value), ...(images ? { clip: [0, 1] as [number, number] } : {}) },
     });
     iteration = p.iteration;
@@ -72,7 +107,9 @@ async function run(): Promise<void> {
       chart.add(1, 0, { x: iteration, y: p.eval.accuracy, ci: p.eval.accuracyInterval.ci95 });
       if (p.eval.attacked) chart.add(1, 1, { x: iteration, y: p.eval.attacked.accuracy, ci: p.eval.attacked.accuracyInterval.ci95 });
       (state.evals as number[]).push(p.eval.accuracy);
-      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (${p.eval.taskLoss.length} tasks of the meta-test split)`;
+      const steps = learner.options.innerSteps as number | undefined;
+      const what = source.kind === 'omniglot' ? `${source.ways}-way ${source.shots}-shot tasks of the held-out alphabets` : 'tasks of the meta-test split';
+      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (${p.eval.taskLoss.length} ${what}${steps === undefined ? '' : `, after ${steps} inner step${steps === 1 ? '' : 's'}`})`;
     }
     chart.draw();
     const rate = (iteration - startIteration) / ((performance.now() - started) / 1000);
@@ -89,6 +126,7 @@ input('reset').addEventListener('click', () => {
   learner?.destroy();
   learner = null;
   iteration = 0;
+  clearErrors();
   state.losses = [];
   state.evals = [];
   state.done = false;
@@ -97,7 +135,15 @@ input('reset').addEventListener('click', () => {
   $('heldout').textContent = '';
 });
 // The learner is rebuilt with the new settings on the next start.
-for (const id of ['algorithm', 'source', 'innerLr', 'outerLr', 'order', 'epsilon', 'tasks']) input(id).addEventListener('change', () => $('reset').click());
+for (const id of ['algorithm', 'model', 'hidden', 'norm', 'source', 'ways', 'shots', 'queries', 'innerLr', 'outerLr', 'order', 'epsilon', 'tasks']) $(id).addEventListener('change', () => $('reset').click());
+// The MLP's controls only matter for the MLP; episode sizes only for Omniglot.
+const sync = () => {
+  for (const id of ['hidden', 'norm']) (($(id) as HTMLInputElement).disabled = select('model').value !== 'mlp');
+  for (const id of ['ways', 'shots', 'queries']) (($(id) as HTMLInputElement).disabled = select('source').value !== 'omniglot');
+};
+select('model').addEventListener('change', sync);
+select('source').addEventListener('change', sync);
+sync();
 state.chartPoints = () => chart.points();
 
 probeBackend().then(async () => {
