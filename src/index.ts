@@ -6,7 +6,7 @@ export * from './types.js';
 // The algorithms: each one's defaults (ALGORITHMS[name].defaults), option help and capabilities.
 export { ALGORITHMS, ALGORITHM_NAMES, DEFAULT_ALGORITHM, optionKeys } from './algorithms/index.js';
 // The MLP's flat parameter layout (named views: W_l and b_l offsets of each layer) and its He init.
-export { mlpLayout, mlpInit, type MlpLayout, type LayerView } from './models/mlp.js';
+export { mlpLayout, mlpInit, TASK_NORM_EPS, type MlpLayout, type LayerView } from './models/mlp.js';
 export { acquireDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
@@ -14,3 +14,7 @@ export * from './tasks/source.js';
 export { sampleTasks, sampleFileTasks, type SampleShape } from './cpu/sample-tasks.js';
 export { parseTaskCsv, fileSource } from './tasks/file.js';
 export { parseIdx, encodeIdx, imageSetFromIdx } from './tasks/idx.js';
+// Baselines of the few-shot protocol: nearest neighbour on the inputs, and the transfer baseline
+// (pretrain over every meta-train class, a fresh head fine-tuned per task).
+export { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, transferAccuracy, type Pretrained, type PretrainOptions, type TransferOptions, type TransferResult } from './baselines.js';
+export { parseOmniglot, type OmniglotSet } from './tasks/omniglot.js';

@@ -72,6 +72,7 @@ const EVAL_FLAGS: FlagSpecs = {
   epsilon: { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
   'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it; not for N-way Omniglot, whose random relabelling makes one joint model meaningless)' },
   'transfer-iterations': { default: '1000', kind: 'int', help: 'mlp on N-way episodes (omniglot, fashion-episodes): minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; 0 skips it)' },
+  'transfer-norm': { default: 'auto', help: "per-task norm of the transfer baseline's network: auto (the checkpoint's), none or task", choices: ['auto', 'none', 'task'] },
   'transfer-lr': { default: '0.001', kind: 'number', help: 'Adam rate of the transfer baseline\'s pretraining' },
   'transfer-batch': { default: '64', kind: 'int', help: 'images per pretraining minibatch (with --norm task: the normalisation set)' },
   'transfer-steps': { default: '100', kind: 'int', help: 'gradient steps fitting the transfer baseline\'s fresh zero head to each task\'s support set (body frozen)' },
@@ -372,7 +373,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   const transferIterations = Number(f['transfer-iterations']);
   if (o.model.kind === 'mlp' && source.kind === 'omniglot' && transferIterations > 0) {
     const set = omniglotTrainSet(source);
-    const pretrainOptions = { hidden: o.model.hidden, norm: o.model.norm === 'task', seed: o.seed, iterations: transferIterations, batch: Number(f['transfer-batch']), lr: Number(f['transfer-lr']) };
+    const pretrainOptions = { hidden: o.model.hidden, norm: f['transfer-norm'] === 'auto' ? o.model.norm === 'task' : f['transfer-norm'] === 'task', seed: o.seed, iterations: transferIterations, batch: Number(f['transfer-batch']), lr: Number(f['transfer-lr']) };
     process.stderr.write(`pretraining the transfer baseline: ${[784, ...o.model.hidden, set.classes].join('-')} over ${set.classes} meta-train classes, ${transferIterations} Adam iterations of ${pretrainOptions.batch} images…\n`);
     const pre = pretrainMlp(set, pretrainOptions);
     const headLr = auto(f['transfer-head-lr']);
@@ -380,7 +381,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     const t0 = performance.now();
     const r = transferAccuracy(pre, heldOut, { ways: source.ways, steps: Number(f['transfer-steps']), lr: headLr, attack: attackParams });
     const tail = (xs: Float64Array) => xs.slice(-Math.min(50, xs.length)).reduce((a, v) => a + v, 0) / Math.min(50, xs.length);
-    const name = `transfer (pretrained ${transferIterations} it, fresh head ${String(f['transfer-steps'])} steps)`;
+    const name = `transfer (${pretrainOptions.norm ? "norm task, " : ""}pretrained ${transferIterations} it, fresh head ${String(f["transfer-steps"])} steps)`;
     console.log(`| ${name} | ${steps.map(() => withCi(r.accuracy)).join(' | ')} |`);
     if (r.attacked) console.log(`| ${name}, ${attack!.kind} | ${steps.map(() => withCi(r.attacked!.accuracy)).join(' | ')} |`);
     process.stderr.write(`transfer baseline: pretraining ${pre.seconds.toFixed(1)} s (minibatch loss ${pre.losses[0].toFixed(3)} → ${tail(pre.losses).toFixed(3)}, mean of the last 50), ` +
