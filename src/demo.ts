@@ -30,6 +30,12 @@ const config = {
   transferIterations: 600, transferBatch: 64, transferLr: 0.001, transferSteps: 100,
 };
 
+// METAGRAD_DEMO_QUICK=1: the same job in miniature (a tiny net, a few iterations, 20 test episodes) —
+// what the test suite runs to keep `npm start` working; its figures mean nothing.
+if (process.env.METAGRAD_DEMO_QUICK === '1') {
+  Object.assign(config, { hidden: [16], iterations: 3, tasksPerBatch: 4, testTasks: 20, transferIterations: 5, transferSteps: 5 });
+}
+
 const pct = (r: MeanWithInterval) => `${(100 * r.mean).toFixed(1)}% ± ${(100 * r.ci95).toFixed(1)}`;
 
 /** A hardware WebGPU adapter's description, or why the CPU backend runs instead. */
@@ -60,6 +66,7 @@ async function main() {
   };
   const attack: AttackOptions = { kind: 'fgsm', epsilon: config.attackEpsilon, clip: [0, 1] };
   const test = sampleTasks(testSource, { tasks: config.testTasks, supportShots: config.ways * config.shots, queryShots: config.ways * config.testQueries }, config.seed, 0, 'test');
+  if (process.env.METAGRAD_DEMO_QUICK === '1') console.log('METAGRAD_DEMO_QUICK=1: a miniature run (its figures mean nothing)');
   console.log(`metagrad demo: Omniglot ${config.ways}-way ${config.shots}-shot, MLP 784-${config.hidden.join('-')}-${config.ways} with per-task normalisation`);
   console.log(`meta-train: ${OMNIGLOT_EMBEDDED_SPLIT.train.length} alphabets × 4 rotations; held out: ${OMNIGLOT_EMBEDDED_SPLIT.test.join(', ')} (${config.testTasks} episodes, ${config.testQueries} queries per class)`);
   console.log(`backend: ${backend} — ${why}`);

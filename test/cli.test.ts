@@ -154,6 +154,39 @@ test('eval on an Omniglot MLP: the from-scratch, transfer and nearest-neighbour 
   assert.match(help.out, /from scratch\s+the same network from its untrained initialisation/);
 });
 
+test('CLI: --norm task and --val-alphabets train on five alphabets and evaluate on the validation split; eval --steps scores only the asked columns', async () => {
+  const dir = tmp();
+  const run = await cli('train', '--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'mlp', '--hidden', '8', '--norm', 'task',
+    '--classes', '3', '--val-alphabets', 'Greek', '--tasks', '2', '--iterations', '2', '--eval-every', '0', '--eval-tasks', '6', '--attack', 'none', '--backend', 'cpu', '--quiet', '--out', dir);
+  assert.is(run.code, 0, run.err);
+  assert.match(run.out, /validation accuracy \d+\.\d% ± \d+\.\d/);
+  const ckpt = loadCheckpoint(path.join(dir, 'checkpoint.json'));
+  assert.equal(ckpt.options.model, { kind: 'mlp', hidden: [8], classes: 3, norm: 'task' });
+  const ev = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--eval-tasks', '6', '--steps', '0,2', '--attack', 'none', '--transfer-iterations', '0', '--backend', 'cpu');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /\| model \| 0 steps \| 2 steps \|/);
+  const bad = await cli('train', '--source', 'omniglot', '--val-alphabets', 'Sanskrit', '--model', 'mlp', '--classes', '5', '--iterations', '1', '--backend', 'cpu', '--out', tmp());
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--val-alphabets: Sanskrit is not a meta-train alphabet/);
+  const steps = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--steps', 'three');
+  assert.is(steps.code, 2);
+  assert.match(steps.err, /--steps: "three" is not a list/);
+});
+
+test('npm start (the main job) runs end to end in miniature and prints every row of its table', async () => {
+  const { execFile } = await import('node:child_process');
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [path.join(root, 'dist', 'demo.js')], { env: { ...process.env, METAGRAD_DEMO_QUICK: '1' }, timeout: 240_000 }, (e, stdout, stderr) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr }));
+  });
+  assert.is(out.code, 0, out.stderr);
+  const cell = String.raw`\d+\.\d% ± \d+\.\d`;
+  for (const row of ['MAML', 'ADML', 'from scratch', 'transfer']) assert.match(out.stdout, new RegExp(String.raw`\| ${row}[^|]* \| ${cell} \| ${cell} \|`), row);
+  assert.match(out.stdout, new RegExp(String.raw`\| 1-nearest-neighbour on pixels \| ${cell} \| n/a \|`));
+  assert.match(out.stdout, /backend: (cpu|webgpu) — /);
+});
+
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
   const cases: Array<[string[], RegExp, number]> = [
     [['train', '--algo', 'reptile'], /--algo must be one of maml, adml, ga-maml, caml, amp; got "reptile"/, 2],

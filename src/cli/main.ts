@@ -67,6 +67,7 @@ const EVAL_FLAGS: FlagSpecs = {
   source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
   'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals)' },
   'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
+  steps: { default: 'auto', help: 'inner-step counts to score, comma-separated (e.g. 3; auto: 0 … --max-steps); each attacked column costs a full attack' },
   'inner-lr': { default: 'auto', help: 'inner rate at evaluation (auto: the checkpoint\'s)' },
   attack: { default: 'fgsm', help: 'attack against each adapted model', choices: ['fgsm', 'pgd', 'none'] },
   epsilon: { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
@@ -345,7 +346,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
     models.push(['jointly trained', joint]);
   }
-  const steps = Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k);
+  const steps = f.steps === 'auto' ? Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k) : parseSteps(String(f.steps));
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
   console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
     `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
@@ -457,4 +458,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`metagrad: unexpected error: ${(e as Error).stack ?? e}\n`);
     return 1;
   }
+}
+
+/** --steps: a comma-separated list of inner-step counts. */
+function parseSteps(v: string): number[] {
+  const steps = v.split(',').map((w) => w.trim()).filter(Boolean).map(Number);
+  if (steps.length === 0 || !steps.every((k) => Number.isInteger(k) && k >= 0 && k <= 1000)) {
+    throw new InvalidOptionError(`--steps: "${v}" is not a list of inner-step counts.`, 'e.g. --steps 3 or --steps 0,1,5');
+  }
+  return steps;
 }
