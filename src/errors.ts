@@ -12,7 +12,8 @@ export type MetagradErrorCode =
   | 'DEVICE_LOST'
   | 'GPU_ERROR'
   | 'DESTROYED'
-  | 'FILE';
+  | 'FILE'
+  | 'DIVERGED';
 
 export class MetagradError extends Error {
   readonly code: MetagradErrorCode;
@@ -68,4 +69,14 @@ export class DestroyedError extends MetagradError {
 /** A file is missing, unreadable or corrupt. */
 export class FileError extends MetagradError {
   constructor(message: string, hint: string) { super('FILE', message, hint); }
+}
+/** Training diverged: the parameters or the optimizer state hold NaN or ±Infinity (found at a metric
+ * readback or by getState(), which refuses to hand such a state out). `iteration` is the meta-iteration
+ * the learner had reached. */
+export class DivergenceError extends MetagradError {
+  readonly iteration: number;
+  constructor(message: string, hint: string, iteration: number) {
+    super('DIVERGED', message, hint);
+    this.iteration = iteration;
+  }
 }

@@ -1,5 +1,5 @@
 // The public learner: validates every input in one place, then delegates to an Engine (GPU or CPU).
-import { DestroyedError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
+import { DestroyedError, DivergenceError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
 import { acquireDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
 import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
@@ -7,7 +7,7 @@ import type { Capabilities } from './algorithms/common.js';
 import { mlpInit, type MlpLayout } from './models/mlp.js';
 import { mlpLayoutOf, modelCount } from './models/model.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
-import type { Engine, EvaluateOutput } from './schedule/engine.js';
+import type { Engine, EvaluateOutput, NonFiniteCounts, StepReadback } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
@@ -15,6 +15,7 @@ import type {
 } from './types.js';
 import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, resolveTrainOptions, validateBatch } from './validate.js';
 import { sampleFileTasks } from './cpu/sample-tasks.js';
+import { countNonFinite } from './cpu/finite-check.js';
 
 let sharedDevice: Promise<AcquiredDevice> | null = null;
 
@@ -56,7 +57,8 @@ export interface Learner {
   /** A whole training on batches sampled from a task source (on the device for seed, linear and
    * images); reads back only what onProgress asks for. Resolves with the last progress report. */
   train(options: TrainOptions): Promise<TrainProgress>;
-  /** Parameters and optimizer state, for checkpoints; setState restores them exactly. */
+  /** Parameters and optimizer state, for checkpoints; setState restores them exactly. Rejects with a
+   * DivergenceError (and hands nothing out) when any value is NaN or ±Infinity. */
   getState(): Promise<LearnerState>;
   setState(state: LearnerState): void;
   /** GPU time in ms of the last submitted command buffer's compute pass, from timestamp queries (the
@@ -64,11 +66,31 @@ export interface Learner {
   gpuTime(): Promise<number | null>;
   /** Resolves when every submitted meta-iteration has finished on the device (for timing). */
   sync(): Promise<void>;
+  /** Frees the learner. A call already running completes (train() stops at its next submit with a
+   * DestroyedError); calls still waiting reject with a DestroyedError. */
   destroy(): void;
+}
+
+/** One level of a learner's call queue: its calls run one at a time, in the order they were made.
+ * train() opens a nested level while its onProgress callback runs, so that the callback may call the
+ * learner (getState for a checkpoint, evaluate) without waiting for the train() that awaits it. */
+interface CallQueue {
+  tail: Promise<unknown>;
+  /** Calls of this level started or waiting. */
+  pending: number;
 }
 
 class LearnerImpl implements Learner {
   private destroyed = false;
+  /** The engine was freed (destroy() waits for the running call). */
+  private released = false;
+  private queue: CallQueue = { tail: Promise.resolve(), pending: 0 };
+  /** Calls started or waiting, over all queue levels. */
+  private calls = 0;
+  /** Meta-iterations run: step() adds its own, train() sets the iteration it reached. */
+  private iteration = 0;
+  /** The last iteration at which the divergence check found the state finite. */
+  private lastFinite: number | null = null;
   readonly paramCount: number;
   /** The MLP's layout (null: the logistic unit). */
   private readonly mlp: MlpLayout | null;
@@ -83,6 +105,63 @@ class LearnerImpl implements Learner {
   private live(): Engine {
     if (this.destroyed) throw new DestroyedError('This learner was destroyed.', 'Create a new one with createLearner().');
     return this.engine;
+  }
+
+  /**
+   * Runs `fn` after every call made before it (calls on one learner never interleave: un-awaited calls
+   * give exactly the results of the same calls awaited in order). With nothing queued it starts at once
+   * (synchronously, up to its first await).
+   */
+  private enqueue<T>(fn: (engine: Engine) => Promise<T>): Promise<T> {
+    const q = this.queue;
+    const idle = q.pending === 0;
+    q.pending++;
+    this.calls++;
+    const start = async () => fn(this.live());
+    const run = idle ? start() : q.tail.then(start);
+    const done = () => {
+      q.pending--;
+      this.calls--;
+      if (this.calls === 0 && this.destroyed) this.release();
+    };
+    q.tail = run.then(done, done);
+    return run;
+  }
+
+  /** Runs a synchronous state change now when no call is queued, else after the queued calls. Its
+   * input is checked before, so only a lost device (reported by the next call as well) can fail it. */
+  private apply(change: (engine: Engine) => void): void {
+    if (this.queue.pending === 0) change(this.live());
+    else void this.enqueue(async (engine) => change(engine)).catch(() => { /* reported by the next call */ });
+  }
+
+  /** The batch to hand to a queued call: a copy when the call waits (the caller may reuse its arrays
+   * as soon as the call returns its promise). */
+  private hold(batch: CheckedBatch): CheckedBatch {
+    if (this.queue.pending === 0) return batch;
+    return { ...batch, supportX: batch.supportX.slice(), supportY: batch.supportY.slice(), queryX: batch.queryX.slice(), queryY: batch.queryY.slice() };
+  }
+
+  /** Throws a DivergenceError when the divergence check found a non-finite value. */
+  private verify(counts: NonFiniteCounts | undefined, where: string): void {
+    if (!counts) return;
+    if (counts.params === 0 && counts.optimizer === 0) {
+      this.lastFinite = this.iteration;
+      return;
+    }
+    const o = this.options;
+    const what = [
+      counts.params ? `${counts.params} parameter value${counts.params === 1 ? '' : 's'}` : '',
+      counts.optimizer ? `${counts.optimizer} optimizer-state value${counts.optimizer === 1 ? '' : 's'}` : '',
+    ].filter(Boolean).join(' and ');
+    const since = this.lastFinite !== null && this.lastFinite < this.iteration ? ` (finite at iteration ${this.lastFinite})` : '';
+    throw new DivergenceError(
+      `Training diverged by meta-iteration ${this.iteration}${since}: ${what} ${counts.params + counts.optimizer === 1 ? 'is' : 'are'} NaN or ±Infinity (${where}). ` +
+        `The likely cause is a learning rate too high (innerLr ${o.innerLr}, outerLr ${o.outerLr}, optimizer ${o.optimizer}).`,
+      `Lower outerLr and innerLr (e.g. 10× smaller)${o.optimizer === 'sgd' ? ", or use optimizer: 'adam'" : ''}, and restart or resume from the last checkpoint: ` +
+        'no non-finite state is ever handed out, so it holds the last finite one. setState() makes this learner usable again.',
+      this.iteration,
+    );
   }
 
   private layoutText(): string {
@@ -123,58 +202,77 @@ class LearnerImpl implements Learner {
   }
 
   setParams(params: Float32Array): void {
-    const engine = this.live();
+    this.live();
     checkFloatArray('params', params, this.paramCount, this.layoutText());
     checkFinite('params', params);
-    engine.setParams(this.toInternal(params));
+    const internal = this.toInternal(params);
+    // A deferred write must not see the caller's later changes to its array.
+    const held = internal === params && this.queue.pending > 0 ? params.slice() : internal;
+    this.apply((engine) => engine.setParams(held));
   }
 
   async getParams(): Promise<Float32Array> {
-    return this.toPublic(await this.live().getParams());
+    this.live();
+    return this.enqueue(async (engine) => this.toPublic(await engine.getParams()));
   }
 
   async step(batch: Batch, options: StepOptions = {}): Promise<StepMetrics | undefined> {
-    const engine = this.live();
+    this.live();
     const iterations = checkInteger('iterations', options.iterations ?? 1, 1, 1_000_000, 'Run 1 or more meta-iterations per call.');
-    const checked = this.checkBatch(batch);
+    const checked = this.hold(this.checkBatch(batch));
     const weights = options.returnWeights === true;
     if (weights && !this.can.metaGradient) {
       throw new InvalidOptionError(`returnWeights applies to meta-learning algorithms; '${this.options.algorithm}' has no task weights.`, 'Leave returnWeights out.');
     }
-    const out = await engine.step(checked, iterations, { stats: options.readback === true || weights, weights });
-    if (!out.stats) return undefined;
-    const { loss, accuracy } = splitTaskStats(out.stats);
-    const metrics: StepMetrics = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
-    if (out.weights) metrics.taskWeights = out.weights;
-    return metrics;
+    const stats = options.readback === true || weights;
+    return this.enqueue(async (engine) => {
+      // Every readback carries the divergence check (on the GPU: in the same submit and readback).
+      const out = await engine.step(checked, iterations, { stats, weights, check: stats });
+      this.iteration += iterations;
+      this.verify(out.nonFinite, 'checked at step() readback');
+      if (!out.stats) return undefined;
+      const { loss, accuracy } = splitTaskStats(out.stats);
+      const metrics: StepMetrics = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+      if (out.weights) metrics.taskWeights = out.weights;
+      return metrics;
+    });
   }
 
   async evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult> {
-    const engine = this.live();
+    this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
-    return scores(await engine.evaluate(this.checkBatch(batch), steps, lr, attack));
+    const checked = this.hold(this.checkBatch(batch));
+    return this.enqueue(async (engine) => scores(await engine.evaluate(checked, steps, lr, attack)));
   }
 
   async adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult> {
-    const engine = this.live();
+    this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
-    const out = await engine.evaluate(this.checkBatch(batch), steps, lr, attack, true);
-    const result: AdaptResult = { ...scores(out), adapted: this.adaptedToPublic(out.adapted!, batch.tasks) };
-    if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
-    return result;
+    const checked = this.hold(this.checkBatch(batch));
+    return this.enqueue(async (engine) => {
+      const out = await engine.evaluate(checked, steps, lr, attack, true);
+      const result: AdaptResult = { ...scores(out), adapted: this.adaptedToPublic(out.adapted!, checked.tasks) };
+      if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
+      return result;
+    });
   }
 
   async metaGradient(batch: Batch): Promise<Float32Array> {
-    const engine = this.live();
+    this.live();
     if (!this.can.metaGradient) {
       throw new InvalidOptionError(`metaGradient() applies to meta-learning algorithms, not '${this.options.algorithm}'.`, 'Use step() to train AMP models.');
     }
-    return this.toPublic(await engine.metaGradient(this.checkBatch(batch)));
+    const checked = this.hold(this.checkBatch(batch));
+    return this.enqueue(async (engine) => this.toPublic(await engine.metaGradient(checked)));
   }
 
   async train(options: TrainOptions): Promise<TrainProgress> {
-    const engine = this.live();
+    this.live();
     const t = resolveTrainOptions(options, this.options);
+    return this.enqueue((engine) => this.runTraining(engine, t));
+  }
+
+  private async runTraining(engine: Engine, t: ReturnType<typeof resolveTrainOptions>): Promise<TrainProgress> {
     const { source } = t;
     const shape = { tasks: t.tasksPerBatch, supportShots: t.supportShots, queryShots: t.queryShots };
     const evalShape = { ...shape, tasks: t.evalTasks };
@@ -185,32 +283,55 @@ class LearnerImpl implements Learner {
     const end = t.startIteration + t.iterations;
     let iteration = t.startIteration;
     let last: TrainProgress = { iteration, endIteration: end, elapsedSeconds: 0, iterationsPerSecond: 0 };
+    const stopped = () => new DestroyedError(`train() stopped at iteration ${iteration}: the learner was destroyed.`, 'Call destroy() after train() resolves, or keep the learner.');
     while (iteration < end) {
+      if (this.destroyed) throw stopped();
       // Stop each submit at the next evaluation point so that evaluations see exactly that iteration.
       const nextEval = t.evalEvery > 0 ? (Math.floor(iteration / t.evalEvery) + 1) * t.evalEvery : end;
       const count = Math.min(t.iterationsPerSubmit, end - iteration, nextEval - iteration);
-      let stats: Float32Array | undefined;
+      const reached = iteration + count;
+      const evalNow = t.evalEvery > 0 && (reached % t.evalEvery === 0 || reached === end);
+      // Every report reads back the divergence check (with the train metrics when tracked), which also
+      // waits for the submit, so that the report's timing is the device's.
+      const report = t.onProgress !== undefined || evalNow || reached === end;
+      let out: StepReadback = {};
       if (source.kind === 'file') {
-        for (let i = iteration; i < iteration + count; i++) {
-          stats = (await engine.step(sampleFileTasks(source, t.tasksPerBatch, this.options.seed, i, 'train'), 1, { stats: t.trackTrainLoss, weights: false })).stats;
+        for (let i = iteration; i < reached; i++) {
+          if (this.destroyed) throw stopped();
+          const lastOne = i === reached - 1 && report;
+          out = await engine.step(sampleFileTasks(source, t.tasksPerBatch, this.options.seed, i, 'train'), 1, { stats: t.trackTrainLoss && lastOne, weights: false, check: lastOne });
         }
       } else {
-        stats = (await engine.trainSampled(source, shape, this.options.seed, iteration, count, { stats: t.trackTrainLoss })).stats;
+        out = await engine.trainSampled(source, shape, this.options.seed, iteration, count, { stats: t.trackTrainLoss && report, check: report });
       }
-      iteration += count;
-      const evalNow = t.evalEvery > 0 && (iteration % t.evalEvery === 0 || iteration === end);
-      if (!t.onProgress && !evalNow && iteration < end) continue;
-      if (!stats) await engine.sync();
+      iteration = reached;
+      this.iteration = iteration;
+      if (!report) continue;
+      this.verify(out.nonFinite, 'checked at train() progress report');
       const elapsedSeconds = (performance.now() - start) / 1000;
       last = { iteration, endIteration: end, elapsedSeconds, iterationsPerSecond: (iteration - t.startIteration) / elapsedSeconds };
-      if (stats) {
-        const { loss, accuracy } = splitTaskStats(stats);
+      if (out.stats) {
+        const { loss, accuracy } = splitTaskStats(out.stats);
         last.train = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
       }
       if (evalNow) last.eval = await evaluate();
-      await t.onProgress?.(last);
+      if (t.onProgress) await this.callback(() => t.onProgress!(last));
     }
     return last;
+  }
+
+  /** Runs train()'s onProgress with a nested call queue: calls it makes run now (train() waits for
+   * them), calls made before it still wait for train(). */
+  private async callback(fn: () => void | Promise<void>): Promise<void> {
+    const outer = this.queue;
+    const inner: CallQueue = { tail: Promise.resolve(), pending: 0 };
+    this.queue = inner;
+    try {
+      await fn();
+    } finally {
+      await inner.tail;
+      this.queue = outer;
+    }
   }
 
   /** Each task's adapted vector in the public layout (an MLP's: its parameters, then CAML's context φ_t). */
@@ -220,32 +341,53 @@ class LearnerImpl implements Learner {
   }
 
   async getState(): Promise<LearnerState> {
-    const engine = this.live();
-    return { params: this.toPublic(await engine.getParams()), optimizer: await engine.getOptimizerState() };
+    this.live();
+    return this.enqueue(async (engine) => {
+      const params = await engine.getParams();
+      const optimizer = await engine.getOptimizerState();
+      // Never hand out a non-finite state: a checkpoint written from it could not be resumed.
+      this.verify({ params: countNonFinite(params), optimizer: countNonFinite(optimizer) }, 'found by getState()');
+      return { params: this.toPublic(params), optimizer };
+    });
   }
 
   setState(state: LearnerState): void {
-    const engine = this.live();
+    this.live();
     // The optimizer state is in the engines' internal layout (an MLP's vectors are padded).
     const internal = this.mlp ? modelCount(this.options) * this.mlp.vector : this.paramCount;
     const optLength = 2 * internal + 1;
     checkFloatArray('state.optimizer', state?.optimizer, optLength, `[m | v | step count] = 2 × ${internal} + 1 values`);
     checkFinite('state.optimizer', state.optimizer);
+    // The last value counts Adam's steps (its bias correction): a whole number ≥ 0.
+    const steps = state.optimizer[optLength - 1];
+    if (!(Number.isInteger(steps) && steps >= 0)) {
+      throw new ShapeError(`state.optimizer's last value is Adam's step count, which must be a whole number ≥ 0; got ${steps}.`, 'Pass the state getState() returned, unchanged.');
+    }
+    const optimizer = this.queue.pending > 0 ? state.optimizer.slice() : state.optimizer;
     this.setParams(state.params);
-    engine.setOptimizerState(state.optimizer);
+    this.apply((engine) => engine.setOptimizerState(optimizer));
   }
 
   gpuTime(): Promise<number | null> {
-    return this.live().gpuTimeMs();
+    try { this.live(); } catch (e) { return Promise.reject(e); }
+    return this.enqueue((engine) => engine.gpuTimeMs());
   }
 
   sync(): Promise<void> {
-    return this.live().sync();
+    try { this.live(); } catch (e) { return Promise.reject(e); }
+    return this.enqueue((engine) => engine.sync());
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    // A running call completes first (queued ones reject with a DestroyedError when their turn comes).
+    if (this.calls === 0) this.release();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
     this.engine.destroy();
   }
 }

@@ -5,7 +5,8 @@ import { NO_CLIP, type Batch, type EvaluateOptions, type LearnerOptions, type Re
 import { ALGORITHM_NAMES, ALL_OPTION_KEYS, DEFAULT_ALGORITHM, applyDefaults, capabilitiesOf, optionHelp, optionKeys, optionUsers } from './algorithms/index.js';
 import type { ModelSpec } from './models/mlp.js';
 import { COMMON_DEFAULTS } from './algorithms/common.js';
-import { omniglotPool, sourceDim, type TaskSource } from './tasks/source.js';
+import { classRange, omniglotPool, sourceDim, type TaskSource } from './tasks/source.js';
+import { missingClasses } from './tasks/idx.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
 /** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
@@ -357,6 +358,10 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
       throw new ShapeError(`The Omniglot source labels ${N} classes per task but the model has ${classes} outputs.`, `Create the learner with model: { kind: 'mlp', classes: ${N}, … }, or use ways: ${classes}.`);
     }
   }
+  if (source.kind === 'images') {
+    checkImageSource(source, 'train');
+    checkImageSource(source, 'test');
+  }
   if (source.kind === 'file') {
     for (const split of ['train', 'test'] as const) {
       const f = source[split];
@@ -366,6 +371,31 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     }
   }
   return t;
+}
+
+/** An images source's class range of `split` (classRange: at least 2 classes) and the images of each of
+ * its classes: at least one, inside the data. A class without images would be sampled from nothing
+ * (NaN parameters on the CPU, the next class's images on the GPU). */
+export function checkImageSource(source: Extract<TaskSource, { kind: 'images' }>, split: 'train' | 'test'): void {
+  const images = source.images;
+  if (images === null || typeof images !== 'object' || !(images.data instanceof Uint8Array) || !Number.isInteger(images.pixels) || images.pixels < 1
+    || typeof images.classStart?.length !== 'number' || images.classStart.length !== images.classCount?.length) {
+    throw new ShapeError('An images source needs images: { pixels, data: Uint8Array, classStart, classCount } with one start and count per class.', 'Load it with loadFashionMnist or imageSetFromIdx.');
+  }
+  const [lo, hi] = classRange(source, split);
+  const what = `The images source${source.name ? ` ${source.name.slice(0, 80)}` : ''}: its meta-${split} split (classes ${lo}–${hi - 1})`;
+  const missing = missingClasses(images, lo, hi);
+  if (missing) {
+    throw new ShapeError(`${what} has no images of class${missing.includes(',') ? 'es' : ''} ${missing}.`,
+      'Every class of both splits needs images: use the complete dataset files, or give split ranges of classes that have images.');
+  }
+  const count = images.data.length / images.pixels;
+  for (let c = lo; c < hi; c++) {
+    const start = images.classStart[c];
+    if (!(Number.isInteger(start) && start >= 0 && start + images.classCount[c] <= count)) {
+      throw new ShapeError(`${what}: class ${c}'s images ${start} … ${start + images.classCount[c] - 1} are not within the ${count} images of the data.`, 'Build the image set with imageSetFromIdx (images sorted by class).');
+    }
+  }
 }
 
 /** Where train's periodic evaluations draw their tasks: 'auto' = the validation split when the source

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { learnerOptionsFromFlags, main, TRAIN_FLAGS } from '../src/cli/main.js';
+import { learnerOptionsFromFlags, TRAIN_FLAGS } from '../src/cli/main.js';
 import { parseFlags } from '../src/cli/flags.js';
 import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { resolveLearnerOptions } from '../src/validate.js';
@@ -14,32 +14,10 @@ import type { LearnerOptions } from '../src/types.js';
 import { loadCheckpoint } from '../src/cli/checkpoint.js';
 import { parseTaskCsv } from '../src/tasks/file.js';
 import { FileError } from '../src/errors.js';
-import { assertClose, thrown } from './helpers.js';
+import { assertClose, thrown, cli } from './helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'metagrad-cli-'));
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = (sink: 'out' | 'err') => (chunk: string | Uint8Array) => {
-    if (sink === 'out') out += String(chunk); else err += String(chunk);
-    return true;
-  };
-  const [o, e] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = write('out') as typeof process.stdout.write;
-  process.stderr.write = write('err') as typeof process.stderr.write;
-  const log = console.log;
-  console.log = (...a: unknown[]) => { out += a.join(' ') + '\n'; };
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-    console.log = log;
-  }
-}
 
 for (const backend of ['cpu', 'webgpu'] as const) {
   test(`[${backend}] train → checkpoint → resume equals an uninterrupted run; eval reads the checkpoint`, async () => {

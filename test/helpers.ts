@@ -201,3 +201,26 @@ export function exactlyEqual(name: string, a: Float32Array, b: Float32Array): vo
   assert.is(a.length, b.length);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.unreachable(`${name}[${i}]: GPU ${a[i]} vs CPU ${b[i]}`);
 }
+
+/** Runs the CLI in-process (src/cli/main.ts `main`), capturing stdout and stderr. */
+export async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const { main } = await import('../src/cli/main.js');
+  let out = '';
+  let err = '';
+  const write = (sink: 'out' | 'err') => (chunk: string | Uint8Array) => {
+    if (sink === 'out') out += String(chunk); else err += String(chunk);
+    return true;
+  };
+  const [o, e] = [process.stdout.write, process.stderr.write];
+  process.stdout.write = write('out') as typeof process.stdout.write;
+  process.stderr.write = write('err') as typeof process.stderr.write;
+  const log = console.log;
+  console.log = (...a: unknown[]) => { out += a.join(' ') + '\n'; };
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+    console.log = log;
+  }
+}

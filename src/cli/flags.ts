@@ -16,15 +16,25 @@ export interface FlagSpec {
 export type FlagSpecs = Record<string, FlagSpec>;
 export type FlagValues = Record<string, string | number | boolean | [number, number] | undefined>;
 
-export function parseFlags(args: string[], specs: FlagSpecs, command: string): FlagValues {
+/** `given`, when passed, receives the names of the flags written on the command line. */
+export function parseFlags(args: string[], specs: FlagSpecs, command: string, given?: Set<string>): FlagValues {
   const raw: Record<string, string | boolean> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (!arg.startsWith('--')) throw new InvalidOptionError(`Unexpected argument "${arg}" for \`metagrad ${command}\`.`, `Flags look like --name value; see metagrad ${command} --help.`);
-    const [name, inline] = arg.slice(2).split('=', 2);
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
     const spec = specs[name];
     if (!spec) throw new InvalidOptionError(`Unknown flag --${name} for \`metagrad ${command}\`.`, `See metagrad ${command} --help for the flags.`);
-    if (spec.switch) { raw[name] = true; continue; }
+    given?.add(name);
+    if (spec.switch) {
+      // --name alone is true; --name=true|false (1|0, yes|no) says which.
+      if (inline === undefined || /^(true|1|yes)$/i.test(inline)) raw[name] = true;
+      else if (/^(false|0|no)$/i.test(inline)) raw[name] = false;
+      else throw new InvalidOptionError(`--${name} is a switch; got "--${name}=${inline}".`, `Pass --${name}, or --${name}=false to turn it off.`);
+      continue;
+    }
     const value = inline ?? args[++i];
     if (value === undefined) throw new InvalidOptionError(`--${name} needs a value.`, `e.g. --${name} ${spec.default ?? '…'}`);
     raw[name] = value;

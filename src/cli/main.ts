@@ -1,9 +1,9 @@
 // The `metagrad` command line: train, eval, info. Every flag has a default shown by --help; errors
 // print one line and a hint and exit with status 1 (2 for usage errors).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from '../learner.js';
-import { InvalidOptionError, MetagradError } from '../errors.js';
+import { FileError, InvalidOptionError, MetagradError } from '../errors.js';
 import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainProgress } from '../types.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
@@ -14,7 +14,7 @@ import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, wit
 import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
 import { helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
-import { loadCheckpoint, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
+import { loadCheckpoint, removeStaleTemps, restoreState, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
 import { ProgressBar, formatSeconds } from './progress.js';
 import { svgPlot, type Panel } from './plot.js';
 
@@ -57,7 +57,8 @@ export const TRAIN_FLAGS: FlagSpecs = {
   'checkpoint-every': { default: '100', kind: 'int', help: 'write the checkpoint every N iterations (and at the end)' },
   ...optionFlags(SHARED_OPTION_FLAGS),
   out: { default: 'run', help: 'run folder: metrics.jsonl, checkpoint.json, curves.svg, summary.json' },
-  resume: { switch: true, help: 'continue the run in --out from its checkpoint' },
+  resume: { switch: true, help: 'continue the run in --out from its checkpoint, with the flags it was started with (only --iterations, --backend, --checkpoint-every, --eval-every, --quiet may be given anew)' },
+  force: { switch: true, help: 'start over in an --out that holds a run (its checkpoint and metrics are removed)' },
   quiet: { switch: true, help: 'no progress bar' },
 };
 
@@ -182,52 +183,174 @@ function attackFromFlags(kind: unknown, epsilon: unknown, clip?: [number, number
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const withCi = (r: { mean: number; ci95: number }) => `${pct(r.mean)} ± ${(100 * r.ci95).toFixed(1)}`;
 
-async function train(args: string[]): Promise<void> {
-  if (args.includes('--help')) { process.stdout.write(helpText('train', 'train a meta-learner on a task source', TRAIN_FLAGS)); return; }
-  const f = parseFlags(args, TRAIN_FLAGS, 'train');
+/** Flags a resumed run may change: its length, and what only changes how it is watched, saved or
+ * computed (the CPU engine is the GPU's twin). Every other flag given with --resume must match the run. */
+const RESUME_MAY_CHANGE = ['iterations', 'backend', 'checkpoint-every', 'eval-every', 'quiet'];
+/** Flags that say what to do with the run folder, not what the run is. */
+const NOT_CONFIG = new Set(['out', 'resume', 'force']);
+/** What train (and eval, beside the checkpoint) write in a run folder: --force removes them. */
+const RUN_FILES = ['checkpoint.json', 'metrics.jsonl', 'summary.json', 'curves.svg', 'eval.json'];
+
+const showFlag = (v: unknown) => (Array.isArray(v) ? v.join(',') : v === '' ? '""' : String(v));
+
+/** The train flags a checkpoint's run was started with (config.flags), checked as the command line
+ * checks them: flags it lacks (older versions) take their defaults; damage is a FileError naming it. */
+export function checkpointFlags(ckpt: Checkpoint, file: string): FlagValues {
+  const saved = ckpt.config.flags as Record<string, unknown>;
+  const damaged = (what: string) => new FileError(`Checkpoint ${file} is damaged: its training configuration (config.flags) ${what}.`,
+    'Restore the file from a copy of the run folder, or retrain (metagrad train --force --out DIR starts the run over).');
+  if (typeof saved.source !== 'string') throw damaged(`has no source (source is ${saved.source === undefined ? 'missing' : JSON.stringify(saved.source)})`);
+  const args: string[] = [];
+  for (const [name, spec] of Object.entries(TRAIN_FLAGS)) {
+    const v = saved[name];
+    if (spec.switch || NOT_CONFIG.has(name) || v === undefined || v === null) continue;
+    if (!['string', 'number'].includes(typeof v) && !(Array.isArray(v) && v.every((x) => typeof x === 'number'))) throw damaged(`has --${name} ${JSON.stringify(v)}`);
+    args.push(`--${name}`, Array.isArray(v) ? v.join(',') : String(v));
+  }
+  try {
+    return parseFlags(args, TRAIN_FLAGS, 'train');
+  } catch (e) {
+    if (e instanceof InvalidOptionError) throw damaged(`is invalid: ${e.message.split('\nHINT: ')[0]}`);
+    throw e;
+  }
+}
+
+/** Drops the records of metrics.jsonl past `iteration` (written after the checkpoint, before a crash
+ * or a kill: the resumed run writes them again) and a torn last line. Returns how many it dropped. */
+function truncateMetrics(file: string, iteration: number): number {
+  if (!existsSync(file)) return 0;
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const kept = lines.filter((l) => {
+    try {
+      const r = JSON.parse(l);
+      return typeof r?.iteration === 'number' && r.iteration <= iteration;
+    } catch {
+      return false;
+    }
+  });
+  if (kept.length !== lines.length) writeAtomic(file, kept.map((l) => l + '\n').join(''));
+  return lines.length - kept.length;
+}
+
+/** Thrown out of learner.train's progress callback to stop a run on SIGINT / SIGTERM (after the
+ * checkpoint of the iteration reached is written). */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals, readonly iteration: number) { super(`interrupted by ${signal}`); }
+}
+const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/** `metagrad train`; resolves with the exit status (130 / 143 when SIGINT / SIGTERM stopped it). */
+async function train(args: string[]): Promise<number> {
+  if (args.includes('--help')) { process.stdout.write(helpText('train', 'train a meta-learner on a task source', TRAIN_FLAGS)); return 0; }
+  const given = new Set<string>();
+  const f = parseFlags(args, TRAIN_FLAGS, 'train', given);
   const out = String(f.out);
   const checkpointFile = path.join(out, 'checkpoint.json');
   const metricsFile = path.join(out, 'metrics.jsonl');
   let resumeFrom: Checkpoint | null = null;
   let flags = f;
+  const changed: string[] = [];
   if (f.resume) {
+    if (f.force) throw new InvalidOptionError('--resume continues the run in --out and --force starts it over: pass one of them.', `metagrad train --resume --out ${out} continues it.`);
     resumeFrom = loadCheckpoint(checkpointFile);
-    // A resumed run keeps the configuration it was started with; only the length may grow.
-    flags = { ...(resumeFrom.config.flags as FlagValues), iterations: f.iterations, backend: f.backend, quiet: f.quiet, resume: true };
-  } else if (existsSync(checkpointFile)) {
-    throw new InvalidOptionError(`${checkpointFile} exists: this run folder holds a run.`, 'Pass --resume to continue it, or another --out.');
+    // A resumed run is the run that was started: every flag from the checkpoint; a flag given again
+    // must agree, except those that may change (its length, where and how it is watched).
+    const saved = checkpointFlags(resumeFrom, checkpointFile);
+    flags = { ...saved, out: f.out, resume: true, force: false, quiet: f.quiet };
+    const conflicts: string[] = [];
+    for (const name of given) {
+      if (NOT_CONFIG.has(name) || name === 'quiet' || JSON.stringify(f[name]) === JSON.stringify(saved[name])) continue;
+      if (RESUME_MAY_CHANGE.includes(name)) {
+        flags[name] = f[name];
+        changed.push(`--${name} ${showFlag(f[name])} (was ${showFlag(saved[name])})`);
+      } else {
+        conflicts.push(`--${name} ${showFlag(f[name])} (the run has ${showFlag(saved[name])})`);
+      }
+    }
+    if (conflicts.length) {
+      throw new InvalidOptionError(`--resume continues the run in ${out} as it was started, but ${conflicts.join(', ')}.`,
+        `Leave ${conflicts.length > 1 ? 'those flags' : 'that flag'} out (on --resume only ${RESUME_MAY_CHANGE.filter((n) => n !== 'quiet').map((n) => `--${n}`).join(', ')} may change), or start a new run with another --out.`);
+    }
+  } else {
+    const held = [checkpointFile, metricsFile].filter((file) => existsSync(file));
+    if (held.length && !f.force) {
+      throw new InvalidOptionError(`${held[0]} exists: this run folder holds a run.`, 'Pass --resume to continue it, --force to start it over (its metrics are cleared), or another --out.');
+    }
   }
   const source = sourceFromFlags(flags);
   const options = learnerOptionsFromFlags(flags, source);
   const learner = await createLearner(options);
+  try {
+    return await trainWith(learner, flags, source, { out, checkpointFile, metricsFile, resumeFrom, changed });
+  } finally {
+    learner.destroy();
+  }
+}
+
+async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource, run: { out: string; checkpointFile: string; metricsFile: string; resumeFrom: Checkpoint | null; changed: string[] }): Promise<number> {
+  const { out, checkpointFile, metricsFile, resumeFrom } = run;
   const start = resumeFrom?.iteration ?? 0;
   const iterations = Number(flags.iterations);
   if (resumeFrom) {
-    learner.setState(resumeFrom.state);
-    if (start >= iterations) throw new InvalidOptionError(`The checkpoint is at iteration ${start}, not before --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
+    // The options the checkpoint's state belongs to must be those its flags make.
+    const made = learner.options as unknown as Record<string, unknown>;
+    const differ = Object.entries(resumeFrom.options).filter(([k, v]) => k !== 'backend' && JSON.stringify(v) !== JSON.stringify(made[k]));
+    if (differ.length) {
+      throw new FileError(`Checkpoint ${checkpointFile} is damaged: its learner options do not match its training configuration (${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}, the flags make ${JSON.stringify(made[k])}`).join('; ')}).`,
+        'The file was altered or mixes two runs: restore it from a copy of the run folder, or retrain (metagrad train --force).');
+    }
+    restoreState(learner, resumeFrom, checkpointFile);
+    if (start >= iterations) throw new InvalidOptionError(`The run in ${out} is complete: its checkpoint is at iteration ${start} of --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
   }
   mkdirSync(out, { recursive: true });
+  // Temporary files of writers that were killed mid-write; a fresh run with --force clears the old one.
+  removeStaleTemps(out);
+  if (!resumeFrom && flags.force) for (const name of RUN_FILES) rmSync(path.join(out, name), { force: true });
+  // Records a crash left past the checkpoint are written again by this run.
+  const dropped = resumeFrom ? truncateMetrics(metricsFile, start) : 0;
   // The evaluation attack clips like the algorithm's own (ADML's clip), else pixels to [0, 1].
   const clip = optionKeys(learner.options.algorithm).includes('clip') ? learner.options.clip : isPixels(source) ? ([0, 1] as [number, number]) : undefined;
   const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
-  const config = { flags: { ...flags, resume: false }, source: source.kind === 'images' || source.kind === 'omniglot' ? source.name : source.kind };
+  const config = { flags: { ...flags, resume: false, force: false }, source: source.kind === 'images' || source.kind === 'omniglot' ? source.name : source.kind };
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
     ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}` : ''));
-  if (resumeFrom) console.log(`resuming from iteration ${start} (${checkpointFile})`);
+  const before = resumeFrom?.elapsedSeconds ?? 0;
+  if (resumeFrom) {
+    const defaults = parseFlags([], TRAIN_FLAGS, 'train');
+    const runFlags = Object.keys(TRAIN_FLAGS).filter((n) => !NOT_CONFIG.has(n) && !TRAIN_FLAGS[n].switch && JSON.stringify(flags[n]) !== JSON.stringify(defaults[n]));
+    console.log(`resuming from iteration ${start} of ${iterations} (${checkpointFile}, ${formatSeconds(before)} of training so far): ` +
+      `${runFlags.map((n) => `--${n} ${showFlag(flags[n])}`).join(' ') || 'the default flags'}` + (run.changed.length ? `; changed: ${run.changed.join(', ')}` : ''));
+    if (dropped) console.log(`dropped ${dropped} record${dropped > 1 ? 's' : ''} of ${metricsFile} past iteration ${start} (written after the checkpoint)`);
+  }
 
   const bar = flags.quiet ? null : new ProgressBar(iterations, start);
   const checkpointEvery = Number(flags['checkpoint-every']);
+  let t0 = performance.now();
+  const elapsed = () => before + (performance.now() - t0) / 1000;
   let lastSaved = start;
   const save = async (iteration: number) => {
-    saveCheckpoint(checkpointFile, { format: 'metagrad-checkpoint/1', iteration, options: { ...learner.options, backend: undefined } as unknown as Checkpoint['options'], config, state: await learner.getState() });
+    saveCheckpoint(checkpointFile, { format: 'metagrad-checkpoint/1', iteration, elapsedSeconds: elapsed(), options: { ...learner.options, backend: undefined } as unknown as Checkpoint['options'], config, state: await learner.getState() });
     lastSaved = iteration;
+  };
+  // SIGINT / SIGTERM: the iterations in flight finish, the checkpoint of that iteration is written,
+  // and the run stops (a second signal stops at once).
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      process.stderr.write(`\nmetagrad: ${signal} again: stopping now; ${checkpointFile} holds iteration ${lastSaved}.\n`);
+      process.exit(SIGNAL_STATUS[signal] ?? 1);
+    }
+    interrupted = signal;
+    process.stderr.write(`\nmetagrad: ${signal}: stopping after the iterations in flight, then writing the checkpoint (${signal} again stops at once)\n`);
   };
   let lastEval: EvaluateResult | undefined;
   const onProgress = async (p: TrainProgress) => {
+    // Let the event loop deliver signals (the CPU engine may run many submits without yielding to it).
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (p.eval) {
       lastEval = p.eval;
       const record = {
-        iteration: p.iteration, elapsedSeconds: p.elapsedSeconds, train: p.train,
+        iteration: p.iteration, elapsedSeconds: before + p.elapsedSeconds, train: p.train,
         eval: { loss: p.eval.loss, accuracy: p.eval.accuracy, accuracyCi95: p.eval.accuracyInterval.ci95 },
         attacked: p.eval.attacked ? { loss: p.eval.attacked.loss, accuracy: p.eval.attacked.accuracy, accuracyCi95: p.eval.attacked.accuracyInterval.ci95 } : undefined,
       };
@@ -239,7 +362,11 @@ async function train(args: string[]): Promise<void> {
       lastEval ? `${evalSplitName} ${pct(lastEval.accuracy)}` : '',
       lastEval?.attacked ? `${String(flags.attack)} ${pct(lastEval.attacked.accuracy)}` : '',
     ].filter(Boolean).join('  ');
-    bar?.update(p.iteration, p.iterationsPerSecond, metrics);
+    bar?.update(p.iteration, p.iterationsPerSecond, metrics, before + p.elapsedSeconds);
+    if (interrupted && p.iteration < p.endIteration) {
+      if (lastSaved !== p.iteration) await save(p.iteration);
+      throw new Interrupted(interrupted, p.iteration);
+    }
   };
   const evalEvery = Number(flags['eval-every']);
   // With a validation split, train's evaluations use it (evalSplit 'auto'): tuning never sees the test alphabets.
@@ -247,34 +374,52 @@ async function train(args: string[]): Promise<void> {
   // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
   const can = capabilitiesOf(learner.options);
   const evalTasks = can.thetaPerTask ? can.models(learner.options) : Number(flags['eval-tasks']);
-  const t0 = performance.now();
-  await learner.train({
-    source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
-    ...shotsOf(flags, source),
-    evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
-    evalTasks,
-    evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
-  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  t0 = performance.now();
+  try {
+    await learner.train({
+      source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
+      ...shotsOf(flags, source),
+      evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
+      evalTasks,
+      evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
+    });
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+    bar?.finish();
+    writePlot(out);
+    process.stderr.write(`metagrad: interrupted by ${e.signal} at iteration ${e.iteration} of ${iterations}: wrote ${checkpointFile}; continue with: metagrad train --resume --out ${out}\n`);
+    return SIGNAL_STATUS[e.signal] ?? 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   bar?.finish();
   const seconds = (performance.now() - t0) / 1000;
   writePlot(out);
   const summary = {
-    algorithm: learner.options.algorithm, source: config.source, iterations, seconds, backend: learner.backend,
+    algorithm: learner.options.algorithm, source: config.source, iterations, seconds: before + seconds, backend: learner.backend,
+    ...(resumeFrom ? { resumedFrom: start, sessionSeconds: seconds } : {}),
     final: lastEval ? { accuracy: lastEval.accuracyInterval, attacked: lastEval.attacked?.accuracyInterval, attack: evalAttack } : null,
   };
   writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
+    (resumeFrom ? `, ${formatSeconds(before + seconds)} of training in all` : '') +
     (lastEval ? `; ${evalSplitName} accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
     ` (${evalTasks} tasks, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
-  learner.destroy();
+  return 0;
 }
 
 /** curves.svg from metrics.jsonl: held-out accuracy (clean, attacked) and training loss. */
 export function writePlot(out: string): void {
   const file = path.join(out, 'metrics.jsonl');
   if (!existsSync(file)) return;
-  const rows = readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  // Records with an evaluation; a line torn by a crash (dropped when the run resumes) is left out.
+  const rows = readFileSync(file, 'utf8').split('\n').flatMap((l) => {
+    try { return [JSON.parse(l)]; } catch { return []; }
+  }).filter((r) => typeof r?.iteration === 'number' && typeof r.eval?.accuracy === 'number');
   const panels: Panel[] = [
     {
       title: 'held-out accuracy (95% CI)', yLabel: 'accuracy', series: [
@@ -308,7 +453,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS) + '\n' + rows); return; }
   const f = parseFlags(args, EVAL_FLAGS, 'eval');
   const ckpt = loadCheckpoint(String(f.checkpoint));
-  const trained = ckpt.config.flags as FlagValues;
+  const trained = checkpointFlags(ckpt, String(f.checkpoint));
   const source = sourceFromFlags({ ...trained, ...Object.fromEntries(Object.entries(f).filter(([k, v]) => ['data', 'file', 'test-file'].includes(k) && v !== undefined)) },
     f.source === 'auto' ? String(trained.source) : String(f.source));
   const o = ckpt.options;
@@ -322,7 +467,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   const attack = attackFromFlags(f.attack, f.epsilon, clip);
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
-  restored.setState(ckpt.state);
+  restoreState(restored, ckpt, String(f.checkpoint));
   // The baseline without meta-learning: the zero initialisation for the logistic unit; for an MLP (where
   // zero weights cannot learn: every hidden unit is dead) its untrained He initialisation.
   const mlp = o.model.kind === 'mlp';
@@ -440,7 +585,7 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
-      case 'train': await train(rest); break;
+      case 'train': { const code = await train(rest); if (code !== 0) return code; break; }
       case 'eval': await evaluate(rest); break;
       case 'info': await info(rest); break;
       case undefined: case '--help': case 'help': process.stdout.write(usage()); return command ? 0 : 2;

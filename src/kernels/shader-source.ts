@@ -17,6 +17,7 @@ import mlpVector from '../../shaders/mlp-vector.wgsl';
 import mlpNormClip from '../../shaders/mlp-norm-clip.wgsl';
 import mlpSignStep from '../../shaders/mlp-sign-step.wgsl';
 import mlpTaskNorm from '../../shaders/mlp-task-norm.wgsl';
+import finiteCheck from '../../shaders/finite-check.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -32,6 +33,7 @@ export const SHADERS = {
   mlpNormClip,
   mlpSignStep,
   mlpTaskNorm,
+  finiteCheck,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { FileError } from '../errors.js';
-import { imageSetFromIdx, parseIdx } from '../tasks/idx.js';
-import { FASHION_CLASSES, type ImageSet } from '../tasks/source.js';
+import { imageSetFromIdx, missingClasses, parseIdx } from '../tasks/idx.js';
+import { FASHION_CLASSES, FASHION_SPLIT, type ImageSet } from '../tasks/source.js';
 
 export const DEBIAN_FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -50,5 +50,13 @@ function find(dir: string, stem: string): string {
 export function loadFashionMnist(dir: string, part: 'train' | 't10k' = 'train'): ImageSet {
   const imagesFile = find(dir, `${part}-images-idx3-ubyte`);
   const labelsFile = find(dir, `${part}-labels-idx1-ubyte`);
-  return imageSetFromIdx(parseIdx(readMaybeGzip(imagesFile), imagesFile), parseIdx(readMaybeGzip(labelsFile), labelsFile), FASHION_CLASSES, { images: imagesFile, labels: labelsFile });
+  const set = imageSetFromIdx(parseIdx(readMaybeGzip(imagesFile), imagesFile), parseIdx(readMaybeGzip(labelsFile), labelsFile), FASHION_CLASSES, { images: imagesFile, labels: labelsFile });
+  // Both Fashion-MNIST sources (images, fashion-episodes) split all 10 classes (FASHION_SPLIT): a class
+  // without images would be sampled from nothing (NaN parameters on the CPU, other classes' images on the GPU).
+  const missing = missingClasses(set, 0, FASHION_CLASSES.length);
+  if (missing) {
+    throw new FileError(`${labelsFile} holds no images of class${missing.includes(',') ? 'es' : ''} ${missing}; metagrad meta-trains on Fashion-MNIST classes ${FASHION_SPLIT.train[0]}–${FASHION_SPLIT.train[1] - 1} and meta-tests on ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1}, so each needs images.`,
+      `Use the complete ${part} files (every class 0–9), e.g. Debian's dataset-fashion-mnist in ${DEBIAN_FASHION_DIR}, or leave out --data for the embedded subset.`);
+  }
+  return set;
 }

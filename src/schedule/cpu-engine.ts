@@ -21,7 +21,8 @@ const PARALLEL_MIN_WORK = 1 << 20;
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
+import { countNonFinite } from '../cpu/finite-check.js';
 
 /** What one run of a plan leaves behind. */
 interface PlanState {
@@ -176,7 +177,12 @@ export class CpuEngine implements Engine {
     return state;
   }
 
-  async step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback> {
+  /** The divergence check, on the values themselves. */
+  private nonFinite(): NonFiniteCounts {
+    return { params: countNonFinite(this.params), optimizer: countNonFinite(this.optState) };
+  }
+
+  async step(batch: Batch, iterations: number, want: StepWant): Promise<StepReadback> {
     const plan = trainPlan(this.options);
     const pool = await this.poolFor(batch);
     const shared = this.shareBatch(batch, pool);
@@ -185,6 +191,7 @@ export class CpuEngine implements Engine {
     return {
       stats: want.stats ? state!.stats.slice(0, 2 * batch.tasks) : undefined,
       weights: want.weights ? state!.weights.slice() : undefined,
+      nonFinite: want.check ? this.nonFinite() : undefined,
     };
   }
 
@@ -204,7 +211,7 @@ export class CpuEngine implements Engine {
     return (await this.run(trainPlan(this.options, false), this.shareBatch(batch, pool), pool)).meanGrad;
   }
 
-  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback> {
+  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean; check?: boolean }): Promise<StepReadback> {
     const plan = trainPlan(this.options);
     let state: PlanState | undefined;
     for (let i = first; i < first + count; i++) {
@@ -212,7 +219,7 @@ export class CpuEngine implements Engine {
       const pool = await this.poolFor(batch);
       state = await this.run(plan, this.shareBatch(batch, pool), pool);
     }
-    return { stats: want.stats ? state!.stats.slice(0, 2 * shape.tasks) : undefined };
+    return { stats: want.stats ? state!.stats.slice(0, 2 * shape.tasks) : undefined, nonFinite: want.check ? this.nonFinite() : undefined };
   }
 
   async evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attackParams: AttackParams | null): Promise<EvaluateOutput> {

@@ -21,6 +21,22 @@ export interface StepReadback {
   stats?: Float32Array;
   /** sets×T task weights of the last iteration. */
   weights?: Float32Array;
+  /** When a check was asked: how many values of θ and of the optimizer state are NaN or ±Infinity after
+   * the call (the GPU counts them at the end of the same submit and reads them with the metrics). */
+  nonFinite?: NonFiniteCounts;
+}
+
+/** Non-finite values found by the divergence check (0 and 0: the state is finite). */
+export interface NonFiniteCounts {
+  params: number;
+  optimizer: number;
+}
+
+/** What a training call reads back: metrics, task weights, the divergence check. */
+export interface StepWant {
+  stats: boolean;
+  weights: boolean;
+  check?: boolean;
 }
 
 export interface EvaluateOutput {
@@ -37,14 +53,14 @@ export interface Engine {
   setParams(params: Float32Array): void;
   getParams(): Promise<Float32Array>;
   /** Runs `iterations` meta-iterations on `batch`; reads back only what is asked. */
-  step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback>;
+  step(batch: Batch, iterations: number, want: StepWant): Promise<StepReadback>;
   /** Adapts a copy of θ on each support set and scores the query sets (clean, and attacked when asked). */
   evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail?: boolean): Promise<EvaluateOutput>;
   /** The meta-gradient Σ_t w_t g_t that `step` would apply, without applying it. */
   metaGradient(batch: Batch): Promise<Float32Array>;
   /** Runs meta-iterations first … first+count−1 on batches of a device source (seed, linear, images, omniglot),
    * sampled by the engine itself (the GPU engine on the device, with no upload). */
-  trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback>;
+  trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean; check?: boolean }): Promise<StepReadback>;
   /** Evaluates on batch `index` of a device source's split. */
   evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput>;
   /** Outer optimizer state [m | v | step count] in the internal layout (V·D each), for checkpoints. */

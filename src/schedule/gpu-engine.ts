@@ -23,7 +23,8 @@ import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from 
 import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type StepReadback } from './engine.js';
+import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
+import { FiniteCheckKernel } from '../kernels/finite-check.js';
 import { mlpLayoutOf, modelCount } from '../models/model.js';
 import type { MlpLayout } from '../models/mlp.js';
 import { MlpPass, mlpTapeFloats, type Rows } from './mlp-pass.js';
@@ -101,6 +102,10 @@ export class GpuEngine implements Engine {
   private readonly sourceIds = new WeakMap<TaskSource, number>();
   /** Completion of the last submit: at most one meta-iteration batch is queued behind the running one. */
   private inFlight: Promise<unknown> | null = null;
+  /** The divergence check (non-finite values of θ and of the optimizer state), recorded at the end of
+   * a training submit whose results are read back, and its two counts (u32). */
+  private readonly finiteCheck: BoundDispatch;
+  private readonly finiteCounts: GPUBuffer;
   /** Timestamps of the last submit's compute pass, when the adapter has timestamp queries. */
   private readonly timing: { querySet: GPUQuerySet; resolve: GPUBuffer } | null;
 
@@ -129,6 +134,8 @@ export class GpuEngine implements Engine {
       ga: new GaWeightsKernel(this.device),
       update: new MetaUpdateKernel(this.device),
     };
+    this.finiteCounts = createBuffer(this.device, 'GpuEngine.finiteCounts', 4);
+    this.finiteCheck = new FiniteCheckKernel(this.device).bind({ params: this.params, optState: this.optState, counts: this.finiteCounts }, P, 2 * P + 1);
   }
 
   setParams(params: Float32Array): void {
@@ -147,6 +154,44 @@ export class GpuEngine implements Engine {
     const out = await readFloats(this.device, buffer, floats);
     checkDeviceHealthy(this.acquired);
     return out;
+  }
+
+  /** Several buffers' contents in one readback (one copy submit, one map); null parts are skipped. */
+  private async readMany(parts: ({ buffer: GPUBuffer; floats: number } | null)[]): Promise<(Float32Array | undefined)[]> {
+    const total = parts.reduce((n, p) => n + (p ? p.floats : 0), 0);
+    if (total === 0) return parts.map(() => undefined);
+    checkDeviceHealthy(this.acquired);
+    const staging = this.device.createBuffer({ label: 'readback:GpuEngine', size: total * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.device.createCommandEncoder({ label: 'readback' });
+    let at = 0;
+    for (const p of parts) {
+      if (!p || p.floats === 0) continue;
+      encoder.copyBufferToBuffer(p.buffer, 0, staging, at * 4, p.floats * 4);
+      at += p.floats;
+    }
+    this.device.queue.submit([encoder.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const all = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      at = 0;
+      return parts.map((p) => {
+        if (!p) return undefined;
+        const out = all.slice(at, at + p.floats);
+        at += p.floats;
+        return out;
+      });
+    } finally {
+      staging.destroy();
+      checkDeviceHealthy(this.acquired);
+    }
+  }
+
+  /** The counts of the divergence check as read back (two u32 in float storage). */
+  private static counts(raw: Float32Array | undefined): NonFiniteCounts | undefined {
+    if (!raw) return undefined;
+    const words = new Uint32Array(raw.buffer, raw.byteOffset, 2);
+    return { params: words[0], optimizer: words[1] };
   }
 
   private scratchSizes(batch: Batch, innerSteps: number) {
@@ -474,18 +519,22 @@ export class GpuEngine implements Engine {
     this.inFlight = this.device.queue.onSubmittedWorkDone();
   }
 
-  async step(batch: Batch, iterations: number, want: { stats: boolean; weights: boolean }): Promise<StepReadback> {
+  async step(batch: Batch, iterations: number, want: StepWant): Promise<StepReadback> {
     const plan = trainPlan(this.options);
     const slot = this.slotFor(batch, this.options.innerSteps);
     this.upload(slot, batch, needsAdversarial(plan));
     const run = this.compiled(slot, batch, 'train', () => plan);
     await this.submit('GpuEngine.step', (pass) => {
       for (let i = 0; i < iterations; i++) run.encode(pass);
+      if (want.check) this.finiteCheck.encode(pass);
     });
-    return {
-      stats: want.stats ? await this.read(slot.taskStats, 2 * batch.tasks) : undefined,
-      weights: want.weights ? await this.read(slot.taskWeight, plan.sets * batch.tasks) : undefined,
-    };
+    // Metrics, weights and the check's counts come back together.
+    const [stats, weights, counts] = await this.readMany([
+      want.stats ? { buffer: slot.taskStats, floats: 2 * batch.tasks } : null,
+      want.weights ? { buffer: slot.taskWeight, floats: plan.sets * batch.tasks } : null,
+      want.check ? { buffer: this.finiteCounts, floats: 2 } : null,
+    ]);
+    return { stats, weights, nonFinite: GpuEngine.counts(counts) };
   }
 
   async evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail = false): Promise<EvaluateOutput> {
@@ -558,7 +607,7 @@ export class GpuEngine implements Engine {
     this.device.queue.writeBuffer(this.sampleState, 0, new Uint32Array([iteration >>> 0, 0, 0, 0]));
   }
 
-  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean }): Promise<StepReadback> {
+  async trainSampled(source: TaskSource, shape: SampleShape, seed: number, first: number, count: number, want: { stats: boolean; check?: boolean }): Promise<StepReadback> {
     const batchShape = shape as Batch;  // slots and plans read only the sizes
     const slot = this.slotFor(batchShape, this.options.innerSteps);
     const sample = this.samplerFor(slot, source, shape, seed, 'train');
@@ -570,8 +619,13 @@ export class GpuEngine implements Engine {
         sample.encode(pass);
         run.encode(pass);
       }
+      if (want.check) this.finiteCheck.encode(pass);
     });
-    return { stats: want.stats ? await this.read(slot.taskStats, 2 * shape.tasks) : undefined };
+    const [stats, counts] = await this.readMany([
+      want.stats ? { buffer: slot.taskStats, floats: 2 * shape.tasks } : null,
+      want.check ? { buffer: this.finiteCounts, floats: 2 } : null,
+    ]);
+    return { stats, nonFinite: GpuEngine.counts(counts) };
   }
 
   async evaluateSampled(source: TaskSource, shape: SampleShape, seed: number, index: number, split: Split, steps: number, lr: number, attack: AttackParams | null): Promise<EvaluateOutput> {
@@ -651,6 +705,7 @@ export class GpuEngine implements Engine {
     this.optState.destroy();
     this.meanGrad.destroy();
     this.sampleState.destroy();
+    this.finiteCounts.destroy();
     this.timing?.querySet.destroy();
     this.timing?.resolve.destroy();
     for (const b of this.sourceData.values()) b.destroy();

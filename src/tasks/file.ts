@@ -10,6 +10,11 @@
 import { FileError } from '../errors.js';
 import type { FileTasks, TaskSource } from './source.js';
 
+/** A cell as error text: quoted, and cut to a few dozen characters (a cell may be megabytes long). */
+export function quoteCell(cell: string, max = 32): string {
+  return `"${cell.length > max ? `${cell.slice(0, max - 1)}…` : cell}"`;
+}
+
 export function parseTaskCsv(text: string, name: string): { dim: number; tasks: FileTasks } {
   const lines = text.split(/\r?\n/);
   const fail = (line: number, why: string, hint = 'See the format at the top of src/tasks/file.ts (README: "Your own tasks").'): never => {
@@ -18,6 +23,8 @@ export function parseTaskCsv(text: string, name: string): { dim: number; tasks: 
   let header: string[] | null = null;
   let headerLine = 0;
   const byTask = new Map<string, { support: number[][]; query: number[][]; sy: number[]; qy: number[] }>();
+  // An empty cell is an error, never a 0 (Number('') is 0); cells are quoted cut short (quoteCell).
+  const got = (cell: string) => (cell === '' ? '"" (an empty cell)' : quoteCell(cell));
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === '' || line.startsWith('#')) continue;
@@ -26,18 +33,23 @@ export function parseTaskCsv(text: string, name: string): { dim: number; tasks: 
       header = cells;
       headerLine = i + 1;
       if (cells[0] !== 'task' || cells[1] !== 'set' || cells[2] !== 'label' || cells.length < 4) {
-        fail(i + 1, `the header must be "task,set,label,x0,…", got "${line.slice(0, 60)}"`);
+        fail(i + 1, `the header must be "task,set,label,x0,…", got ${quoteCell(line, 60)}`);
       }
       continue;
     }
     if (cells.length !== header.length) fail(i + 1, `${cells.length} columns, the header has ${header.length}`);
     const [task, set, labelText] = cells;
-    if (set !== 'support' && set !== 'query') fail(i + 1, `set must be "support" or "query", got "${set}"`);
-    const label = Number(labelText);
-    if (label !== 0 && label !== 1) fail(i + 1, `label must be 0 or 1, got "${labelText}"`, 'Binary tasks need labels in {0, 1}.');
+    if (task === '') fail(i + 1, 'column 1: the task name is an empty cell', 'Name every row\'s task.');
+    if (set !== 'support' && set !== 'query') fail(i + 1, `column 2: set must be "support" or "query", got ${got(set)}`);
+    const label = labelText === '' ? NaN : Number(labelText);
+    if (label !== 0 && label !== 1) fail(i + 1, `column 3: label must be 0 or 1, got ${got(labelText)}`, 'Binary tasks need labels in {0, 1}.');
     const x = cells.slice(3).map(Number);
-    const bad = x.findIndex((v, d) => !Number.isFinite(v) || cells[3 + d] === '');
-    if (bad >= 0) fail(i + 1, `feature x${bad} is "${cells[3 + bad]}", not a finite number`, 'Impute or drop missing values before loading.');
+    for (let d = 0; d < x.length; d++) {
+      const cell = cells[3 + d];
+      if (cell === '' || !Number.isFinite(x[d])) fail(i + 1, `column ${4 + d}: feature x${d} is ${quoteCell(cell)}, not a finite number${cell === '' ? ' (an empty cell)' : ''}`, 'Impute or drop missing values before loading.');
+      // Features are stored as float32: a finite double beyond ±3.4028e38 would become ±Infinity.
+      if (!Number.isFinite(Math.fround(x[d]))) fail(i + 1, `column ${4 + d}: feature x${d} is ${quoteCell(cell)}, beyond the float32 range (±3.4028e38)`, 'Rescale the features (e.g. standardise each column) before loading.');
+    }
     let entry = byTask.get(task);
     if (!entry) byTask.set(task, (entry = { support: [], query: [], sy: [], qy: [] }));
     (set === 'support' ? entry.support : entry.query).push(x);
@@ -50,10 +62,10 @@ export function parseTaskCsv(text: string, name: string): { dim: number; tasks: 
   const [firstName, first] = tasks[0];
   const Ks = first.support.length;
   const Kq = first.query.length;
-  if (Ks === 0 || Kq === 0) fail(headerLine, `task "${firstName}" has ${Ks} support and ${Kq} query rows; each needs at least one`);
+  if (Ks === 0 || Kq === 0) fail(headerLine, `task ${quoteCell(firstName)} has ${Ks} support and ${Kq} query rows; each needs at least one`);
   for (const [taskName, t] of tasks) {
     if (t.support.length !== Ks || t.query.length !== Kq) {
-      fail(headerLine, `task "${taskName}" has ${t.support.length} support and ${t.query.length} query rows, task "${firstName}" has ${Ks} and ${Kq}`, 'Every task needs the same numbers of support and query rows.');
+      fail(headerLine, `task ${quoteCell(taskName)} has ${t.support.length} support and ${t.query.length} query rows, task ${quoteCell(firstName)} has ${Ks} and ${Kq}`, 'Every task needs the same numbers of support and query rows.');
     }
   }
   const n = tasks.length;

@@ -40,7 +40,7 @@ export function imageSetFromIdx(images: IdxArray, labels: IdxArray, classNames: 
   const [n, rows, cols] = images.shape;
   if (labels.shape[0] !== n) throw new FileError(`${names.images} holds ${n} images but ${names.labels} holds ${labels.shape[0]} labels.`, 'Pair the images file with its own labels file.');
   const pixels = rows * cols;
-  if (pixels % 4 !== 0) throw new FileError(`Images of ${rows}×${cols} pixels: the GPU sampler needs a multiple of 4 pixels.`, 'Use 28×28 images.');
+  if (pixels % 4 !== 0) throw new FileError(`${names.images} holds images of ${rows}×${cols} pixels: the GPU sampler needs a multiple of 4 pixels.`, 'Use 28×28 images.');
   const classes = classNames.length;
   const classCount = new Array(classes).fill(0);
   for (const l of labels.data) {
@@ -52,4 +52,15 @@ export function imageSetFromIdx(images: IdxArray, labels: IdxArray, classNames: 
   const next = classStart.slice();
   for (let i = 0; i < n; i++) data.set(images.data.subarray(i * pixels, (i + 1) * pixels), pixels * next[labels.data[i]]++);
   return { pixels, data, classStart, classCount, classNames };
+}
+
+/** Classes lo … hi−1 of an image set that hold no images, as text ("5 (Sandal), 7 (Sneaker)"), or null
+ * when every one has some. A count that is not a whole number ≥ 1 counts as none. */
+export function missingClasses(set: { classCount: ArrayLike<number>; classNames?: string[] }, lo: number, hi: number): string | null {
+  const missing: string[] = [];
+  for (let c = lo; c < hi; c++) {
+    const n = set.classCount[c];
+    if (!(Number.isInteger(n) && n >= 1)) missing.push(set.classNames?.[c] !== undefined ? `${c} (${String(set.classNames[c]).slice(0, 40)})` : String(c));
+  }
+  return missing.length ? missing.join(', ') : null;
 }
