@@ -1,7 +1,19 @@
-// Builds dist/: the library (dist/index.js + .d.ts), the demo training run and the benchmark, each an
-// ES module bundle with WGSL inlined as text. `webgpu` (Dawn's native addon) stays external.
-import { build } from 'esbuild';
+// Builds dist/, ES module bundles with WGSL inlined as text. `webgpu` (Dawn's native addon) and pngjs stay
+// external (dependencies of the package).
+//  - The package (what `files` in package.json ships): the entries 'metagrad' (dist/index.js),
+//    'metagrad/node' (dist/node.js), the command (dist/cli.js) and the CPU backend's worker
+//    (dist/cpu-worker.js), bundled together with code splitting, so that the modules they share (the
+//    error classes, the learner, the shared device) are one module graph in shared chunks
+//    (dist/chunk-*.js): an error thrown through 'metagrad/node' is `instanceof` the class 'metagrad'
+//    exports. Plus the type declarations (tsc, tsconfig.build.json) of the two entries.
+//  - Not shipped: the demo training run (dist/demo.js, `npm start`) and the benchmark (dist/bench.js,
+//    `npm run bench`), self-contained bundles with source maps.
+// The build goes to a fresh folder that then replaces dist/, so no stale chunk is shipped and a test
+// reading dist/ meanwhile sees the old build or the new one.
+// Runs as the package's `prepare` script: on `npm ci` / `npm install` in a checkout, `npm pack`,
+// `npm publish`, and when npm installs metagrad from a git URL.
 import { execFileSync } from 'node:child_process';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -19,10 +31,44 @@ const common = {
   absWorkingDir: root,
 };
 
+/** The entries of the package, bundled together (code splitting). */
+export const PACKAGE_ENTRIES = { index: 'src/index.ts', node: 'src/node/index.ts', cli: 'src/cli.ts', 'cpu-worker': 'src/cpu/worker.ts' };
+
+async function loadEsbuild() {
+  try {
+    return await import('esbuild');
+  } catch {
+    throw new Error('metagrad build: esbuild is missing (a devDependency). Run `npm ci` (with dev dependencies) in the checkout first.');
+  }
+}
+
 export async function buildAll() {
-  await build({ ...common, entryPoints: { index: 'src/index.ts', node: 'src/node/index.ts', demo: 'src/demo.ts', cli: 'src/cli.ts', bench: 'bench/bench.ts', 'cpu-worker': 'src/cpu/worker.ts' }, outdir: 'dist' });
-  // Type declarations for the public API (dist/index.d.ts and its imports).
-  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  const { build } = await loadEsbuild();
+  const staging = path.join(root, `dist.build-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  try {
+    await build({
+      ...common,
+      entryPoints: PACKAGE_ENTRIES,
+      outdir: staging,
+      splitting: true,
+      // Chunks sit beside the entries: code that finds files from import.meta.url (the CPU pool's
+      // ./cpu-worker.js, the embedded data sets at ../data) may land in a chunk.
+      chunkNames: '[name]-[hash]',
+      // The package ships no source maps (they hold the whole sources: three times the code).
+      sourcemap: false,
+    });
+    await build({ ...common, entryPoints: { demo: 'src/demo.ts', bench: 'bench/bench.ts' }, outdir: staging });
+    // Type declarations of the public API (dist/index.d.ts, dist/node/index.d.ts and what they import).
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--declarationDir', staging], { cwd: root, stdio: 'inherit' });
+    const dist = path.join(root, 'dist');
+    const old = path.join(root, `dist.old-${process.pid}`);
+    if (existsSync(dist)) renameSync(dist, old);
+    renameSync(staging, dist);
+    rmSync(old, { recursive: true, force: true });
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }
 
 export { common as esbuildOptions };

@@ -9,7 +9,7 @@
 // Backend: WebGPU when a hardware adapter exists (it then trains longer: `scale` below), else the CPU
 // backend — on a machine whose only adapter is a software rasteriser the CPU backend is the faster one
 // (bench/README.md), so that is what CI runs.
-import { createLearner, getSharedDevice, releaseSharedDevice } from './learner.js';
+import { createLearner, pickAutoBackend } from './learner.js';
 import { loadOmniglotEmbedded } from './node/omniglot.js';
 import { OMNIGLOT_EMBEDDED_SPLIT, type OmniglotSource } from './tasks/source.js';
 import { sampleTasks } from './cpu/sample-tasks.js';
@@ -38,17 +38,11 @@ if (process.env.METAGRAD_DEMO_QUICK === '1') {
 
 const pct = (r: MeanWithInterval) => `${(100 * r.mean).toFixed(1)}% ± ${(100 * r.ci95).toFixed(1)}`;
 
-/** A hardware WebGPU adapter's description, or why the CPU backend runs instead. */
+/** backend 'auto''s choice (src/learner.ts pickAutoBackend): WebGPU on a hardware adapter, which then
+ * trains longer, else the CPU backend and why. */
 async function pickBackend(): Promise<{ backend: 'webgpu' | 'cpu'; why: string; scale: number }> {
-  try {
-    const acq = await getSharedDevice();
-    if (!acq.software) return { backend: 'webgpu', why: acq.description, scale: 8 };
-    const why = `only a software adapter (${acq.description.split(',')[0]}): the CPU backend is faster there`;
-    await releaseSharedDevice();
-    return { backend: 'cpu', why, scale: 1 };
-  } catch (e) {
-    return { backend: 'cpu', why: `no WebGPU adapter (${(e as Error).message.split('\n')[0]})`, scale: 1 };
-  }
+  const pick = await pickAutoBackend();
+  return { backend: pick.backend, why: pick.reason.split('\n')[0], scale: pick.backend === 'webgpu' ? 8 : 1 };
 }
 
 async function main() {

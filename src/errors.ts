@@ -1,6 +1,7 @@
 /**
  * Every error metagrad throws on purpose is a MetagradError with a stable `code`, a message that says
- * what was wrong (with the sizes involved) and a `hint` that says what to do.
+ * what was wrong (with the sizes involved) and a `hint` that says what to do. The hint is its own
+ * property, never part of `message`: show both with `formatError(e)` (or `${e.message}\n${e.hint}`).
  */
 export type MetagradErrorCode =
   | 'INVALID_OPTION'
@@ -19,7 +20,7 @@ export class MetagradError extends Error {
   readonly code: MetagradErrorCode;
   readonly hint: string;
   constructor(code: MetagradErrorCode, message: string, hint: string) {
-    super(`${message}\nHINT: ${hint}`);
+    super(message);
     this.name = new.target.name;
     this.code = code;
     this.hint = hint;
@@ -79,4 +80,10 @@ export class DivergenceError extends MetagradError {
     super('DIVERGED', message, hint);
     this.iteration = iteration;
   }
+}
+
+/** An error as a person reads it: the message, then (for a MetagradError) `hint: …` on its own line. */
+export function formatError(e: unknown): string {
+  if (e instanceof MetagradError) return `${e.message}\nhint: ${e.hint}`;
+  return e instanceof Error ? e.message : String(e);
 }

@@ -1,13 +1,19 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/// <reference lib="dom" preserve="true" />
+// (Both references stay in dist/index.d.ts, so that GPUDevice, GPUAdapter … resolve in a user's project
+// from the @webgpu/types dependency, with no `types` entry and no skipLibCheck; @webgpu/types itself
+// needs the DOM library (EventTarget, ImageBitmap, VideoFrame …), which a Node project's `lib` often
+// leaves out.)
 // Public entry point (Node and browsers): re-exports only. Node-only helpers (reading Fashion-MNIST files)
 // are in 'metagrad/node'.
-export { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from './learner.js';
+export { createLearner, getSharedDevice, releaseSharedDevice, pickAutoBackend, type Learner, type CreateLearnerOptions, type AutoBackend } from './learner.js';
 export * from './errors.js';
 export * from './types.js';
 // The algorithms: each one's defaults (ALGORITHMS[name].defaults), option help and capabilities.
 export { ALGORITHMS, ALGORITHM_NAMES, DEFAULT_ALGORITHM, optionKeys } from './algorithms/index.js';
 // The MLP's flat parameter layout (named views: W_l and b_l offsets of each layer) and its He init.
 export { mlpLayout, mlpInit, TASK_NORM_EPS, type MlpLayout, type LayerView } from './models/mlp.js';
-export { acquireDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
+export { acquireDevice, adoptDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
 export * from './tasks/source.js';

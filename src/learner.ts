@@ -1,6 +1,7 @@
 // The public learner: validates every input in one place, then delegates to an Engine (GPU or CPU).
-import { DestroyedError, DivergenceError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
-import { acquireDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
+import { DestroyedError, DeviceLostError, DivergenceError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
+import { acquireDevice, adoptDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
+import { isNode } from './gpu/node-env.js';
 import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
@@ -11,7 +12,7 @@ import type { Engine, EvaluateOutput, NonFiniteCounts, StepReadback } from './sc
 import { GpuEngine } from './schedule/gpu-engine.js';
 import { meanWithInterval, splitTaskStats } from './stats.js';
 import type {
-  AdaptResult, BackendInfo, Batch, CheckedBatch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions,
+  AdaptResult, BackendInfo, Batch, CheckedBatch, EvaluateOptions, EvaluateResult, LearnerOptions, LearnerState, QueryScores, TrainOptions, TrainProgress, ResolvedLearnerOptions, StepMetrics, StepOptions, ReadbackStepOptions,
 } from './types.js';
 import { checkFinite, checkFloatArray, checkInteger, resolveEvaluateOptions, resolveLearnerOptions, resolveTrainOptions, validateBatch } from './validate.js';
 import { sampleFileTasks } from './cpu/sample-tasks.js';
@@ -49,6 +50,7 @@ export interface Learner {
   readonly backend: BackendInfo & { fallbackReason?: string };
   setParams(params: Float32Array): void;
   getParams(): Promise<Float32Array>;
+  step(batch: Batch, options: ReadbackStepOptions): Promise<StepMetrics>;
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
   metaGradient(batch: Batch): Promise<Float32Array>;
@@ -216,6 +218,8 @@ class LearnerImpl implements Learner {
     return this.enqueue(async (engine) => this.toPublic(await engine.getParams()));
   }
 
+  step(batch: Batch, options: ReadbackStepOptions): Promise<StepMetrics>;
+  step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   async step(batch: Batch, options: StepOptions = {}): Promise<StepMetrics | undefined> {
     this.live();
     const iterations = checkInteger('iterations', options.iterations ?? 1, 1, 1_000_000, 'Run 1 or more meta-iterations per call.');
@@ -429,8 +433,50 @@ function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
   return can.publicLayout ? can.publicLayout.init(o) : initialParams(can.paramVectors(o) * o.dim, o.seed, o.initScale);
 }
 
+/** createLearner's options plus `device`, until LearnerOptions (src/algorithms/common.ts) carries it. */
+export type CreateLearnerOptions = LearnerOptions & {
+  /** An existing GPUDevice to run on (shared with the page or with other learners). metagrad never
+   * destroys it; it needs maxStorageBuffersPerShaderStage ≥ 8. Implies the WebGPU backend. */
+  device?: GPUDevice;
+};
+
+/** What backend 'auto' runs on, and why. */
+export interface AutoBackend {
+  backend: 'webgpu' | 'cpu';
+  /** The adapter's description (webgpu), or why the CPU backend runs. */
+  reason: string;
+  /** The shared device (webgpu), or null. */
+  acquired: AcquiredDevice | null;
+}
+
+/**
+ * backend 'auto': WebGPU on a hardware adapter (or on whatever METAGRAD_ADAPTER names, or in a
+ * browser); the CPU backend when there is no adapter, and in Node when the only adapter is a software
+ * rasteriser (llvmpipe, SwiftShader), where the CPU backend's threads are 3–4× faster (bench/README.md).
+ * The software adapter stays available with backend: 'webgpu' (or METAGRAD_ADAPTER naming it).
+ */
+export async function pickAutoBackend(): Promise<AutoBackend> {
+  let acquired: AcquiredDevice;
+  try {
+    acquired = await getSharedDevice();
+  } catch (e) {
+    if (e instanceof NoAdapterError) return { backend: 'cpu', reason: e.message, acquired: null };
+    throw e;
+  }
+  if (acquired.software && !acquired.named && isNode()) {
+    return {
+      backend: 'cpu',
+      reason: `the only WebGPU adapter is a software one (${acquired.description}): the CPU backend is faster there. ` +
+        "Pass backend: 'webgpu' (or set METAGRAD_ADAPTER) to use the adapter anyway.",
+      acquired: null,
+    };
+  }
+  return { backend: 'webgpu', reason: acquired.description, acquired };
+}
+
 /**
  * Creates a meta-learner on the WebGPU backend (when an adapter exists) or the CPU backend.
+ * `device`: run on an existing GPUDevice (several learners may share one; none destroys it).
  *
  * @example
  * ```ts
@@ -440,24 +486,40 @@ function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
  * learner.destroy();
  * ```
  */
-export async function createLearner(options: LearnerOptions): Promise<Learner> {
-  const resolved = Object.freeze(resolveLearnerOptions(options));
+export async function createLearner(options: CreateLearnerOptions): Promise<Learner> {
+  let device: GPUDevice | undefined;
+  let rest: LearnerOptions = options;
+  if (options !== null && typeof options === 'object' && 'device' in options) {
+    ({ device, ...rest } = options);
+    rest = rest as LearnerOptions;
+  }
+  const resolved = Object.freeze(resolveLearnerOptions(rest));
+  if (device !== undefined && resolved.backend === 'cpu') {
+    throw new InvalidOptionError("A device was passed with backend: 'cpu'.", "Leave device out for the CPU backend, or use backend: 'webgpu' (or 'auto') with it.");
+  }
   const theta = initialInternalParams(resolved);
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);
   }
   let acquired: AcquiredDevice;
-  try {
-    acquired = await getSharedDevice();
-  } catch (e) {
-    if (resolved.backend === 'auto' && e instanceof NoAdapterError) {
+  if (device !== undefined) {
+    acquired = adoptDevice(device);
+  } else if (resolved.backend === 'auto') {
+    const pick = await pickAutoBackend();
+    if (!pick.acquired) {
       const engine = new CpuEngine(resolved, theta);
-      return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: e.message });
+      return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: pick.reason });
     }
-    throw e;
+    acquired = pick.acquired;
+  } else {
+    acquired = await getSharedDevice();
   }
-  if (acquired.lost) throw new InvalidOptionError('The shared WebGPU device is lost.', 'Retry createLearner: a new device is acquired.');
+  if (acquired.lost) {
+    throw device !== undefined
+      ? new DeviceLostError(`The GPUDevice passed as device is lost (${acquired.lost.reason}): ${acquired.lost.message}`, 'Pass a live device.')
+      : new InvalidOptionError('The shared WebGPU device is lost.', 'Retry createLearner: a new device is acquired.');
+  }
   // METAGRAD_WG: workgroup size of the per-task kernels, for tuning experiments (default 64).
   const workgroup = typeof process !== 'undefined' && process.env?.METAGRAD_WG ? Number(process.env.METAGRAD_WG) : undefined;
   const engine = new GpuEngine(acquired, resolved, theta, workgroup);

@@ -36,6 +36,10 @@ export interface StepOptions {
   returnWeights?: boolean;
 }
 
+/** step() options that ask for a readback (`readback: true` or `returnWeights: true`): with them,
+ * step() resolves with the metrics (Learner.step's first overload); without, with undefined. */
+export type ReadbackStepOptions = StepOptions & ({ readback: true } | { returnWeights: true });
+
 /** Query metrics at the adapted parameters of the last iteration, before its outer update (ADML: of
  * the clean-adapted pass; AMP: support loss before the update is not reported, query metrics are). */
 export interface StepMetrics {

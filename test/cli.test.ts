@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { learnerOptionsFromFlags, TRAIN_FLAGS } from '../src/cli/main.js';
 import { parseFlags } from '../src/cli/flags.js';
+import { cliVocabulary, flagNames } from '../src/cli/vocabulary.js';
 import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { resolveLearnerOptions } from '../src/validate.js';
 import type { LearnerOptions } from '../src/types.js';
@@ -230,11 +231,164 @@ test('CSV tasks: parsed and checked, and trainable through the CLI', async () =>
   const dir = tmp();
   writeFileSync(path.join(dir, 'tasks.csv'), rows.join('\n'));
   const r = await cli('train', '--source', 'file', '--file', path.join(dir, 'tasks.csv'), '--tasks', '4', '--support-shots', '4', '--query-shots', '2',
-    '--iterations', '10', '--eval-every', '5', '--eval-tasks', '8', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run'));
+    '--iterations', '10', '--eval-every', '5', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run'));
   assert.is(r.code, 0, r.err);
   assert.ok(existsSync(path.join(dir, 'run', 'checkpoint.json')));
   const mismatch = await cli('train', '--source', 'file', '--file', path.join(dir, 'tasks.csv'), '--support-shots', '5', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run2'));
-  assert.match(mismatch.err, /have 4 support and 2 query rows; train asked for 5 and 10/);
+  // Only --support-shots is given: the query rows are the file's (2).
+  assert.match(mismatch.err, /have 4 support and 2 query rows; train asked for 5 and 2/);
+  // The API's hint in the command line's words.
+  assert.match(mismatch.err, /hint: Pass --support-shots 4, --query-shots 2/);
+  assert.not.match(mismatch.err, /supportShots|queryShots/);
 });
+
+/** Ten CSV tasks of 4 support and 2 query rows (two features and a bias): the last 2 are held out. */
+function csvTasks(dir: string): string {
+  const rows = ['task,set,label,x0,x1,bias'];
+  for (let t = 0; t < 10; t++) {
+    for (let k = 0; k < 4; k++) rows.push(`t${t},support,${k % 2},${k % 2 ? 1 : -1},${t / 10},1`);
+    for (let k = 0; k < 2; k++) rows.push(`t${t},query,${k % 2},${k % 2 ? 0.5 : -0.5},${(t % 3) / 3},1`);
+  }
+  const file = path.join(dir, 'tasks.csv');
+  writeFileSync(file, rows.join('\n'));
+  return file;
+}
+
+test('CSV tasks give train their shot counts; held-out scores use each held-out task once (train and eval agree), --eval-tasks does not apply', async () => {
+  const dir = tmp();
+  const file = csvTasks(dir);
+  const out = path.join(dir, 'run');
+  // No --support-shots / --query-shots: the file's 4 and 2 (today: 10 and 10, refused).
+  const r = await cli('train', '--source', 'file', '--file', file, '--tasks', '4', '--iterations', '6', '--eval-every', '3', '--backend', 'cpu', '--quiet', '--out', out);
+  assert.is(r.code, 0, r.err);
+  const ckpt = loadCheckpoint(path.join(out, 'checkpoint.json'));
+  const flags = ckpt.config.flags as Record<string, unknown>;
+  assert.equal([flags['support-shots'], flags['query-shots']], [4, 2]);
+  // Two held-out tasks (the last 20% of ten), each scored once: said so, and the interval is over those 2.
+  assert.match(r.out, /held-out scores: each of the 2 held-out tasks of .*tasks\.csv \(its last 20%\) once/);
+  assert.match(r.out, /\(each of the 2 held-out tasks .* once, 95% CI\)/);
+  const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(metrics.map((m) => m.iteration), [3, 6]);
+  // 2 tasks × 2 queries: accuracies are multiples of 1/4 (the mean over exactly those 4 query rows).
+  assert.ok(metrics.every((m) => Number.isInteger(Math.round(m.eval.accuracy * 4 * 1e6) / 1e6)), JSON.stringify(metrics.map((m) => m.eval.accuracy)));
+  // eval scores the same two tasks: its checkpoint row after the trained inner steps is train's final score.
+  const ev = await cli('eval', '--checkpoint', path.join(out, 'checkpoint.json'), '--max-steps', '1', '--joint-iterations', '0', '--attack-epsilon', '0.05', '--backend', 'cpu');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /each of the 2 held-out tasks of .*tasks\.csv \(its last 20%\) once/);
+  const json = JSON.parse(readFileSync(path.join(out, 'eval.json'), 'utf8'));
+  assert.is(json.tasks, 2);
+  assert.is(json.attack.epsilon, 0.05);
+  const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  const checkpointRow = Object.values(json.results as Record<string, Array<{ steps: number; clean: { mean: number } }>>)[0];
+  assert.is(checkpointRow.find((s) => s.steps === 1)!.clean.mean, summary.final.accuracy.mean);
+  // --eval-tasks does not apply to a task file, in train or eval.
+  const t2 = await cli('train', '--source', 'file', '--file', file, '--eval-tasks', '600', '--backend', 'cpu', '--quiet', '--out', path.join(dir, 'run2'));
+  assert.is(t2.code, 2);
+  assert.match(t2.err, /--eval-tasks does not apply here \(--source file/);
+  const e2 = await cli('eval', '--checkpoint', path.join(out, 'checkpoint.json'), '--eval-tasks', '600', '--backend', 'cpu');
+  assert.is(e2.code, 2);
+  assert.match(e2.err, /--eval-tasks does not apply to a task file: eval scores each of its 2 held-out tasks once/);
+});
+
+test('CSV: the error for an uneven task names its first row, not the header; format hints do not point into src/', async () => {
+  const text = 'task,set,label,x0\n0,support,1,1\n0,query,1,1\n\n1,support,1,1\n1,support,0,1\n1,query,1,1';
+  const e = await thrown(() => parseTaskCsv(text, 'bad.csv'));
+  assert.instance(e, FileError);
+  assert.match(e.message, /^bad\.csv:5: task "1" has 2 support and 1 query rows, task "0" has 1 and 1 \(line 2\)/);
+  const format = await thrown(() => parseTaskCsv('x,y\n1,2', 'bad.csv'));
+  assert.not.match((format as FileError).hint, /src\//);
+  assert.match((format as FileError).hint, /README/);
+});
+
+test('flags that do not apply to the algorithm, model or source are refused, not ignored', async () => {
+  const cases: Array<[string[], RegExp, RegExp]> = [
+    [['--algo', 'maml', '--epsilon', '0.2'], /--epsilon does not apply to --algo maml/, /hint: It is a flag of --algo adml, amp; leave it out or change --algo/],
+    [['--algo', 'adml', '--context-dim', '3'], /--context-dim does not apply to --algo adml/, /--algo caml/],
+    [['--algo', 'caml', '--pairing', 'same'], /--pairing does not apply to --algo caml/, /--algo adml/],
+    [['--hidden', '8'], /--hidden does not apply here \(--source linear, --algo maml, --model logistic\)/, /--model mlp/],
+    [['--ways', '3'], /--ways does not apply here/, /--source omniglot or fashion-episodes/],
+    [['--algo', 'amp', '--eval-tasks', '50'], /--eval-tasks does not apply here/, /--tasks/],
+  ];
+  for (const [args, message, hint] of cases) {
+    const r = await cli('train', '--source', 'linear', '--dim', '5', ...args, '--backend', 'cpu', '--quiet', '--out', tmp());
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+    assert.match(r.err, hint);
+    assert.is(r.out, '', 'nothing trained');
+  }
+  const omniglot = await cli('train', '--source', 'omniglot', '--model', 'mlp', '--classes', '5', '--support-shots', '5', '--backend', 'cpu', '--quiet', '--out', tmp());
+  assert.is(omniglot.code, 2);
+  assert.match(omniglot.err, /--support-shots does not apply here \(--source omniglot[\s\S]*--ways × --shots/);
+  // The same flags where they apply are taken.
+  const ok = parseFlags(['--algo', 'adml', '--epsilon', '0.2'], TRAIN_FLAGS, 'train');
+  assert.is(resolveLearnerOptions(learnerOptionsFromFlags(ok, { kind: 'linear', dim: 5 })).epsilon, 0.2);
+});
+
+test("one meaning per flag name: eval's attack budget is --attack-epsilon (as in train); --epsilon there is an error with a hint; eval takes the checkpoint's task shape", async () => {
+  const r = await cli('eval', '--checkpoint', '/nonexistent/checkpoint.json', '--epsilon', '0.2');
+  assert.is(r.code, 2);
+  assert.match(r.err, /--epsilon is not a flag of `metagrad eval`: the attack's L∞ budget is --attack-epsilon, as in train \(where --epsilon is ADML's training step\)/);
+  assert.match(r.err, /hint: Pass --attack-epsilon 0\.2\./);
+  const ways = await cli('eval', '--ways', '3');
+  assert.is(ways.code, 2);
+  assert.match(ways.err, /--ways is not a flag of `metagrad eval`[\s\S]*hint: Leave --ways out/);
+  const help = await cli('eval', '--help');
+  assert.match(help.out, /--attack-epsilon\s+L∞ budget of the attack/);
+  assert.not.match(help.out, /--epsilon\s/);
+});
+
+test("CLI-only defaults are said in --help (the API's defaults are the flags' defaults)", async () => {
+  const help = (await cli('train', '--help')).out;
+  assert.match(help, /--outer-lr\s+β \(adml: β1\) \(default: 0\.001\)/);
+  assert.match(help, /--optimizer\s+outer optimizer \[sgd\|adam\] \(default: sgd\)/);
+  assert.match(help, /--iterations\s+meta-iterations \(the command line's default; train\(\) has none\) \(default: 300\)/);
+  assert.match(help, /--eval-every\s+.*train\(\)'s evalEvery is 0/);
+  assert.match(help, /--attack\s+.*train\(\) attacks only when given evalAttack/);
+});
+
+test("flags are validated before an adapter is acquired, and errors speak the command line's words", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--iterations', '0'], /metagrad: --iterations must be an integer in \[1, /],
+    [['--support-shots', '0'], /metagrad: --support-shots must be an integer in \[1, 256\], got 0/],
+    [['--inner-lr', '-1'], /metagrad: --inner-lr must be a finite number > 0, got -1/],
+  ];
+  for (const [args, message] of cases) {
+    // --backend webgpu: a learner made before the check would acquire an adapter (and print its header).
+    const r = await cli('train', '--source', 'linear', '--dim', '5', ...args, '--backend', 'webgpu', '--quiet', '--out', tmp());
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.is(r.out, '', `${args.join(' ')}: no learner was made`);
+    assert.match(r.err, message);
+    assert.match(r.err, /\nhint: /);
+    assert.not.match(r.err, /train iterations|supportShots|innerLr|src\//);
+  }
+  // eval: the attack budget is checked before the learners are made and the joint baseline trained.
+  const dir = tmp();
+  const run = await cli('train', '--source', 'linear', '--dim', '5', '--tasks', '2', '--iterations', '2', '--eval-every', '0', '--eval-tasks', '4', '--attack', 'none', '--backend', 'cpu', '--quiet', '--out', dir);
+  assert.is(run.code, 0, run.err);
+  const ev = await cli('eval', '--checkpoint', path.join(dir, 'checkpoint.json'), '--attack-epsilon', '-1', '--backend', 'webgpu');
+  assert.is(ev.code, 2, ev.err);
+  assert.match(ev.err, /metagrad: --attack-epsilon must be a finite number ≥ 0, got -1/);
+  assert.not.match(ev.err, /training the joint baseline/);
+  assert.is(ev.out, '');
+});
+
+test("the API's hints in command-line words: option names become flags, sentences pointing into src/ are dropped", () => {
+  const names = flagNames('train', TRAIN_FLAGS);
+  const say = (t: string) => cliVocabulary(t, names, 'train');
+  assert.is(say('Pass supportShots: 4, queryShots: 2.'), 'Pass --support-shots 4, --query-shots 2.');
+  assert.is(say('train tasksPerBatch must be an integer in [1, 1048576], got 0.'), '--tasks must be an integer in [1, 1048576], got 0.');
+  assert.is(say("Create the learner with model: { kind: 'mlp', classes: 3, … }, or use ways: 2."), 'Pass --model mlp --classes 3, or use --ways 2.');
+  assert.is(say('Pass optimizer: "sgd" or leave it out for the default.'), 'Pass --optimizer sgd or leave it out for the default.');
+  assert.is(say('For pixels in [0, 1] pass clip: [0, 1]; leave it out for no clipping.'), 'For pixels in [0, 1] pass --clip 0,1; leave it out for no clipping.');
+  assert.is(say('epsilon must be a finite number > 0, got -1.'), '--epsilon must be a finite number > 0, got -1.');
+  assert.is(say('See src/tasks/source.ts, or the CLI flag --source.'), 'See metagrad train --help.');
+  assert.is(say('Use evalTasks: 8, or leave it out. See src/validate.ts.'), 'Use --eval-tasks 8, or leave it out.');
+  // eval names the evaluation's steps --steps.
+  const evalNames = flagNames('eval', { steps: { help: '' }, 'inner-lr': { help: '' } });
+  assert.is(cliVocabulary('evaluate steps must be an integer in [0, 100], got -1.', evalNames, 'eval'), '--steps must be an integer in [0, 100], got -1.');
+  // Words that only look like options stay.
+  assert.is(say('The run has 2 inner steps and seed 3.'), 'The run has 2 inner steps and seed 3.');
+});
+
 
 test.run();

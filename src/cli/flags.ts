@@ -11,6 +11,9 @@ export interface FlagSpec {
   switch?: boolean;
   choices?: readonly string[];
   kind?: 'int' | 'number' | 'string' | 'pair';
+  /** A name this command refuses (renamed, or another command's): given, it is an error saying why,
+   * with a hint (`{value}` in it: the value given). Left out of --help and of the parsed values. */
+  refused?: { why: string; hint: string };
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -28,6 +31,10 @@ export function parseFlags(args: string[], specs: FlagSpecs, command: string, gi
     const spec = specs[name];
     if (!spec) throw new InvalidOptionError(`Unknown flag --${name} for \`metagrad ${command}\`.`, `See metagrad ${command} --help for the flags.`);
     given?.add(name);
+    if (spec.refused) {
+      const value = inline ?? (args[i + 1] === undefined || args[i + 1].startsWith('--') ? '…' : args[i + 1]);
+      throw new InvalidOptionError(`--${name} is not a flag of \`metagrad ${command}\`: ${spec.refused.why}.`, spec.refused.hint.replace('{value}', value));
+    }
     if (spec.switch) {
       // --name alone is true; --name=true|false (1|0, yes|no) says which.
       if (inline === undefined || /^(true|1|yes)$/i.test(inline)) raw[name] = true;
@@ -41,6 +48,7 @@ export function parseFlags(args: string[], specs: FlagSpecs, command: string, gi
   }
   const out: FlagValues = {};
   for (const [name, spec] of Object.entries(specs)) {
+    if (spec.refused) continue;
     const value = raw[name] ?? (spec.switch ? false : spec.default);
     if (value === undefined || typeof value === 'boolean') { out[name] = value; continue; }
     if (spec.choices && !spec.choices.includes(value)) {
@@ -68,8 +76,9 @@ function convert(name: string, value: string, spec: FlagSpec): string | number |
 }
 
 export function helpText(command: string, summary: string, specs: FlagSpecs): string {
-  const width = Math.max(...Object.keys(specs).map((n) => n.length)) + 4;
-  const lines = Object.entries(specs).map(([name, s]) => {
+  const shown = Object.entries(specs).filter(([, s]) => !s.refused);
+  const width = Math.max(...shown.map(([n]) => n.length)) + 4;
+  const lines = shown.map(([name, s]) => {
     const def = s.switch ? '' : s.default !== undefined ? ` (default: ${s.default})` : '';
     const choices = s.choices ? ` [${s.choices.join('|')}]` : '';
     return `  --${name.padEnd(width)}${s.help}${choices}${def}`;

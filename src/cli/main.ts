@@ -1,19 +1,22 @@
 // The `metagrad` command line: train, eval, info. Every flag has a default shown by --help; errors
 // print one line and a hint and exit with status 1 (2 for usage errors).
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createLearner, getSharedDevice, releaseSharedDevice, type Learner } from '../learner.js';
+import { createLearner, pickAutoBackend, releaseSharedDevice, type Learner } from '../learner.js';
 import { FileError, InvalidOptionError, MetagradError } from '../errors.js';
-import type { Algorithm, AttackOptions, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainProgress } from '../types.js';
-import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, pickOptions } from '../algorithms/index.js';
+import type { Algorithm, AttackOptions, CheckedBatch, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainOptions, TrainProgress } from '../types.js';
+import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, optionUsers, pickOptions } from '../algorithms/index.js';
+import { resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
 import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, resolveAttack, transferAccuracy } from '../baselines.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, withValidation, type TaskSource } from '../tasks/source.js';
-import { sampleFileTasks, sampleTasks } from '../cpu/sample-tasks.js';
+import { sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
-import { helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
+import { flagName, helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
+import { cliVocabulary, flagNames } from './vocabulary.js';
 import { loadCheckpoint, removeStaleTemps, restoreState, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
 import { ProgressBar, formatSeconds } from './progress.js';
 import { svgPlot, type Panel } from './plot.js';
@@ -39,21 +42,21 @@ const ALGORITHM_OPTION_FLAGS = optionFlagKeys().filter((k) => !SHARED_OPTION_FLA
 export const TRAIN_FLAGS: FlagSpecs = {
   algo: { default: DEFAULT_ALGORITHM, help: 'algorithm', choices: ALGORITHM_NAMES },
   ...SOURCE_FLAGS,
-  iterations: { default: '300', kind: 'int', help: 'meta-iterations' },
+  iterations: { default: '300', kind: 'int', help: 'meta-iterations (the command line\'s default; train() has none)' },
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
-  'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots)' },
-  'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class)' },
+  'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots, set by --shots; file: the file\'s unless given)' },
+  'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class; file: the file\'s unless given)' },
   model: { default: 'logistic', help: 'model: the binary logistic unit, or an MLP with a softmax head', choices: ['logistic', 'mlp'] },
   hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
   norm: { default: 'none', help: "mlp: 'task' normalises each hidden unit over the rows of the task's set (MAML's batch norm), or 'none'", choices: ['none', 'task'] },
   classes: { default: '2', kind: 'int', help: 'mlp: classes N of the softmax head (labels 0 … N−1)' },
   // The command line's own rule: pixels of image sources lie in [0, 1].
   ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
-  'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end)' },
-  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation (amp: one per model)' },
+  'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end; the command line\'s default: train()\'s evalEvery is 0, never)' },
+  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks per evaluation (amp: one per model, = --tasks; file: each held-out task of the file once, not a flag there)' },
   'eval-steps': { default: 'auto', help: 'inner steps at evaluation (auto: = inner-steps)' },
-  attack: { default: 'fgsm', help: 'attack for robust accuracy', choices: ['fgsm', 'pgd', 'none'] },
-  'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
+  attack: { default: 'fgsm', help: 'attack for robust accuracy (the command line\'s default: train() attacks only when given evalAttack)', choices: ['fgsm', 'pgd', 'none'] },
+  'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack (--epsilon is ADML\'s training step)' },
   'checkpoint-every': { default: '100', kind: 'int', help: 'write the checkpoint every N iterations (and at the end)' },
   ...optionFlags(SHARED_OPTION_FLAGS),
   out: { default: 'run', help: 'run folder: metrics.jsonl, checkpoint.json, curves.svg, summary.json' },
@@ -66,12 +69,15 @@ const EVAL_FLAGS: FlagSpecs = {
   checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate' },
   ...SOURCE_FLAGS,
   source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
-  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals)' },
+  'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals; file: each held-out task of the file once, not a flag there)' },
   'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
   steps: { default: 'auto', help: 'inner-step counts to score, comma-separated (e.g. 3; auto: 0 … --max-steps); each attacked column costs a full attack' },
   'inner-lr': { default: 'auto', help: 'inner rate at evaluation (auto: the checkpoint\'s)' },
   attack: { default: 'fgsm', help: 'attack against each adapted model', choices: ['fgsm', 'pgd', 'none'] },
-  epsilon: { default: '0.1', kind: 'number', help: 'L∞ budget of the attack' },
+  'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack (as in train)' },
+  epsilon: { help: '', refused: { why: 'the attack\'s L∞ budget is --attack-epsilon, as in train (where --epsilon is ADML\'s training step)', hint: 'Pass --attack-epsilon {value}.' } },
+  // The task shape is the checkpoint's.
+  ...Object.fromEntries(['ways', 'shots', 'val-alphabets', 'dim'].map((name) => [name, { help: '', refused: { why: 'eval scores tasks of the shape the checkpoint was trained on', hint: `Leave --${name} out: eval reads it from the checkpoint (train with another --${name} to evaluate that).` } }])),
   'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it; not for N-way Omniglot, whose random relabelling makes one joint model meaningless)' },
   'transfer-iterations': { default: '1000', kind: 'int', help: 'mlp on N-way episodes (omniglot, fashion-episodes): minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; 0 skips it)' },
   'transfer-norm': { default: 'auto', help: "per-task norm of the transfer baseline's network: auto (the checkpoint's), none or task", choices: ['auto', 'none', 'task'] },
@@ -152,6 +158,41 @@ function parseNumber(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidOptionError(`"${v}" is not a number.`, 'Pass a number or auto.');
   return n;
+}
+
+/** Flags that apply only to some runs: given to another, they are refused (as createLearner refuses
+ * an option its algorithm does not take) instead of being ignored. */
+const FLAG_APPLIES: Record<string, { when: (f: FlagValues, source: string) => boolean; to: string }> = {
+  hidden: { when: (f) => f.model === 'mlp', to: '--model mlp' },
+  norm: { when: (f) => f.model === 'mlp', to: '--model mlp' },
+  classes: { when: (f) => f.model === 'mlp', to: '--model mlp' },
+  ways: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes' },
+  shots: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes (others: --support-shots)' },
+  'support-shots': { when: (_, s) => !EPISODES.includes(s), to: 'sources other than omniglot and fashion-episodes (whose support rows are --ways × --shots)' },
+  'val-alphabets': { when: (_, s) => s === 'omniglot', to: '--source omniglot' },
+  data: { when: (_, s) => ['fashion-mnist', 'fashion-episodes', 'omniglot'].includes(s), to: '--source fashion-mnist, fashion-episodes or omniglot' },
+  dim: { when: (_, s) => s === 'linear' || s === 'seed', to: '--source linear or seed' },
+  file: { when: (_, s) => s === 'file', to: '--source file' },
+  'test-file': { when: (_, s) => s === 'file', to: '--source file' },
+  'eval-tasks': { when: (f, s) => s !== 'file' && !capabilitiesOf({ algorithm: String(f.algo) as Algorithm }).thetaPerTask, to: 'sources other than file (whose held-out tasks are each scored once) and algorithms other than amp (whose evaluations score one held-out task per model: --tasks)' },
+};
+const EPISODES = ['omniglot', 'fashion-episodes'];
+
+/** Throws for the first flag of `given` that does not apply: an option of another algorithm (from the
+ * algorithms' tables), or a flag of another model or source (FLAG_APPLIES). */
+function checkApplicable(command: 'train' | 'eval', f: FlagValues, given: readonly string[], source = String(f.source)): void {
+  const algorithm = String(f.algo) as Algorithm;
+  for (const name of given) {
+    const key = ALGORITHM_OPTION_FLAGS.find((k) => flagName(k) === name);
+    if (command === 'train' && key !== undefined && !optionKeys(algorithm).includes(key)) {
+      const users = optionUsers(key);
+      throw new InvalidOptionError(`--${name} does not apply to --algo ${algorithm}.`, `It is a flag of --algo ${users.join(', ')}; leave it out or change --algo.`);
+    }
+    const rule = FLAG_APPLIES[name];
+    if (rule && !rule.when(f, source)) {
+      throw new InvalidOptionError(`--${name} does not apply here (--source ${source}${command === 'train' ? `, --algo ${algorithm}, --model ${String(f.model)}` : ''}).`, `It applies to ${rule.to}; leave it out.`);
+    }
+  }
 }
 
 /** Learner options from train flags: only those that apply to the algorithm (the flags of other
@@ -277,40 +318,86 @@ async function train(args: string[]): Promise<number> {
       throw new InvalidOptionError(`${held[0]} exists: this run folder holds a run.`, 'Pass --resume to continue it, --force to start it over (its metrics are cleared), or another --out.');
     }
   }
-  const source = sourceFromFlags(flags);
-  const options = learnerOptionsFromFlags(flags, source);
-  const learner = await createLearner(options);
-  try {
-    return await trainWith(learner, flags, source, { out, checkpointFile, metricsFile, resumeFrom, changed });
-  } finally {
-    learner.destroy();
-  }
-}
-
-async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource, run: { out: string; checkpointFile: string; metricsFile: string; resumeFrom: Checkpoint | null; changed: string[] }): Promise<number> {
-  const { out, checkpointFile, metricsFile, resumeFrom } = run;
+  // Every flag is checked before an adapter is acquired (which may take seconds, and print driver
+  // noise): those that do not apply, the learner options and the train options.
+  checkApplicable('train', flags, [...given].filter((n) => !NOT_CONFIG.has(n)));
   const start = resumeFrom?.iteration ?? 0;
   const iterations = Number(flags.iterations);
+  const source = sourceFromFlags(flags);
+  // A task file's shots are the file's unless a flag says otherwise (a resumed run has them saved).
+  if (source.kind === 'file' && !resumeFrom) {
+    flags = { ...flags };
+    if (!given.has('support-shots')) flags['support-shots'] = source.train.supportShots;
+    if (!given.has('query-shots')) flags['query-shots'] = source.train.queryShots;
+  }
+  const options = learnerOptionsFromFlags(flags, source);
+  const resolved = resolveLearnerOptions(options);
   if (resumeFrom) {
     // The options the checkpoint's state belongs to must be those its flags make.
-    const made = learner.options as unknown as Record<string, unknown>;
+    const made = resolved as unknown as Record<string, unknown>;
     const differ = Object.entries(resumeFrom.options).filter(([k, v]) => k !== 'backend' && JSON.stringify(v) !== JSON.stringify(made[k]));
     if (differ.length) {
       throw new FileError(`Checkpoint ${checkpointFile} is damaged: its learner options do not match its training configuration (${differ.map(([k, v]) => `${k} ${JSON.stringify(v)}, the flags make ${JSON.stringify(made[k])}`).join('; ')}).`,
         'The file was altered or mixes two runs: restore it from a copy of the run folder, or retrain (metagrad train --force).');
     }
-    restoreState(learner, resumeFrom, checkpointFile);
-    if (start >= iterations) throw new InvalidOptionError(`The run in ${out} is complete: its checkpoint is at iteration ${start} of --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
   }
+  const plan = trainPlanOf(flags, source, resolved, start);
+  // (A complete run, 0 iterations to go, is said after its state is checked, below.)
+  resolveTrainOptions(resumeFrom && start >= iterations ? { ...plan.options, iterations: 1 } : plan.options, resolved);
+  const learner = await createLearner(options);
+  try {
+    if (resumeFrom) {
+      restoreState(learner, resumeFrom, checkpointFile);
+      if (start >= iterations) throw new InvalidOptionError(`The run in ${out} is complete: its checkpoint is at iteration ${start} of --iterations ${iterations}.`, `Pass --iterations above ${start} to train further.`);
+    }
+    return await trainWith(learner, flags, source, plan, { out, checkpointFile, metricsFile, resumeFrom, changed });
+  } finally {
+    learner.destroy();
+  }
+}
+
+/** The train options of the flags (the table TRAIN_OPTION_FLAGS), and how train scores held-out tasks:
+ * a task file's held-out tasks each once (fileHeldOut), evaluated by the command line between
+ * iterations, else learner.train's evalTasks sampled tasks. */
+function trainPlanOf(flags: FlagValues, source: TaskSource, o: ResolvedLearnerOptions, start: number) {
+  const iterations = Number(flags.iterations);
+  const can = capabilitiesOf(o);
+  // The evaluation attack clips like the algorithm's own (ADML's clip), else pixels to [0, 1].
+  const clip = optionKeys(o.algorithm).includes('clip') ? o.clip : isPixels(source) ? ([0, 1] as [number, number]) : undefined;
+  const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
+  const fileHeldOut = source.kind === 'file' && !can.thetaPerTask ? heldOutFileTasks(source) : null;
+  const evalEvery = Number(flags['eval-every']) > 0 ? Number(flags['eval-every']) : iterations - start;
+  // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
+  const evalTasks = fileHeldOut ? fileHeldOut.tasks : can.thetaPerTask ? can.models(o) : Number(flags['eval-tasks']);
+  const options: TrainOptions = {
+    source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
+    ...shotsOf(flags, source),
+    // The file's held-out tasks are scored by the command line at these iterations (a report each).
+    ...(fileHeldOut ? { evalEvery: 0, iterationsPerSubmit: 1 } : { evalEvery, evalTasks }),
+    evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true,
+  };
+  return { options, evalEvery, evalTasks, evalAttack, fileHeldOut };
+}
+
+/** Every held-out task of a task file, once, in the file's order. */
+function heldOutFileTasks(source: Extract<TaskSource, { kind: 'file' }>): CheckedBatch {
+  const t = source.test;
+  return { tasks: t.count, supportShots: t.supportShots, queryShots: t.queryShots, supportX: t.supportX, supportY: t.supportY, queryX: t.queryX, queryY: t.queryY };
+}
+
+type TrainPlan = ReturnType<typeof trainPlanOf>;
+
+async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource, plan: TrainPlan, run: { out: string; checkpointFile: string; metricsFile: string; resumeFrom: Checkpoint | null; changed: string[] }): Promise<number> {
+  const { out, checkpointFile, metricsFile, resumeFrom } = run;
+  const start = resumeFrom?.iteration ?? 0;
+  const iterations = Number(flags.iterations);
   mkdirSync(out, { recursive: true });
   // Temporary files of writers that were killed mid-write; a fresh run with --force clears the old one.
   removeStaleTemps(out);
   if (!resumeFrom && flags.force) for (const name of RUN_FILES) rmSync(path.join(out, name), { force: true });
   // Records a crash left past the checkpoint are written again by this run.
   const dropped = resumeFrom ? truncateMetrics(metricsFile, start) : 0;
-  // The evaluation attack clips like the algorithm's own (ADML's clip), else pixels to [0, 1].
-  const clip = optionKeys(learner.options.algorithm).includes('clip') ? learner.options.clip : isPixels(source) ? ([0, 1] as [number, number]) : undefined;
-  const evalAttack = attackFromFlags(flags.attack, flags['attack-epsilon'], clip);
+  const { evalAttack, evalTasks, fileHeldOut } = plan;
   const config = { flags: { ...flags, resume: false, force: false }, source: source.kind === 'images' || source.kind === 'omniglot' ? source.name : source.kind };
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
     ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}` : ''));
@@ -344,9 +431,14 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
     process.stderr.write(`\nmetagrad: ${signal}: stopping after the iterations in flight, then writing the checkpoint (${signal} again stops at once)\n`);
   };
   let lastEval: EvaluateResult | undefined;
-  const onProgress = async (p: TrainProgress) => {
+  const onProgress = async (progress: TrainProgress) => {
     // Let the event loop deliver signals (the CPU engine may run many submits without yielding to it).
     await new Promise<void>((resolve) => setImmediate(resolve));
+    // A task file's held-out tasks, each once, at the evaluation points (learner.train samples its
+    // evalTasks with replacement: a few held-out tasks drawn hundreds of times make a false interval).
+    const p = fileHeldOut && ((Number(flags['eval-every']) > 0 && progress.iteration % Number(flags['eval-every']) === 0) || progress.iteration === progress.endIteration)
+      ? { ...progress, eval: await learner.evaluate(fileHeldOut, { steps: plan.options.evalSteps, attack: evalAttack }) }
+      : progress;
     if (p.eval) {
       lastEval = p.eval;
       const record = {
@@ -368,23 +460,15 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
       throw new Interrupted(interrupted, p.iteration);
     }
   };
-  const evalEvery = Number(flags['eval-every']);
   // With a validation split, train's evaluations use it (evalSplit 'auto'): tuning never sees the test alphabets.
   const evalSplitName = source.kind === 'omniglot' && source.split?.val?.length ? 'validation' : 'held-out';
-  // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
-  const can = capabilitiesOf(learner.options);
-  const evalTasks = can.thetaPerTask ? can.models(learner.options) : Number(flags['eval-tasks']);
+  const scored = fileHeldOut ? `each of the ${evalTasks} held-out task${evalTasks === 1 ? '' : 's'} of ${source.kind === 'file' && flags['test-file'] ? String(flags['test-file']) : `${String(flags.file)} (its last 20%)`} once` : `${evalTasks} tasks`;
+  if (fileHeldOut) console.log(`held-out scores: ${scored}`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   t0 = performance.now();
   try {
-    await learner.train({
-      source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
-      ...shotsOf(flags, source),
-      evalEvery: evalEvery > 0 ? evalEvery : iterations - start,
-      evalTasks,
-      evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true, onProgress,
-    });
+    await learner.train({ ...plan.options, onProgress });
   } catch (e) {
     if (!(e instanceof Interrupted)) throw e;
     bar?.finish();
@@ -407,7 +491,7 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
     (resumeFrom ? `, ${formatSeconds(before + seconds)} of training in all` : '') +
     (lastEval ? `; ${evalSplitName} accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
-    ` (${evalTasks} tasks, 95% CI)`);
+    ` (${scored}, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
   return 0;
 }
@@ -451,7 +535,8 @@ async function evaluate(args: string[]): Promise<void> {
 each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
 `;
   if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS) + '\n' + rows); return; }
-  const f = parseFlags(args, EVAL_FLAGS, 'eval');
+  const given = new Set<string>();
+  const f = parseFlags(args, EVAL_FLAGS, 'eval', given);
   const ckpt = loadCheckpoint(String(f.checkpoint));
   const trained = checkpointFlags(ckpt, String(f.checkpoint));
   const source = sourceFromFlags({ ...trained, ...Object.fromEntries(Object.entries(f).filter(([k, v]) => ['data', 'file', 'test-file'].includes(k) && v !== undefined)) },
@@ -460,11 +545,23 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   const can = capabilitiesOf(o);
   const lr = auto(f['inner-lr']) ?? can.evaluateDefaults(o as ResolvedLearnerOptions).lr;
   const backend = f.backend as LearnerOptions['backend'];
-  const tasks = Number(f['eval-tasks']);
-  const shots = shotsOf(trained, source);
   if (!can.metaGradient) throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
+  // A task file's held-out tasks are scored each once, all of them; elsewhere --eval-tasks are sampled.
+  if (source.kind === 'file' && given.has('eval-tasks')) {
+    throw new InvalidOptionError(`--eval-tasks does not apply to a task file: eval scores each of its ${source.test.count} held-out tasks once.`, 'Leave --eval-tasks out (add held-out tasks to the file, or pass --test-file, for a tighter interval).');
+  }
+  const transferApplies = o.model.kind === 'mlp' && source.kind === 'omniglot';
+  const transferFlag = [...given].find((n) => n.startsWith('transfer-'));
+  if (transferFlag && !transferApplies) throw new InvalidOptionError(`--${transferFlag} does not apply here: the transfer baseline is for an MLP checkpoint on N-way episodes (omniglot, fashion-episodes).`, `Leave --${transferFlag} out.`);
+  const fileHeldOut = source.kind === 'file' ? heldOutFileTasks(source) : null;
+  const tasks = fileHeldOut ? fileHeldOut.tasks : Number(f['eval-tasks']);
+  const shots = fileHeldOut ? { supportShots: fileHeldOut.supportShots, queryShots: fileHeldOut.queryShots } : shotsOf(trained, source);
   const clip = isPixels(source) ? ([0, 1] as [number, number]) : undefined;
-  const attack = attackFromFlags(f.attack, f.epsilon, clip);
+  const attack = attackFromFlags(f.attack, f['attack-epsilon'], clip);
+  const steps = f.steps === 'auto' ? Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k) : parseSteps(String(f.steps));
+  // Every flag is checked before an adapter is acquired.
+  const resolved = resolveLearnerOptions({ ...stripForAlgorithm(o), backend });
+  for (const k of steps) resolveEvaluateOptions({ steps: k, lr, attack }, resolved);
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
   restoreState(restored, ckpt, String(f.checkpoint));
@@ -491,13 +588,12 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
     models.push(['jointly trained', joint]);
   }
-  const steps = f.steps === 'auto' ? Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k) : parseSteps(String(f.steps));
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
-  console.log(`metagrad eval: ${tasks} held-out tasks of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
+  console.log(`metagrad eval: ${fileHeldOut ? `each of the ${tasks} held-out task${tasks === 1 ? '' : 's'} of ${String(f['test-file'] ?? trained['test-file'] ?? trained.file)}${trained['test-file'] || f['test-file'] ? '' : ' (its last 20%)'} once` : `${tasks} held-out tasks`} of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
     `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
   // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
-  const heldOut = source.kind === 'file' ? sampleFileTasks(source, tasks, o.seed, 0, 'test') : sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
+  const heldOut = fileHeldOut ?? sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
   const header = `| model | ${steps.map((k) => `${k} step${k === 1 ? '' : 's'}`).join(' | ')} |`;
   console.log(`\n${header}\n|---|${steps.map(() => '---').join('|')}|`);
   for (const [name, learner] of models) {
@@ -557,8 +653,13 @@ async function info(args: string[]): Promise<void> {
   if (args.includes('--help')) { process.stdout.write(helpText('info', 'backends, adapters and limits found on this machine', INFO_FLAGS)); return; }
   parseFlags(args, INFO_FLAGS, 'info');
   console.log(`metagrad ${VERSION}, node ${process.version}, ${process.platform}-${process.arch}`);
-  const pkg = JSON.parse(readFileSync(new URL(import.meta.resolve('webgpu/package.json')), 'utf8'));
-  console.log(`webgpu (Dawn) package ${pkg.version}`);
+  // createRequire, not import.meta.resolve (Node ≥ 20.6): the floor is Node 20.0.
+  try {
+    const pkg = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('webgpu/package.json'), 'utf8'));
+    console.log(`webgpu (Dawn) package ${pkg.version}`);
+  } catch {
+    console.log('webgpu (Dawn) package: not installed (an optional dependency: npm install webgpu)');
+  }
   console.log('backends: cpu (always)');
   for (const p of ['vulkan', 'opengles', 'swiftshader'] as AdapterPath[]) {
     try {
@@ -569,15 +670,11 @@ async function info(args: string[]): Promise<void> {
         `maxStorageBuffersPerShaderStage ${l.maxStorageBuffersPerShaderStage}, maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize} B, maxComputeWorkgroupsPerDimension ${l.maxComputeWorkgroupsPerDimension}`);
       acq.device.destroy();
     } catch (e) {
-      console.log(`  webgpu via ${p}: unavailable (${(e as Error).message.split('\nHINT')[0].replace(/\n\s*/g, ' ')})`);
+      console.log(`  webgpu via ${p}: unavailable (${(e as Error).message.replace(/\n\s*/g, ' ')})`);
     }
   }
-  try {
-    const acq = await getSharedDevice();
-    console.log(`backend 'auto' picks: webgpu via ${acq.path}`);
-  } catch {
-    console.log("backend 'auto' picks: cpu (no WebGPU adapter)");
-  }
+  const picked = await pickAutoBackend();
+  console.log(`backend 'auto' picks: ${picked.backend} — ${picked.reason.split('\n')[0]}`);
   await releaseSharedDevice();
 }
 
@@ -597,7 +694,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof MetagradError) {
-      process.stderr.write(`metagrad: ${e.message.split('\nHINT: ')[0].replace(/\n/g, ' ')}\nhint: ${e.hint}\n`);
+      // The API's words (option names, src/ paths) in the command line's: its flags. A file's errors
+      // name what is in the file (a checkpoint's options.innerLr), so keep their words.
+      const names = (command === 'train' || command === 'eval') && !(e instanceof FileError) ? flagNames(command, command === 'train' ? TRAIN_FLAGS : EVAL_FLAGS) : new Map<string, string>();
+      const say = (text: string) => cliVocabulary(text, names, command ?? '');
+      process.stderr.write(`metagrad: ${say(e.message.split('\nHINT: ')[0].replace(/\n/g, ' '))}\nhint: ${say(e.hint)}\n`);
       return e instanceof InvalidOptionError ? 2 : 1;
     }
     process.stderr.write(`metagrad: unexpected error: ${(e as Error).stack ?? e}\n`);

@@ -2,6 +2,7 @@
 // contiguous task ranges, one per thread, over SharedArrayBuffer-backed arrays. Workers are started on
 // first use and unref'd, so a finished program exits by itself. Where workers are unavailable (browsers,
 // a bundle without dist/cpu-worker.js) the pool has one thread and the engine runs inline.
+import { nodeBuiltin } from '../gpu/node-env.js';
 import type { WorkerJob } from './worker.js';
 
 type NodeWorker = {
@@ -26,13 +27,14 @@ export class WorkerPool {
   static async create(threads: number): Promise<WorkerPool> {
     const isNode = typeof process !== 'undefined' && !!process.versions?.node;
     if (!isNode) return new WorkerPool(1);
-    const os = await import('node:os');
-    const fs = await import('node:fs');
-    const { fileURLToPath } = await import('node:url');
+    // Node built-ins by a computed name, so that browser bundles of the library never see a node: import.
+    const os = await nodeBuiltin<typeof import('node:os')>('os');
+    const fs = await nodeBuiltin<typeof import('node:fs')>('fs');
+    const { fileURLToPath } = await nodeBuiltin<typeof import('node:url')>('url');
     const wanted = threads > 0 ? threads : (os.availableParallelism?.() ?? os.cpus().length);
     const script = new URL('./cpu-worker.js', import.meta.url);
     if (wanted <= 1 || script.protocol !== 'file:' || !fs.existsSync(fileURLToPath(script))) return new WorkerPool(1);
-    const { Worker } = await import('node:worker_threads');
+    const { Worker } = await nodeBuiltin<typeof import('node:worker_threads')>('worker_threads');
     const pool = new WorkerPool(wanted);
     for (let i = 0; i < wanted; i++) {
       const w = new Worker(script) as unknown as NodeWorker;

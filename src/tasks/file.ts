@@ -17,12 +17,13 @@ export function quoteCell(cell: string, max = 32): string {
 
 export function parseTaskCsv(text: string, name: string): { dim: number; tasks: FileTasks } {
   const lines = text.split(/\r?\n/);
-  const fail = (line: number, why: string, hint = 'See the format at the top of src/tasks/file.ts (README: "Your own tasks").'): never => {
+  const fail = (line: number, why: string, hint = 'See the format in the README, "Your own tasks": a header task,set,label,x0,…, then one row per line.'): never => {
     throw new FileError(`${name}:${line}: ${why}.`, hint);
   };
   let header: string[] | null = null;
   let headerLine = 0;
-  const byTask = new Map<string, { support: number[][]; query: number[][]; sy: number[]; qy: number[] }>();
+  // Each task with the line of its first row (errors about a task name that line, not the header).
+  const byTask = new Map<string, { line: number; support: number[][]; query: number[][]; sy: number[]; qy: number[] }>();
   // An empty cell is an error, never a 0 (Number('') is 0); cells are quoted cut short (quoteCell).
   const got = (cell: string) => (cell === '' ? '"" (an empty cell)' : quoteCell(cell));
   for (let i = 0; i < lines.length; i++) {
@@ -51,7 +52,7 @@ export function parseTaskCsv(text: string, name: string): { dim: number; tasks: 
       if (!Number.isFinite(Math.fround(x[d]))) fail(i + 1, `column ${4 + d}: feature x${d} is ${quoteCell(cell)}, beyond the float32 range (±3.4028e38)`, 'Rescale the features (e.g. standardise each column) before loading.');
     }
     let entry = byTask.get(task);
-    if (!entry) byTask.set(task, (entry = { support: [], query: [], sy: [], qy: [] }));
+    if (!entry) byTask.set(task, (entry = { line: i + 1, support: [], query: [], sy: [], qy: [] }));
     (set === 'support' ? entry.support : entry.query).push(x);
     (set === 'support' ? entry.sy : entry.qy).push(label);
   }
@@ -62,10 +63,10 @@ export function parseTaskCsv(text: string, name: string): { dim: number; tasks: 
   const [firstName, first] = tasks[0];
   const Ks = first.support.length;
   const Kq = first.query.length;
-  if (Ks === 0 || Kq === 0) fail(headerLine, `task ${quoteCell(firstName)} has ${Ks} support and ${Kq} query rows; each needs at least one`);
+  if (Ks === 0 || Kq === 0) fail(first.line, `task ${quoteCell(firstName)} has ${Ks} support and ${Kq} query rows; each needs at least one`);
   for (const [taskName, t] of tasks) {
     if (t.support.length !== Ks || t.query.length !== Kq) {
-      fail(headerLine, `task ${quoteCell(taskName)} has ${t.support.length} support and ${t.query.length} query rows, task ${quoteCell(firstName)} has ${Ks} and ${Kq}`, 'Every task needs the same numbers of support and query rows.');
+      fail(t.line, `task ${quoteCell(taskName)} has ${t.support.length} support and ${t.query.length} query rows, task ${quoteCell(firstName)} has ${Ks} and ${Kq} (line ${first.line})`, 'Every task needs the same numbers of support and query rows.');
     }
   }
   const n = tasks.length;
