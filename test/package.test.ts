@@ -2,7 +2,8 @@
 // list, `npm install <tarball>` into a fresh project outside this tree, then from that project: import
 // 'metagrad' and 'metagrad/node' (one module graph: an error thrown through 'metagrad/node' is an
 // instance of the classes 'metagrad' exports), type-check a TypeScript file against the shipped .d.ts
-// (no skipLibCheck), and `npx metagrad --help` / `npx metagrad train`.
+// (no skipLibCheck), bundle it for the browser and train in headless Chromium (and load it by an import
+// map), and `npx metagrad --help` / `npx metagrad train`.
 //
 // Offline and independent of npm's cache: the dependencies of the tarball are given to the same
 // `npm install --offline` as `file:` links to this checkout's node_modules (what `npm ci` installed), so
@@ -104,6 +105,101 @@ test("import 'metagrad' and 'metagrad/node': one module graph, the embedded data
   assert.ok(out.hintApart, 'the hint is its own property, not part of the message');
   assert.ok(out.omniglotImages > 0, `the embedded Omniglot set loads from the install: ${out.omniglotImages} images`);
   assert.ok(Number.isFinite(out.loss), `a CPU step reads back a loss: ${out.loss}`);
+});
+
+// What a web app does: its bundler (esbuild's JS API here, resolving as Vite does: the 'browser' export
+// condition and main fields) bundles an entry that imports 'metagrad' from the project's node_modules;
+// the bundle must import no Node built-in and must train in a real browser (Debian's headless Chromium
+// with WebGPU on SwiftShader, as in browser.test.ts): a CPU step, and a WebGPU step when the browser
+// has an adapter. The same entry, unbundled, also runs from an import map onto the installed dist/
+// (README, Install). One static server on 127.0.0.1 (a secure context, which WebGPU needs).
+test('bundled for the browser from the install: no node: import; a CPU and a WebGPU step in headless Chromium, and by an import map', async () => {
+  const chromium = process.env.METAGRAD_BROWSER ?? '/usr/bin/chromium';
+  assert.ok(existsSync(chromium), `No browser at ${chromium}: this test needs Debian's chromium (apt-get install chromium; .ci/run does it) or METAGRAD_BROWSER.`);
+  // One step on a small random batch (2 tasks of 4 + 4 points in 3 dimensions); its loss, read back.
+  const entry = `
+    import { createLearner } from 'metagrad';
+    globalThis.metagradStep = async (backend) => {
+      let s = 7;
+      const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      const x = Float32Array.from({ length: 2 * 4 * 3 }, rand), y = Float32Array.from({ length: 2 * 4 }, () => (rand() < 0.5 ? 0 : 1));
+      const learner = await createLearner({ backend, dim: 3 });
+      try {
+        const m = await learner.step({ tasks: 2, supportShots: 4, queryShots: 4, supportX: x, supportY: y, queryX: x, queryY: y }, { readback: true });
+        return { loss: m.loss, kind: learner.backend.kind, adapter: learner.backend.adapter };
+      } finally {
+        learner.destroy();
+      }
+    };
+    globalThis.metagradHasWebGpu = async () => !!(navigator.gpu && (await navigator.gpu.requestAdapter()));`;
+  writeFileSync(path.join(app, 'web.js'), entry);
+  const esbuild = await import('esbuild');
+  const bundled = await esbuild.build({
+    absWorkingDir: app, entryPoints: ['web.js'], outfile: 'public/app.js', write: false, metafile: true, logLevel: 'silent',
+    bundle: true, platform: 'browser', format: 'esm', conditions: ['browser'], mainFields: ['browser', 'module', 'main'],
+  });
+  assert.equal(bundled.errors, []);
+  assert.equal(bundled.warnings.map((w) => w.text), [], 'esbuild bundles it without a warning');
+  const code = bundled.outputFiles[0].text;
+  const inputs = Object.keys(bundled.metafile.inputs);
+  assert.ok(inputs.includes('node_modules/metagrad/dist/index.js'), `'metagrad' resolves to the install's dist/index.js: ${inputs.join(', ')}`);
+  const nodeImports = [...code.matchAll(/\b(?:from|import|require)\s*\(?\s*["'`](node:[^"'`]*)/g)].map((m) => m[1]);
+  assert.equal(nodeImports, [], 'the browser bundle imports no Node built-in');
+
+  const dist = path.join(app, 'node_modules', 'metagrad', 'dist');
+  const head = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">';
+  const pages: Record<string, [string, string]> = {
+    '/': ['text/html; charset=utf-8', `${head}<script type="module" src="/app.js"></script>`],
+    '/app.js': ['text/javascript', code],
+    '/importmap.html': ['text/html; charset=utf-8',
+      `${head}<script type="importmap">{ "imports": { "metagrad": "/node_modules/metagrad/dist/index.js" } }</script><script type="module">${entry}</script>`],
+  };
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    const file = url.startsWith('/node_modules/metagrad/dist/') ? path.join(dist, path.basename(url)) : '';
+    if (pages[url]) res.writeHead(200, { 'content-type': pages[url][0] }).end(pages[url][1]);
+    else if (file.endsWith('.js') && existsSync(file)) res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(file));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({
+    executablePath: chromium, headless: true,
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(path.join(tmp, 'chromium-'))}`],
+  });
+  type Step = { loss: number; kind: string; adapter: string };
+  try {
+    for (const [url, what] of [['/', 'the bundle'], ['/importmap.html', 'the import map']]) {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+      page.on('pageerror', (e) => problems.push(`uncaught: ${e instanceof Error ? e.message : String(e)}`));
+      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+      await page.goto(base + url, { waitUntil: 'load' });
+      await page.waitForFunction('typeof globalThis.metagradStep === "function"', { timeout: 20_000 });
+      const cpu = await page.evaluate('metagradStep("cpu")') as Step;
+      assert.is(cpu.kind, 'cpu');
+      assert.ok(Number.isFinite(cpu.loss), `${what}: a CPU step in the browser reads back a loss: ${cpu.loss}`);
+      if (url === '/') {
+        if (await page.evaluate('metagradHasWebGpu()')) {
+          const gpu = await page.evaluate('metagradStep("webgpu")') as Step;
+          assert.is(gpu.kind, 'webgpu');
+          assert.ok(Number.isFinite(gpu.loss), `${what}: a WebGPU step in the browser (${gpu.adapter}) reads back a loss: ${gpu.loss}`);
+          assert.ok(Math.abs(gpu.loss - cpu.loss) <= 1e-4 * Math.max(1, Math.abs(cpu.loss)), `the same step's loss on WebGPU ${gpu.loss} and on the CPU ${cpu.loss}`);
+        } else {
+          console.log('  (no WebGPU adapter in this Chromium: the WebGPU step of the bundle was not run)');
+        }
+      }
+      assert.equal(problems, [], `${what}: no console error, uncaught exception or failed request`);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 test('the shipped declarations type-check in a strict TypeScript project, without skipLibCheck', () => {
