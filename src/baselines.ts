@@ -5,8 +5,8 @@
 import { meanWithInterval } from './stats.js';
 import type { AttackOptions, CheckedBatch, MeanWithInterval, ResolvedLearnerOptions } from './types.js';
 import { resolveEvaluateOptions } from './validate.js';
-import { mlpInit, mlpLayout, TASK_NORM_EPS, type MlpLayout } from './models/mlp.js';
-import type { Floats, MlpRows } from './cpu/mlp.js';
+import { mlpInit, mlpLayout, type MlpLayout } from './models/mlp.js';
+import { mlpBodyFeatures, mlpLossGrad, type Floats, type MlpRows } from './cpu/mlp.js';
 import { fastLossGrad } from './cpu/mlp-fast.js';
 import { mlpAttack } from './cpu/mlp-task.js';
 import { randomBelow, rotatedSource } from './cpu/sample-tasks.js';
@@ -110,11 +110,6 @@ export interface Pretrained {
 
 const TRANSFER_STREAM = 0x7472616e;  // 'tran': the pretraining's minibatch draws
 
-/** float32 parameters, float64 loss and gradient (the fast kernels: the float64 reference's sums). */
-function lossGradOf(layout: MlpLayout): (params: Float32Array, rows: MlpRows, grad: Float64Array | null) => { loss: number; accuracy: number } {
-  return (p, rows, g) => fastLossGrad(layout, p, 0, rows, g);
-}
-
 /** Minibatch Adam on the mean cross-entropy from the He initialisation of the seed (mlpInit: the body
  * starts where the meta-learner's does). Deterministic from the seed. */
 export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
@@ -130,11 +125,10 @@ export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
   const x = new Float32Array(B * set.dim);
   const y = new Float32Array(B);
   const rows: MlpRows = { x, xOff: 0, xStride: set.dim, y, yOff: 0, rows: B };
-  const lossGrad = lossGradOf(layout);
   const losses = new Float64Array(o.iterations);
   for (let it = 0; it < o.iterations; it++) {
     for (let r = 0; r < B; r++) y[r] = set.example(randomBelow(o.seed, TRANSFER_STREAM, it * B + r, set.size), x, r * set.dim);
-    losses[it] = lossGrad(params, rows, grad).loss;
+    losses[it] = fastLossGrad(layout, params, 0, rows, grad).loss;
     const c1 = 1 - b1 ** (it + 1), c2 = 1 - b2 ** (it + 1);
     for (let k = 0; k < n; k++) {
       const g = grad[k];
@@ -146,41 +140,11 @@ export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
   return { layout, params, losses, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): each
- * hidden layer's z = aW + b, normalised per unit over these rows with layout.norm (two-pass mean and
- * variance, ε = TASK_NORM_EPS, as src/cpu/mlp.ts), then ReLU. rows × h_{L−1} (the inputs when there
- * is no hidden layer). */
+/** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): the
+ * reference forward (src/cpu/mlp.ts) up to the last hidden layer, normalised over these rows with
+ * layout.norm. rows × h_{L−1} (the inputs when there is no hidden layer). */
 export function bodyFeatures(layout: MlpLayout, params: Floats, x: Floats, xOff: number, rows: number): Float64Array {
-  const D = layout.dim;
-  let a = new Float64Array(rows * D);
-  for (let k = 0; k < rows * D; k++) a[k] = x[xOff + k];
-  for (let l = 0; l + 1 < layout.layers.length; l++) {
-    const { inputs: hin, outputs: hout, w, b } = layout.layers[l];
-    const z = new Float64Array(rows * hout);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < hout; j++) z[r * hout + j] = params[b + j];
-      for (let i = 0; i < hin; i++) {
-        const ai = a[r * hin + i];
-        if (ai === 0) continue;
-        const row = w + i * hout;
-        for (let j = 0; j < hout; j++) z[r * hout + j] += ai * params[row + j];
-      }
-    }
-    if (layout.norm) {
-      for (let j = 0; j < hout; j++) {
-        let mean = 0;
-        for (let r = 0; r < rows; r++) mean += z[r * hout + j];
-        mean /= rows;
-        let variance = 0;
-        for (let r = 0; r < rows; r++) variance += (z[r * hout + j] - mean) ** 2;
-        const s = Math.sqrt(variance / rows + TASK_NORM_EPS);
-        for (let r = 0; r < rows; r++) z[r * hout + j] = (z[r * hout + j] - mean) / s;
-      }
-    }
-    for (let k = 0; k < rows * hout; k++) if (!(z[k] > 0)) z[k] = 0;
-    a = z;
-  }
-  return a;
+  return mlpBodyFeatures(layout, params, 0, { x, xOff, xStride: layout.dim, y: new Float32Array(rows), yOff: 0, rows });
 }
 
 /** The head's step when none is given: 1/L for L = ½·mean_r(‖f_r‖² + 1), an upper bound on the
@@ -196,42 +160,21 @@ export function headStepSize(features: Float64Array, rows: number): number {
  * first, fitted by `steps` steps of full-batch gradient descent on the mean cross-entropy of the given
  * features (rows × width) and labels: softmax regression, convex. losses[s]: the loss before step s
  * (losses[steps]: after the last). */
-export function fineTuneHead(features: Float64Array, labels: ArrayLike<number>, labelOff: number, rows: number, classes: number, o: { steps: number; lr?: number }): { head: Float64Array; losses: Float64Array; lr: number } {
+export function fineTuneHead(features: Float64Array, labels: Floats, labelOff: number, rows: number, classes: number, o: { steps: number; lr?: number }): { head: Float64Array; losses: Float64Array; lr: number } {
   const width = features.length / rows;
-  const N = classes;
-  const head = new Float64Array((width + 1) * N);
-  const bOff = width * N;
+  // Softmax regression is the MLP without hidden layers: its reference loss and gradient.
+  const layout = mlpLayout(width, [], classes);
+  const head = new Float64Array(layout.vector);
+  const grad = new Float64Array(layout.vector);
+  const set: MlpRows = { x: features, xOff: 0, xStride: width, y: labels, yOff: labelOff, rows };
   const lr = o.lr ?? headStepSize(features, rows);
   const losses = new Float64Array(o.steps + 1);
-  const delta = new Float64Array(rows * N);
-  const logits = new Float64Array(N);
   for (let s = 0; s <= o.steps; s++) {
-    let loss = 0;
-    for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < N; c++) logits[c] = head[bOff + c];
-      for (let i = 0; i < width; i++) {
-        const f = features[r * width + i];
-        if (f !== 0) for (let c = 0; c < N; c++) logits[c] += f * head[i * N + c];
-      }
-      let max = -Infinity;
-      for (let c = 0; c < N; c++) max = Math.max(max, logits[c]);
-      let sum = 0;
-      for (let c = 0; c < N; c++) sum += Math.exp(logits[c] - max);
-      const label = labels[labelOff + r];
-      loss += max + Math.log(sum) - logits[label];
-      for (let c = 0; c < N; c++) delta[r * N + c] = (Math.exp(logits[c] - max) / sum - (c === label ? 1 : 0)) / rows;
-    }
-    losses[s] = loss / rows;
-    if (s === o.steps) break;
-    for (let i = 0; i < width; i++) {
-      for (let r = 0; r < rows; r++) {
-        const f = features[r * width + i];
-        if (f !== 0) for (let c = 0; c < N; c++) head[i * N + c] -= lr * f * delta[r * N + c];
-      }
-    }
-    for (let r = 0; r < rows; r++) for (let c = 0; c < N; c++) head[bOff + c] -= lr * delta[r * N + c];
+    const last = s === o.steps;
+    losses[s] = mlpLossGrad(layout, head, 0, set, last ? null : grad).loss;
+    if (!last) for (let k = 0; k < layout.params; k++) head[k] -= lr * grad[k];
   }
-  return { head, losses, lr };
+  return { head: head.subarray(0, layout.params), losses, lr };
 }
 
 /** The pretrained body with a head of `classes` outputs as one vector of the standard MLP layout. */
@@ -288,14 +231,14 @@ export function transferAccuracy(pre: Pretrained, batch: CheckedBatch, o: Transf
     supportLoss += fit.losses[o.steps];
     lrSum += fit.lr;
     const net = withHead(pre, o.ways, fit.head);
-    const lossGrad = lossGradOf(net.layout);
-    taskAccuracy[t] = lossGrad(net.params, { x: batch.queryX, xOff: t * Kq * D, xStride: D, y: batch.queryY, yOff: t * Kq, rows: Kq }, null).accuracy;
+    const score = (x: Float32Array, xOff: number, y: Float32Array, yOff: number) => fastLossGrad(net.layout, net.params, 0, { x, xOff, xStride: D, y, yOff, rows: Kq }, null);
+    taskAccuracy[t] = score(batch.queryX, t * Kq * D, batch.queryY, t * Kq).accuracy;
     if (o.attack && attackedAccuracy) {
       // The engines' attack (src/cpu/mlp-task.ts) on this one task's query rows.
       const clean = { x: batch.queryX.subarray(t * Kq * D, (t + 1) * Kq * D), y: batch.queryY.subarray(t * Kq, (t + 1) * Kq) };
       const adv = new Float32Array(Kq * D);
       mlpAttack(adv, clean, net.params, { tasks: 1, rows: Kq, dim: D, paramStride: 0 }, o.attack, net.layout);
-      attackedAccuracy[t] = lossGrad(net.params, { x: adv, xOff: 0, xStride: D, y: clean.y, yOff: 0, rows: Kq }, null).accuracy;
+      attackedAccuracy[t] = score(adv, 0, clean.y, 0).accuracy;
     }
   }
   return {

@@ -525,30 +525,52 @@ function batchOf(e: Episode): CheckedBatch {
   return { tasks: e.tasks, supportShots: e.Ks, queryShots: e.Kq, supportX: e.support.x, supportY: e.support.y, queryX: e.query.x, queryY: e.query.y };
 }
 
+/** The CPU engine's order-2 meta-gradient (2 inner steps of innerLr; CAML adapts only φ) equals central
+ * differences of the float64 reference's mean query loss after the same inner steps; returns it. */
+async function assertEngineMetaGradientIsFd(algorithm: 'maml' | 'caml', e: Episode, model: Record<string, unknown>, innerLr: number, seed: number, label: string): Promise<Float32Array> {
+  const { layout } = e;
+  const o = engineOptions({ dim: layout.dim, algorithm, model, contextDim: layout.context || 2, innerLr, innerSteps: 2, order: 2, threads: 1 });
+  const theta = thetaOf(layout, seed);
+  const engine = new CpuEngine(o, theta);
+  const g = await engine.metaGradient(batchOf(e));
+  engine.destroy();
+  const [lo, hi] = algorithm === 'caml' ? [layout.contextOffset, layout.contextOffset + layout.context] : [0, layout.params];
+  const objective = (th: Float64Array) => {
+    let total = 0;
+    for (let t = 0; t < e.tasks; t++) {
+      const { s, q } = taskRows(e, t);
+      total += mlpLossGrad(layout, sgd(layout, th, s, innerLr, 2, lo, hi), 0, q, null).loss / e.tasks;
+    }
+    return total;
+  };
+  const expected = centralDifferences(objective, f64(theta), 1e-5);
+  expected.fill(0, layout.params);
+  assertClose(label, g, expected, 2e-6, 2e-4);
+  return g;
+}
+
 test('CPU engine, MLP: MAML and CAML meta-gradients equal finite differences of the mean query loss', async () => {
   for (const algorithm of ['maml', 'caml'] as const) {
-    const context = algorithm === 'caml' ? 2 : 0;
-    const e = episode(3, [4], 3, context, 3, 5, 4, 81);
-    const { layout } = e;
-    const o = engineOptions({ dim: 3, algorithm, model: { kind: 'mlp', hidden: [4], classes: 3 }, contextDim: 2, innerLr: 0.6, innerSteps: 2, order: 2, threads: 1 });
-    const theta = thetaOf(layout, 81);
-    const engine = new CpuEngine(o, theta);
-    const g = await engine.metaGradient(batchOf(e));
-    const [lo, hi] = algorithm === 'caml' ? [layout.contextOffset, layout.contextOffset + context] : [0, layout.params];
-    const objective = (th: Float64Array) => {
-      let total = 0;
-      for (let t = 0; t < e.tasks; t++) {
-        const { s, q } = taskRows(e, t);
-        total += mlpLossGrad(layout, sgd(layout, th, s, 0.6, 2, lo, hi), 0, q, null).loss / e.tasks;
-      }
-      return total;
-    };
-    const expected = centralDifferences(objective, f64(theta), 1e-5);
-    expected.fill(0, layout.params);
-    assertClose(`${algorithm} engine meta-gradient`, g, expected, 2e-6, 2e-4);
-    engine.destroy();
+    const e = episode(3, [4], 3, algorithm === 'caml' ? 2 : 0, 3, 5, 4, 81);
+    await assertEngineMetaGradientIsFd(algorithm, e, { kind: 'mlp', hidden: [4], classes: 3 }, 0.6, 81, `${algorithm} engine meta-gradient`);
   }
 });
+
+/** One and two worker threads give the same bits: 3 steps, then a PGD-attacked evaluation after 2 steps;
+ * returns the one-thread results. */
+async function assertThreadsBitIdentical(over: Record<string, unknown> & { algorithm: Algorithm }, model: Record<string, unknown>, e: Episode, init: Float32Array) {
+  const results = [];
+  for (const threads of [1, 2]) {
+    const engine = new CpuEngine(engineOptions({ dim: e.layout.dim, model, innerLr: 0.3, outerLr: 0.1, ...over, threads }), init);
+    await engine.step(batchOf(e), 3, { stats: true, weights: true });
+    const evaluated = await engine.evaluate(batchOf(e), 2, 0.3, pgd(0.2, 3), true);
+    results.push({ params: Array.from(await engine.getParams()), clean: Array.from(evaluated.clean), attacked: Array.from(evaluated.attacked!), adapted: Array.from(evaluated.adapted!) });
+    engine.destroy();
+  }
+  assert.equal(results[1], results[0], JSON.stringify(over));
+  assert.ok(results[0].params.some((v, i) => v !== init[i]), `${over.algorithm} trained`);
+  return results[0];
+}
 
 test('CPU engine, MLP: worker threads give the same bits as one thread for every algorithm (with an attacked evaluation)', async () => {
   const runs: Array<Record<string, unknown> & { algorithm: Algorithm }> = [
@@ -565,17 +587,8 @@ test('CPU engine, MLP: worker threads give the same bits as one thread for every
     const models = over.algorithm === 'amp' ? 5 : 1;
     const init = new Float32Array(models * e.layout.vector);
     for (let m = 0; m < models; m++) init.set(thetaOf(e.layout, 82 + m), m * e.layout.vector);
-    const results = [];
-    for (const threads of [1, 2]) {
-      const engine = new CpuEngine(engineOptions({ dim: 4, model: { kind: 'mlp', hidden: [5], classes: 3 }, innerLr: 0.3, outerLr: 0.1, ...over, threads }), init);
-      await engine.step(batchOf(e), 3, { stats: true, weights: true });
-      const evaluated = await engine.evaluate(batchOf(e), 2, 0.3, pgd(0.2, 3), true);
-      results.push({ params: Array.from(await engine.getParams()), clean: Array.from(evaluated.clean), attacked: Array.from(evaluated.attacked!), adapted: Array.from(evaluated.adapted!) });
-      engine.destroy();
-    }
-    assert.equal(results[1], results[0], JSON.stringify(over));
-    assert.ok(results[0].params.some((v, i) => v !== init[i]), `${over.algorithm} trained`);
-    assert.is(results[0].adapted.length, e.tasks * e.layout.vector);
+    const result = await assertThreadsBitIdentical(over, { kind: 'mlp', hidden: [5], classes: 3 }, e, init);
+    assert.is(result.adapted.length, e.tasks * e.layout.vector);
   }
 });
 
@@ -607,32 +620,14 @@ function normEpisode(dim: number, hidden: number[], classes: number, context: nu
 
 test('CPU engine, MLP with per-task norm: MAML order 2 and CAML meta-gradients equal finite differences of the mean query loss', async () => {
   for (const algorithm of ['maml', 'caml'] as const) {
-    const context = algorithm === 'caml' ? 2 : 0;
-    const e = normEpisode(3, [5, 4], 3, context, 3, 5, 4, 84);
-    const { layout } = e;
-    const o = engineOptions({ dim: 3, algorithm, model: { kind: 'mlp', hidden: [5, 4], classes: 3, norm: 'task' }, contextDim: 2, innerLr: 0.4, innerSteps: 2, order: 2, threads: 1 });
-    const theta = thetaOf(layout, 84);
-    const engine = new CpuEngine(o, theta);
-    const g = await engine.metaGradient(batchOf(e));
-    const [lo, hi] = algorithm === 'caml' ? [layout.contextOffset, layout.contextOffset + context] : [0, layout.params];
+    const e = normEpisode(3, [5, 4], 3, algorithm === 'caml' ? 2 : 0, 3, 5, 4, 84);
     // The float64 reference with normalisation (itself checked against finite differences above).
-    const objective = (th: Float64Array) => {
-      let total = 0;
-      for (let t = 0; t < e.tasks; t++) {
-        const { s, q } = taskRows(e, t);
-        total += mlpLossGrad(layout, sgd(layout, th, s, 0.4, 2, lo, hi), 0, q, null).loss / e.tasks;
-      }
-      return total;
-    };
-    const expected = centralDifferences(objective, f64(theta), 1e-5);
-    expected.fill(0, layout.params);
-    assertClose(`${algorithm} engine meta-gradient with norm`, g, expected, 2e-6, 2e-4);
+    const g = await assertEngineMetaGradientIsFd(algorithm, e, { kind: 'mlp', hidden: [5, 4], classes: 3, norm: 'task' }, 0.4, 84, `${algorithm} engine meta-gradient with norm`);
     // Normalisation changes the function: the same θ without it gives another meta-gradient.
-    const plain = new CpuEngine(engineOptions({ ...o, model: { kind: 'mlp', hidden: [5, 4], classes: 3 } }), theta);
+    const plain = new CpuEngine(engineOptions({ dim: 3, algorithm, model: { kind: 'mlp', hidden: [5, 4], classes: 3 }, contextDim: 2, innerLr: 0.4, innerSteps: 2, order: 2, threads: 1 }), thetaOf(e.layout, 84));
     const gPlain = await plain.metaGradient(batchOf(e));
     assert.ok(gPlain.some((v, i) => Math.abs(v - g[i]) > 1e-4), 'norm is applied');
     plain.destroy();
-    engine.destroy();
   }
 });
 
@@ -643,23 +638,10 @@ test('CPU engine, MLP with per-task norm: worker threads give the same bits as o
     { algorithm: 'caml', contextDim: 3, order: 2 },
   ];
   for (const over of runs) {
-    const context = over.algorithm === 'caml' ? 3 : 0;
-    const e = normEpisode(4, [6, 5], 3, context, 5, 6, 4, 85);
-    const init = thetaOf(e.layout, 85);
-    const results = [];
-    for (const threads of [1, 2]) {
-      const engine = new CpuEngine(engineOptions({ dim: 4, model: { kind: 'mlp', hidden: [6, 5], classes: 3, norm: 'task' }, innerLr: 0.3, outerLr: 0.1, ...over, threads }), init);
-      await engine.step(batchOf(e), 3, { stats: true, weights: true });
-      const evaluated = await engine.evaluate(batchOf(e), 2, 0.3, pgd(0.2, 3), true);
-      results.push({ params: Array.from(await engine.getParams()), clean: Array.from(evaluated.clean), attacked: Array.from(evaluated.attacked!), adapted: Array.from(evaluated.adapted!) });
-      engine.destroy();
-    }
-    assert.equal(results[1], results[0], JSON.stringify(over));
-    assert.ok(results[0].params.some((v, i) => v !== init[i]), `${over.algorithm} trained`);
+    const e = normEpisode(4, [6, 5], 3, over.algorithm === 'caml' ? 3 : 0, 5, 6, 4, 85);
+    await assertThreadsBitIdentical(over, { kind: 'mlp', hidden: [6, 5], classes: 3, norm: 'task' }, e, thetaOf(e.layout, 85));
   }
 });
-
-test.run();
 
 test('createLearner refuses CAML with per-task norm (the normalisation cancels the context), with a hint', async () => {
   const { createLearner } = await import('../src/learner.js');
@@ -670,3 +652,5 @@ test('createLearner refuses CAML with per-task norm (the normalisation cancels t
   const ok = await createLearner({ algorithm: 'caml', dim: 4, contextDim: 2, backend: 'cpu', model: { kind: 'mlp', hidden: [], classes: 3, norm: 'task' } });
   ok.destroy();
 });
+
+test.run();

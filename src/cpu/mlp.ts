@@ -78,8 +78,8 @@ function tapeFor(layout: MlpLayout, rows: number): Tape {
 /** Float32 rounding where the GPU stores a value (attack mode), or none. */
 const identity = (v: number) => v;
 
-/** z_l = a_{l−1} W_l + b_l and a_l = relu(z_l) for every layer; a_0 = [x_r | φ]. */
-function forward(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows, tape: Tape, round: (v: number) => number): void {
+/** z_l = a_{l−1} W_l + b_l and a_l = relu(z_l) for layers 1 … upTo (default: every layer); a_0 = [x_r | φ]. */
+function forward(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows, tape: Tape, round: (v: number) => number, upTo = layout.layers.length): void {
   const { dim: D, context: C, inputs } = layout;
   const L = layout.layers.length;
   const a0 = tape.a[0];
@@ -87,7 +87,7 @@ function forward(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows,
     for (let d = 0; d < D; d++) a0[r * inputs + d] = rows.x[rows.xOff + r * rows.xStride + d];
     for (let c = 0; c < C; c++) a0[r * inputs + D + c] = params[pOff + layout.contextOffset + c];
   }
-  for (let l = 1; l <= L; l++) {
+  for (let l = 1; l <= upTo; l++) {
     const { inputs: hin, outputs: hout, w, b } = layout.layers[l - 1];
     const input = tape.a[l - 1];
     const z = tape.z[l];
@@ -228,6 +228,25 @@ function contextGrad(layout: MlpLayout, out: Floats, outOff: number, n: number, 
     out[outOff + layout.contextOffset + c] = s;
   }
   out.fill(0, outOff + layout.contextOffset + C, outOff + layout.vector);
+}
+
+/** What the head sees: a_{L−1} of every row (rows × h_{L−1}; the inputs [x | φ] without hidden layers),
+ * normalised over these rows with layout.norm. */
+export function mlpBodyFeatures(layout: MlpLayout, params: Floats, pOff: number, rows: MlpRows): Float64Array {
+  const tape = tapeFor(layout, rows.rows);
+  const L = layout.layers.length;
+  forward(layout, params, pOff, rows, tape, identity, L - 1);
+  return tape.a[L - 1].slice(0, rows.rows * layout.widths[L - 1]);
+}
+
+/** Softmax probabilities (rows × N) of every row of x: per-row predictions (the engines report only
+ * accuracies). With layout.norm the rows are one set. */
+export function mlpProbabilities(layout: MlpLayout, params: Floats, pOff: number, x: Floats, xOff: number, rows: number): Float64Array {
+  const set: MlpRows = { x, xOff, xStride: layout.dim, y: new Float32Array(rows), yOff: 0, rows };
+  const tape = tapeFor(layout, rows);
+  forward(layout, params, pOff, set, tape, identity);
+  softmaxHead(layout, set, tape, 1 / rows, identity);
+  return tape.prob.slice(0, rows * layout.classes);
 }
 
 /** Mean softmax cross-entropy and accuracy (argmax = the smallest index of the largest logit) of the

@@ -6,7 +6,8 @@ import { createLearner, getSharedDevice, type Learner } from '../../src/learner.
 import { imageSetFromIdx, parseIdx } from '../../src/tasks/idx.js';
 import { FASHION_CLASSES, FASHION_SPLIT, type OmniglotSource, type TaskSource } from '../../src/tasks/source.js';
 import { parseOmniglot, type OmniglotSet } from '../../src/tasks/omniglot.js';
-import { TASK_NORM_EPS, type MlpLayout } from '../../src/models/mlp.js';
+import type { MlpLayout } from '../../src/models/mlp.js';
+import { mlpProbabilities } from '../../src/cpu/mlp.js';
 import { svgPlot, type Panel } from '../../src/cli/plot.js';
 import type { LearnerOptions } from '../../src/types.js';
 
@@ -123,49 +124,10 @@ export async function omniglotSource(ways: number, shots: number, queries: numbe
   return { kind: 'omniglot', set: await loadOmniglot(), ways, shots, queries, name: 'embedded Omniglot' };
 }
 
-/**
- * Softmax probabilities (rows × N) of the MLP at params[0 … layout.params) on the rows of one set, in
- * float64: the model of src/cpu/mlp.ts (ReLU hidden layers; with layout.norm each hidden unit normalised
- * over the rows of the set before its ReLU), for per-row predictions (the library reports accuracies).
- */
-export function mlpProbs(layout: MlpLayout, params: Float32Array, x: Float32Array, rows: number, dim = layout.dim): Float64Array {
-  let a = Float64Array.from(x.subarray(0, rows * dim));
-  let width = dim;
-  layout.layers.forEach((layer, l) => {
-    const z = new Float64Array(rows * layer.outputs);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < layer.outputs; j++) z[r * layer.outputs + j] = params[layer.b + j];
-      for (let i = 0; i < width; i++) {
-        const v = a[r * width + i];
-        if (v === 0) continue;
-        const w = layer.w + i * layer.outputs;
-        for (let j = 0; j < layer.outputs; j++) z[r * layer.outputs + j] += v * params[w + j];
-      }
-    }
-    if (l < layout.layers.length - 1) {
-      for (let j = 0; j < layer.outputs; j++) {
-        if (layout.norm) {
-          let mean = 0, variance = 0;
-          for (let r = 0; r < rows; r++) mean += z[r * layer.outputs + j] / rows;
-          for (let r = 0; r < rows; r++) variance += (z[r * layer.outputs + j] - mean) ** 2 / rows;
-          const s = Math.sqrt(variance + TASK_NORM_EPS);
-          for (let r = 0; r < rows; r++) z[r * layer.outputs + j] = (z[r * layer.outputs + j] - mean) / s;
-        }
-        for (let r = 0; r < rows; r++) z[r * layer.outputs + j] = Math.max(0, z[r * layer.outputs + j]);
-      }
-    } else {
-      for (let r = 0; r < rows; r++) {
-        const row = z.subarray(r * layer.outputs, (r + 1) * layer.outputs);
-        const max = row.reduce((m, v) => Math.max(m, v), -Infinity);
-        let sum = 0;
-        for (let j = 0; j < row.length; j++) sum += (row[j] = Math.exp(row[j] - max));
-        for (let j = 0; j < row.length; j++) row[j] /= sum;
-      }
-    }
-    a = z;
-    width = layer.outputs;
-  });
-  return a;
+/** Softmax probabilities (rows × N) of the MLP at params on the rows of one set, by the float64 reference
+ * (src/cpu/mlp.ts), for per-row predictions (the library reports accuracies). */
+export function mlpProbs(layout: MlpLayout, params: Float32Array, x: Float32Array, rows: number): Float64Array {
+  return mlpProbabilities(layout, params, 0, x, 0, rows);
 }
 
 /** The predicted class of each row (the smallest index of the largest probability, as the library scores). */
