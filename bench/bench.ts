@@ -21,6 +21,7 @@ import path from 'node:path';
 import { createLearner, getSharedDevice, type Learner } from '../src/learner.js';
 import { MetagradError } from '../src/errors.js';
 import { uniform01 } from '../src/rng.js';
+import { pickOptions } from '../src/algorithms/index.js';
 import { mlpInit, mlpLayout, type MlpLayout } from '../src/models/mlp.js';
 import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
 
@@ -187,7 +188,16 @@ const ROW_CAP = Number(process.env.BENCH_ROW_CAP ?? 30);
  * task × T), would take over ROW_SKIP_FACTOR × ROW_CAP (the verifying step and one timed step are run). */
 const ROW_SKIP_FACTOR = 5;
 const TORCH_DEVICE = process.env.BENCH_TORCH_DEVICE ?? 'cpu';
-const MLP_VARIANTS = [{ name: 'maml o1', order: 1 }, { name: 'maml o2', order: 2 }] as const;
+/** MAML's orders, and the other meta-learners with a batched PyTorch peer of the same algorithm (Meta-SGD's
+ * rows verify [θ | α] after one step; ANIL's body features are one shared pass in both). */
+const MLP_VARIANTS = [
+  { name: 'maml o1', algorithm: 'maml', order: 1 },
+  { name: 'maml o2', algorithm: 'maml', order: 2 },
+  { name: 'meta-sgd o1', algorithm: 'meta-sgd', order: 1 },
+  { name: 'anil o1', algorithm: 'anil', order: 1 },
+  { name: 'anil o2', algorithm: 'anil', order: 2 },
+  { name: 'reptile', algorithm: 'reptile', order: 1 },
+] as const;
 type MlpVariant = (typeof MLP_VARIANTS)[number];
 const MLP_PEER_IMPLS = [['torch', 'torch batched'], ['loop', 'torch loop']] as const;
 
@@ -256,7 +266,9 @@ function runMlpPeers(py: string, c: MlpConfig, variants: readonly MlpVariant[], 
     const key = v.name.replace(/\W+/g, '_');
     const ref = refs.get(v.name);
     if (ref) write(path.join(dir, `expected_${key}.bin`), [ref]);
-    return MLP_PEER_IMPLS.map(([impl]) => ({ name: `${key}__${impl}`, variant: v.name, impl, order: v.order, expected: ref ? `expected_${key}.bin` : null }));
+    // The per-task loop peer is MAML's (learn2learn's way); the other algorithms have the batched one.
+    return MLP_PEER_IMPLS.filter(([impl]) => v.algorithm === 'maml' || impl === 'torch')
+      .map(([impl]) => ({ name: `${key}__${impl}`, variant: v.name, impl, algorithm: v.algorithm, order: v.order, expected: ref ? `expected_${key}.bin` : null }));
   });
   writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({
     ...c, innerLr: MLP_INNER_LR, outerLr: MLP_OUTER_LR, seconds: SECONDS, capSeconds: ROW_CAP, tolerance: MLP_TOLERANCE, jobs,
@@ -304,13 +316,13 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
   const todo = MLP_CONFIGS.map((c) => ({ c, variants: MLP_VARIANTS.filter((v) => !only || `${mlpConfigName(c)} ${v.name}`.includes(only)) })).filter((x) => x.variants.length);
   if (!todo.length) return 0;
   let failures = 0;
-  console.log(`\nMLP rows: MAML on an MLP with a softmax head, α = ${MLP_INNER_LR}, β = ${MLP_OUTER_LR} (SGD), θ0 He-normal (seed ${MLP_INIT_SEED}), ` +
+  console.log(`\nMLP rows: MAML, Meta-SGD, ANIL and Reptile on an MLP with a softmax head, α = ${MLP_INNER_LR}, β = ${MLP_OUTER_LR} (SGD), θ0 He-normal (seed ${MLP_INIT_SEED}), ` +
     `synthetic ${todo[0].c.classes}-way tasks (seed ${MLP_DATA_SEED}). Reference: metagrad cpu's θ after one step from θ0; every other row verifies against it ` +
     `before it is timed: rel err = max|Δθ − Δθ_cpu| / max|Δθ_cpu| ≤ ${MLP_TOLERANCE} (Δθ = θ1 − θ0). Per-measurement cap BENCH_ROW_CAP = ${ROW_CAP} s: ` +
     `* = fewer than 3 repeats (always ≥ 1 after the verifying step, which is the warm-up); resident "capped" = warm-up + one ` +
     `${ITERATIONS_PER_SUBMIT}-iteration submit would pass the cap; a metagrad row whose step, predicted from the same row at a smaller T, ` +
     `would take over ${ROW_SKIP_FACTOR} × the cap is skipped. ` +
-    `GFLOP/s = nominal FLOPs (weight matmuls: 6M per row fwd+bwd, +12M per support row for order 2) × the row's rate (resident when measured). ` +
+    `GFLOP/s = nominal FLOPs of MAML at the same shape and order (weight matmuls: 6M per row fwd+bwd, +12M per support row for order 2) × the row's rate (resident when measured; ANIL does less work than that). ` +
     `vs best peer = that rate ÷ the fastest verified peer.`);
   console.log('| config | algorithm | impl | step(batch) tasks/s | resident tasks/s | GPU-time tasks/s | GFLOP/s (nominal) | vs best peer | rel err of Δθ vs cpu |');
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -323,10 +335,13 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
     const layout = mlpLayout(c.dim, c.hidden, c.classes);
     const theta0 = mlpInit(layout, MLP_INIT_SEED).slice(0, layout.params);
     const batch = makeMlpBatch(c, MLP_DATA_SEED);
-    const options = (v: MlpVariant, backend: BackendChoice): LearnerOptions => ({
-      algorithm: 'maml', backend, dim: c.dim, model: { kind: 'mlp', hidden: c.hidden, classes: c.classes },
+    const options = (v: MlpVariant, backend: BackendChoice): LearnerOptions => pickOptions(v.algorithm, {
+      backend, dim: c.dim, model: { kind: 'mlp', hidden: c.hidden, classes: c.classes },
       innerLr: MLP_INNER_LR, outerLr: MLP_OUTER_LR, innerSteps: c.innerSteps, order: v.order,
     });
+    // What one step changes: θ, and Meta-SGD's α after it (α starts at innerLr everywhere).
+    const startOf = (v: MlpVariant) => (v.algorithm === 'meta-sgd' ? Float32Array.from([...theta0, ...new Float32Array(theta0.length).fill(MLP_INNER_LR)]) : theta0);
+    const stateOf = async (learner: Learner, v: MlpVariant) => (v.algorithm === 'meta-sgd' ? Float32Array.from([...(await learner.getParams()), ...(await learner.getStepSizes())]) : learner.getParams());
     /** A metagrad row's table line and JSON, once the fastest peer is known. */
     const report = (v: MlpVariant, backend: BackendChoice, row: Record<string, unknown>, t: { single: Timing; resident: Timing | null }, verified: string, fastest: number) => {
       secondsPerTask.set(`${backend} ${v.name}`, t.single.median / c.tasks);
@@ -364,7 +379,7 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
         learner.setParams(theta0);
         const t0 = performance.now();
         await learner.step(batch);
-        refs.set(v.name, await learner.getParams());
+        refs.set(v.name, await stateOf(learner, v));
         row.firstStepS = (performance.now() - t0) / 1000;
         if (backends.includes('cpu')) cpuRows.set(v.name, { row, t: await timeMlpLearner(learner, batch) });
       } catch (e) {
@@ -390,7 +405,7 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
       // Without a metagrad reference the peers are compared with each other (batched as reference).
       for (const p of mine) {
         if (!ref && p.theta && batched && p.impl !== 'torch') {
-          const e = relChangeError(theta0, p.theta, batched);
+          const e = relChangeError(startOf(v), p.theta, batched);
           p.verify = { ...e, ok: e.relErr <= MLP_TOLERANCE, against: 'torch batched' };
         }
       }
@@ -405,7 +420,7 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
         } else if (p.tasksPerS) {
           console.log(`| ${name} | ${v.name} | ${label} | ${fmtRate(p.tasksPerS)}${p.capped ? '*' : ''} | | | ${fmt((flops * p.tasksPerS) / 1e9, 1)} | ${fmt(p.tasksPerS / fastest, 2)}× | ${verified} |`);
         }
-        const vsBatched = p.theta && batched && p.impl !== 'torch' ? relChangeError(theta0, p.theta, batched).relErr : null;
+        const vsBatched = p.theta && batched && p.impl !== 'torch' ? relChangeError(startOf(v), p.theta, batched).relErr : null;
         rows.push({ model: 'mlp', config: c, algorithm: v.name, impl: p.impl, device: p.device, version: p.version, threads: p.threads, tasksPerS: p.tasksPerS ?? null, medianS: p.medianS, minS: p.minS, maxS: p.maxS, repeats: p.repeats, capped: p.capped, firstStepS: p.firstS, skipped: p.skipped, failed: p.failed, verify: p.verify ?? null, relErrVsTorchBatched: vsBatched, nominalGflops: p.tasksPerS ? (flops * p.tasksPerS) / 1e9 : null });
       }
       // 3. metagrad: the other backends verify, then are timed; the cpu row was timed in step 1.
@@ -415,7 +430,7 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
           if (!cpu) continue;
           if (cpu.error !== undefined) caught(cpu.error, v, backend, cpu.row);
           else report(v, backend, cpu.row, cpu.t!, 'reference', fastest);
-          if (batched && ref) cpu.row.relErrVsTorchBatched = relChangeError(theta0, ref, batched).relErr;
+          if (batched && ref) cpu.row.relErrVsTorchBatched = relChangeError(startOf(v), ref, batched).relErr;
           rows.push(cpu.row);
           continue;
         }
@@ -434,10 +449,10 @@ async function mlpRows(backends: BackendChoice[], python: { py: string; torch: b
           learner.setParams(theta0);
           const t0 = performance.now();
           await learner.step(batch);
-          const theta1 = await learner.getParams();
+          const theta1 = await stateOf(learner, v);
           row.firstStepS = (performance.now() - t0) / 1000;
-          const e = ref ? relChangeError(theta0, theta1, ref) : null;
-          if (batched) row.relErrVsTorchBatched = relChangeError(theta0, theta1, batched).relErr;
+          const e = ref ? relChangeError(startOf(v), theta1, ref) : null;
+          if (batched) row.relErrVsTorchBatched = relChangeError(startOf(v), theta1, batched).relErr;
           row.verify = e ? { ...e, ok: e.relErr <= MLP_TOLERANCE, against: 'metagrad cpu' } : null;
           const verified = e ? e.relErr.toExponential(1) : 'unverified (no cpu reference)';
           if (e && e.relErr > MLP_TOLERANCE) {

@@ -14,6 +14,8 @@
 // big for one storage binding is split into chunks of tasks, one dispatch each: rows are read from the
 // chunk's data buffer (local t), outputs and θ are indexed by the task's place in the whole batch.
 // writeBack turns the dispatch into AMP's plain training step: each task's own model is updated in place.
+// stepSizes is Meta-SGD (metaSgdTask below): θ's buffer holds [θ | α] (α at D4), the inner step is
+// θ' ← θ' − α ⊙ g, and each metaGrad slot holds [g_θ | g_α] (2·D4 vec4s).
 
 struct TaskParams {
   tasks: u32,
@@ -37,7 +39,8 @@ struct TaskParams {
   writeBack: u32,      // 1: θ_t ← θ'_t at the end (AMP's plain training; needs thetaStride = D4)
   taskBase: u32,       // index of this dispatch's first task in the whole batch (batches split in chunks)
   slotTasks: u32,      // tasks of the whole batch: the stride of output sets
-  _pad0: u32, _pad1: u32,
+  stepSizes: u32,      // 1: Meta-SGD, learned α in theta[D4 …] (needs thetaStride = 0, no AMP)
+  _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> tp: TaskParams;
@@ -45,7 +48,7 @@ struct TaskParams {
 @group(0) @binding(2) var<storage, read> queryData: array<vec4<f32>>;    // holds queryX and queryY
 @group(0) @binding(3) var<storage, read_write> theta: array<vec4<f32>>;     // D4 or T×D4 (read only here)
 @group(0) @binding(4) var<storage, read_write> adapted: array<vec4<f32>>;   // sets×T×D4 θ'
-@group(0) @binding(5) var<storage, read_write> metaGrad: array<vec4<f32>>;  // sets×T×D4
+@group(0) @binding(5) var<storage, read_write> metaGrad: array<vec4<f32>>;  // sets×T×D4, or sets×T×2·D4 with stepSizes
 @group(0) @binding(6) var<storage, read_write> supportProb: array<f32>;     // sets×T×max(n,1)×Ks
 @group(0) @binding(7) var<storage, read_write> taskStats: array<f32>;       // sets×T×2 query loss, accuracy
 @group(0) @binding(8) var<storage, read_write> perturbed: array<vec4<f32>>; // sets×T×D4 θ'+Δ (AMP only)
@@ -67,6 +70,10 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   let qy = tp.queryYOff + t * Kq;
   let probOff = slot * max(n, 1u) * Ks;
   let amp = tp.perturbSteps > 0u;
+  if (tp.stepSizes == 1u) {
+    metaSgdTask(slot, sx, sy, qx, qy, lid);
+    return;
+  }
 
   for (var c = lid; c < D4; c += WG) { adapted[own + c] = theta[task * tp.thetaStride + c]; }
   for (var s = 0u; s < n; s++) {
@@ -116,6 +123,107 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
       }
       workgroupBarrier();
       rowsTransposeTimes(&supportData, sx, Ks, &metaGrad, own, D4, lid, -tp.innerLr / f32(Ks), true);
+    }
+  }
+}
+
+// X_S[r, :] · (α ⊙ v) into rowVal for the support rows, v = metaGrad[vOff …] and α = theta[D4 …]: rowDots
+// of logistic-common.wgsl with the product taken on the fly (same blocking, barriers and ownership).
+fn supportDotsTimesAlpha(xOff: u32, rows: u32, vOff: u32, dim4: u32, lid: u32) {
+  for (var r0 = 0u; r0 < rows; r0 += ROWS) {
+    let blockRows = min(ROWS, rows - r0);
+    for (var r = 0u; r < blockRows; r++) {
+      let rowOff = xOff + (r0 + r) * dim4;
+      var acc = 0.0;
+      for (var c = lid; c < dim4; c += WG) { acc += dot(supportData[rowOff + c], theta[dim4 + c] * metaGrad[vOff + c]); }
+      partial[lid * ROWS + r] = acc;
+    }
+    workgroupBarrier();
+    if (lid < blockRows) {
+      var sum = 0.0;
+      for (var j = 0u; j < WG; j++) { sum += partial[j * ROWS + lid]; }
+      rowVal[r0 + lid] = sum;
+    }
+    workgroupBarrier();
+  }
+}
+
+// Meta-SGD's task (CPU twin: adaptWithStepSizes in src/cpu/maml-task.ts), α = theta[D4 …]:
+//   inner        θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s,  g_s = X_Sᵀ(σ_s − y)/Ks                       → adapted
+//   meta-grad    v_n = ∇L(θ'⁽ⁿ⁾; Q);  order 1: g_θ = v_n, g_α = −(Σ_s g_s) ⊙ v_n
+//                order 2: for s = n−1 … 0: g_α −= g_s ⊙ v_{s+1}, v_s = v_{s+1} − H_s (α ⊙ v_{s+1});
+//                g_θ = v_0                                                              → metaGrad
+// Same mapping as the plain path: each invocation owns quads c ≡ lid (mod WG) of every D-vector, so the
+// per-feature updates need no barrier. Order 1 sums g_s into g_α's slot during the inner loop; order 2
+// rebuilds g_s from the stored σ_s (residuals in rowAux) in the same sweep over the rows as H_s(α ⊙ v).
+fn metaSgdTask(slot: u32, sx: u32, sy: u32, qx: u32, qy: u32, lid: u32) {
+  let D4 = tp.dim4;
+  let Ks = tp.supportRows;
+  let Kq = tp.queryRows;
+  let n = tp.innerSteps;
+  let own = slot * D4;
+  let gradTheta = 2u * slot * D4;
+  let gradAlpha = gradTheta + D4;
+  let probOff = slot * max(n, 1u) * Ks;
+  let sumInner = tp.wantMetaGrad == 1u && tp.order == 1u;
+  let invKs = 1.0 / f32(Ks);
+
+  for (var c = lid; c < D4; c += WG) {
+    adapted[own + c] = theta[c];
+    if (tp.wantMetaGrad == 1u) { metaGrad[gradAlpha + c] = vec4<f32>(0.0); }
+  }
+  for (var s = 0u; s < n; s++) {
+    rowDots(&supportData, sx, Ks, &adapted, own, D4, lid);
+    for (var r = lid; r < Ks; r += WG) {
+      let p = sigmoid(rowVal[r]);
+      supportProb[probOff + s * Ks + r] = p;
+      rowVal[r] = p - scalarAt(&supportData, sy + r);
+    }
+    workgroupBarrier();
+    for (var c = lid; c < D4; c += WG) {
+      var acc = vec4<f32>(0.0);
+      for (var r = 0u; r < Ks; r++) { acc += supportData[sx + r * D4 + c] * rowVal[r]; }
+      let g = invKs * acc;
+      adapted[own + c] -= theta[D4 + c] * g;
+      if (sumInner) { metaGrad[gradAlpha + c] += g; }
+    }
+  }
+
+  rowDots(&queryData, qx, Kq, &adapted, own, D4, lid);
+  logitsToResidual(&queryData, qy, Kq, lid);
+  if (lid == 0u) {
+    let stats = meanLossAndAccuracy(Kq);
+    taskStats[2u * slot] = stats.x;
+    taskStats[2u * slot + 1u] = stats.y;
+  }
+  if (tp.wantMetaGrad == 0u) { return; }
+  rowsTransposeTimes(&queryData, qx, Kq, &metaGrad, gradTheta, D4, lid, 1.0 / f32(Kq), false);
+
+  if (tp.order == 1u) {
+    for (var c = lid; c < D4; c += WG) { metaGrad[gradAlpha + c] = -metaGrad[gradAlpha + c] * metaGrad[gradTheta + c]; }
+    return;
+  }
+  for (var s = n; s > 0u; s--) {
+    // metaGrad[gradTheta …] holds v_s; step s − 1 used σ_{s−1}. rowAux is free again: invocation 0 read
+    // the query losses before the first barrier of supportDotsTimesAlpha.
+    supportDotsTimesAlpha(sx, Ks, gradTheta, D4, lid);
+    for (var r = lid; r < Ks; r += WG) {
+      let p = supportProb[probOff + (s - 1u) * Ks + r];
+      rowAux[r] = p - scalarAt(&supportData, sy + r);
+      rowVal[r] *= p * (1.0 - p);
+    }
+    workgroupBarrier();
+    for (var c = lid; c < D4; c += WG) {
+      var hessAcc = vec4<f32>(0.0);
+      var gradAcc = vec4<f32>(0.0);
+      for (var r = 0u; r < Ks; r++) {
+        let xr = supportData[sx + r * D4 + c];
+        hessAcc += xr * rowVal[r];
+        gradAcc += xr * rowAux[r];
+      }
+      let v = metaGrad[gradTheta + c];
+      metaGrad[gradAlpha + c] -= (invKs * gradAcc) * v;
+      metaGrad[gradTheta + c] = v - invKs * hessAcc;
     }
   }
 }

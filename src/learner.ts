@@ -50,9 +50,14 @@ export interface Learner {
   readonly backend: BackendInfo & { fallbackReason?: string };
   setParams(params: Float32Array): void;
   getParams(): Promise<Float32Array>;
+  /** Meta-SGD: the learned per-parameter inner step sizes α, in getParams()'s layout (InvalidOptionError
+   * for the other algorithms, whose step size is the scalar innerLr). */
+  getStepSizes(): Promise<Float32Array>;
+  setStepSizes(stepSizes: Float32Array): void;
   step(batch: Batch, options: ReadbackStepOptions): Promise<StepMetrics>;
   step(batch: Batch, options?: StepOptions): Promise<StepMetrics | undefined>;
   evaluate(batch: Batch, options?: EvaluateOptions): Promise<EvaluateResult>;
+  /** Σ_t w_t g_t that step() would apply, in getParams()'s layout (Meta-SGD: θ's, then α's: 2 × paramCount). */
   metaGradient(batch: Batch): Promise<Float32Array>;
   /** evaluate, plus each task's adapted parameters and (with an attack) the attacked query rows. */
   adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult>;
@@ -101,7 +106,8 @@ class LearnerImpl implements Learner {
   constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
     this.mlp = mlpLayoutOf(options);
     this.can = capabilitiesOf(options);
-    this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : this.can.paramVectors(options) * options.dim;
+    // Public θ only: Meta-SGD's α has getStepSizes().
+    this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : (this.can.paramVectors(options) / (this.can.stepSizes ? 2 : 1)) * options.dim;
   }
 
   private live(): Engine {
@@ -205,17 +211,52 @@ class LearnerImpl implements Learner {
 
   setParams(params: Float32Array): void {
     this.live();
-    checkFloatArray('params', params, this.paramCount, this.layoutText());
-    checkFinite('params', params);
-    const internal = this.toInternal(params);
-    // A deferred write must not see the caller's later changes to its array.
-    const held = internal === params && this.queue.pending > 0 ? params.slice() : internal;
-    this.apply((engine) => engine.setParams(held));
+    this.writeVectors('params', params, 0);
   }
 
   async getParams(): Promise<Float32Array> {
     this.live();
-    return this.enqueue(async (engine) => this.toPublic(await engine.getParams()));
+    return this.enqueue(async (engine) => this.toPublic(this.thetaOf(await engine.getParams())));
+  }
+
+  /** Checks `values` (public layout) and writes them from internal vector `firstVector` on (Meta-SGD: θ
+   * is vector 0, α vector 1). */
+  private writeVectors(name: string, values: Float32Array, firstVector: number): void {
+    checkFloatArray(name, values, this.paramCount, this.layoutText());
+    checkFinite(name, values);
+    const internal = this.toInternal(values);
+    // A deferred write must not see the caller's later changes to its array.
+    const held = internal === values && this.queue.pending > 0 ? values.slice() : internal;
+    this.apply((engine) => engine.setParams(held, firstVector));
+  }
+
+  /** Floats of θ in the internal layout (Meta-SGD's α follows them). */
+  private get thetaFloats(): number {
+    return this.mlp ? modelCount(this.options) * this.mlp.vector : this.can.paramVectors(this.options) * this.options.dim / (this.can.stepSizes ? 2 : 1);
+  }
+
+  /** θ of the engine's parameters (Meta-SGD: without α). */
+  private thetaOf(internal: Float32Array): Float32Array {
+    return this.can.stepSizes ? internal.subarray(0, this.thetaFloats) : internal;
+  }
+
+  private requireStepSizes(what: string): void {
+    if (!this.can.stepSizes) {
+      throw new InvalidOptionError(`${what} applies to Meta-SGD; '${this.options.algorithm}' adapts with the scalar innerLr (${this.options.innerLr}).`,
+        "Create the learner with algorithm: 'meta-sgd' to learn a step size per parameter.");
+    }
+  }
+
+  async getStepSizes(): Promise<Float32Array> {
+    this.live();
+    this.requireStepSizes('getStepSizes()');
+    return this.enqueue(async (engine) => this.toPublic((await engine.getParams()).subarray(this.thetaFloats)));
+  }
+
+  setStepSizes(stepSizes: Float32Array): void {
+    this.live();
+    this.requireStepSizes('setStepSizes()');
+    this.writeVectors('stepSizes', stepSizes, 1);
   }
 
   step(batch: Batch, options: ReadbackStepOptions): Promise<StepMetrics>;
@@ -267,7 +308,15 @@ class LearnerImpl implements Learner {
       throw new InvalidOptionError(`metaGradient() applies to meta-learning algorithms, not '${this.options.algorithm}'.`, 'Use step() to train AMP models.');
     }
     const checked = this.hold(this.checkBatch(batch));
-    return this.enqueue(async (engine) => this.toPublic(await engine.metaGradient(checked)));
+    return this.enqueue(async (engine) => {
+      const g = await engine.metaGradient(checked);
+      if (!this.can.stepSizes) return this.toPublic(g);
+      // Meta-SGD: θ's meta-gradient, then α's, each in getParams()'s layout.
+      const out = new Float32Array(2 * this.paramCount);
+      out.set(this.toPublic(g.subarray(0, this.thetaFloats)));
+      out.set(this.toPublic(g.subarray(this.thetaFloats)), this.paramCount);
+      return out;
+    });
   }
 
   async train(options: TrainOptions): Promise<TrainProgress> {
@@ -351,14 +400,23 @@ class LearnerImpl implements Learner {
       const optimizer = await engine.getOptimizerState();
       // Never hand out a non-finite state: a checkpoint written from it could not be resumed.
       this.verify({ params: countNonFinite(params), optimizer: countNonFinite(optimizer) }, 'found by getState()');
-      return { params: this.toPublic(params), optimizer };
+      const state: LearnerState = { params: this.toPublic(this.thetaOf(params)), optimizer };
+      if (this.can.stepSizes) state.stepSizes = this.toPublic(params.subarray(this.thetaFloats));
+      return state;
     });
   }
 
   setState(state: LearnerState): void {
     this.live();
-    // The optimizer state is in the engines' internal layout (an MLP's vectors are padded).
-    const internal = this.mlp ? modelCount(this.options) * this.mlp.vector : this.paramCount;
+    // The optimizer state is in the engines' internal layout (an MLP's vectors are padded; Meta-SGD's
+    // covers θ and α).
+    const internal = this.thetaFloats * (this.can.stepSizes ? 2 : 1);
+    if (this.can.stepSizes && state?.stepSizes === undefined) {
+      throw new ShapeError('A Meta-SGD state holds stepSizes (the learned α) besides params.', 'Pass the state getState() returned by a Meta-SGD learner, unchanged.');
+    }
+    if (!this.can.stepSizes && state?.stepSizes !== undefined) {
+      throw new ShapeError(`state.stepSizes is a Meta-SGD state's; this learner is '${this.options.algorithm}'.`, "Restore it into a learner with algorithm: 'meta-sgd'.");
+    }
     const optLength = 2 * internal + 1;
     checkFloatArray('state.optimizer', state?.optimizer, optLength, `[m | v | step count] = 2 × ${internal} + 1 values`);
     checkFinite('state.optimizer', state.optimizer);
@@ -369,6 +427,7 @@ class LearnerImpl implements Learner {
     }
     const optimizer = this.queue.pending > 0 ? state.optimizer.slice() : state.optimizer;
     this.setParams(state.params);
+    if (state.stepSizes) this.setStepSizes(state.stepSizes);
     this.apply((engine) => engine.setOptimizerState(optimizer));
   }
 
@@ -423,13 +482,20 @@ function resizeVectors(src: Float32Array, count: number, from: number, to: numbe
  * starts He-normal, each of AMP's models from its own stretch of the seed's stream). */
 function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
   const mlp = mlpLayoutOf(o);
+  const can = capabilitiesOf(o);
   if (mlp) {
     const models = modelCount(o);
-    const out = new Float32Array(models * mlp.vector);
+    const out = new Float32Array(models * mlp.vector * (can.stepSizes ? 2 : 1));
     for (let m = 0; m < models; m++) out.set(mlpInit(mlp, o.seed, m * mlp.vector), m * mlp.vector);
+    // Meta-SGD's α starts at innerLr for every parameter (its φ and padding entries are never read).
+    if (can.stepSizes) out.fill(o.innerLr, models * mlp.vector, models * mlp.vector + mlp.params);
     return out;
   }
-  const can = capabilitiesOf(o);
+  if (can.stepSizes) {
+    const out = new Float32Array(2 * o.dim);
+    out.set(initialParams(o.dim, o.seed, o.initScale));
+    return out.fill(o.innerLr, o.dim);
+  }
   return can.publicLayout ? can.publicLayout.init(o) : initialParams(can.paramVectors(o) * o.dim, o.seed, o.initScale);
 }
 

@@ -152,6 +152,9 @@ export interface TrainProgress {
 /** Everything needed to continue a training exactly: parameters (public layout) and optimizer state. */
 export interface LearnerState {
   params: Float32Array;
-  /** [m | v | step count] of the outer optimizer, internal layout (opaque to users). */
+  /** Meta-SGD: the learned inner step sizes α (getStepSizes()); absent for the other algorithms. */
+  stepSizes?: Float32Array;
+  /** [m | v | step count] of the outer optimizer, internal layout (opaque to users; Meta-SGD: over θ
+   * then α). */
   optimizer: Float32Array;
 }

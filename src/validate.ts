@@ -167,7 +167,11 @@ export interface ResolvedEvaluateOptions {
 }
 
 export function resolveEvaluateOptions(options: EvaluateOptions | undefined, learner: ResolvedLearnerOptions): ResolvedEvaluateOptions {
-  const defaults = capabilitiesOf(learner).evaluateDefaults(learner);
+  const can = capabilitiesOf(learner);
+  const defaults = can.evaluateDefaults(learner);
+  if (can.stepSizes && options?.lr !== undefined) {
+    throw new InvalidOptionError(`evaluate lr does not apply to Meta-SGD: it adapts with its learned step sizes α (getStepSizes()).`, 'Leave lr out (setStepSizes() changes α).');
+  }
   const steps = options?.steps ?? defaults.steps;
   const lr = options?.lr ?? defaults.lr;
   checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');

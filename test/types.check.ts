@@ -33,5 +33,10 @@ export async function typeChecks(): Promise<void> {
   // @ts-expect-error dim is required
   await createLearner({ algorithm: 'maml' });
   // @ts-expect-error no such algorithm
-  await createLearner({ algorithm: 'reptile', dim: 4 });
+  await createLearner({ algorithm: 'protonet', dim: 4 });
+  // @ts-expect-error Reptile has no second order
+  await createLearner({ algorithm: 'reptile', dim: 4, order: 2 });
+  // @ts-expect-error Meta-SGD's inner loop is plain SGD with learned step sizes
+  await createLearner({ algorithm: 'meta-sgd', dim: 4, innerOptimizer: 'amp' });
+  await createLearner({ algorithm: 'anil', dim: 4, order: 2, model: { kind: 'mlp', hidden: [8], classes: 3 } });
 }

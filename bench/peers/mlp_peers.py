@@ -3,7 +3,14 @@ layers and an N-way softmax head (../shared/SPEC.md "Neural models", "MAML"):
   inner: θ'_t = θ − α ∇ L(θ; S_t) (innerSteps times), L = mean over rows of softmax cross-entropy;
   outer: θ ← θ − β · mean_t g_t, g_t = d/dθ L(θ'_t; Q_t) (order 2, exact: create_graph through the inner
          steps) or ∇ L(θ'_t; Q_t) at the adapted parameters (order 1, first-order MAML).
-Two implementations:
+The other meta-learners of metagrad (SPEC.md "Meta-SGD, Reptile, ANIL"), batched like `torch`:
+  meta-sgd  θ'_t = θ − α ⊙ ∇L(θ; S_t) with a learned α (starting at innerLr everywhere); θ and α both take
+            the SGD step with their meta-gradients (order 1: the inner gradients as constants); the job's
+            result is [θ1 | α1].
+  anil      only the last layer adapts; the body's features of the support and query rows are computed
+            once for all tasks with the shared body weights (order 2 through the head's steps).
+  reptile   θ'_t = innerSteps SGD steps on S_t ∪ Q_t; θ ← θ + β · mean_t(θ'_t − θ).
+Two implementations of MAML:
   torch  "torch batched": every task at once, per-task fast weights as batched tensors (T × in × out,
          baddbmm), one autograd graph for the whole batch;
   loop   "torch loop": the learn2learn way: per task, clone θ, adapt with autograd.grad (create_graph for
@@ -92,6 +99,56 @@ def batched_step(theta0, data, m, order, layers):
     return (theta - m["outerLr"] * g).detach()
 
 
+def meta_sgd_step(theta0, data, m, order, layers):
+    xs, ys, xq, yq = data
+    p = theta0.shape[0] // 2
+    both = theta0.detach().requires_grad_(True)
+    theta, alpha = both[:p], both[p:]
+    params, rates = views(theta, layers), views(alpha, layers)
+    tasks = xs.shape[0]
+    fast = [w.expand(tasks, *w.shape) for w in params]
+    for _ in range(m["innerSteps"]):
+        # Order 1 (no create_graph): the gradients are constants, but α ⊙ g still reaches α.
+        grads = torch.autograd.grad(task_losses(forward_batched(xs, fast), ys).sum(), fast, create_graph=order == 2)
+        fast = [f - a * g for f, a, g in zip(fast, rates, grads)]
+    g, = torch.autograd.grad(task_losses(forward_batched(xq, fast), yq).mean(), both)
+    return (both - m["outerLr"] * g).detach()
+
+
+def anil_step(theta0, data, m, order, layers):
+    xs, ys, xq, yq = data
+    theta = theta0.detach().requires_grad_(True)
+    params = views(theta, layers)
+    body, head = params[:-2], params[-2:]
+    tasks = xs.shape[0]
+
+    def features(x):  # T × K × H: one batched pass with the shared body weights
+        h = x
+        for l in range(len(body) // 2):
+            h = torch.relu(torch.matmul(h, body[2 * l]) + body[2 * l + 1])
+        return h
+
+    fs, fq = features(xs), features(xq)
+    fast = [w.expand(tasks, *w.shape) for w in head]
+    for _ in range(m["innerSteps"]):
+        grads = torch.autograd.grad(task_losses(forward_batched(fs, fast), ys).sum(), fast, create_graph=order == 2)
+        fast = [f - m["innerLr"] * g for f, g in zip(fast, grads)]
+    g, = torch.autograd.grad(task_losses(forward_batched(fq, fast), yq).mean(), theta)
+    return (theta - m["outerLr"] * g).detach()
+
+
+def reptile_step(theta0, data, m, order, layers):
+    xs, ys, xq, yq = data
+    x, y = torch.cat([xs, xq], dim=1), torch.cat([ys, yq], dim=1)
+    tasks = xs.shape[0]
+    fast = [w.detach().expand(tasks, *w.shape).clone().requires_grad_(True) for w in views(theta0, layers)]
+    for _ in range(m["innerSteps"]):
+        grads = torch.autograd.grad(task_losses(forward_batched(x, fast), y).sum(), fast)
+        fast = [(f - m["innerLr"] * g).detach().requires_grad_(True) for f, g in zip(fast, grads)]
+    adapted_mean = torch.cat([f.detach().mean(dim=0).reshape(-1) for f in fast])
+    return theta0 + m["outerLr"] * (adapted_mean - theta0)
+
+
 # ---------------------------------------------------------------- per-task loop (learn2learn style)
 
 def forward_one(x, fast):
@@ -119,6 +176,8 @@ def loop_step(theta0, data, m, order, layers):
 
 
 STEPS = {"torch": batched_step, "loop": loop_step}
+# Batched peers of the other algorithms (job "algorithm"; MAML's are STEPS).
+ALGORITHM_STEPS = {"meta-sgd": meta_sgd_step, "anil": anil_step, "reptile": reptile_step}
 
 
 def pick_device(choice):
@@ -166,15 +225,21 @@ def run(batch_path, meta_path, out_dir, device_choice):
     to = lambda a, *shape: torch.from_numpy(a.copy()).reshape(*shape).to(dev)
     data = (to(xs, t, ks, d), to(ys, t, ks).long(), to(xq, t, kq, d), to(yq, t, kq).long())
     t_theta0 = to(theta0, p)
+    # Meta-SGD's jobs start from [θ0 | α0 = innerLr·1] (θ's layout for α).
+    t_theta0_alpha = torch.cat([t_theta0, torch.full_like(t_theta0, m["innerLr"])])
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     version = f"torch {torch.__version__}"
     tolerance = m.get("tolerance", 1e-3)
     for job in m["jobs"]:
-        step = lambda theta, job=job: STEPS[job["impl"]](theta, data, m, job["order"], layers)
+        algorithm = job.get("algorithm", "maml")
+        fn = STEPS[job["impl"]] if algorithm == "maml" else ALGORITHM_STEPS[algorithm]
+        step = lambda theta, job=job, fn=fn: fn(theta, data, m, job["order"], layers)
         base = {"name": job["name"], "device": device_name(dev), "version": version, "threads": torch.get_num_threads()}
+        start_point = t_theta0_alpha if algorithm == "meta-sgd" else t_theta0
+        theta0_np = start_point.cpu().numpy()
         begin = time.perf_counter()
         try:
-            theta1 = step(t_theta0)
+            theta1 = step(start_point)
             sync()
         except RuntimeError as e:  # e.g. out of memory: say so and go on with the next job
             print(json.dumps({**base, "skipped": f"RuntimeError: {str(e).splitlines()[0][:200]}"}), flush=True)
@@ -185,13 +250,13 @@ def run(batch_path, meta_path, out_dir, device_choice):
         verify = None
         if job.get("expected"):
             expected = np.fromfile(os.path.join(out_dir, job["expected"]), dtype=np.float32)
-            rel, max_abs = rel_change_error(theta0, theta1, expected)
+            rel, max_abs = rel_change_error(theta0_np, theta1, expected)
             verify = {"rel_err": rel, "max_abs_diff": max_abs, "tolerance": tolerance, "ok": bool(rel <= tolerance)}
             if not verify["ok"]:
                 print(json.dumps({**base, "failed": f"θ after one step differs from metagrad's: rel {rel:.2e} > {tolerance:g}", "verify": verify}), flush=True)
                 continue
         times = []
-        theta = t_theta0
+        theta = start_point
         start = time.perf_counter()
         budget = start + m.get("seconds", 1.0)
         cap = m.get("capSeconds", float("inf"))

@@ -52,6 +52,7 @@ export const AMP_CAPABILITIES: Capabilities = {
   metaGradient: false,
   thetaPerTask: true,
   adapt: 'all',
+  stepSizes: false,
   taskKernel: 'maml',
   models: (o) => o.models,
   paramVectors: (o) => o.models,

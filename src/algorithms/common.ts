@@ -69,9 +69,13 @@ export interface Capabilities {
   /** θ holds one model per task, model t trained and scored on task t (AMP): batches hold exactly
    * models(o) tasks, training samples and evaluation scores that many. */
   thetaPerTask: boolean;
-  /** What the inner loop adapts: every parameter, or only the per-task context φ (CAML). The AMP inner
-   * optimizer perturbs every parameter, so it needs 'all'. */
-  adapt: 'all' | 'context';
+  /** What the inner loop adapts: every parameter, only the per-task context φ (CAML), or only the MLP's
+   * last layer W_L, b_L (ANIL; the logistic unit is all head). The AMP inner optimizer perturbs every
+   * parameter, so it needs 'all'. */
+  adapt: 'all' | 'context' | 'head';
+  /** θ is followed by a learned vector α of per-parameter inner step sizes, meta-learned with θ
+   * (Meta-SGD): the engines hold [θ | α] and the task passes take the step α ⊙ g. */
+  stepSizes: boolean;
   /** The fused per-task kernel of the logistic model (maml-task or caml-task). */
   taskKernel: 'maml' | 'caml';
   /** Parameter sets held: AMP's models, else 1. */

@@ -7,16 +7,19 @@ import { amp, type AmpOptions } from './amp.js';
 import { caml, type CamlOptions } from './caml.js';
 import { gaMaml, type GaMamlOptions } from './ga-maml.js';
 import { maml, type MamlOptions } from './maml.js';
+import { metaSgd, type MetaSgdOptions } from './meta-sgd.js';
+import { anil, type AnilOptions } from './anil.js';
+import { reptile, type ReptileOptions } from './reptile.js';
 import type { Plan } from './plan.js';
 
 /** In this order in messages and help. */
-export const ALGORITHMS = { maml, adml, 'ga-maml': gaMaml, caml, amp } as const;
+export const ALGORITHMS = { maml, adml, 'ga-maml': gaMaml, caml, amp, 'meta-sgd': metaSgd, anil, reptile } as const;
 export type Algorithm = keyof typeof ALGORITHMS;
 export const ALGORITHM_NAMES = Object.keys(ALGORITHMS) as Algorithm[];
 /** The algorithm of options that name none. */
 export const DEFAULT_ALGORITHM: Algorithm = 'maml';
 
-type AnyOptions = MamlOptions | AdmlOptions | GaMamlOptions | CamlOptions | AmpOptions;
+type AnyOptions = MamlOptions | AdmlOptions | GaMamlOptions | CamlOptions | AmpOptions | MetaSgdOptions | AnilOptions | ReptileOptions;
 type KeysOfUnion<T> = T extends unknown ? keyof T : never;
 export type OptionKey = KeysOfUnion<AnyOptions>;
 /** T, with the options of every other algorithm forbidden: `{ dim: 4, contextDim: 3 }` is a type error
@@ -24,8 +27,10 @@ export type OptionKey = KeysOfUnion<AnyOptions>;
 type Only<T> = T & { [K in Exclude<OptionKey, keyof T>]?: never };
 
 /** Options of createLearner: those of the chosen algorithm (maml.ts, adml.ts, ga-maml.ts, caml.ts,
- * amp.ts; `algorithm` may be left out for maml). Options of another algorithm are rejected. */
-export type LearnerOptions = Only<MamlOptions> | Only<AdmlOptions> | Only<GaMamlOptions> | Only<CamlOptions> | Only<AmpOptions>;
+ * amp.ts, meta-sgd.ts, anil.ts, reptile.ts; `algorithm` may be left out for maml). Options of another
+ * algorithm are rejected. */
+export type LearnerOptions = Only<MamlOptions> | Only<AdmlOptions> | Only<GaMamlOptions> | Only<CamlOptions> | Only<AmpOptions>
+  | Only<MetaSgdOptions> | Only<AnilOptions> | Only<ReptileOptions>;
 
 type ValueOf<T, K extends PropertyKey> = T extends unknown ? (K extends keyof T ? Exclude<T[K], undefined> : never) : never;
 /** Options after defaults, flat: every option of every algorithm has a value (those that do not apply
@@ -104,10 +109,13 @@ export const taskKernelOf = (algorithm: Algorithm): 'maml' | 'caml' => ALGORITHM
 export const taskWeights = (o: ResolvedLearnerOptions, tasks: number, sets: number): Float32Array => capabilitiesOf(o).taskWeights(o, tasks, sets);
 
 export type { AlgorithmSpec, Capabilities, OptionHelp } from './common.js';
-export type { MamlOptions, MetaLearnerOptions, Optimizer } from './maml.js';
+export type { MamlOptions, MetaLearnerOptions, MetaLearnerCoreOptions, Optimizer } from './maml.js';
 export type { AdmlOptions } from './adml.js';
 export type { GaMamlOptions } from './ga-maml.js';
 export type { CamlOptions } from './caml.js';
 export type { AmpOptions } from './amp.js';
 export type { AmpInnerOptimizerOptions } from './amp-inner.js';
+export type { MetaSgdOptions } from './meta-sgd.js';
+export type { AnilOptions } from './anil.js';
+export type { ReptileOptions } from './reptile.js';
 export type { CommonOptions, BackendChoice } from './common.js';

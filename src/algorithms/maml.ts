@@ -10,8 +10,9 @@ import type { DataSide, Plan, PlanStep } from './plan.js';
 
 export type Optimizer = 'sgd' | 'adam';
 
-/** Options of the meta-learners: MAML, and ADML, GA-MAML and CAML, which extend it. */
-export interface MetaLearnerOptions extends CommonOptions, AmpInnerOptimizerOptions {
+/** The inner and outer loops' options every meta-learner shares (Meta-SGD, ANIL and Reptile take
+ * these alone). */
+export interface MetaLearnerCoreOptions extends CommonOptions {
   /** α (ADML: α1, the clean inner rate). */
   innerLr?: number;
   /** β (ADML: β1, the rate of the clean-adapted gradient). */
@@ -25,12 +26,15 @@ export interface MetaLearnerOptions extends CommonOptions, AmpInnerOptimizerOpti
   adamEpsilon?: number;
 }
 
+/** Options of the meta-learners: MAML, and ADML, GA-MAML and CAML, which extend it. */
+export interface MetaLearnerOptions extends MetaLearnerCoreOptions, AmpInnerOptimizerOptions {}
+
 export interface MamlOptions extends MetaLearnerOptions {
   /** The default algorithm: may be left out. */
   algorithm?: 'maml';
 }
 
-export const MAML_DEFAULTS = {
+export const META_CORE_DEFAULTS = {
   ...COMMON_DEFAULTS,
   innerLr: 0.01,
   outerLr: 0.001,
@@ -39,18 +43,26 @@ export const MAML_DEFAULTS = {
   optimizer: 'sgd',
   adamBetas: [0.9, 0.999],
   adamEpsilon: 1e-8,
+} satisfies Defaults<MetaLearnerCoreOptions>;
+
+export const MAML_DEFAULTS = {
+  ...META_CORE_DEFAULTS,
   ...AMP_INNER_DEFAULTS,
 } satisfies Defaults<MamlOptions>;
 
-export const MAML_HELP: Partial<Record<keyof Defaults<MamlOptions>, OptionHelp>> = {
+export const META_CORE_HELP: Partial<Record<keyof Defaults<MetaLearnerCoreOptions>, OptionHelp>> = {
   ...COMMON_HELP,
-  innerLr: { help: 'α (adml: α1)', flag: 'number' },
-  outerLr: { help: 'β (adml: β1)', flag: 'number' },
+  innerLr: { help: 'α (adml: α1; meta-sgd: the initial step sizes)', flag: 'number' },
+  outerLr: { help: 'β (adml: β1; reptile: the interpolation rate)', flag: 'number' },
   innerSteps: { help: 'inner steps n (0: joint training, no adaptation)', flag: 'int' },
   order: { help: 'meta-gradient order (1: first order, 2: through the inner steps)', flag: ['1', '2'] },
   optimizer: { help: 'outer optimizer', flag: ['sgd', 'adam'] },
   adamBetas: { help: "Adam's β1, β2" },
   adamEpsilon: { help: "Adam's ε" },
+};
+
+export const MAML_HELP: Partial<Record<keyof Defaults<MamlOptions>, OptionHelp>> = {
+  ...META_CORE_HELP,
   ...AMP_INNER_HELP,
 };
 
@@ -68,6 +80,7 @@ export const MAML_CAPABILITIES: Capabilities = {
   metaGradient: true,
   thetaPerTask: false,
   adapt: 'all',
+  stepSizes: false,
   taskKernel: 'maml',
   models: () => 1,
   paramVectors: () => 1,

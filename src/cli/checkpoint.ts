@@ -77,8 +77,10 @@ function isRunning(pid: number): boolean {
 }
 
 export function saveCheckpoint(file: string, c: Checkpoint): void {
-  const { params, optimizer } = c.state;
-  writeAtomic(file, JSON.stringify({ ...c, state: { params: toBase64(params), optimizer: toBase64(optimizer) } }));
+  const { params, optimizer, stepSizes } = c.state;
+  // Meta-SGD's learned step sizes α travel with θ.
+  const state = { params: toBase64(params), ...(stepSizes ? { stepSizes: toBase64(stepSizes) } : {}), optimizer: toBase64(optimizer) };
+  writeAtomic(file, JSON.stringify({ ...c, state }));
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -119,7 +121,7 @@ export function loadCheckpoint(file: string): Checkpoint {
   if (!isObject(raw.config)) throw damaged(`"config" (the training configuration) is ${raw.config === undefined ? 'missing' : describe(raw.config)}`);
   if (!isObject(raw.config.flags)) throw damaged(`config.flags (the train flags of the run) is ${raw.config.flags === undefined ? 'missing' : describe(raw.config.flags)}`);
   if (!isObject(raw.state)) throw damaged(`"state" (parameters and optimizer) is ${raw.state === undefined ? 'missing' : describe(raw.state)}`);
-  const floats = (key: 'params' | 'optimizer'): Float32Array => {
+  const floats = (key: 'params' | 'optimizer' | 'stepSizes'): Float32Array => {
     const v = (raw.state as Record<string, unknown>)[key];
     if (typeof v !== 'string') throw damaged(`state.${key} is ${v === undefined ? 'missing' : describe(v)}, not base64 float32 values`);
     if (v.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw damaged(`state.${key} is not whole base64 (${v.length} characters${v.length % 4 ? ', not a multiple of 4: truncated?' : ''})`);
@@ -129,7 +131,11 @@ export function loadCheckpoint(file: string): Checkpoint {
   };
   return {
     format: CHECKPOINT_FORMAT, iteration: raw.iteration, elapsedSeconds: elapsed, options: options as unknown as Checkpoint['options'], config: raw.config,
-    state: { params: floats('params'), optimizer: floats('optimizer') },
+    state: {
+      params: floats('params'), optimizer: floats('optimizer'),
+      // Meta-SGD's α: required there (setState names a missing one), absent elsewhere.
+      ...((raw.state as Record<string, unknown>).stepSizes !== undefined || options.algorithm === 'meta-sgd' ? { stepSizes: floats('stepSizes') } : {}),
+    },
   };
 }
 

@@ -543,7 +543,12 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     f.source === 'auto' ? String(trained.source) : String(f.source));
   const o = ckpt.options;
   const can = capabilitiesOf(o);
+  if (can.stepSizes && given.has('inner-lr')) {
+    throw new InvalidOptionError('--inner-lr does not apply to a Meta-SGD checkpoint: it adapts with its learned step sizes α (the from-scratch row with α = its initial innerLr).', 'Leave --inner-lr out.');
+  }
   const lr = auto(f['inner-lr']) ?? can.evaluateDefaults(o as ResolvedLearnerOptions).lr;
+  // Meta-SGD's evaluate takes no rate: its α is part of the model.
+  const evalLr = can.stepSizes ? undefined : lr;
   const backend = f.backend as LearnerOptions['backend'];
   if (!can.metaGradient) throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
   // A task file's held-out tasks are scored each once, all of them; elsewhere --eval-tasks are sampled.
@@ -561,7 +566,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   const steps = f.steps === 'auto' ? Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k) : parseSteps(String(f.steps));
   // Every flag is checked before an adapter is acquired.
   const resolved = resolveLearnerOptions({ ...stripForAlgorithm(o), backend });
-  for (const k of steps) resolveEvaluateOptions({ steps: k, lr, attack }, resolved);
+  for (const k of steps) resolveEvaluateOptions({ steps: k, lr: evalLr, attack }, resolved);
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
   restoreState(restored, ckpt, String(f.checkpoint));
@@ -590,7 +595,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   }
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
   console.log(`metagrad eval: ${fileHeldOut ? `each of the ${tasks} held-out task${tasks === 1 ? '' : 's'} of ${String(f['test-file'] ?? trained['test-file'] ?? trained.file)}${trained['test-file'] || f['test-file'] ? '' : ' (its last 20%)'} once` : `${tasks} held-out tasks`} of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
-    `${shots.supportShots}-row support, ${shots.queryShots}-row query, inner lr ${lr}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
+    `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
   // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
   const heldOut = fileHeldOut ?? sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
@@ -601,7 +606,7 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     const clean: string[] = [];
     const attacked: string[] = [];
     for (const k of steps) {
-      const r = await learner.evaluate(heldOut, { steps: k, lr, attack });
+      const r = await learner.evaluate(heldOut, { steps: k, lr: evalLr, attack });
       results[name].push({ steps: k, clean: r.accuracyInterval, attacked: r.attacked?.accuracyInterval });
       clean.push(withCi(r.accuracyInterval));
       if (r.attacked) attacked.push(withCi(r.attacked.accuracyInterval));

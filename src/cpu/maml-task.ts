@@ -1,6 +1,6 @@
 // CPU twin of shaders/maml-task.wgsl: the per-task half of a MAML-family meta-iteration (inner loop,
-// optionally with AMP's perturbed gradient; query statistics; first- or second-order meta-gradient),
-// same inputs and outputs, task by task.
+// optionally with AMP's perturbed gradient or Meta-SGD's learned step sizes; query statistics; first- or
+// second-order meta-gradient), same inputs and outputs, task by task.
 import { logitsToResidual, rowDots, rowsTransposeTimes, sigmoid } from './logistic.js';
 import { clipToBall } from './norm-clip.js';
 
@@ -41,20 +41,25 @@ export interface TaskParams extends TaskPassParams {
   perturb: PerturbParams | null;
   /** θ_t ← θ'_t after the inner loop (AMP's plain training; needs thetaPerTask). */
   writeBack?: boolean;
+  /**
+   * Meta-SGD: θ holds [θ | α] (α at D here, at paddedDim on the GPU), the inner step is θ' ← θ' − α ⊙ g
+   * (innerLr unused), and each metaGrad slot holds [g_θ | g_α]. Needs thetaPerTask = false, perturb = null.
+   */
+  stepSizes?: boolean;
 }
 
 export interface TaskOutputs {
   adapted: Float32Array;      // sets×T×D
-  metaGrad: Float32Array;     // sets×T×D (untouched when wantMetaGrad is false)
+  metaGrad: Float32Array;     // sets×T×D, or sets×T×2D [g_θ | g_α] with stepSizes (untouched when wantMetaGrad is false)
   supportProb: Float32Array;  // sets×T×max(n,1)×Ks
   taskStats: Float32Array;    // sets×T×2
   perturbed: Float32Array;    // sets×T×D: θ'+Δ of the last inner step (AMP)
 }
 
-export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: number; innerSteps: number }, sets = 1) {
+export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: number; innerSteps: number; stepSizes?: boolean }, sets = 1) {
   const perSet = {
     adapted: p.tasks * p.dim,
-    metaGrad: p.tasks * p.dim,
+    metaGrad: p.tasks * p.dim * (p.stepSizes ? 2 : 1),
     supportProb: p.tasks * Math.max(p.innerSteps, 1) * p.supportRows,
     taskStats: p.tasks * 2,
   };
@@ -69,6 +74,10 @@ export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: n
 
 /** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T). */
 export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams, taskRange?: [number, number]): void {
+  if (p.stepSizes) {
+    adaptWithStepSizes(out, support, query, theta, p, taskRange);
+    return;
+  }
   const { dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr } = p;
   const rowVal = new Float64Array(Math.max(Ks, Kq));
   const [first, end] = taskRange ?? [0, p.tasks];
@@ -114,6 +123,86 @@ export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSe
           rowVal[r] *= prob * (1 - prob);
         }
         rowsTransposeTimes(out.metaGrad, own, support.x, sx, Ks, rowVal, D, -innerLr / Ks, true);
+      }
+    }
+  }
+}
+
+/** Meta-SGD's settings are programming errors when combined with per-task models or AMP's inner optimizer. */
+export function checkStepSizes(p: TaskParams): void {
+  if (p.stepSizes && (p.thetaPerTask || p.perturb || p.writeBack)) {
+    throw new Error('maml-task: stepSizes (Meta-SGD) needs one shared θ (thetaPerTask false, no writeBack) and perturb null');
+  }
+}
+
+/**
+ * adaptAndMetaGrad with Meta-SGD's learned per-parameter step sizes α = theta[D … 2D):
+ *   inner        θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s,  g_s = ∇L(θ'⁽ˢ⁾; S)
+ *   meta-grad    v_n = ∇L(θ'⁽ⁿ⁾; Q);  order 1: g_θ = v_n, g_α = −(Σ_s g_s) ⊙ v_n
+ *                order 2: for s = n−1 … 0: g_α −= g_s ⊙ v_{s+1}, v_s = v_{s+1} − H_s (α ⊙ v_{s+1}); g_θ = v_0
+ * g_s is rebuilt in the backward pass from the stored σ_s. Float32 rounding points follow the kernel's:
+ * g_s, α ⊙ v and the two transpose products are float32 values there (registers), so they are stored in
+ * float32 scratch here.
+ */
+function adaptWithStepSizes(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams, taskRange?: [number, number]): void {
+  checkStepSizes(p);
+  const { dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n } = p;
+  const rowVal = new Float64Array(Math.max(Ks, Kq));
+  const residual = new Float64Array(Ks);    // σ_s − y, to rebuild g_s in the backward pass
+  const innerGrad = new Float32Array(D);    // g_s
+  const hessTimes = new Float32Array(D);    // H_s (α ⊙ v)
+  const alphaTimesV = new Float32Array(D);  // α ⊙ v
+  const [first, end] = taskRange ?? [0, p.tasks];
+  for (let t = first; t < end; t++) {
+    const slot = p.outSet * p.tasks + t;
+    const own = slot * D;
+    const gradTheta = 2 * slot * D;
+    const gradAlpha = gradTheta + D;
+    const sx = t * Ks * D;
+    const qx = t * Kq * D;
+    const probOff = slot * Math.max(n, 1) * Ks;
+    // Order 1 sums the inner gradients into g_α's slot on the way (metaGrad stays untouched in evaluation).
+    const sumInner = p.wantMetaGrad && p.order === 1;
+    if (p.wantMetaGrad) out.metaGrad.fill(0, gradAlpha, gradAlpha + D);
+    out.adapted.set(theta.subarray(0, D), own);
+    for (let s = 0; s < n; s++) {
+      rowDots(rowVal, support.x, sx, Ks, out.adapted, own, D);
+      for (let r = 0; r < Ks; r++) {
+        const prob = sigmoid(rowVal[r]);
+        out.supportProb[probOff + s * Ks + r] = prob;
+        rowVal[r] = prob - support.y[t * Ks + r];
+      }
+      rowsTransposeTimes(innerGrad, 0, support.x, sx, Ks, rowVal, D, 1 / Ks, false);
+      for (let d = 0; d < D; d++) {
+        out.adapted[own + d] -= theta[D + d] * innerGrad[d];
+        if (sumInner) out.metaGrad[gradAlpha + d] += innerGrad[d];
+      }
+    }
+    rowDots(rowVal, query.x, qx, Kq, out.adapted, own, D);
+    const [loss, acc] = logitsToResidual(rowVal, query.y, t * Kq, Kq);
+    out.taskStats[2 * slot] = loss;
+    out.taskStats[2 * slot + 1] = acc;
+    if (!p.wantMetaGrad) continue;
+    rowsTransposeTimes(out.metaGrad, gradTheta, query.x, qx, Kq, rowVal, D, 1 / Kq, false);
+    if (p.order === 1) {
+      for (let d = 0; d < D; d++) out.metaGrad[gradAlpha + d] = -out.metaGrad[gradAlpha + d] * out.metaGrad[gradTheta + d];
+      continue;
+    }
+    for (let s = n; s > 0; s--) {
+      // g_θ's slot holds v_s (v_n first); step s−1 used σ_{s−1}.
+      for (let d = 0; d < D; d++) alphaTimesV[d] = theta[D + d] * out.metaGrad[gradTheta + d];
+      rowDots(rowVal, support.x, sx, Ks, alphaTimesV, 0, D);
+      for (let r = 0; r < Ks; r++) {
+        const prob = out.supportProb[probOff + (s - 1) * Ks + r];
+        residual[r] = prob - support.y[t * Ks + r];
+        rowVal[r] *= prob * (1 - prob);
+      }
+      rowsTransposeTimes(hessTimes, 0, support.x, sx, Ks, rowVal, D, 1 / Ks, false);
+      rowsTransposeTimes(innerGrad, 0, support.x, sx, Ks, residual, D, 1 / Ks, false);
+      for (let d = 0; d < D; d++) {
+        const v = out.metaGrad[gradTheta + d];
+        out.metaGrad[gradAlpha + d] -= innerGrad[d] * v;
+        out.metaGrad[gradTheta + d] = v - hessTimes[d];
       }
     }
   }

@@ -26,6 +26,11 @@
 // so an inner step never stores its gradient; ReLU and input zeros skip their terms. The support tapes of the inner loop are kept, so the
 // Hessian-vector products of the order-2 backward reuse their forward and backward passes. Scratch is
 // allocated once per shape (per thread: each worker has its own module instance).
+// ANIL (the inner loop adapts the head W_L, b_L alone) keeps the body's activations of the support set
+// for the whole inner loop and redoes only the head's layer (headLossAndDeltas, sgdStepHead); its
+// Hessian-vector products take a head-only direction, whose R-pass is zero below the head. Meta-SGD
+// (learned per-parameter step sizes α) stores each inner gradient (its meta-gradient needs them) and
+// steps with α ⊙ g (sgdStepScaled); its order-2 backward multiplies H by α ⊙ v (hvpStepScaled).
 import { TASK_NORM_EPS, type MlpLayout } from '../models/mlp.js';
 import type { MlpRows } from './mlp.js';
 
@@ -534,12 +539,10 @@ export function forwardPass(ws: MlpWorkspace, pt: MlpPoint, rows: MlpRows, tape:
     for (let c = 0; c < C; c++) a0[dst + D + c] = phi[phiOff + c];
   }
   for (let l = 1; l <= L; l++) {
-    const { inputs: hin, outputs: h, w, b } = layout.layers[l - 1];
-    const z = tape.z[l];
-    for (let r = 0; r < R; r++) for (let j = 0; j < h; j++) z[r * h + j] = P[pOff + b + j];
-    accRowsF32(z, h, tape.a[l - 1], hin, R, 0, hin, P, pOff + w);
-    if (round) for (let k = 0; k < R * h; k++) z[k] = Math.fround(z[k]);
+    affineLayer(ws, P, pOff, R, tape, l, round);
     if (l < L) {
+      const h = layout.widths[l];
+      const z = tape.z[l];
       // With normalisation every row of z_l is needed before any of a_l (μ and s are over the rows).
       if (layout.norm) normaliseRows(R, h, z, tape.n[l], tape.sd[l], ws.unit, round);
       const pre = tape.pre[l];
@@ -547,6 +550,15 @@ export function forwardPass(ws: MlpWorkspace, pt: MlpPoint, rows: MlpRows, tape:
       for (let k = 0; k < R * h; k++) a[k] = pre[k] > 0 ? pre[k] : 0;
     }
   }
+}
+
+/** z_l = a_{l−1} W_l + b_l on the tape's R rows (rounded to float32 when `round`). */
+function affineLayer(ws: MlpWorkspace, P: Float32Array, pOff: number, R: number, tape: Tape, l: number, round: boolean): void {
+  const { inputs: hin, outputs: h, w, b } = ws.layout.layers[l - 1];
+  const z = tape.z[l];
+  for (let r = 0; r < R; r++) for (let j = 0; j < h; j++) z[r * h + j] = P[pOff + b + j];
+  accRowsF32(z, h, tape.a[l - 1], hin, R, 0, hin, P, pOff + w);
+  if (round) for (let k = 0; k < R * h; k++) z[k] = Math.fround(z[k]);
 }
 
 /** n[r·h + j] = (z[r·h + j] − μ_j)/s_j over the R rows, s_j = √(σ²_j + ε): src/cpu/mlp.ts normalise's
@@ -648,14 +660,15 @@ export function inputDelta(ws: MlpWorkspace, pt: MlpPoint, R: number, tape: Tape
   backDot(tape.d[0], hin, tape.d[1], 0, h, R, lo, hi, pt.P, pt.pOff + w, null, round, ws.list);
 }
 
-/** The outer products of every layer into the sink: weights Σ_r a_{l−1}[r, i]·δ_l[r, j] (MAML's inner
- * step, gradients), biases Σ_r δ_l[r, j]; with rt (a Hessian-vector product), Σ_r (a[r, i]·R(δ_l)[r, j] +
- * R(a)[r, i]·δ_l[r, j]) and Σ_r R(δ_l)[r, j]. oOff / sOff: the vector offsets of the sink's arrays. */
-function layerOuterProducts(ws: MlpWorkspace, R: number, tape: Tape, rt: RTape | null, oOff: number, sOff: number): void {
+/** The outer products of every layer from firstLayer on into the sink: weights Σ_r a_{l−1}[r, i]·δ_l[r, j]
+ * (MAML's inner step, gradients), biases Σ_r δ_l[r, j]; with rt (a Hessian-vector product), Σ_r
+ * (a[r, i]·R(δ_l)[r, j] + R(a)[r, i]·δ_l[r, j]) and Σ_r R(δ_l)[r, j]. oOff / sOff: the vector offsets of
+ * the sink's arrays. firstLayer L: the head alone (ANIL's inner step). */
+function layerOuterProducts(ws: MlpWorkspace, R: number, tape: Tape, rt: RTape | null, oOff: number, sOff: number, firstLayer = 1): void {
   const layout = ws.layout;
   ws.ensureRows(R);
   const { cf, cf2, of, of2, acc, acc2, zeros, sink } = ws;
-  for (let l = 1; l <= layout.layers.length; l++) {
+  for (let l = firstLayer; l <= layout.layers.length; l++) {
     const { inputs: hin, outputs: h, w, b } = layout.layers[l - 1];
     const A = tape.a[l - 1];
     const B = rt ? rt.rd[l] : tape.d[l];
@@ -766,6 +779,35 @@ export function sgdStepAll(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, alpha: nu
   contextEntries(ws, R, tape.d[0], dOff, sOff);
 }
 
+/** ANIL's inner forward at pt's head: z_L = a_{L−1} W_L + b_L, softmax and δ_L on the tape, whose body
+ * activations (a_l, l < L) come from a forwardPass on the same rows at a point with the same body (the
+ * body does not move in ANIL's inner loop, so they are computed once per task). */
+export function headLossAndDeltas(ws: MlpWorkspace, pt: MlpPoint, rows: MlpRows, tape: Tape): void {
+  affineLayer(ws, pt.P, pt.pOff, rows.rows, tape, ws.layout.layers.length, false);
+  softmaxHead(ws, rows, tape, 1 / rows.rows, false);
+}
+
+/** ANIL's inner step: dst = src with the head stepped, W_L and b_L ← src's − α·∇ (float32; the gradient
+ * needs only a_{L−1} and δ_L, so no backward pass through the body); body and pad entries copied. */
+export function sgdStepHead(ws: MlpWorkspace, tape: Tape, alpha: number, src: Float32Array, sOff: number, dst: Float32Array, dOff: number): void {
+  const L = ws.layout.layers.length;
+  const headStart = ws.layout.layers[L - 1].w;
+  dst.set(src.subarray(sOff, sOff + headStart), dOff);
+  setSink(ws, SGD32, null, dst, src, alpha);
+  layerOuterProducts(ws, tape.rows, tape, null, dOff, sOff, L);
+  padEntries(ws, dOff, sOff);
+}
+
+/** Meta-SGD's inner step (no context): grad[gOff …] = ∇L at pt (float64, pad 0; the meta-gradient of α
+ * needs it), then dst[dOff + k] = src[sOff + k] − α_k·grad_k in float32, α_k = stepSizes[aOff + k], for
+ * the W and b entries; pad entries copied from src. With every α_k = α these are sgdStepAll's bits. */
+export function sgdStepScaled(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, stepSizes: Float32Array, aOff: number, src: Float32Array, sOff: number, dst: Float32Array, dOff: number, grad: Float64Array, gOff: number): void {
+  const { params, vector } = ws.layout;
+  gradientInto(ws, pt, tape, grad, gOff);
+  for (let k = 0; k < params; k++) dst[dOff + k] = src[sOff + k] - stepSizes[aOff + k] * grad[gOff + k];
+  for (let k = params; k < vector; k++) dst[dOff + k] = src[sOff + k];
+}
+
 /** The context's gradient Σ_r δ_0[r, D + c] into g[0 … C) (tape from lossAndDeltas at pt). */
 export function contextGradient(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, g: Float64Array): void {
   const R = tape.rows;
@@ -778,12 +820,19 @@ export function contextGradient(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, g: F
   }
 }
 
+/** The adapted index set M of an inner loop: every parameter (MAML), the context φ (CAML), the head
+ * W_L, b_L (ANIL). */
+export type AdaptedSet = 'all' | 'context' | 'head';
+
 /** H·v at pt, H the Hessian of the mean loss over the whole per-task vector, by the R-operator (as
  * src/cpu/mlp.ts mlpHvp), reusing `tape` (lossAndDeltas at pt with deltas on the same rows). The
- * direction v is V[vOff …]; with `contextOnly` it is taken as 0 outside φ (CAML's masked direction:
- * the V_l terms vanish). The result goes to the sink set by the caller: AXPY64 on V itself (v ← v − α H v,
- * safe in place: every read of V precedes the first write) or WRITE64 elsewhere. */
-function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vOff: number, contextOnly: boolean, oOff: number): void {
+ * direction v is V[vOff …], taken as 0 outside the set `mask`: 'context' (CAML: the V_l terms vanish);
+ * 'head' (ANIL; no context): R(z_l) = R(a_l) = 0 below the head, so the R-forward is one layer, the
+ * R-backward below it is a plain backward of R(δ_L) (the normalisation's J does not move), and the tape
+ * needs only its forward below the head (with the head's z_L, p and δ_L: headLossAndDeltas). The result
+ * goes to the sink set by the caller: AXPY64 on V itself (v ← v − α H v, safe in place: every read of V
+ * precedes the first write), or on another array, or WRITE64 elsewhere. */
+function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vOff: number, mask: AdaptedSet, oOff: number): void {
   const layout = ws.layout;
   const R = tape.rows;
   const L = layout.layers.length;
@@ -793,6 +842,8 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
   const rt = ws.rTape(R);
   ws.ensureRows(R);
   const list = ws.list;
+  const contextOnly = mask === 'context';
+  const headOnly = mask === 'head';
 
   // R(a_0) = [0 | v_φ] (the data columns stay 0 from allocation).
   const ra0 = rt.ra[0];
@@ -803,7 +854,16 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
     const rz = rt.rz[l];
     const A = tape.a[l - 1];
     const RA = rt.ra[l - 1];
-    if (contextOnly) {
+    if (headOnly && l < L) {
+      // R(a_l) = 0: the outer products read it (R(z_l) is only scratch below).
+      rt.ra[l].fill(0, 0, R * h);
+      continue;
+    }
+    if (headOnly) {
+      // R(a_{L−1}) = 0: R(z_L) = a_{L−1} V_L + c_L.
+      for (let r = 0; r < R; r++) for (let j = 0; j < h; j++) rz[r * h + j] = V[vOff + b + j];
+      accRowsF64(rz, h, A, hin, R, 0, hin, V, vOff + w);
+    } else if (contextOnly) {
       rz.fill(0, 0, R * h);
       if (l === 1) accRowsF32(rz, h, RA, hin, R, D, inputs, P, pOff + w);
       else accRowsF32(rz, h, RA, hin, R, 0, hin, P, pOff + w);
@@ -826,8 +886,8 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
       } else for (let k = 0; k < R * h; k++) ra[k] = pre[k] > 0 ? rz[k] : 0;
     }
   }
-  // δ_l next to R(δ_l) for the outer products and the R-backward.
-  for (let l = 1; l <= L; l++) {
+  // δ_l next to R(δ_l) for the outer products and the R-backward ('head': only δ_L is read, R(a) = 0 below).
+  for (let l = headOnly ? L : 1; l <= L; l++) {
     const n = R * layout.widths[l];
     const rd = rt.rd[l];
     const d = tape.d[l];
@@ -849,13 +909,15 @@ function hvpInto(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, V: Float64Array, vO
     const { inputs: hin, outputs: h, w } = layout.layers[l - 1];
     const lo = l === 1 ? D : 0;
     const hi = l === 1 ? inputs : hin;
-    const mask = l === 1 ? null : tape.pre[l - 1];
+    const reluMask = l === 1 ? null : tape.pre[l - 1];
     if (lo === hi) continue;
     const norm = layout.norm && l > 1;
     const dst = norm ? rt.rz[l - 1] : rt.rd[l - 1];
-    if (contextOnly) backDot(dst, hin, rt.rd[l], 0, h, R, lo, hi, P, pOff + w, mask, false, list);
-    else backDotR(dst, hin, rt.rd[l], 0, R * h, h, R, lo, hi, P, pOff + w, V, vOff + w, mask, list);
-    if (norm) normBackwardR(ws, tape, rt, l - 1);
+    if (contextOnly || (headOnly && l < L)) backDot(dst, hin, rt.rd[l], 0, h, R, lo, hi, P, pOff + w, reluMask, false, list);
+    else backDotR(dst, hin, rt.rd[l], 0, R * h, h, R, lo, hi, P, pOff + w, V, vOff + w, reluMask, list);
+    // 'head': ρ = R(s) = 0 and R(n) = 0 below the head, so R(δ) = J R(g) alone.
+    if (norm && headOnly) normJacobianRows(R, hin, tape.n[l - 1], tape.sd[l - 1], rt.rz[l - 1], rt.rd[l - 1], ws.unit, ws.unit2, false);
+    else if (norm) normBackwardR(ws, tape, rt, l - 1);
   }
   // (Hv)_{W_l} = R(a_{l−1})ᵀ δ_l + a_{l−1}ᵀ R(δ_l); (Hv)_{b_l} = Σ_r R(δ_l); (Hv)_φ = Σ_r R(δ_0)[r, D:].
   layerOuterProducts(ws, R, tape, rt, oOff, 0);
@@ -887,11 +949,23 @@ function normBackwardR(ws: MlpWorkspace, tape: Tape, rt: RTape, k: number): void
   }
 }
 
-/** v ← v − α·H(pt)·(M ⊙ v) in place (the order-2 backward through one inner step), M = every entry or
- * (contextOnly) φ alone; tape: lossAndDeltas at pt on the step's support rows. */
-export function hvpStep(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, v: Float64Array, vOff: number, alpha: number, contextOnly: boolean): void {
+/** v ← v − α·H(pt)·(M ⊙ v) in place (the order-2 backward through one inner step), M the adapted set
+ * (every entry, φ alone, or the head); tape: lossAndDeltas at pt on the step's support rows ('head': a
+ * forwardPass there, or at any point with pt's body, then headLossAndDeltas at pt). */
+export function hvpStep(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, v: Float64Array, vOff: number, alpha: number, mask: AdaptedSet): void {
   setSink(ws, AXPY64, v, null, null, alpha);
-  hvpInto(ws, pt, tape, v, vOff, contextOnly, vOff);
+  hvpInto(ws, pt, tape, v, vOff, mask, vOff);
+}
+
+/** Meta-SGD's order-2 backward through one inner step (no context): v ← v − H(pt)·(α ⊙ v) in place, α_k =
+ * stepSizes[aOff + k] (the transpose of d θ'⁽ˢ⁺¹⁾/d θ'⁽ˢ⁾ = I − diag(α) H is I − H diag(α)). `direction`:
+ * scratch of layout.vector floats for α ⊙ v. */
+export function hvpStepScaled(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, v: Float64Array, vOff: number, stepSizes: Float32Array, aOff: number, direction: Float64Array): void {
+  const { params, vector } = ws.layout;
+  for (let k = 0; k < params; k++) direction[k] = stepSizes[aOff + k] * v[vOff + k];
+  direction.fill(0, params, vector);
+  setSink(ws, AXPY64, v, null, null, 1);
+  hvpInto(ws, pt, tape, direction, 0, 'all', vOff);
 }
 
 // ---- One-call functions (the API of src/cpu/mlp.ts, float32 parameters) -------------------------
@@ -914,7 +988,7 @@ export function fastHvp(layout: MlpLayout, P: Float32Array, pOff: number, rows: 
   const tape = ws.tape('call', rows.rows);
   lossAndDeltas(ws, pt, rows, tape, true);
   setSink(ws, WRITE64, out, null, null, 0);
-  hvpInto(ws, pt, tape, v, vOff, false, oOff);
+  hvpInto(ws, pt, tape, v, vOff, 'all', oOff);
 }
 
 /** out[r·D + d] = ∂ℓ_r/∂x_r[d] (row r's own loss): src/cpu/mlp.ts mlpInputGrad, with its float32 mode. */

@@ -1,6 +1,7 @@
 // The generic MAML core over the MLP model (docs/neural-models.md "The seam"), task by task on the CPU:
-// inner loop on the adapted index set M (MAML: every parameter; CAML: the context φ only), optionally
-// with AMP's perturbed gradient; query statistics; first- or second-order meta-gradient. Also the
+// inner loop on the adapted index set M (MAML: every parameter; CAML: the context φ only; ANIL: the head
+// W_L, b_L only), optionally with AMP's perturbed gradient or Meta-SGD's learned per-parameter step sizes;
+// query statistics; first- or second-order meta-gradient. Also the
 // FGSM / PGD attack through the network and the scoring of given rows. Same contract as
 // adaptAndMetaGrad (src/cpu/maml-task.ts): per-task vectors are stored as float32 (as on the GPU),
 // gradients and Hessian-vector products are float64 sums, computed by the fast kernels of
@@ -10,29 +11,35 @@ import type { AttackParams } from './fgsm.js';
 import type { PerturbParams, RowSet, TaskPassParams } from './maml-task.js';
 import type { MlpRows } from './mlp.js';
 import {
-  contextGradient, fastInputGrad, fastLossGrad, gradientInto, hvpStep, lossAndDeltas, mlpPointAt, mlpWorkspace, sgdStepAll,
-  weightGradientInto32, type MlpPoint, type MlpWorkspace,
+  contextGradient, fastInputGrad, fastLossGrad, forwardPass, gradientInto, headLossAndDeltas, hvpStep, hvpStepScaled, lossAndDeltas,
+  mlpPointAt, mlpWorkspace, sgdStepAll, sgdStepHead, sgdStepScaled, weightGradientInto32, type MlpPoint, type MlpTape, type MlpWorkspace,
 } from './mlp-fast.js';
 
 export interface MlpTaskParams extends TaskPassParams {
   layout: MlpLayout;
-  /** The adapted index set M: 'all' parameters (MAML, ADML, GA-MAML, AMP) or the 'context' φ (CAML). */
-  adapt: 'all' | 'context';
+  /** The adapted index set M: 'all' parameters (MAML, ADML, GA-MAML, AMP, Meta-SGD), the 'context' φ
+   * (CAML) or the 'head' W_L, b_L (ANIL: the body stays θ's; no context, no perturbation). */
+  adapt: 'all' | 'context' | 'head';
   /** false: one θ for every task; true: θ holds one vector per task, stride layout.vector (AMP). */
   thetaPerTask: boolean;
   perturb: PerturbParams | null;
   /** θ_t ← θ'_t after the inner loop (AMP's plain training; needs thetaPerTask). */
   writeBack?: boolean;
+  /** Meta-SGD (default false): θ holds [θ (V floats) | α (V floats, pad entries ignored)], the inner step
+   * is θ' − α ⊙ ∇L (innerLr unused), and each metaGrad slot holds [g_θ | g_α] (2V floats, pads 0). Only
+   * with adapt 'all', one θ (thetaPerTask false, no writeBack), no perturbation and no context. */
+  stepSizes?: boolean;
 }
 
 export interface MlpTaskOutputs {
   adapted: Float32Array;    // sets×T×V: θ'_t⁽ⁿ⁾ (CAML: θ with the task's adapted φ)
-  metaGrad: Float32Array;   // sets×T×V: φ and pad entries 0 (untouched when wantMetaGrad is false)
+  metaGrad: Float32Array;   // sets×T×V (stepSizes: sets×T×2V, [g_θ | g_α]): φ and pad entries 0 (untouched when wantMetaGrad is false)
   taskStats: Float32Array;  // sets×T×2: query (loss, accuracy) of θ'_t⁽ⁿ⁾
 }
 
-export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout }, sets = 1): Record<keyof MlpTaskOutputs, number> {
-  return { adapted: sets * p.tasks * p.layout.vector, metaGrad: sets * p.tasks * p.layout.vector, taskStats: sets * p.tasks * 2 };
+export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout; stepSizes?: boolean }, sets = 1): Record<keyof MlpTaskOutputs, number> {
+  const metaGradFloats = (p.stepSizes ? 2 : 1) * p.layout.vector;
+  return { adapted: sets * p.tasks * p.layout.vector, metaGrad: sets * p.tasks * metaGradFloats, taskStats: sets * p.tasks * 2 };
 }
 
 /** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T).
@@ -42,28 +49,56 @@ export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout }, set
  * fused epilogue (θ'⁽ˢ⁾ − α∇L, float32) into a scratch slot (s + 1 < n) or into out.adapted (s + 1 = n);
  * the slots stay for the order-2 backward, which reuses each step's support tape (forward and backward
  * at θ'⁽ˢ⁾, or θ'⁽ˢ⁾+Δ under AMP) and updates v ← v − α H v in place. CAML: W and b never move, so the
- * points differ only in φ, kept per step; the inner step computes φ's gradient alone. */
+ * points differ only in φ, kept per step; the inner step computes φ's gradient alone.
+ *
+ * ANIL (adapt 'head'): the body never moves, so one support forward at θ serves every inner step, which
+ * redoes only the head's layer and steps W_L, b_L. Order 1: the query gradient at θ'⁽ⁿ⁾ (body and head).
+ * Order 2: v ← v − α H(θ'⁽ˢ⁾; S)·(M ⊙ v), M the head: the body's meta-gradient flows through the head's
+ * adaptation; each step's head pass is redone from its kept point (one layer) before its product.
+ *
+ * Meta-SGD (stepSizes): θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s, g_s = ∇L(θ'⁽ˢ⁾; S) kept in float64. Order 1 (the inner
+ * gradients as constants): g_θ = v_n, g_α = −(Σ_s g_s) ⊙ v_n, v_n the query gradient at θ'⁽ⁿ⁾. Order 2:
+ * from v = v_n, for s = n−1 … 0: g_α −= g_s ⊙ v, then v ← v − H_s (α ⊙ v); g_θ = v. */
 export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: MlpTaskParams, taskRange?: [number, number]): void {
   const { layout, dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr: alpha } = p;
   const V = layout.vector;
   const C = layout.context;
   const ws = mlpWorkspace(layout);
   const contextOnly = p.adapt === 'context';
+  const headOnly = p.adapt === 'head';
+  const stepSizes = !!p.stepSizes;
   const perturb = p.perturb && p.perturb.steps > 0 ? p.perturb : null;
   const secondOrder = p.wantMetaGrad && p.order === 2;
-  // 'all': θ'⁽ˢ⁾ for 0 < s < n. CAML: φ⁽ˢ⁾ for s ≤ n. AMP: the points θ'⁽ˢ⁾+Δ (every step's, for order 2).
+  if (headOnly && (C !== 0 || perturb)) {
+    throw new Error(`mlpAdaptAndMetaGrad: adapt 'head' (ANIL) takes no context (layout.context is ${C}) and no perturbation (perturb ${JSON.stringify(p.perturb)})`);
+  }
+  if (stepSizes && (p.adapt !== 'all' || p.thetaPerTask || p.writeBack || perturb || C !== 0)) {
+    throw new Error(`mlpAdaptAndMetaGrad: stepSizes (Meta-SGD) needs adapt 'all' (got '${p.adapt}'), one θ (thetaPerTask ${p.thetaPerTask}, writeBack ${!!p.writeBack}), no perturbation and no context (layout.context is ${C})`);
+  }
+  if (stepSizes && theta.length < 2 * V) {
+    throw new Error(`mlpAdaptAndMetaGrad: stepSizes (Meta-SGD) needs θ and α in θ, 2 × ${V} floats; got ${theta.length}`);
+  }
+  // 'all' and 'head': θ'⁽ˢ⁾ for 0 < s < n. CAML: φ⁽ˢ⁾ for s ≤ n. AMP: the points θ'⁽ˢ⁾+Δ (every step's, for order 2).
   const steps = contextOnly ? null : ws.f32('steps', Math.max(0, n - 1) * V);
   const phis = contextOnly ? ws.f32('phis', (n + 1) * C) : null;
   const perturbed = perturb ? ws.f32('perturbed', (secondOrder ? n : 1) * V) : null;
   const ascent = perturb ? ws.f64('ascent', V) : null;
   const contextGrad = ws.f64('contextGrad', C);
-  const v = secondOrder ? ws.f64('v', V) : null;
+  const v = secondOrder || stepSizes ? ws.f64('v', V) : null;
+  // Meta-SGD: the inner gradients g_s (every step's for order 2, else the latest), Σ_s g_s (order 1),
+  // g_α, and the direction α ⊙ v of the order-2 products.
+  const innerGrads = stepSizes ? ws.f64('innerGrads', (secondOrder ? Math.max(n, 1) : 1) * V) : null;
+  const innerGradSum = stepSizes && p.wantMetaGrad && !secondOrder ? ws.f64('innerGradSum', V) : null;
+  const stepSizeGrad = stepSizes && p.wantMetaGrad ? ws.f64('stepSizeGrad', V) : null;
+  const direction = stepSizes && secondOrder ? ws.f64('direction', V) : null;
   // θ_t is overwritten by writeBack: the order-2 backward then reads θ'⁽⁰⁾ from a copy.
   const thetaCopy = !contextOnly && secondOrder && p.writeBack ? ws.f32('theta0', V) : null;
   const points: MlpPoint[] = [];
   const supportRows: MlpRows = { x: support.x, xOff: 0, xStride: D, y: support.y, yOff: 0, rows: Ks };
   const queryRows: MlpRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq };
-  const tapeOf = (s: number) => ws.tape(`support${secondOrder ? s : 0}`, Ks);
+  // ANIL keeps one support tape: the body's activations are those of every step.
+  const tapeOf = (s: number) => ws.tape(`support${secondOrder && !headOnly ? s : 0}`, Ks);
+  const metaGradStride = stepSizes ? 2 * V : V;
   const [first, end] = taskRange ?? [0, p.tasks];
   for (let t = first; t < end; t++) {
     const slot = p.outSet * p.tasks + t;
@@ -98,6 +133,7 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
       if (thetaCopy) thetaCopy.set(theta.subarray(thetaOff, thetaOff + V));
       let src = thetaCopy ?? theta;
       let srcOff = thetaCopy ? 0 : thetaOff;
+      if (innerGradSum) innerGradSum.fill(0);
       for (let s = 0; s < n; s++) {
         const last = s === n - 1;
         const dst = last ? out.adapted : steps!;
@@ -106,8 +142,20 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
           ? perturbInto(ws, perturbed!, secondOrder ? s * V : 0, src, srcOff, supportRows, perturb, ascent!)
           : mlpPointAt(src, srcOff, layout);
         const tape = tapeOf(s);
-        lossAndDeltas(ws, point, supportRows, tape, true);
-        sgdStepAll(ws, point, tape, alpha, src, srcOff, dst, dstOff);
+        if (headOnly) {
+          // The body's forward once (at θ'⁽⁰⁾ = θ), the head's layer at every step.
+          if (s === 0) forwardPass(ws, point, supportRows, tape, false);
+          headLossAndDeltas(ws, point, supportRows, tape);
+          sgdStepHead(ws, tape, alpha, src, srcOff, dst, dstOff);
+        } else if (stepSizes) {
+          lossAndDeltas(ws, point, supportRows, tape, true);
+          const gradOff = secondOrder ? s * V : 0;
+          sgdStepScaled(ws, point, tape, theta, V, src, srcOff, dst, dstOff, innerGrads!, gradOff);
+          if (innerGradSum) for (let k = 0; k < V; k++) innerGradSum[k] += innerGrads![gradOff + k];
+        } else {
+          lossAndDeltas(ws, point, supportRows, tape, true);
+          sgdStepAll(ws, point, tape, alpha, src, srcOff, dst, dstOff);
+        }
         points.push(point);
         src = dst;
         srcOff = dstOff;
@@ -121,6 +169,10 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
     out.taskStats[2 * slot] = queryTape.lossSum / Kq;
     out.taskStats[2 * slot + 1] = queryTape.hits / Kq;
     if (!p.wantMetaGrad) continue;
+    if (stepSizes) {
+      metaSgdBackward(ws, out.metaGrad, slot * metaGradStride, queryPoint, queryTape, points, tapeOf, theta, v!, innerGrads!, innerGradSum, stepSizeGrad!, direction);
+      continue;
+    }
     if (!secondOrder) {
       // W and b entries of the query gradient at θ'⁽ⁿ⁾ (order 1 treats φ as a constant); φ and pad 0.
       weightGradientInto32(ws, queryTape, out.metaGrad, own);
@@ -128,11 +180,43 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
     }
     // v ← v − α·H(point_s; S)·(M ⊙ v): the transpose of d θ'⁽ˢ⁺¹⁾/d θ'⁽ˢ⁾ = I − α M H (H symmetric).
     gradientInto(ws, queryPoint, queryTape, v!, 0);
-    for (let s = n - 1; s >= 0; s--) hvpStep(ws, points[s], tapeOf(s), v!, 0, alpha, contextOnly);
+    for (let s = n - 1; s >= 0; s--) {
+      // ANIL's one support tape holds the last step's head: redo step s's (one layer) before its product.
+      if (headOnly) headLossAndDeltas(ws, points[s], supportRows, tapeOf(s));
+      hvpStep(ws, points[s], tapeOf(s), v!, 0, alpha, p.adapt);
+    }
     // φ starts at 0 for every task and is not meta-learned; pad entries hold nothing.
     out.metaGrad.set(v!.subarray(0, layout.params), own);
     out.metaGrad.fill(0, own + layout.params, own + V);
   }
+}
+
+/** Meta-SGD's meta-gradient of one task into metaGrad[at …]: [g_θ | g_α], 2V floats, pads 0 (no context:
+ * params = W and b). innerGrads: the inner gradients g_s at s·V (order 2) or, with innerGradSum (order
+ * 1), their sum there; α = theta[V …]. v, stepSizeGrad, direction: scratch (V). */
+function metaSgdBackward(
+  ws: MlpWorkspace, metaGrad: Float32Array, at: number, queryPoint: MlpPoint, queryTape: MlpTape, points: MlpPoint[], tapeOf: (s: number) => MlpTape,
+  theta: Float32Array, v: Float64Array, innerGrads: Float64Array, innerGradSum: Float64Array | null, stepSizeGrad: Float64Array, direction: Float64Array | null,
+): void {
+  const { params, vector: V } = ws.layout;
+  gradientInto(ws, queryPoint, queryTape, v, 0);
+  stepSizeGrad.fill(0);
+  if (innerGradSum) {
+    // Order 1: ∂θ'⁽ⁿ⁾/∂α = −Σ_s g_s with the g_s held constant.
+    for (let k = 0; k < params; k++) stepSizeGrad[k] -= innerGradSum[k] * v[k];
+  } else {
+    // v = ∂L_Q/∂θ'⁽ˢ⁺¹⁾ here; θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s gives ∂/∂α −g_s ⊙ v and ∂/∂θ'⁽ˢ⁾ (I − H_s diag α) v.
+    for (let s = points.length - 1; s >= 0; s--) {
+      for (let k = 0; k < params; k++) stepSizeGrad[k] -= innerGrads[s * V + k] * v[k];
+      hvpStepScaled(ws, points[s], tapeOf(s), v, 0, theta, V, direction!);
+    }
+  }
+  for (let k = 0; k < params; k++) {
+    metaGrad[at + k] = v[k];
+    metaGrad[at + V + k] = stepSizeGrad[k];
+  }
+  metaGrad.fill(0, at + params, at + V);
+  metaGrad.fill(0, at + V + params, at + 2 * V);
 }
 
 /** AMP's inner optimizer into perturbed[pOff … + V): θ' + Δ, θ' = adapted[aOff …], after `steps` ascent

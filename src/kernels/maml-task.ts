@@ -2,16 +2,16 @@
 // and meta-gradient. One bound dispatch per (buffers, uniform); setParams rewrites the uniform.
 import { bindGroup, bindGroupLayout, boundDispatch, computePipeline, taskGrid, type BoundDispatch } from '../gpu/resources.js';
 import { createUniformBuffer } from '../gpu/uniforms.js';
-import type { TaskParams, TaskPassParams } from '../cpu/maml-task.js';
+import { checkStepSizes, type TaskParams, type TaskPassParams } from '../cpu/maml-task.js';
 import { DEFAULT_TASK_WORKGROUP, SHADERS } from './shader-source.js';
 import { dataLayout, quads } from './layout.js';
 
 export interface MamlTaskBuffers {
   supportData: GPUBuffer;  // a data buffer (layout.ts dataLayout) whose supportX/supportY are read
   queryData: GPUBuffer;    // a data buffer whose queryX/queryY are read (may be supportData)
-  theta: GPUBuffer;        // paddedDim, or T×paddedDim with thetaPerTask
+  theta: GPUBuffer;        // paddedDim, or T×paddedDim with thetaPerTask, or [θ | α] 2×paddedDim with stepSizes
   adapted: GPUBuffer;      // sets×T×paddedDim
-  metaGrad: GPUBuffer;     // sets×T×paddedDim
+  metaGrad: GPUBuffer;     // sets×T×paddedDim, or sets×T×2×paddedDim [g_θ | g_α] with stepSizes
   supportProb: GPUBuffer;  // sets×T×max(n,1)×Ks
   taskStats: GPUBuffer;    // sets×T×2
   perturbed: GPUBuffer;    // sets×T×paddedDim (AMP inner optimizer; any buffer otherwise)
@@ -52,6 +52,7 @@ export class MamlTaskKernel {
     return {
       encode: dispatch.encode,
       setParams(p: TaskParams) {
+        checkStepSizes(p);
         uniform.write({
           ...taskUniformFields(p, grid.x),
           thetaStride: p.thetaPerTask ? quads(p.dim) : 0,
@@ -59,6 +60,7 @@ export class MamlTaskKernel {
           perturbLr: p.perturb?.lr ?? 0,
           perturbRadius: p.perturb?.radius ?? 0,
           writeBack: p.writeBack ? 1 : 0,
+          stepSizes: p.stepSizes ? 1 : 0,
         });
       },
     };

@@ -18,6 +18,7 @@ import mlpNormClip from '../../shaders/mlp-norm-clip.wgsl';
 import mlpSignStep from '../../shaders/mlp-sign-step.wgsl';
 import mlpTaskNorm from '../../shaders/mlp-task-norm.wgsl';
 import finiteCheck from '../../shaders/finite-check.wgsl';
+import joinRows from '../../shaders/join-rows.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -34,6 +35,7 @@ export const SHADERS = {
   mlpSignStep,
   mlpTaskNorm,
   finiteCheck,
+  joinRows,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */

@@ -8,8 +8,9 @@ import { mlpAdaptAndMetaGrad, mlpAttack, mlpScore, mlpTaskScratchSizes, type Mlp
 import { mlpLayoutOf, modelCount } from '../models/model.js';
 import type { MlpLayout } from '../models/mlp.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
-import { evaluatePlan, type Plan, type DataSide } from '../algorithms/plan.js';
-import { paramVectors, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
+import { evaluatePlan, needsJoint, type Plan, type DataSide } from '../algorithms/plan.js';
+import { capabilitiesOf, paramVectors, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
+import { joinRows } from '../cpu/join-rows.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';
@@ -43,6 +44,8 @@ export class CpuEngine implements Engine {
   private readonly layout: MlpLayout | null;
   /** Floats of one task's adapted parameters: D (logistic; CAML: w + Wφ_t), or the MLP's vector. */
   private readonly width: number;
+  /** Meta-SGD: θ is followed by its learned step sizes α, and meta-gradients by α's. */
+  private readonly stepSizes: boolean;
 
   /** Worker threads, started on the first batch big enough to be worth splitting. */
   private pool: Promise<WorkerPool> | null = null;
@@ -50,7 +53,9 @@ export class CpuEngine implements Engine {
   constructor(private readonly options: ResolvedLearnerOptions, initialParams: Float32Array) {
     this.layout = mlpLayoutOf(options);
     this.width = this.layout ? this.layout.vector : options.dim;
-    this.paramLength = this.layout ? modelCount(options) * this.layout.vector : paramVectors(options) * options.dim;
+    this.stepSizes = capabilitiesOf(options).stepSizes;
+    // Meta-SGD's MLP holds [θ | α]: two vectors (the logistic count is the algorithm's paramVectors).
+    this.paramLength = this.layout ? modelCount(options) * this.layout.vector * (this.stepSizes ? 2 : 1) : paramVectors(options) * options.dim;
     // Shared memory, so that worker threads read θ and write their tasks' results in place.
     this.params = sharedFloats(this.paramLength);
     this.params.set(initialParams);
@@ -82,19 +87,23 @@ export class CpuEngine implements Engine {
     return { ...batch, ...this.sharedInputs };
   }
 
-  setParams(params: Float32Array): void { this.params.set(params); }
+  setParams(params: Float32Array, firstVector = 0): void { this.params.set(params, firstVector * this.width); }
 
   /** Scratch of the last batch shape, reused across iterations (allocating ~10 MB per meta-iteration
    * at T = 1024, D = 784 made the garbage collector the bottleneck). */
   private scratch: {
     key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null; mlp: MlpTaskOutputs | null;
+    /** Reptile: each task's support then query rows (and labels), the rows its inner loop adapts on. */
+    jointX: Float32Array; jointY: Float32Array;
   } | null = null;
 
-  private scratchFor(batch: Batch, innerSteps: number, sets: number) {
-    const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}:${innerSteps}:${sets}`;
+  /** Scratch for `batch`; `joint`: the inner loop reads support ∪ query rows (Reptile). */
+  private scratchFor(batch: Batch, innerSteps: number, sets: number, joint: boolean) {
+    const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}:${innerSteps}:${sets}:${joint}`;
     if (this.scratch?.key === key) return this.scratch;
     const o = this.options;
-    const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: o.dim, innerSteps, context: o.contextDim };
+    const supportRows = batch.supportShots + (joint ? batch.queryShots : 0);
+    const shape = { tasks: batch.tasks, supportRows, dim: o.dim, innerSteps, context: o.contextDim, stepSizes: this.stepSizes };
     const zeros = <K extends string>(sizes: Record<K, number>) =>
       Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, sharedFloats(n as number)])) as Record<K, Float32Array>;
     const kernel = this.layout ? 'mlp' : taskKernelOf(o.algorithm);
@@ -104,7 +113,9 @@ export class CpuEngine implements Engine {
       advQueryX: sharedFloats(batch.queryX.length),
       maml: kernel === 'maml' ? zeros(taskScratchSizes(shape, sets)) : null,
       caml: kernel === 'caml' ? zeros(camlScratchSizes(shape, sets)) : null,
-      mlp: this.layout ? zeros(mlpTaskScratchSizes({ tasks: batch.tasks, layout: this.layout }, sets)) : null,
+      mlp: this.layout ? zeros(mlpTaskScratchSizes({ tasks: batch.tasks, layout: this.layout, stepSizes: this.stepSizes }, sets)) : null,
+      jointX: sharedFloats(joint ? batch.supportX.length + batch.queryX.length : 0),
+      jointY: sharedFloats(joint ? batch.supportY.length + batch.queryY.length : 0),
     };
     return this.scratch;
   }
@@ -116,9 +127,18 @@ export class CpuEngine implements Engine {
     const T = batch.tasks;
     const clean = { support: { x: batch.supportX, y: batch.supportY }, query: { x: batch.queryX, y: batch.queryY } };
     const n = Math.max(o.innerSteps, ...plan.steps.map((s) => (s.kind === 'tasks' ? s.innerSteps : 0)));
-    const scratch = this.scratchFor(batch, n, plan.sets);
+    const joint = needsJoint(plan);
+    const scratch = this.scratchFor(batch, n, plan.sets, joint);
     const adv = { support: { x: scratch.advSupportX, y: batch.supportY }, query: { x: scratch.advQueryX, y: batch.queryY } };
     const side = (s: DataSide) => (s === 'clean' ? clean : adv);
+    // Reptile's rows: task t's Ks support rows then its Kq query rows, a batch of Ks + Kq support shots.
+    let jointBatch: Batch | null = null;
+    if (joint) {
+      const rows = joinRows(batch.supportX, batch.supportY, batch.queryX, batch.queryY, { tasks: T, supportRows: batch.supportShots, queryRows: batch.queryShots, dim: D });
+      scratch.jointX.set(rows.x);
+      scratch.jointY.set(rows.y);
+      jointBatch = { ...batch, supportShots: batch.supportShots + batch.queryShots, supportX: scratch.jointX, supportY: scratch.jointY };
+    }
     const { maml, caml: camlOut, mlp: mlpOut } = scratch;
     const layout = this.layout;
     const W = this.width;
@@ -141,20 +161,27 @@ export class CpuEngine implements Engine {
           break;
         }
         case 'tasks': {
-          const support = side(step.support).support;
+          const support = step.support === 'joint' ? { x: scratch.jointX, y: scratch.jointY } : side(step.support).support;
           const query = side(step.query).query;
+          const rowsBatch = step.support === 'joint' ? jointBatch! : batch;
           if (mlpOut && layout) {
-            const p = mlpTaskParamsFor(batch, o, step, layout);
+            const p = mlpTaskParamsFor(rowsBatch, o, step, layout);
             if (pool) await pool.run({ kernel: 'mlp', out: mlpOut, support, query, params: this.params, p }, T);
             else mlpAdaptAndMetaGrad(mlpOut, support, query, this.params, p);
             break;
           }
-          const p = camlOut ? camlParamsFor(batch, o, step, D) : taskParamsFor(batch, o, step, D);
+          const p = camlOut ? camlParamsFor(rowsBatch, o, step, D) : taskParamsFor(rowsBatch, o, step, D);
           if (pool) await pool.run({ kernel: camlOut ? 'caml' : 'maml', out: (maml ?? camlOut)!, support, query, params: this.params, p }, T);
           else if (camlOut) camlAdaptAndMetaGrad(camlOut, support, query, this.params, p as CamlParams);
           else adaptAndMetaGrad(maml!, support, query, this.params, p as TaskParams);
           break;
         }
+        case 'difference':
+          // g_t = θ − θ'_t (one θ, set 0): Reptile's task update as a gradient.
+          for (let t = 0; t < T; t++) {
+            for (let k = 0; k < W; k++) out.metaGrad[t * W + k] = this.params[k] - out.adapted[t * W + k];
+          }
+          break;
         case 'ga-weights':
           gaWeights(state.weights, this.params, out.adapted, T, W, step.normalization);
           break;

@@ -50,7 +50,9 @@ export interface EvaluateOutput {
 
 export interface Engine {
   readonly info: BackendInfo;
-  setParams(params: Float32Array): void;
+  /** Writes whole vectors of the internal layout from vector `firstVector` on (Meta-SGD: θ is vector 0
+   * and α vector 1; default 0). */
+  setParams(params: Float32Array, firstVector?: number): void;
   getParams(): Promise<Float32Array>;
   /** Runs `iterations` meta-iterations on `batch`; reads back only what is asked. */
   step(batch: Batch, iterations: number, want: StepWant): Promise<StepReadback>;
@@ -85,7 +87,8 @@ function sharedTaskFields(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep,
 
 /** Uniform contents of the MAML per-task pass for one plan step. */
 export function taskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, dim: number): TaskParams {
-  return { ...sharedTaskFields(batch, o, s, dim), thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack };
+  const can = capabilitiesOf(o);
+  return { ...sharedTaskFields(batch, o, s, dim), thetaPerTask: can.thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack, stepSizes: can.stepSizes };
 }
 
 /** Uniform contents of the CAML per-task pass for one plan step. */
@@ -98,7 +101,7 @@ export function camlParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksS
 export function mlpTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, layout: MlpLayout): MlpTaskParams {
   return {
     ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: capabilitiesOf(o).adapt,
-    thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack,
+    thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack, stepSizes: capabilitiesOf(o).stepSizes,
   };
 }
 

@@ -16,7 +16,10 @@ import { MetaUpdateKernel, partialFloats } from '../kernels/meta-update.js';
 import { taskScratchSizes } from '../cpu/maml-task.js';
 import { camlScratchSizes } from '../cpu/caml-task.js';
 import type { AttackParams } from '../cpu/fgsm.js';
-import { evaluatePlan, needsAdversarial, weighsAcrossTasks, type Plan } from '../algorithms/plan.js';
+import { evaluatePlan, needsAdversarial, needsJoint, weighsAcrossTasks, type Plan } from '../algorithms/plan.js';
+import { JoinRowsKernel } from '../kernels/join-rows.js';
+import { VectorKernel } from '../kernels/mlp-vector.js';
+import { dummyBuffer } from '../kernels/mlp-common.js';
 import { capabilitiesOf, paramVectors, perturbOf, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
@@ -68,6 +71,9 @@ interface DataChunk {
   data: GPUBuffer;          // clean rows and labels
   advData: GPUBuffer;       // attacked rows, same layout; labels copied from the clean batch
   attackScratch: GPUBuffer; // PGD's ping-pong partner of advData
+  /** Reptile: dataLayout(tasks, Ks + Kq, Kq): each task's support then query rows as its support rows,
+   * and the query rows (written from `data` by join-rows in the pass); null otherwise. */
+  joint: GPUBuffer | null;
 }
 
 export class GpuEngine implements Engine {
@@ -83,6 +89,14 @@ export class GpuEngine implements Engine {
   private readonly taskVector: number;
   /** Output sets of the task passes: ADML keeps its clean and adversarial passes apart (2), others 1. */
   private readonly sets: number;
+  /** Meta-SGD: θ's vector is followed by α's, and each task's meta-gradient is [g_θ | g_α]. */
+  private readonly stepSizes: boolean;
+  /** Floats of one task's meta-gradient: taskVector, twice that for Meta-SGD. */
+  private readonly gradVector: number;
+  /** Reptile's inner loop reads support ∪ query rows. */
+  private readonly joint: boolean;
+  private joinKernel: JoinRowsKernel | null = null;
+  private vectorKernel: VectorKernel | null = null;
   private readonly params: GPUBuffer;
   private readonly optState: GPUBuffer;
   private readonly meanGrad: GPUBuffer;
@@ -115,9 +129,12 @@ export class GpuEngine implements Engine {
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
     this.mlp = mlpLayoutOf(options);
-    this.vectors = this.mlp ? modelCount(options) : paramVectors(options);
+    this.stepSizes = capabilitiesOf(options).stepSizes;
+    this.vectors = this.mlp ? modelCount(options) * (this.stepSizes ? 2 : 1) : paramVectors(options);
     this.taskVector = this.mlp ? this.mlp.vector : this.Dp;
+    this.gradVector = this.taskVector * (this.stepSizes ? 2 : 1);
     this.sets = trainPlan(options).sets;
+    this.joint = needsJoint(trainPlan(options));
     const P = (this.paramFloats = this.vectors * this.taskVector);
     this.params = createBuffer(this.device, 'GpuEngine.params', P);
     this.optState = createBuffer(this.device, 'GpuEngine.optState', 2 * P + 1);
@@ -138,10 +155,11 @@ export class GpuEngine implements Engine {
     this.finiteCheck = new FiniteCheckKernel(this.device).bind({ params: this.params, optState: this.optState, counts: this.finiteCounts }, P, 2 * P + 1);
   }
 
-  setParams(params: Float32Array): void {
+  setParams(params: Float32Array, firstVector = 0): void {
     checkDeviceHealthy(this.acquired);
     // The learner gives an MLP's vectors already padded (layout.vector); logistic rows are padded here.
-    writeFloats(this.device, this.params, 0, this.mlp ? params : padRows(params, this.vectors, this.options.dim));
+    const at = firstVector * this.taskVector * 4;
+    writeFloats(this.device, this.params, at, this.mlp ? params : padRows(params, params.length / this.options.dim, this.options.dim));
   }
 
   async getParams(): Promise<Float32Array> {
@@ -195,7 +213,8 @@ export class GpuEngine implements Engine {
   }
 
   private scratchSizes(batch: Batch, innerSteps: number) {
-    const shape = { tasks: batch.tasks, supportRows: batch.supportShots, dim: this.Dp, innerSteps, context: this.options.contextDim };
+    const supportRows = batch.supportShots + (this.joint ? batch.queryShots : 0);
+    const shape = { tasks: batch.tasks, supportRows, dim: this.Dp, innerSteps, context: this.options.contextDim, stepSizes: this.stepSizes };
     if (this.kernels.caml) {
       const z = camlScratchSizes(shape, this.sets);
       return { adapted: z.adapted, metaGrad: z.metaGrad, supportProb: z.tape, taskStats: z.taskStats, perturbed: z.scratch };
@@ -215,10 +234,21 @@ export class GpuEngine implements Engine {
   /** Tasks per data chunk: as many as one storage binding holds (an MLP's: also its per-task scratch). */
   private tasksPerChunk(batch: Batch, innerSteps: number): number {
     const perTask = Math.max(
-      dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4,
+      this.dataFloatsPerTask(batch) * 4,
       ...(this.mlp ? Object.values(this.mlpScratchPerTask(batch, innerSteps)).map((f) => f * 4) : []),
     );
     return Math.max(1, Math.min(batch.tasks, Math.floor((this.bindingCap() - 64) / perTask)));
+  }
+
+  /** Floats per task of the largest data buffer: the batch's rows, or Reptile's joined rows. */
+  private dataFloatsPerTask(batch: Batch): number {
+    const { supportShots: Ks, queryShots: Kq } = batch;
+    return dataLayout(1, Ks + (this.joint ? Kq : 0), Kq, this.options.dim).total;
+  }
+
+  /** Rows of the largest set an MLP pass reads: Reptile's support ∪ query, else the larger set. */
+  private passRows(batch: Batch): number {
+    return this.joint ? batch.supportShots + batch.queryShots : Math.max(batch.supportShots, batch.queryShots);
   }
 
   /** Floats per task of the MLP's chunk scratch (docs/neural-models.md "Memory per task"). */
@@ -229,10 +259,10 @@ export class GpuEngine implements Engine {
     const order2 = o.order === 2;
     return {
       adapted: this.sets * V,
-      metaGrad: this.sets * V,
+      metaGrad: this.sets * this.gradVector,
       // θ'⁽ˢ⁾ (+Δ) of each inner step: AMP's perturbed points, and order 2's points for s ≥ 1.
       points: amp || order2 ? innerSteps * V : 1,
-      tape: mlpTapeFloats(this.mlp!, Math.max(batch.supportShots, batch.queryShots), order2 ? innerSteps + 1 : 1),
+      tape: mlpTapeFloats(this.mlp!, this.passRows(batch), order2 ? innerSteps + 1 : 1),
     };
   }
 
@@ -240,7 +270,7 @@ export class GpuEngine implements Engine {
    * split into chunks of tasks; the per-task scratch (θ', meta-gradients) must still fit one binding. */
   private checkFits(batch: Batch, innerSteps: number): void {
     const limits = this.device.limits;
-    const oneTaskBytes = dataLayout(1, batch.supportShots, batch.queryShots, this.options.dim).total * 4;
+    const oneTaskBytes = this.dataFloatsPerTask(batch) * 4;
     // An MLP's scratch is per chunk: one task's must fit. GA-MAML's weights need every task's update at once.
     const scratch = this.mlp
       ? this.mlpScratchPerTask(batch, innerSteps)
@@ -287,7 +317,10 @@ export class GpuEngine implements Engine {
       const tasks = Math.min(perChunk, T - first);
       const floats = dataLayout(tasks, batch.supportShots, batch.queryShots, this.options.dim).total;
       const name = (what: string) => (perChunk < T ? `${what}@${first}` : what);
-      chunks.push({ first, tasks, data: make(name('data'), floats), advData: make(name('advData'), floats), attackScratch: make(name('attackScratch'), floats) });
+      chunks.push({
+        first, tasks, data: make(name('data'), floats), advData: make(name('advData'), floats), attackScratch: make(name('attackScratch'), floats),
+        joint: this.joint ? make(name('joint'), dataLayout(tasks, batch.supportShots + batch.queryShots, batch.queryShots, this.options.dim).total) : null,
+      });
     }
     const V = this.taskVector;
     const mlpSizes = this.mlp ? this.mlpScratchPerTask(batch, needed) : null;
@@ -315,7 +348,7 @@ export class GpuEngine implements Engine {
     if (mlpSizes) {
       const points = make('points', scratchTasks * mlpSizes.points);
       const tape = make('tape', scratchTasks * mlpSizes.tape);
-      const rows = Math.max(batch.supportShots, batch.queryShots);
+      const rows = this.passRows(batch);
       const sections = this.options.order === 2 ? needed + 1 : 1;
       const passes = chunks.map((c) => new MlpPass(this.device, this.mlp!, c.tasks, rows, sections,
         { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points }, `GpuEngine.mlp[${key}]@${c.first}`));
@@ -365,6 +398,7 @@ export class GpuEngine implements Engine {
         ? { buffer, xOff: off.supportX, yOff: off.supportY, rows: Ks }
         : { buffer, xOff: off.queryX, yOff: off.queryY, rows: Kq };
       const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? c.data : c.advData);
+      const jointOff = dataLayout(c.tasks, Ks + Kq, Kq, o.dim);
       const theta = capabilitiesOf(o).thetaPerTask ? { buffer: this.params, off: c.first * V, taskStride: V } : { buffer: this.params, off: 0, taskStride: 0 };
       const parts: BoundDispatch[] = [];
       for (const step of plan.steps) {
@@ -374,8 +408,11 @@ export class GpuEngine implements Engine {
             break;
           case 'tasks': {
             const p = mlpTaskParamsFor(batch, o, step, this.mlp!);
+            const joint = step.support === 'joint';
+            if (joint) parts.push(this.joinRows(c, Ks, Kq));
+            const support: Rows = joint ? { buffer: c.joint!, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq } : rowsOf(dataOf(step.support as 'clean' | 'adv'), 'support');
             parts.push(...pass.tasksStep({
-              support: rowsOf(dataOf(step.support), 'support'), query: rowsOf(dataOf(step.query), 'query'), theta,
+              support, query: rowsOf(dataOf(step.query), 'query'), theta,
               innerLr: p.innerLr, innerSteps: p.innerSteps, order: p.order, wantMetaGrad: p.wantMetaGrad, adapt: p.adapt,
               perturb: p.perturb, writeBack: p.writeBack ?? false, outSet: step.outSet,
               stats: { buffer: slot.taskStats, base: step.outSet * T + c.first },
@@ -390,9 +427,13 @@ export class GpuEngine implements Engine {
             // `adapted`, between the task pass and the update's partial sums that use the weights.
             parts.push(this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight, partial: slot.partial }, T, V, step.normalization));
             break;
+          case 'difference':
+            parts.push(this.difference({ buffer: this.params, off: 0, taskStride: 0 }, slot, c.tasks, V, `mlp@${c.first}`));
+            break;
           case 'update':
             for (let set = 0; set < plan.sets; set++) {
-              parts.push(update.bindPartial(updateBuffers, { tasks: c.tasks, dim: V, taskBase: set * T + c.first, blockBase, gradOff: set * c.tasks * V }, `mlp@${c.first}.set${set}`));
+              const G = this.gradVector;
+              parts.push(update.bindPartial(updateBuffers, { tasks: c.tasks, dim: G, taskBase: set * T + c.first, blockBase, gradOff: set * c.tasks * G }, `mlp@${c.first}.set${set}`));
               blockBase += Math.ceil(c.tasks / TASK_BLOCK);
             }
             break;
@@ -437,16 +478,26 @@ export class GpuEngine implements Engine {
       }
       case 'tasks': {
         const label = `set${step.outSet}@${c.first}`;
+        if (step.support === 'joint') {
+          // Reptile: the union as the support rows (Ks + Kq), the query as the query, both from `joint`.
+          const join = this.joinRows(c, batch.supportShots, batch.queryShots);
+          const bound = this.kernels.maml!.bind({
+            supportData: c.joint!, queryData: c.joint!, theta: this.params, adapted: slot.adapted,
+            metaGrad: slot.metaGrad, supportProb: slot.supportProb, taskStats: slot.taskStats, perturbed: slot.perturbed,
+          }, c.tasks, label);
+          bound.setParams({ ...taskParamsFor({ ...chunkBatch, supportShots: batch.supportShots + batch.queryShots }, o, step, o.dim), chunk });
+          return { encode: (pass) => { join.encode(pass); bound.encode(pass); } };
+        }
         if (this.kernels.caml) {
           const bound = this.kernels.caml.bind({
-            supportData: dataOf(step.support), queryData: dataOf(step.query), params: this.params, adapted: slot.adapted,
+            supportData: dataOf(step.support as 'clean' | 'adv'), queryData: dataOf(step.query), params: this.params, adapted: slot.adapted,
             metaGrad: slot.metaGrad, tape: slot.supportProb, taskStats: slot.taskStats, scratch: slot.perturbed,
           }, c.tasks, label);
           bound.setParams({ ...camlParamsFor(chunkBatch, o, step, o.dim), chunk });
           return bound;
         }
         const bound = this.kernels.maml!.bind({
-          supportData: dataOf(step.support), queryData: dataOf(step.query), theta: this.params, adapted: slot.adapted,
+          supportData: dataOf(step.support as 'clean' | 'adv'), queryData: dataOf(step.query), theta: this.params, adapted: slot.adapted,
           metaGrad: slot.metaGrad, supportProb: slot.supportProb, taskStats: slot.taskStats, perturbed: slot.perturbed,
         }, c.tasks, label);
         bound.setParams({ ...taskParamsFor(chunkBatch, o, step, o.dim), chunk });
@@ -466,6 +517,9 @@ export class GpuEngine implements Engine {
   private compileBatchStep(slot: BatchSlot, batch: Batch, plan: Plan, step: Plan['steps'][number]): BoundDispatch | null {
     const T = batch.tasks;
     switch (step.kind) {
+      case 'difference':
+        // The logistic scratch holds the whole batch: set 0's θ'_t at t·Dp.
+        return this.difference({ buffer: this.params, off: 0, taskStride: 0 }, slot, T, this.Dp, 'logistic');
       case 'ga-weights':
         // GA runs before the update in the same pass, so the two can share the partial-sum scratch.
         return this.kernels.ga.bind({ theta: this.params, adapted: slot.adapted, updateSum: slot.updateSum, agree: slot.agree, taskWeight: slot.taskWeight, partial: slot.partial }, T, this.Dp, step.normalization);
@@ -476,6 +530,22 @@ export class GpuEngine implements Engine {
       default:
         return null;
     }
+  }
+
+  /** join-rows: chunk c's support then query rows into its `joint` buffer (Reptile's inner-loop rows). */
+  private joinRows(c: DataChunk, Ks: number, Kq: number): BoundDispatch {
+    this.joinKernel ??= new JoinRowsKernel(this.device);
+    return this.joinKernel.bind({ data: c.data, joint: c.joint! }, { tasks: c.tasks, supportRows: Ks, queryRows: Kq, dim: this.options.dim }, `join@${c.first}`);
+  }
+
+  /** Reptile's task updates as gradients: metaGrad_t = θ − θ'_t over `tasks` vectors of `length` floats
+   * (set 0 of the adapted scratch), one vector op. */
+  private difference(theta: { buffer: GPUBuffer; off: number; taskStride: number }, slot: BatchSlot, tasks: number, length: number, label: string): BoundDispatch {
+    this.vectorKernel ??= new VectorKernel(this.device);
+    return this.vectorKernel.bind({ b0: theta.buffer, b1: slot.adapted, b2: slot.metaGrad }, {
+      tasks, length, lo: 0, hi: length, a: 1, b: -1,
+      x: { buf: 0, off: theta.off, taskStride: theta.taskStride }, y: { buf: 1, off: 0, taskStride: length }, out: { buf: 2, off: 0, taskStride: length },
+    }, `GpuEngine.difference.${label}`);
   }
 
   private compiled(slot: BatchSlot, batch: Batch, key: string, plan: () => Plan): CompiledPlan {
