@@ -1,9 +1,11 @@
 // Elementwise per-task vector ops (docs/neural-models.md "mlp-vector"; CPU twin: vectorOp in
-// src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) for lo ≤ i < hi, t < tasks, where an
-// operand (buf, off, taskStride) is element b{buf}[off + t·taskStride + i] (buf: a pipeline constant).
-// Y is not read when b = 0 (so it may hold anything). With zeroOutside, out(t, i) = 0 for the other
-// i < length; else they are untouched.
-// Copies θ into each task's θ', scales or masks a direction to the adapted indices, zeroes φ.
+// src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) — or, with a Z operand (USE_Z),
+// a·X(t, i) + b·Y(t, i)·Z(t, i) — for lo ≤ i < hi, t < tasks, where an operand (buf, off, taskStride)
+// is element b{buf}[off + t·taskStride + i] (buf: a pipeline constant). X is not read when a = 0, Y and
+// Z not when b = 0 (so they may hold anything). out may be X (in-place accumulation). With
+// zeroOutside, out(t, i) = 0 for the other i < length; else they are untouched.
+// Copies θ into each task's θ', scales or masks a direction to the adapted indices, zeroes φ; with
+// the product, Meta-SGD's θ' = θ − α ⊙ g, its direction α ⊙ v and its g_α += −g ⊙ v.
 // Thread mapping: one invocation per element; workgroup (x-block, task) linearised as
 // block + blocks·t and folded into x/y/z by the host. Consecutive invocations touch consecutive floats.
 
@@ -23,6 +25,7 @@ struct VectorParams {
   x: Vec,
   y: Vec,
   dst: Vec,
+  z: Vec,           // last, so that the fields before it keep their offsets
 }
 
 @group(0) @binding(0) var<uniform> vp: VectorParams;
@@ -36,7 +39,10 @@ override WG: u32 = 256u;
 override X_BUF: u32 = 0u;
 override Y_BUF: u32 = 0u;
 override OUT_BUF: u32 = 1u;
+override Z_BUF: u32 = 0u;
+override USE_X: bool = true;    // a ≠ 0
 override USE_Y: bool = false;   // b ≠ 0
+override USE_Z: bool = false;   // a Z operand: the b term is b·Y·Z
 
 fn load(buf: u32, i: u32) -> f32 {
   switch buf {
@@ -63,8 +69,12 @@ fn vector_op(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
   if (i >= vp.end) { return; }
   var v = 0.0;
   if (i >= vp.lo && i < vp.hi) {
-    v = vp.a * load(X_BUF, vp.x.off + t * vp.x.taskStride + i);
-    if (USE_Y) { v += vp.b * load(Y_BUF, vp.y.off + t * vp.y.taskStride + i); }
+    if (USE_X) { v = vp.a * load(X_BUF, vp.x.off + t * vp.x.taskStride + i); }
+    if (USE_Y) {
+      var term = load(Y_BUF, vp.y.off + t * vp.y.taskStride + i);
+      if (USE_Z) { term *= load(Z_BUF, vp.z.off + t * vp.z.taskStride + i); }
+      v += vp.b * term;
+    }
   }
   store(OUT_BUF, vp.dst.off + t * vp.dst.taskStride + i, v);
 }

@@ -202,10 +202,16 @@ export function softmaxXent(arrays: SoftmaxArrays, spec: SoftmaxSpec): void {
 export interface VectorOperand { buf: number; off: number; taskStride: number }
 
 /**
- * out(t, i) = a·X(t, i) + b·Y(t, i) for t < tasks, lo ≤ i < hi; Y is never read when b = 0 (and may be
- * absent). With zeroOutside, out(t, i) = 0 for i in [0, length) outside [lo, hi); else those are left alone.
+ * out(t, i) = a·X(t, i) + b·Y(t, i), or with a `z` operand a·X(t, i) + b·Y(t, i)·Z(t, i) (elementwise
+ * product: Meta-SGD's α ⊙ g), for t < tasks, lo ≤ i < hi. X is never read when a = 0, Y and Z never when
+ * b = 0 (so they may hold anything, NaN included; y may be absent). out may be X itself (in-place
+ * accumulation, e.g. g_α += −g ⊙ v). With zeroOutside, out(t, i) = 0 for i in [0, length) outside
+ * [lo, hi); else those are left alone.
  * @example copy θ (b0, shared) into every task's θ' (b1): { tasks, length: V, lo: 0, hi: V, a: 1, b: 0,
  *   x: { buf: 0, off: 0, taskStride: 0 }, out: { buf: 1, off: 0, taskStride: V } }
+ * @example θ' = θ − α ⊙ g, θ at b0[0, V), α at b0[V, 2V) (shared), g per task in b1, θ' in b2:
+ *   { tasks, length: V, lo: 0, hi: P, a: 1, b: −1, x: { buf: 0, off: 0, taskStride: 0 }, y: { buf: 0, off: V, taskStride: 0 },
+ *     z: { buf: 1, off: 0, taskStride: V }, out: { buf: 2, off: 0, taskStride: V }, zeroOutside: true }
  */
 export interface VectorSpec {
   tasks: number;
@@ -213,6 +219,8 @@ export interface VectorSpec {
   lo: number; hi: number;
   a: number; b: number;
   x: VectorOperand; y?: VectorOperand; out: VectorOperand;
+  /** When given, the b term is b·Y ⊙ Z. */
+  z?: VectorOperand;
   zeroOutside?: boolean;
 }
 
@@ -227,7 +235,7 @@ export function checkVectorSpec(spec: VectorSpec): void {
   }
   if (!Number.isFinite(spec.a) || !Number.isFinite(spec.b)) throw new ShapeError(`vector a = ${spec.a}, b = ${spec.b}: not finite.`, 'Pass finite coefficients.');
   if (spec.b !== 0 && !spec.y) throw new ShapeError(`vector b = ${spec.b} without a y operand.`, 'Give spec.y, or b = 0.');
-  for (const [name, op] of [['x', spec.x], ['y', spec.y], ['out', spec.out]] as const) {
+  for (const [name, op] of [['x', spec.x], ['y', spec.y], ['z', spec.z], ['out', spec.out]] as const) {
     if (op && (![0, 1, 2].includes(op.buf) || !isCount(op.off) || !isCount(op.taskStride))) {
       throw new ShapeError(`vector operand ${name} is invalid: ${JSON.stringify(op)}.`, 'buf ∈ {0, 1, 2}; off and taskStride integers ≥ 0.');
     }
@@ -238,7 +246,7 @@ export function checkVectorSpec(spec: VectorSpec): void {
 export function vectorOp(arrays: VectorArrays, spec: VectorSpec): void {
   checkVectorSpec(spec);
   const bufs = [arrays.b0, arrays.b1, arrays.b2];
-  const { x, out } = spec;
+  const { x, z, out } = spec;
   const y = spec.y;
   const first = spec.zeroOutside ? 0 : spec.lo;
   const end = spec.zeroOutside ? spec.length : spec.hi;
@@ -246,8 +254,12 @@ export function vectorOp(arrays: VectorArrays, spec: VectorSpec): void {
     for (let i = first; i < end; i++) {
       let v = 0;
       if (i >= spec.lo && i < spec.hi) {
-        v = spec.a * bufs[x.buf][x.off + t * x.taskStride + i];
-        if (spec.b !== 0) v += spec.b * bufs[y!.buf][y!.off + t * y!.taskStride + i];
+        if (spec.a !== 0) v = spec.a * bufs[x.buf][x.off + t * x.taskStride + i];
+        if (spec.b !== 0) {
+          let term = bufs[y!.buf][y!.off + t * y!.taskStride + i];
+          if (z) term *= bufs[z.buf][z.off + t * z.taskStride + i];
+          v += spec.b * term;
+        }
       }
       bufs[out.buf][out.off + t * out.taskStride + i] = v;
     }

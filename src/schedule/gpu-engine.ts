@@ -19,7 +19,6 @@ import type { AttackParams } from '../cpu/fgsm.js';
 import { evaluatePlan, needsAdversarial, needsJoint, weighsAcrossTasks, type Plan } from '../algorithms/plan.js';
 import { JoinRowsKernel } from '../kernels/join-rows.js';
 import { VectorKernel } from '../kernels/mlp-vector.js';
-import { dummyBuffer } from '../kernels/mlp-common.js';
 import { capabilitiesOf, paramVectors, perturbOf, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
@@ -30,7 +29,7 @@ import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type E
 import { FiniteCheckKernel } from '../kernels/finite-check.js';
 import { mlpLayoutOf, modelCount } from '../models/model.js';
 import type { MlpLayout } from '../models/mlp.js';
-import { MlpPass, mlpTapeFloats, type Rows } from './mlp-pass.js';
+import { MlpPass, mlpPassScratchFloats, mlpTapeFloats, type Rows } from './mlp-pass.js';
 import { TASK_BLOCK } from '../kernels/meta-update.js';
 
 /** Buffers of one batch shape (T, Ks, Kq), sized for `innerSteps` inner steps and `sets` task passes. */
@@ -263,6 +262,8 @@ export class GpuEngine implements Engine {
       // θ'⁽ˢ⁾ (+Δ) of each inner step: AMP's perturbed points, and order 2's points for s ≥ 1.
       points: amp || order2 ? innerSteps * V : 1,
       tape: mlpTapeFloats(this.mlp!, this.passRows(batch), order2 ? innerSteps + 1 : 1),
+      // Meta-SGD: Σ g_s (and order 2's α ⊙ v) per task.
+      scratch: Math.max(1, mlpPassScratchFloats(this.mlp!, { innerSteps, order: o.order, stepSizes: this.stepSizes, head: capabilitiesOf(o).adapt === 'head' })),
     };
   }
 
@@ -348,10 +349,11 @@ export class GpuEngine implements Engine {
     if (mlpSizes) {
       const points = make('points', scratchTasks * mlpSizes.points);
       const tape = make('tape', scratchTasks * mlpSizes.tape);
+      const scratch = make('stepScratch', scratchTasks * mlpSizes.scratch);
       const rows = this.passRows(batch);
       const sections = this.options.order === 2 ? needed + 1 : 1;
       const passes = chunks.map((c) => new MlpPass(this.device, this.mlp!, c.tasks, rows, sections,
-        { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points }, `GpuEngine.mlp[${key}]@${c.first}`));
+        { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points, scratch }, `GpuEngine.mlp[${key}]@${c.first}`, { metaGradWidth: this.gradVector }));
       slot.mlp = { passes, points, tape };
     }
     this.slot = slot;
@@ -415,6 +417,8 @@ export class GpuEngine implements Engine {
               support, query: rowsOf(dataOf(step.query), 'query'), theta,
               innerLr: p.innerLr, innerSteps: p.innerSteps, order: p.order, wantMetaGrad: p.wantMetaGrad, adapt: p.adapt,
               perturb: p.perturb, writeBack: p.writeBack ?? false, outSet: step.outSet,
+              // Meta-SGD's α: the second vector of the parameters, in training and evaluation alike.
+              stepSizes: this.stepSizes ? { buffer: this.params, off: V, taskStride: 0 } : null,
               stats: { buffer: slot.taskStats, base: step.outSet * T + c.first },
             }));
             break;

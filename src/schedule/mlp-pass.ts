@@ -19,6 +19,18 @@
 // backward gemm writes g = ∂/∂n into δ's slot and the norm kernel turns it into δ = J g in place (κ kept);
 // likewise R(z) → R(n) (ρ kept) and R(g) → R(δ). Without norm none of this is recorded and the tape
 // layout is unchanged (the norm slots come after a section's p).
+//
+// ANIL (adapt 'head'): only W_L, b_L adapt. The body's activations on the support rows do not depend on
+// the head, so they are computed once per task pass from θ's shared body (taskStride 0) into primal
+// section 0, and each inner step only redoes the head: its gemm (reading A_{L−1} from section 0),
+// softmax and head gradient, in the step's section. The order-2 products H·(M ⊙ v) have a head-only
+// direction: R(Z_l) = 0 below the head, so the R-forward is the head's gemm alone and the R-backward
+// is a plain backward of R(δ_L) (with normalisation R(n) = ρ = τ = 0: R(δ_z) = J R(g)).
+//
+// Meta-SGD (stepSizes α, a vector like θ): θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s, written as θ − α ⊙ Σ_{k≤s} g_k
+// (one product from θ per step; the sum is order 1's g_α). The metaGrad slots hold [g_θ | g_α] (2V).
+// Order 2 takes g_s again from step s's tape (its forward and δs are kept) instead of storing n of them.
+// Its scratch per task: `scratch` = [Σ g (or g_s) | α ⊙ v], mlpPassScratchFloats.
 import type { MlpLayout } from '../models/mlp.js';
 import { GemmKernel, SRC, dummyBuffer, type GemmSpec, type Operand } from '../kernels/mlp-gemm.js';
 import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
@@ -49,6 +61,17 @@ type GradMode = 'write' | 'accumulate' | 'from';
 /** Floats of the tape per task for `sections` primal sections of `rows` rows. */
 export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number): number {
   return tapeLayout(layout, rows, sections).floats;
+}
+
+/**
+ * Floats per task of MlpPassBuffers.scratch (the pass uses `tasks` times this): Meta-SGD's gradient
+ * sum Σ_{k≤s} g_k (g_s in the order-2 backward), V floats, and for order 2 the direction α ⊙ v, V more.
+ * 0 without stepSizes: ANIL needs nothing beyond `points` and the tape, which keep their sizes
+ * (points: innerSteps·V for order 2; tape: innerSteps + 1 sections for order 2, else 1).
+ */
+export function mlpPassScratchFloats(layout: MlpLayout, o: { innerSteps: number; order: 1 | 2; stepSizes: boolean; head: boolean }): number {
+  if (!o.stepSizes) return 0;
+  return layout.vector * (o.order === 2 ? 2 : 1);
 }
 
 /** Offsets of one section's arrays, index l = 1 … L. With normalisation, Z holds n (R section: R(n))
@@ -93,8 +116,18 @@ function tapeLayout(layout: MlpLayout, rows: number, sections: number) {
 export interface MlpPassBuffers {
   tape: GPUBuffer;
   adapted: GPUBuffer;
+  /** sets×Tc slots of `metaGradWidth` floats (MlpPassOptions): V, or 2V = [g_θ | g_α] for Meta-SGD. */
   metaGrad: GPUBuffer;
   points: GPUBuffer;
+  /** Meta-SGD only: Tc × mlpPassScratchFloats floats (Σ g at [0, Tc·V), α ⊙ v at [Tc·V, 2·Tc·V)). */
+  scratch?: GPUBuffer;
+}
+
+export interface MlpPassOptions {
+  /** Floats of one metaGrad slot: layout.vector (default), or 2·layout.vector when the pass serves
+   * Meta-SGD (slot of task t, set s at (s·Tc + t)·2V: [g_θ | g_α]). A step without stepSizes then
+   * writes g_α = 0. */
+  metaGradWidth?: number;
 }
 
 export interface MlpTaskStep {
@@ -106,8 +139,13 @@ export interface MlpTaskStep {
   innerSteps: number;
   order: 1 | 2;
   wantMetaGrad: boolean;
-  /** 'all' (MAML family) or 'context' (CAML: only φ adapts). */
-  adapt: 'all' | 'context';
+  /** 'all' (MAML family), 'context' (CAML: only φ adapts) or 'head' (ANIL: only W_L, b_L adapt; no
+   * context, no perturbation). */
+  adapt: 'all' | 'context' | 'head';
+  /** Meta-SGD's per-parameter step sizes α (a vector like θ; the engine's { buffer: params, off: V,
+   * taskStride: 0 }): θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s, innerLr unused. Only with adapt 'all', no perturbation
+   * and no context; needs buffers.scratch and metaGradWidth 2V. Absent or null: the scalar innerLr. */
+  stepSizes?: Params | null;
   perturb: PerturbParams | null;
   /** θ_t ← θ'_t after the inner loop (AMP's plain training). */
   writeBack: boolean;
@@ -128,6 +166,8 @@ export class MlpPass {
   readonly tapeFloats: number;
   private readonly tape: ReturnType<typeof tapeLayout>;
   private readonly V: number;
+  /** Floats of one metaGrad slot (V, or 2V with Meta-SGD's g_α). */
+  private readonly metaGradWidth: number;
   /** Padded row length of the data buffers (vec4 layout of layout.ts). */
   private readonly Dp: number;
 
@@ -142,6 +182,7 @@ export class MlpPass {
     sections: number,
     private readonly buffers: MlpPassBuffers,
     private readonly label: string,
+    options: MlpPassOptions = {},
   ) {
     this.gemmKernel = new GemmKernel(device);
     this.softmaxKernel = new SoftmaxKernel(device);
@@ -152,6 +193,10 @@ export class MlpPass {
     this.tape = tapeLayout(layout, rows, sections);
     this.tapeFloats = this.tape.floats;
     this.V = layout.vector;
+    this.metaGradWidth = options.metaGradWidth ?? layout.vector;
+    if (this.metaGradWidth !== this.V && this.metaGradWidth !== 2 * this.V) {
+      throw new Error(`MlpPass: metaGradWidth ${this.metaGradWidth} is neither the vector (${this.V}) nor twice it`);
+    }
     this.Dp = 4 * Math.ceil(layout.dim / 4);
   }
 
@@ -219,26 +264,33 @@ export class MlpPass {
       : { home: 'data', off: rows.xOff, taskStride: rows.rows * Dp, strideI: Dp, strideJ: 1 };
   }
 
-  private vector(x: Params, a: number, out: Params, range: [number, number], what: string, zeroOutside = false, y?: Params, b = 0): BoundDispatch {
+  /** out = a·x + b·y (or a·x + b·y ⊙ z) on `range` of each task's vector; x is not read when a = 0, y
+   * and z not when b = 0, so their buffers are only bound when read (at most three distinct). */
+  private vector(x: Params, a: number, out: Params, range: [number, number], what: string, zeroOutside = false, y?: Params, b = 0, z?: Params): BoundDispatch {
     const bufs: GPUBuffer[] = [];
     const idx = (buf: GPUBuffer) => { let i = bufs.indexOf(buf); if (i < 0) i = bufs.push(buf) - 1; return i; };
-    const xs = { buf: idx(x.buffer), off: x.off, taskStride: x.taskStride };
-    const ys = y ? { buf: idx(y.buffer), off: y.off, taskStride: y.taskStride } : { buf: 0, off: 0, taskStride: 0 };
-    const os = { buf: idx(out.buffer), off: out.off, taskStride: out.taskStride };
+    const unused = { buf: 0, off: 0, taskStride: 0 };
+    const operand = (p: Params) => ({ buf: idx(p.buffer), off: p.off, taskStride: p.taskStride });
+    const useY = y !== undefined && b !== 0;
+    const xs = a !== 0 ? operand(x) : unused;
+    const ys = useY ? operand(y) : unused;
+    const zs = useY && z ? operand(z) : undefined;
+    const os = operand(out);
     const b3 = [0, 1, 2].map((i) => bufs[i] ?? dummyBuffer(this.device, i));
     return this.vectorKernel.bind({ b0: b3[0], b1: b3[1], b2: b3[2] }, {
-      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: y ? b : 0, y: ys, out: os, zeroOutside, length: this.V,
+      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: useY ? b : 0, y: ys, z: zs, out: os, zeroOutside, length: this.V,
     }, `${this.label}.${what}`);
   }
 
   // ---------------------------------------------------------------- model operations
 
-  /** Forward of `rows` through the net at parameters P into primal section `sec`. */
-  private forward(P: Params, rows: Rows, sec: Section, what: string): BoundDispatch[] {
+  /** Forward of `rows` through the net at parameters P into primal section `sec`, layers 1 … upTo
+   * (ANIL's body: upTo = L − 1). */
+  private forward(P: Params, rows: Rows, sec: Section, what: string, upTo = this.layout.layers.length): BoundDispatch[] {
     const { layout } = this;
     const L = layout.layers.length;
     const out: BoundDispatch[] = [];
-    for (let l = 1; l <= L; l++) {
+    for (let l = 1; l <= upTo; l++) {
       const w = layout.widths[l];
       const first = l === 1;
       const context = first && layout.context > 0;
@@ -302,8 +354,9 @@ export class MlpPass {
     return out;
   }
 
-  /** G (+)= scale·(∂L/∂W_l, ∂L/∂b_l) from the tape of `sec` (A_{l−1}ᵀ·δ_l and 1ᵀ·δ_l). */
-  private layerGrad(P: Params, rows: Rows, sec: Section, l: number, G: Params, mode: GradMode, scale: number, what: string, from?: Params): BoundDispatch[] {
+  /** G (+)= scale·(∂L/∂W_l, ∂L/∂b_l) from the tape of `sec` (A_{l−1}ᵀ·δ_l and 1ᵀ·δ_l); A_{l−1} from
+   * section `inputSec` (ANIL's head: the body's section). */
+  private layerGrad(P: Params, rows: Rows, sec: Section, l: number, G: Params, mode: GradMode, scale: number, what: string, from?: Params, inputSec: Section = sec): BoundDispatch[] {
     const { layout } = this;
     const layer = layout.layers[l - 1];
     const w = layer.outputs;
@@ -314,7 +367,7 @@ export class MlpPass {
     const fromRef = (off: number, strideI: number): Ref | undefined => (from ? { home: from.buffer, off: from.off + off, taskStride: from.taskStride, strideI, strideJ: 1 } : undefined);
     out.push(this.gemm(rows.buffer, {
       M: inputs, N: w, K1: rows.rows,
-      A1: l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(sec.a[l - 1], layout.widths[l - 1]), strideI: 1, strideJ: layout.widths[l - 1] },
+      A1: l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(inputSec.a[l - 1], layout.widths[l - 1]), strideI: 1, strideJ: layout.widths[l - 1] },
       B1: delta, mode, scale,
       out: { home: G.buffer, off: G.off + layer.w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
       from: fromRef(layer.w, w),
@@ -417,12 +470,7 @@ export class MlpPass {
         }, `${what}.Rforward${l}`));
       }
     }
-    // R(δ_L) = (diag p − p pᵀ)·R(Z_L) / rows.
-    out.push(this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: dummyBuffer(this.device, 2) }, {
-      tasks: this.tasks, rows: rows.rows, classes: layout.classes, mode: 'r', yOff: rows.yOff,
-      zOff: sec.z[L], pOff: sec.p, dOff: R.d[L], rzOff: R.z[L], tapeTaskStride: this.tapeFloats, scale: 1 / rows.rows,
-      wantStats: false, statsOff: 0,
-    }, `${this.label}.${what}.Rsoftmax`));
+    out.push(this.rSoftmax(rows, sec, what));
     for (let l = L; l >= 1; l--) {
       const layer = layout.layers[l - 1];
       const w = layer.outputs;
@@ -460,14 +508,92 @@ export class MlpPass {
           mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.w + layout.dim * w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
         }, `${what}.HvWctx`));
       }
-      out.push(this.gemm(rows.buffer, {
-        M: 1, N: w, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: this.tapeRef(R.d[l], w),
-        mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.b, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
-      }, `${what}.Hvb${l}`));
+      out.push(this.hvBias(rows, l, G, scale, what));
     }
     // (Hv)_φ = Σ_r (R(δ_1)·W_1[ctx]ᵀ + δ_1·V_1[ctx]ᵀ); CAML's V_1 = 0, so only the first term. Last, since
     // it overwrites v_φ, which the products above read as the direction.
     if (layout.context > 0) out.push(...this.contextGrad(P, rows, R.d[1], G, 'accumulate', scale, `${what}.Hvctx`));
+    return out;
+  }
+
+  /** R(δ_L) = (diag p − p pᵀ)·R(Z_L) / rows, p from section `sec`, R(Z_L) from the R section. */
+  private rSoftmax(rows: Rows, sec: Section, what: string): BoundDispatch {
+    const L = this.layout.layers.length;
+    const R = this.tape.r;
+    return this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: dummyBuffer(this.device, 2) }, {
+      tasks: this.tasks, rows: rows.rows, classes: this.layout.classes, mode: 'r', yOff: rows.yOff,
+      zOff: sec.z[L], pOff: sec.p, dOff: R.d[L], rzOff: R.z[L], tapeTaskStride: this.tapeFloats, scale: 1 / rows.rows,
+      wantStats: false, statsOff: 0,
+    }, `${this.label}.${what}.Rsoftmax`);
+  }
+
+  /** (Hv)_{b_l} += scale·1ᵀ·R(δ_l). */
+  private hvBias(rows: Rows, l: number, G: Params, scale: number, what: string): BoundDispatch {
+    const layer = this.layout.layers[l - 1];
+    return this.gemm(rows.buffer, {
+      M: 1, N: layer.outputs, K1: rows.rows, A1: { home: 'one', off: 0, taskStride: 0, strideI: 0, strideJ: 0 }, B1: this.tapeRef(this.tape.r.d[l], layer.outputs),
+      mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.b, taskStride: G.taskStride, strideI: 0, strideJ: 1 },
+    }, `${what}.Hvb${l}`);
+  }
+
+  /** ANIL's head layer: Z_L = A_{L−1}·W_L + b_L, A_{L−1} from the body's section (the rows for L = 1),
+   * W_L and b_L from P, Z_L into `head`'s section. */
+  private headForward(P: Params, rows: Rows, body: Section, head: Section, what: string): BoundDispatch {
+    const { layout } = this;
+    const L = layout.layers.length;
+    return this.gemm(rows.buffer, {
+      M: rows.rows, N: layout.classes, K1: layout.widths[L - 1],
+      A1: L === 1 ? this.rowsRef(rows) : this.tapeRef(body.a[L - 1], layout.widths[L - 1]),
+      B1: this.weights(P, L), bias1: this.biasOf(P, L),
+      mode: 'write', scale: 1, out: this.tapeRef(head.z[L], layout.classes),
+    }, `${what}.forward${L}`);
+  }
+
+  /**
+   * ANIL's G += scale·H(P; rows)·dir for a head-only direction (dir's W_L, b_L; its other entries are
+   * never read), P = θ's body (`theta`) under the head of `point`. The body's activations are those of
+   * `body` (made at θ's body), the head's logits, p and δ_L those of `head` (made at `point`). Since
+   * R(Z_l) = 0 for l < L: R(Z_L) = A_{L−1}·V_L + c_L; R(δ_{L−1}) = (R(δ_L)·W_Lᵀ + δ_L·V_Lᵀ) ⊙ relu';
+   * below, R(δ_{l−1}) = R(δ_l)·W_lᵀ ⊙ relu'; (Hv)_{W_l} = A_{l−1}ᵀ·R(δ_l) (R(A) = 0). With normalisation
+   * R(n) = ρ = τ = 0, so R(δ_z) = J R(g): the norm kernel's plain backward (its κ output goes to the
+   * unused ρ slot of the R section). dir may be G: dir's head is read before G's head is written.
+   */
+  private headHvp(theta: Params, point: Params, dir: Params, rows: Rows, body: Section, head: Section, G: Params, scale: number, what: string): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const R = this.tape.r;
+    const out: BoundDispatch[] = [];
+    const inputsOf = (l: number): Ref => (l === 1 ? this.rowsRef(rows) : this.tapeRef(body.a[l - 1], layout.widths[l - 1]));
+    out.push(this.gemm(rows.buffer, {
+      M: rows.rows, N: layout.classes, K1: layout.widths[L - 1], A1: inputsOf(L), B1: this.weights(dir, L), bias1: this.biasOf(dir, L),
+      mode: 'write', scale: 1, out: this.tapeRef(R.z[L], layout.classes),
+    }, `${what}.Rforward${L}`));
+    out.push(this.rSoftmax(rows, head, what));
+    for (let l = L; l >= 1; l--) {
+      const layer = layout.layers[l - 1];
+      const w = layer.outputs;
+      const prev = layout.widths[l - 1];
+      const atHead = l === L;
+      if (l > 1) {
+        out.push(this.gemm(rows.buffer, {
+          M: rows.rows, N: prev, K1: w, A1: this.tapeRef(R.d[l], w), B1: this.weightsT(atHead ? point : theta, l),
+          K2: atHead ? w : 0, A2: atHead ? this.tapeRef(head.d[L], w) : undefined, B2: atHead ? this.weightsT(dir, L) : undefined,
+          mask: this.tapeRef(body.z[l - 1], prev), mode: 'write', scale: 1, out: this.tapeRef(R.d[l - 1], prev),
+        }, `${what}.Rdelta${l - 1}`));
+        if (layout.norm) {
+          const k = l - 1;
+          out.push(this.norm(rows, {
+            mode: 'backward', units: prev, inOff: R.d[k], outOff: R.d[k], nOff: body.z[k], sOff: body.s[k], kappaOff: R.rho[k],
+          }, `${what}.Rdelta${k}`));
+        }
+      }
+      const Aprev: Ref = l === 1 ? this.rowsRef(rows, true) : { ...this.tapeRef(body.a[l - 1], prev), strideI: 1, strideJ: prev };
+      out.push(this.gemm(rows.buffer, {
+        M: l === 1 ? layout.dim : prev, N: w, K1: rows.rows, A1: Aprev, B1: this.tapeRef(R.d[l], w),
+        mode: 'accumulate', scale, out: { home: G.buffer, off: G.off + layer.w, taskStride: G.taskStride, strideI: w, strideJ: 1 },
+      }, `${what}.HvW${l}`));
+      out.push(this.hvBias(rows, l, G, scale, what));
+    }
     return out;
   }
 
@@ -481,12 +607,45 @@ export class MlpPass {
     return { buffer: this.buffers.points, off: s * this.tasks * this.V, taskStride: this.V };
   }
 
+  /** Task t's metaGrad slot of set `outSet` (metaGradWidth floats; g_θ first). */
+  private metaGradSet(outSet: number): Params {
+    return { buffer: this.buffers.metaGrad, off: outSet * this.tasks * this.metaGradWidth, taskStride: this.metaGradWidth };
+  }
+
+  /** With 2V-wide metaGrad slots and no step sizes, g_α = 0 (padding included). */
+  private zeroStepSizeGrad(metaGrad: Params): BoundDispatch[] {
+    if (this.metaGradWidth === this.V) return [];
+    const gAlpha = { ...metaGrad, off: metaGrad.off + this.V };
+    return [this.vector(gAlpha, 0, gAlpha, [0, this.V], 'zeroStepSizeGrad')];
+  }
+
+  /** Throws on combinations the pass does not run (the engine refuses them earlier, with user-facing errors). */
+  private checkStep(step: MlpTaskStep): void {
+    const perturbs = step.perturb !== null && step.perturb.steps > 0;
+    if (step.adapt === 'head') {
+      if (this.layout.context > 0) throw new Error('MlpPass: ANIL (adapt \'head\') with a context');
+      if (perturbs) throw new Error('MlpPass: ANIL (adapt \'head\') with a perturbation');
+      if (step.stepSizes) throw new Error('MlpPass: step sizes with adapt \'head\'');
+    }
+    if (step.stepSizes) {
+      if (step.adapt !== 'all') throw new Error(`MlpPass: step sizes with adapt '${step.adapt}'`);
+      if (perturbs) throw new Error('MlpPass: step sizes with a perturbation');
+      if (this.layout.context > 0) throw new Error('MlpPass: step sizes with a context');
+      if (this.metaGradWidth !== 2 * this.V) throw new Error('MlpPass: step sizes need metaGrad slots of 2V floats (options.metaGradWidth)');
+      if (!this.buffers.scratch) throw new Error('MlpPass: step sizes need buffers.scratch (mlpPassScratchFloats)');
+    }
+  }
+
   /** The per-task pass: inner loop, query stats, meta-gradient (docs/neural-models.md). */
   tasksStep(step: MlpTaskStep): BoundDispatch[] {
+    this.checkStep(step);
+    if (step.adapt === 'head') return this.headTasksStep(step);
+    if (step.stepSizes) return this.stepSizesTasksStep(step, step.stepSizes);
     const { layout } = this;
     const n = step.innerSteps;
+    const adapt = step.adapt;
     const adapted = this.set(this.buffers.adapted, step.outSet);
-    const metaGrad = this.set(this.buffers.metaGrad, step.outSet);
+    const metaGrad = this.metaGradSet(step.outSet);
     const keep = step.wantMetaGrad && step.order === 2;  // order 2 needs each step's point and tape
     const amp = step.perturb !== null && step.perturb.steps > 0;
     const out: BoundDispatch[] = [];
@@ -494,7 +653,7 @@ export class MlpPass {
     // The first plain MAML step writes θ'⁽¹⁾ = θ − α g straight from θ (every W and b entry; the padding
     // is never written and stays 0): no copy of θ into each task's vector. Otherwise θ'⁽⁰⁾ = θ is copied
     // (its context entries are 0, the init of φ).
-    const direct = n >= 1 && !amp && step.adapt === 'all' && layout.context === 0;
+    const direct = n >= 1 && !amp && adapt === 'all' && layout.context === 0;
     if (!direct) out.push(this.vector(step.theta, 1, adapted, all, 'init'));
     const points: Params[] = [];
     for (let s = 0; s < n; s++) {
@@ -511,32 +670,139 @@ export class MlpPass {
             pertOff: point.off, pertTaskStride: point.taskStride, baseOff: adapted.off, baseTaskStride: adapted.taskStride,
           }, `${this.label}.amp${s}.${i}.clip`));
         }
-      } else if (s === 0) {
-        point = step.theta;  // θ'⁽⁰⁾ is θ itself: no copy to read from
-      } else if (keep) {
-        point = this.point(s);
-        out.push(this.vector(adapted, 1, point, all, `keep${s}`));
       } else {
-        point = adapted;     // order 1: the gradient is accumulated into the vector it is taken at
+        point = this.innerPoint(s, step.theta, adapted, keep, all, out);
       }
       points.push(point);
       const first = direct && s === 0;
-      out.push(...this.gradient(point, step.support, sec, adapted, first ? 'from' : 'accumulate', -step.innerLr, step.adapt, null, `inner${s}`, first ? step.theta : undefined));
+      out.push(...this.gradient(point, step.support, sec, adapted, first ? 'from' : 'accumulate', -step.innerLr, adapt, null, `inner${s}`, first ? step.theta : undefined));
     }
-    if (step.writeBack) out.push(this.vector(adapted, 1, step.theta, all, 'writeBack'));
-    const query = this.tape.primal[keep ? n : 0];
-    if (!step.wantMetaGrad) {
-      out.push(...this.forward(adapted, step.query, query, 'query'), this.loss(step.query, query, 1 / step.query.rows, step.stats, 'query'));
-      return out;
-    }
-    out.push(...this.gradient(adapted, step.query, query, metaGrad, 'write', 1, 'all', step.stats, 'query'));
+    out.push(...this.queryStep(step, adapted, metaGrad, keep));
+    if (!step.wantMetaGrad) return out;
     if (step.order === 2) {
       for (let s = n - 1; s >= 0; s--) {
-        out.push(...this.hvp(points[s], metaGrad, step.support, this.tape.primal[s], metaGrad, -step.innerLr, step.adapt, `hvp${s}`));
+        out.push(...this.hvp(points[s], metaGrad, step.support, this.tape.primal[s], metaGrad, -step.innerLr, adapt, `hvp${s}`));
       }
     }
     // φ starts at 0 and is not meta-learned: its meta-gradient is dropped.
     if (layout.context > 0) out.push(this.vector(metaGrad, 0, metaGrad, [layout.contextOffset, layout.contextOffset + layout.context], 'dropContext'));
+    out.push(...this.zeroStepSizeGrad(metaGrad));
+    return out;
+  }
+
+  /** The point of inner step s: θ itself for s = 0 (no copy to read from); with order 2 (`keep`) a copy of
+   * θ'⁽ˢ⁾'s `range` into points[s], kept for the backward; else θ'⁽ˢ⁾ in `adapted` (order 1: the gradient
+   * is accumulated into the very vector it is taken at). */
+  private innerPoint(s: number, theta: Params, adapted: Params, keep: boolean, range: [number, number], out: BoundDispatch[]): Params {
+    if (s === 0) return theta;
+    if (!keep) return adapted;
+    const point = this.point(s);
+    out.push(this.vector(adapted, 1, point, range, `keep${s}`));
+    return point;
+  }
+
+  /** After the inner loop: θ_t ← θ'_t (writeBack); then the query pass at θ'⁽ⁿ⁾ (stats), with its
+   * gradient into G when the step wants a meta-gradient. */
+  private queryStep(step: MlpTaskStep, adapted: Params, G: Params, keep: boolean): BoundDispatch[] {
+    const out: BoundDispatch[] = [];
+    if (step.writeBack) out.push(this.vector(adapted, 1, step.theta, [0, this.V], 'writeBack'));
+    const query = this.tape.primal[keep ? step.innerSteps : 0];
+    if (!step.wantMetaGrad) {
+      out.push(...this.forward(adapted, step.query, query, 'query'), this.loss(step.query, query, 1 / step.query.rows, step.stats, 'query'));
+    } else {
+      out.push(...this.gradient(adapted, step.query, query, G, 'write', 1, 'all', step.stats, 'query'));
+    }
+    return out;
+  }
+
+  /**
+   * ANIL: the inner loop adapts W_L, b_L only. θ is copied whole into the adapted vectors (their body
+   * stays θ's: attacks, scores and evaluation read whole vectors); the body's forward on the support
+   * rows runs once, from θ (taskStride 0) into section 0; each inner step is the head's gemm, softmax
+   * and head gradient (4 dispatches). Meta-gradient: order 1 the full query gradient at θ'⁽ⁿ⁾; order 2
+   * v ← v − α H(θ'⁽ˢ⁾)(M ⊙ v), M the head, through headHvp. Order 2 keeps each step's head (only) in
+   * `points` and each step's head activations in section s (the body's stay in section 0).
+   */
+  private headTasksStep(step: MlpTaskStep): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const headLayer = layout.layers[L - 1];
+    const headRange: [number, number] = [headLayer.w, headLayer.b + headLayer.outputs];
+    const n = step.innerSteps;
+    const adapted = this.set(this.buffers.adapted, step.outSet);
+    const metaGrad = this.metaGradSet(step.outSet);
+    const keep = step.wantMetaGrad && step.order === 2;
+    const out: BoundDispatch[] = [this.vector(step.theta, 1, adapted, [0, this.V], 'init')];
+    const body = this.tape.primal[0];
+    if (n > 0) out.push(...this.forward(step.theta, step.support, body, 'body', L - 1));
+    const points: Params[] = [];
+    for (let s = 0; s < n; s++) {
+      const sec = this.tape.primal[keep ? s : 0];
+      // Only a kept point's head is ever read.
+      const point = this.innerPoint(s, step.theta, adapted, keep, headRange, out);
+      points.push(point);
+      out.push(this.headForward(point, step.support, body, sec, `inner${s}`));
+      out.push(this.loss(step.support, sec, 1 / step.support.rows, null, `inner${s}`));
+      out.push(...this.layerGrad(point, step.support, sec, L, adapted, 'accumulate', -step.innerLr, `inner${s}`, undefined, body));
+    }
+    out.push(...this.queryStep(step, adapted, metaGrad, keep));
+    if (!step.wantMetaGrad) return out;
+    if (step.order === 2) {
+      for (let s = n - 1; s >= 0; s--) {
+        out.push(...this.headHvp(step.theta, points[s], metaGrad, step.support, body, this.tape.primal[s], metaGrad, -step.innerLr, `hvp${s}`));
+      }
+    }
+    out.push(...this.zeroStepSizeGrad(metaGrad));
+    return out;
+  }
+
+  /**
+   * Meta-SGD: θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s = θ − α ⊙ Σ_{k≤s} g_k: each inner gradient is summed into the
+   * scratch, and one product from θ writes θ'⁽ˢ⁺¹⁾ whole (its padding zeroed), so no copy of θ is made.
+   * metaGrad slots [g_θ | g_α]: order 1 g_θ = v_n, g_α = −(Σ_{s<n} g_s) ⊙ v_n; order 2 v = v_n, for
+   * s = n−1 … 0: g_α += −g_s ⊙ v (g_s again from step s's kept tape: the weight gradients only), v ← v −
+   * H_s(α ⊙ v); g_θ = v. n = 0: θ' = θ, g_θ = the query gradient at θ, g_α = 0.
+   */
+  private stepSizesTasksStep(step: MlpTaskStep, alpha: Params): BoundDispatch[] {
+    const { layout } = this;
+    const L = layout.layers.length;
+    const V = this.V;
+    const n = step.innerSteps;
+    const all: [number, number] = [0, V];
+    const params: [number, number] = [0, layout.params];
+    const adapted = this.set(this.buffers.adapted, step.outSet);
+    const gTheta = this.metaGradSet(step.outSet);
+    const gAlpha: Params = { ...gTheta, off: gTheta.off + V };
+    const scratch = this.buffers.scratch!;
+    const gradSum: Params = { buffer: scratch, off: 0, taskStride: V };            // Σ_{k≤s} g_k; g_s in the backward
+    const direction: Params = { buffer: scratch, off: this.tasks * V, taskStride: V }; // α ⊙ v
+    const keep = step.wantMetaGrad && step.order === 2;
+    const out: BoundDispatch[] = [];
+    if (n === 0) out.push(this.vector(step.theta, 1, adapted, all, 'init'));
+    const points: Params[] = [];
+    for (let s = 0; s < n; s++) {
+      const sec = this.tape.primal[keep ? s : 0];
+      const point = this.innerPoint(s, step.theta, adapted, keep, all, out);
+      points.push(point);
+      out.push(...this.gradient(point, step.support, sec, gradSum, s === 0 ? 'write' : 'accumulate', 1, 'all', null, `inner${s}`));
+      out.push(this.vector(step.theta, 1, adapted, params, `step${s}`, true, alpha, -1, gradSum));
+    }
+    out.push(...this.queryStep(step, adapted, gTheta, keep));
+    if (!step.wantMetaGrad) return out;
+    if (n === 0) {
+      out.push(this.vector(gAlpha, 0, gAlpha, all, 'stepSizeGrad'));
+    } else if (step.order === 1) {
+      out.push(this.vector(gAlpha, 0, gAlpha, params, 'stepSizeGrad', true, gradSum, -1, gTheta));
+    } else {
+      for (let s = n - 1; s >= 0; s--) {
+        const sec = this.tape.primal[s];
+        for (let l = L; l >= 1; l--) out.push(...this.layerGrad(points[s], step.support, sec, l, gradSum, 'write', 1, `regrad${s}`));
+        const first = s === n - 1;  // writes g_α whole (padding zeroed); the later ones accumulate
+        out.push(this.vector(gAlpha, first ? 0 : 1, gAlpha, params, `stepSizeGrad${s}`, first, gradSum, -1, gTheta));
+        out.push(this.vector(gTheta, 0, direction, params, `direction${s}`, false, alpha, 1, gTheta));
+        out.push(...this.hvp(points[s], direction, step.support, sec, gTheta, -1, 'all', `hvp${s}`));
+      }
+    }
     return out;
   }
 
