@@ -168,7 +168,7 @@ test('npm start (the main job) runs end to end in miniature and prints every row
 
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
   const cases: Array<[string[], RegExp, number]> = [
-    [['train', '--algo', 'reptile'], /--algo must be one of maml, adml, ga-maml, caml, amp; got "reptile"/, 2],
+    [['train', '--algo', 'protonet'], /--algo must be one of maml, adml, ga-maml, caml, amp, meta-sgd, anil, reptile; got "protonet"/, 2],
     [['train', '--iterations', 'ten'], /--iterations must be an integer; got "ten"/, 2],
     [['train', '--itterations', '5'], /Unknown flag --itterations/, 2],
     [['train', '--source', 'file', '--out', tmp()], /--source file needs --file PATH/, 2],
@@ -188,7 +188,7 @@ test('bad flags and files: one clear line, a hint, a non-zero status', async () 
   assert.match(torn.err, /is not valid JSON/);
   const help = await cli('train', '--help');
   assert.is(help.code, 0);
-  assert.match(help.out, /--inner-lr\s+α \(adml: α1\) \(default: 0.01\)/);  // the library's default (src/algorithms/maml.ts)
+  assert.match(help.out, /--inner-lr\s+α \(adml: α1; meta-sgd: the initial step sizes\) \(default: 0.01\)/);  // the library's default (src/algorithms/maml.ts)
 });
 
 test('train flags left out give every algorithm the library defaults (the flags are made from its tables)', () => {
@@ -339,7 +339,8 @@ test("one meaning per flag name: eval's attack budget is --attack-epsilon (as in
 
 test("CLI-only defaults are said in --help (the API's defaults are the flags' defaults)", async () => {
   const help = (await cli('train', '--help')).out;
-  assert.match(help, /--outer-lr\s+β \(adml: β1\) \(default: 0\.001\)/);
+  // An option whose default differs between algorithms says each one's.
+  assert.match(help, /--outer-lr\s+β \(adml: β1; reptile: the interpolation rate\) \(auto: maml\/adml\/ga-maml\/caml\/meta-sgd\/anil 0\.001, reptile 0\.1\) \(default: auto\)/);
   assert.match(help, /--optimizer\s+outer optimizer \[sgd\|adam\] \(default: sgd\)/);
   assert.match(help, /--iterations\s+meta-iterations \(the command line's default; train\(\) has none\) \(default: 300\)/);
   assert.match(help, /--eval-every\s+.*train\(\)'s evalEvery is 0/);
