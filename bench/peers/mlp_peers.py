@@ -368,6 +368,26 @@ def selftest(device_choice):
                 fd += (lq(pt + eps * v) - lq(pt - eps * v)) / (2 * eps) / xs.shape[0]
             worst = max(worst, abs(fd - (g1 * v).sum().item()) / max(abs(fd), 1e-12))
         check(f"{impl} order 1 = mean_t ∇L(θ'_t; Q_t) at the adapted point (finite differences, float64)", worst < 1e-6, f"worst rel error {worst:.1e}")
+    # 3. The other algorithms' peers against identities (float64, the small net).
+    layers, theta0, data = make(3, 5, 5, 12, [10, 8], 4, torch.float64, 4)
+    th0 = theta0.cpu().numpy()
+    m = {"innerLr": 0.3, "outerLr": 0.1, "innerSteps": 2}
+    for order in (1, 2):
+        both = meta_sgd_step(torch.cat([theta0, torch.full_like(theta0, m["innerLr"])]), data, m, order, layers)
+        rel, _ = rel_change_error(th0, both[:theta0.shape[0]].cpu().numpy(), batched_step(theta0, data, m, order, layers).cpu().numpy())
+        check(f"meta-sgd order {order} with α = innerLr·1: θ's step = MAML's", rel <= 1e-10, f"rel Δθ error {rel:.1e}")
+        one_layer, p1 = layout(12, [], 4)
+        flat = theta0[:p1].clone()
+        rel, _ = rel_change_error(flat.cpu().numpy(), anil_step(flat, data, m, order, one_layer).cpu().numpy(), batched_step(flat, data, m, order, one_layer).cpu().numpy())
+        check(f"anil order {order} without a body = MAML", rel <= 1e-10, f"rel Δθ error {rel:.1e}")
+    m1 = dict(m, innerSteps=1)
+    xs, ys, xq, yq = data
+    theta = theta0.detach().requires_grad_(True)
+    fast = [w.expand(xs.shape[0], *w.shape) for w in views(theta, layers)]
+    union = task_losses(forward_batched(torch.cat([xs, xq], 1), fast), torch.cat([ys, yq], 1)).mean()
+    g, = torch.autograd.grad(union, theta)
+    rel, _ = rel_change_error(th0, reptile_step(theta0, data, m1, 1, layers).cpu().numpy(), (theta0 - m1["outerLr"] * m1["innerLr"] * g).detach().cpu().numpy())
+    check("reptile with one step = θ − βα·mean_t ∇L(θ; S_t ∪ Q_t)", rel <= 1e-10, f"rel Δθ error {rel:.1e}")
     print("selftest:", "FAILED " + ", ".join(failures) if failures else "all passed")
     return 1 if failures else 0
 
