@@ -12,25 +12,11 @@ import { mlpBodyFeatures, mlpHvp, mlpLossGrad, type MlpRows } from '../src/cpu/m
 import { mlpAdaptAndMetaGrad, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
+import { episode, outputsFor, paramsFor, thetaOf, type Episode } from './mlp-episode.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
-interface Episode {
-  layout: MlpLayout;
-  tasks: number;
-  Ks: number;
-  Kq: number;
-  support: { x: Float32Array; y: Float32Array };
-  query: { x: Float32Array; y: Float32Array };
-}
 
-function episode(dim: number, hidden: number[], classes: number, tasks: number, Ks: number, Kq: number, seed: number, norm = false, context = 0): Episode {
-  return {
-    layout: mlpLayout(dim, hidden, classes, context, norm), tasks, Ks, Kq,
-    support: { x: randomArray(tasks * Ks * dim, seed, 1, -2, 2), y: randomClassLabels(tasks * Ks, classes, seed, 2) },
-    query: { x: randomArray(tasks * Kq * dim, seed, 3, -2, 2), y: randomClassLabels(tasks * Kq, classes, seed, 4) },
-  };
-}
 
 // The small MLPs of the brief: dim 5, hidden [4, 3], 3 classes, without and with per-task normalisation.
 const MODELS = [
@@ -38,24 +24,8 @@ const MODELS = [
   { name: 'hidden [4, 3], per-task norm', norm: true },
 ];
 
-function outputsFor(e: Episode, sets = 1, stepSizes = false): MlpTaskOutputs {
-  const sizes = mlpTaskScratchSizes({ tasks: e.tasks, layout: e.layout, stepSizes }, sets);
-  return { adapted: new Float32Array(sizes.adapted), metaGrad: new Float32Array(sizes.metaGrad), taskStats: new Float32Array(sizes.taskStats) };
-}
 
-function paramsFor(e: Episode, over: Partial<MlpTaskParams>): MlpTaskParams {
-  return {
-    tasks: e.tasks, supportRows: e.Ks, queryRows: e.Kq, dim: e.layout.dim, innerSteps: 2, order: 2, wantMetaGrad: true, innerLr: 0.5, outSet: 0,
-    layout: e.layout, adapt: 'all', thetaPerTask: false, perturb: null, ...over,
-  };
-}
 
-/** He-initialised θ (float32, as the engine holds it) with nonzero biases, so that their gradients count. */
-function thetaOf(layout: MlpLayout, seed: number): Float32Array {
-  const theta = mlpInit(layout, seed);
-  for (const l of layout.layers) for (let j = l.b; j < l.b + l.outputs; j++) theta[j] = 0.3 * (uniform01(seed, 9, j) - 0.5);
-  return theta;
-}
 
 /** Meta-SGD's θ: [θ | α], α in [0.2, 0.6] entry by entry (not all equal), pad entries of α garbage. */
 function thetaAndStepSizes(layout: MlpLayout, seed: number): Float32Array {
@@ -121,9 +91,9 @@ for (const [k, m] of MODELS.entries()) {
     const theta = thetaOf(layout, 90 + k);
     const out = outputsFor(e, 2);
     // MAML's order 2 first leaves its R-pass values in this layout's scratch: ANIL must not read them.
-    mlpAdaptAndMetaGrad(outputsFor(e, 2), e.support, e.query, theta, paramsFor(e, { innerLr: 0.6 }));
+    mlpAdaptAndMetaGrad(outputsFor(e, 2), e.support, e.query, theta, paramsFor(e, { innerLr: 0.6 }, 2));
     // Set 1, to check the slot arithmetic.
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerLr: 0.6, outSet: 1 }));
+    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerLr: 0.6, outSet: 1 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const { s, q } = taskRows(e, t);
       const slot = e.tasks + t;
@@ -148,7 +118,7 @@ for (const [k, m] of MODELS.entries()) {
     const [lo] = headRange(layout);
     const theta = thetaOf(layout, 95 + k);
     const out = outputsFor(e);
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: 3, order: 1 }));
+    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: 3, order: 1 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const adapted = out.adapted.subarray(t * V, (t + 1) * V);
       assert.equal(Array.from(adapted.subarray(0, lo)), Array.from(theta.subarray(0, lo)), 'the body does not move');
@@ -169,7 +139,7 @@ for (const [k, m] of MODELS.entries()) {
     const out = outputsFor(e);
     const lr = 0.7;
     const n = 3;
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: n, innerLr: lr }));
+    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: n, innerLr: lr }, 2));
     // The head alone: hidden [] on h_{L−1} features, its vector [W | b] = the head's entries of θ.
     const width = layout.widths[layout.layers.length - 1];
     const headLayout = mlpLayout(width, [], layout.classes);
@@ -206,8 +176,8 @@ test('ANIL of a model without hidden layers (the head is the whole model) is MAM
   for (const order of [1, 2] as const) {
     const anil = outputsFor(e);
     const maml = outputsFor(e);
-    mlpAdaptAndMetaGrad(anil, e.support, e.query, theta, paramsFor(e, { adapt: 'head', order, innerSteps: 3 }));
-    mlpAdaptAndMetaGrad(maml, e.support, e.query, theta, paramsFor(e, { adapt: 'all', order, innerSteps: 3 }));
+    mlpAdaptAndMetaGrad(anil, e.support, e.query, theta, paramsFor(e, { adapt: 'head', order, innerSteps: 3 }, 2));
+    mlpAdaptAndMetaGrad(maml, e.support, e.query, theta, paramsFor(e, { adapt: 'all', order, innerSteps: 3 }, 2));
     assert.equal(Array.from(anil.adapted), Array.from(maml.adapted), `adapted, order ${order}`);
     assert.equal(Array.from(anil.metaGrad), Array.from(maml.metaGrad), `meta-gradient, order ${order}`);
     assert.equal(Array.from(anil.taskStats), Array.from(maml.taskStats), `statistics, order ${order}`);
@@ -226,7 +196,7 @@ for (const [k, m] of MODELS.entries()) {
     const out = outputsFor(e, 2, true);
     assert.is(out.metaGrad.length, 2 * e.tasks * 2 * V, 'scratch: 2V floats per slot');
     // innerLr is unused: NaN would spread into everything.
-    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, innerLr: Number.NaN, outSet: 1 }));
+    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, innerLr: Number.NaN, outSet: 1 }, 2));
     const theta = f64(both.subarray(0, V));
     const alpha = f64(both.subarray(V, V + P));
     for (let t = 0; t < e.tasks; t++) {
@@ -259,8 +229,8 @@ test('Meta-SGD with α = lr·1 is MAML with innerLr = lr (adapted and statistics
     for (const order of [1, 2] as const) {
       const metaSgd = outputsFor(e, 1, true);
       const maml = outputsFor(e);
-      mlpAdaptAndMetaGrad(metaSgd, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 3 }));
-      mlpAdaptAndMetaGrad(maml, e.support, e.query, both.subarray(0, V), paramsFor(e, { order, innerSteps: 3, innerLr: lr }));
+      mlpAdaptAndMetaGrad(metaSgd, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 3 }, 2));
+      mlpAdaptAndMetaGrad(maml, e.support, e.query, both.subarray(0, V), paramsFor(e, { order, innerSteps: 3, innerLr: lr }, 2));
       const what = `norm ${norm}, order ${order}`;
       assert.equal(Array.from(metaSgd.adapted), Array.from(maml.adapted), `adapted, ${what}`);
       assert.equal(Array.from(metaSgd.taskStats), Array.from(maml.taskStats), `statistics, ${what}`);
@@ -283,7 +253,7 @@ test('Meta-SGD order 1: g_θ = v_n and g_α = −(Σ_s g_s) ⊙ v_n, the inner g
   const n = 3;
   const both = thetaAndStepSizes(layout, 120);
   const out = outputsFor(e, 1, true);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order: 1, innerSteps: n }));
+  mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order: 1, innerSteps: n }, 2));
   const theta = f64(both.subarray(0, V));
   const alpha = f64(both.subarray(V, V + P));
   for (let t = 0; t < e.tasks; t++) {
@@ -305,7 +275,7 @@ test('Meta-SGD with no inner step: g_θ is the query gradient at θ and g_α is 
   for (const order of [1, 2] as const) {
     const out = outputsFor(e, 1, true);
     out.metaGrad.fill(7);
-    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 0 }));
+    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 0 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const g = new Float32Array(V);
       mlpLossGrad(e.layout, both, 0, taskRows(e, t).q, g);
@@ -332,8 +302,8 @@ test('evaluation (no meta-gradient) adapts as training does and leaves metaGrad 
       const theta = stepSizes ? both : both.subarray(0, V);
       const train = outputsFor(e, 1, stepSizes);
       const evaluate = outputsFor(e, 1, stepSizes);
-      mlpAdaptAndMetaGrad(train, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3 }));
-      mlpAdaptAndMetaGrad(evaluate, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3, wantMetaGrad: false }));
+      mlpAdaptAndMetaGrad(train, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3 }, 2));
+      mlpAdaptAndMetaGrad(evaluate, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3, wantMetaGrad: false }, 2));
       assert.equal(Array.from(evaluate.adapted), Array.from(train.adapted), `${name}, norm ${norm}: adapted`);
       assert.equal(Array.from(evaluate.taskStats), Array.from(train.taskStats), `${name}, norm ${norm}: statistics`);
       assert.ok(evaluate.metaGrad.every((g) => g === 0), `${name}: metaGrad untouched`);
@@ -356,7 +326,7 @@ test('task ranges (the worker threads\' split) give the same bits as one call', 
     for (const { name, over, stepSizes } of VARIANTS) {
       for (const order of [1, 2] as const) {
         const theta = stepSizes ? both : both.subarray(0, V);
-        const p = paramsFor(e, { ...over, order, outSet: 1 });
+        const p = paramsFor(e, { ...over, order, outSet: 1 }, 2);
         const whole = outputsFor(e, 2, stepSizes);
         const split = outputsFor(e, 2, stepSizes);
         mlpAdaptAndMetaGrad(whole, e.support, e.query, theta, p);
@@ -379,7 +349,7 @@ test('ANIL refuses a context and a perturbation; Meta-SGD refuses all but plain 
   const theta = thetaOf(plain.layout, 141);
   const both = thetaAndStepSizes(plain.layout, 141);
   const run = (e: Episode, th: Float32Array, over: Partial<MlpTaskParams>, stepSizes = false) =>
-    () => mlpAdaptAndMetaGrad(outputsFor(e, 1, stepSizes), e.support, e.query, th, paramsFor(e, over));
+    () => mlpAdaptAndMetaGrad(outputsFor(e, 1, stepSizes), e.support, e.query, th, paramsFor(e, over, 2));
   const perturb = { steps: 1, lr: 0.5, radius: 0.1 };
   assert.match((await thrown(run(withContext, thetaOf(withContext.layout, 140), { adapt: 'head' }))).message, /context/);
   assert.match((await thrown(run(plain, theta, { adapt: 'head', perturb }))).message, /perturb/);

@@ -14,6 +14,7 @@ import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/typ
 import { applyDefaults } from '../src/algorithms/index.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
+import { episode, outputsFor, paramsFor, thetaOf, type Episode } from './mlp-episode.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
@@ -162,42 +163,10 @@ test('a 2-way softmax head without hidden layers is the logistic unit with w = W
 
 // ---- The MAML core -------------------------------------------------------------------------------
 
-interface Episode {
-  layout: MlpLayout;
-  tasks: number;
-  Ks: number;
-  Kq: number;
-  support: { x: Float32Array; y: Float32Array };
-  query: { x: Float32Array; y: Float32Array };
-}
 
-function episode(dim: number, hidden: number[], classes: number, context: number, tasks: number, Ks: number, Kq: number, seed: number): Episode {
-  return {
-    layout: mlpLayout(dim, hidden, classes, context), tasks, Ks, Kq,
-    support: { x: randomArray(tasks * Ks * dim, seed, 1, -2, 2), y: randomClassLabels(tasks * Ks, classes, seed, 2) },
-    query: { x: randomArray(tasks * Kq * dim, seed, 3, -2, 2), y: randomClassLabels(tasks * Kq, classes, seed, 4) },
-  };
-}
 
-function outputsFor(e: Episode, sets = 1): MlpTaskOutputs {
-  const sizes = mlpTaskScratchSizes({ tasks: e.tasks, layout: e.layout }, sets);
-  return { adapted: new Float32Array(sizes.adapted), metaGrad: new Float32Array(sizes.metaGrad), taskStats: new Float32Array(sizes.taskStats) };
-}
 
-function paramsFor(e: Episode, over: Partial<MlpTaskParams>): MlpTaskParams {
-  return {
-    tasks: e.tasks, supportRows: e.Ks, queryRows: e.Kq, dim: e.layout.dim, innerSteps: 1, order: 2, wantMetaGrad: true, innerLr: 0.5, outSet: 0,
-    layout: e.layout, adapt: 'all', thetaPerTask: false, perturb: null, ...over,
-  };
-}
 
-/** θ in float32 (what the engine holds) with φ = 0, and its float64 copy for the oracles. */
-function thetaOf(layout: MlpLayout, seed: number): Float32Array {
-  const theta = mlpInit(layout, seed);
-  // He init leaves b = 0: give the biases values too, so that their gradients are exercised.
-  for (const l of layout.layers) for (let j = l.b; j < l.b + l.outputs; j++) theta[j] = 0.3 * (uniform01(seed, 9, j) - 0.5);
-  return theta;
-}
 
 /** Float64 SGD on the index range [lo, hi) of the vector: the oracle of the inner loop. */
 function sgd(layout: MlpLayout, start: Float64Array, rows: MlpRows, lr: number, steps: number, lo: number, hi: number): Float64Array {
@@ -216,7 +185,7 @@ const taskRows = (e: Episode, t: number) => ({
 });
 
 test('one small inner step lowers every task\'s support loss', () => {
-  const e = episode(5, [8, 6], 4, 0, 4, 10, 5, 60);
+  const e = episode(5, [8, 6], 4, 4, 10, 5, 60);
   const theta = thetaOf(e.layout, 60);
   const out = outputsFor(e);
   mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerLr: 0.01, wantMetaGrad: false }));
@@ -229,7 +198,7 @@ test('one small inner step lowers every task\'s support loss', () => {
 });
 
 test('MAML order 2: the meta-gradient equals finite differences of the query loss after 2 inner steps', () => {
-  const e = episode(4, [6, 5], 3, 0, 3, 6, 7, 61);
+  const e = episode(4, [6, 5], 3, 3, 6, 7, 61);
   const theta = thetaOf(e.layout, 61);
   const sets = 2;
   const out = outputsFor(e, sets);
@@ -251,7 +220,7 @@ test('MAML order 2: the meta-gradient equals finite differences of the query los
 
 test('MAML order 1: the meta-gradient is the query gradient at θ\' (with AMP as the inner optimizer too)', () => {
   for (const perturb of [null, { steps: 2, lr: 0.5, radius: 0.05 }]) {
-    const e = episode(3, [4], 3, 0, 2, 5, 6, 62);
+    const e = episode(3, [4], 3, 2, 5, 6, 62);
     const theta = thetaOf(e.layout, 62);
     const out = outputsFor(e);
     mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 3, order: 1, perturb }));
@@ -265,7 +234,7 @@ test('MAML order 1: the meta-gradient is the query gradient at θ\' (with AMP as
 });
 
 test('CAML order 2: the gradient of θ equals finite differences through φ\'s adaptation; the inner loop moves only φ', () => {
-  const e = episode(3, [5], 3, 2, 2, 6, 5, 63);
+  const e = episode(3, [5], 3, 2, 6, 5, 63, false, 2);
   const { layout } = e;
   const V = layout.vector;
   const theta = thetaOf(layout, 63);
@@ -303,7 +272,7 @@ test('CAML order 2: the gradient of θ equals finite differences through φ\'s a
 });
 
 test('AMP with radius 0 is plain SGD (adapted, statistics and order-2 meta-gradient, bit for bit)', () => {
-  const e = episode(4, [5, 3], 3, 0, 3, 6, 4, 64);
+  const e = episode(4, [5, 3], 3, 3, 6, 4, 64);
   const theta = thetaOf(e.layout, 64);
   const plain = outputsFor(e);
   const amp = outputsFor(e);
@@ -315,7 +284,7 @@ test('AMP with radius 0 is plain SGD (adapted, statistics and order-2 meta-gradi
 });
 
 test('AMP\'s perturbation is clipped per tensor, leaves φ and pad alone, and the inner step takes the gradient there', () => {
-  const e = episode(3, [4], 3, 2, 1, 6, 4, 65);
+  const e = episode(3, [4], 3, 1, 6, 4, 65, false, 2);
   const { layout } = e;
   const V = layout.vector;
   const theta = thetaOf(layout, 65);
@@ -353,7 +322,7 @@ test('AMP\'s perturbation is clipped per tensor, leaves φ and pad alone, and th
 });
 
 test('AMP trainer: writeBack stores each task\'s adapted vector into its own θ_t', () => {
-  const e = episode(3, [4], 3, 0, 3, 5, 4, 66);
+  const e = episode(3, [4], 3, 3, 5, 4, 66);
   const V = e.layout.vector;
   const theta = new Float32Array(e.tasks * V);
   for (let t = 0; t < e.tasks; t++) theta.set(thetaOf(e.layout, 66 + t), t * V);
@@ -377,7 +346,7 @@ const fgsm = (epsilon: number, lo = -1e30, hi = 1e30): AttackParams => ({ kind: 
 const pgd = (epsilon: number, steps: number, lo = -1e30, hi = 1e30): AttackParams => ({ kind: 'pgd', epsilon, steps, stepSize: (2.5 * epsilon) / steps, lo, hi });
 
 test('FGSM steps each feature by ε along the sign of the finite-difference input gradient', () => {
-  const e = episode(4, [6], 3, 0, 2, 5, 5, 70);
+  const e = episode(4, [6], 3, 2, 5, 5, 70);
   const theta = thetaOf(e.layout, 70);
   const eps = 0.1;
   const adv = new Float32Array(e.support.x.length);
@@ -401,7 +370,7 @@ test('FGSM steps each feature by ε along the sign of the finite-difference inpu
 test('attacks keep |x_adv − x| ≤ ε and [lo, hi]; on a convex head they never lower a row\'s loss nor raise accuracy', () => {
   // No hidden layer: each row's loss is convex in x, so a step along sign(∇x ℓ) never lowers it.
   for (const classes of [2, 4]) {
-    const e = episode(5, [], classes, 0, 6, 8, 8, 71 + classes);
+    const e = episode(5, [], classes, 6, 8, 8, 71 + classes);
     const theta = thetaOf(e.layout, 71);
     for (const attack of [fgsm(0.3, -1.5, 1.5), pgd(0.3, 5, -1.5, 1.5)]) {
       const shape = { tasks: e.tasks, rows: e.Kq, dim: 5, paramStride: 0 };
@@ -429,7 +398,7 @@ test('attacks keep |x_adv − x| ≤ ε and [lo, hi]; on a convex head they neve
 });
 
 test('attacks against each task\'s adapted vector lower accuracy on a hidden-layer net; PGD is at least as strong as FGSM', () => {
-  const e = episode(6, [16], 3, 0, 8, 12, 12, 73);
+  const e = episode(6, [16], 3, 8, 12, 12, 73);
   const theta = thetaOf(e.layout, 73);
   const V = e.layout.vector;
   const out = outputsFor(e);
@@ -490,7 +459,7 @@ test('the attack takes its gradient sign on float32-rounded values, as the GPU s
 // ---- Threads -------------------------------------------------------------------------------------
 
 test('task ranges (the worker threads\' split) give the same bits as one call', () => {
-  const e = episode(4, [6, 5], 3, 2, 5, 6, 5, 80);
+  const e = episode(4, [6, 5], 3, 5, 6, 5, 80, false, 2);
   const V = e.layout.vector;
   const theta = thetaOf(e.layout, 80);
   for (const over of [{}, { adapt: 'context' as const }, { perturb: { steps: 2, lr: 0.5, radius: 0.1 } }]) {
@@ -551,7 +520,7 @@ async function assertEngineMetaGradientIsFd(algorithm: 'maml' | 'caml', e: Episo
 
 test('CPU engine, MLP: MAML and CAML meta-gradients equal finite differences of the mean query loss', async () => {
   for (const algorithm of ['maml', 'caml'] as const) {
-    const e = episode(3, [4], 3, algorithm === 'caml' ? 2 : 0, 3, 5, 4, 81);
+    const e = episode(3, [4], 3, 3, 5, 4, 81, false, algorithm === 'caml' ? 2 : 0);
     await assertEngineMetaGradientIsFd(algorithm, e, { kind: 'mlp', hidden: [4], classes: 3 }, 0.6, 81, `${algorithm} engine meta-gradient`);
   }
 });
@@ -583,7 +552,7 @@ test('CPU engine, MLP: worker threads give the same bits as one thread for every
   ];
   for (const over of runs) {
     const context = over.algorithm === 'caml' ? 3 : 0;
-    const e = episode(4, [5], 3, context, 5, 6, 4, 82);
+    const e = episode(4, [5], 3, 5, 6, 4, 82, false, context);
     const models = over.algorithm === 'amp' ? 5 : 1;
     const init = new Float32Array(models * e.layout.vector);
     for (let m = 0; m < models; m++) init.set(thetaOf(e.layout, 82 + m), m * e.layout.vector);
@@ -593,7 +562,7 @@ test('CPU engine, MLP: worker threads give the same bits as one thread for every
 });
 
 test('CPU engine, MLP: one MAML step is θ − β · mean of the per-task meta-gradients; φ of CAML\'s θ stays 0', async () => {
-  const e = episode(3, [4], 3, 2, 4, 5, 4, 83);
+  const e = episode(3, [4], 3, 4, 5, 4, 83, false, 2);
   const theta = thetaOf(e.layout, 83);
   const engine = new CpuEngine(engineOptions({ dim: 3, algorithm: 'caml', contextDim: 2, model: { kind: 'mlp', hidden: [4], classes: 3 }, innerLr: 0.5, outerLr: 0.2, order: 2, threads: 1 }), theta);
   const out = outputsFor(e);
@@ -615,7 +584,7 @@ test('CPU engine, MLP: one MAML step is θ − β · mean of the per-task meta-g
 
 /** An episode whose layout normalises each hidden unit over the task's set (model.norm: 'task'). */
 function normEpisode(dim: number, hidden: number[], classes: number, context: number, tasks: number, Ks: number, Kq: number, seed: number): Episode {
-  return { ...episode(dim, hidden, classes, context, tasks, Ks, Kq, seed), layout: mlpLayout(dim, hidden, classes, context, true) };
+  return { ...episode(dim, hidden, classes, tasks, Ks, Kq, seed, false, context), layout: mlpLayout(dim, hidden, classes, context, true) };
 }
 
 test('CPU engine, MLP with per-task norm: MAML order 2 and CAML meta-gradients equal finite differences of the mean query loss', async () => {
