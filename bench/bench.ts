@@ -39,7 +39,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ITERATIONS_PER_SUBMIT = 10;
 
 /** An algorithm row; `peer` names the peers' algorithm when they implement it. */
-interface Variant { name: string; options: Partial<LearnerOptions>; peer: { algorithm: 'maml' | 'adml'; order: 1 | 2 } | null }
+interface Variant { name: string; options: Partial<LearnerOptions>; peer: { algorithm: 'maml' | 'adml' | 'meta-sgd' | 'reptile'; order: 1 | 2 } | null }
 const VARIANTS: Variant[] = [
   { name: 'maml o1', options: { algorithm: 'maml', order: 1 }, peer: { algorithm: 'maml', order: 1 } },
   { name: 'maml o2', options: { algorithm: 'maml', order: 2 }, peer: { algorithm: 'maml', order: 2 } },
@@ -47,6 +47,9 @@ const VARIANTS: Variant[] = [
   { name: 'ga-maml o1', options: { algorithm: 'ga-maml', order: 1 }, peer: null },
   { name: 'caml o2 C=4', options: { algorithm: 'caml', order: 2, contextDim: 4 }, peer: null },
   { name: 'amp', options: { algorithm: 'amp', lr: 0.1, epsilon: 0.5, perturbSteps: 1 }, peer: null },
+  // Meta-SGD's θ after one step is compared as [θ | α]; its and Reptile's peers are numpy and torch batched.
+  { name: 'meta-sgd o1', options: { algorithm: 'meta-sgd', order: 1 }, peer: { algorithm: 'meta-sgd', order: 1 } },
+  { name: 'reptile n=5', options: { algorithm: 'reptile', innerSteps: 5 }, peer: { algorithm: 'reptile', order: 1 } },
 ];
 const PEER_IMPLS = [['numpy', 'numpy'], ['torch', 'torch batched'], ['loop', 'torch per-task loop']] as const;
 
@@ -102,6 +105,11 @@ function findPython(): { py: string; torch: boolean } | null {
 
 interface PeerResult { name: string; impl: string; variant: string; tasksPerS?: number; medianS?: number; minS?: number; maxS?: number; device?: string; version?: string; theta?: Float32Array; skipped?: string }
 
+/** A row's own inner steps and rates where they differ from the configuration's (Reptile's n, β). */
+function peerShape(v: Variant, c: Config): { innerSteps: number } | Record<string, never> {
+  return v.options.innerSteps !== undefined && v.options.innerSteps !== c.innerSteps ? { innerSteps: v.options.innerSteps } : {};
+}
+
 /** Runs every peer job of one configuration in one python process (the batch is written once). */
 function runPeers(py: string, c: Config, batch: Batch, theta0: Float32Array): PeerResult[] {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-bench-'));
@@ -110,7 +118,8 @@ function runPeers(py: string, c: Config, batch: Batch, theta0: Float32Array): Pe
   for (const p of [theta0, batch.supportX, batch.supportY, batch.queryX, batch.queryY]) writeSync(fd, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
   closeSync(fd);
   const jobs = VARIANTS.filter((v) => v.peer && (!process.env.BENCH_ONLY || `${configName(c)} ${v.name}`.includes(process.env.BENCH_ONLY)))
-    .flatMap((v) => PEER_IMPLS.map(([impl]) => ({ name: `${v.name.replace(/\W+/g, '_')}__${impl}`, variant: v.name, impl, ...v.peer! })));
+    .flatMap((v) => PEER_IMPLS.filter(([impl]) => impl !== 'loop' || v.peer!.algorithm === 'maml' || v.peer!.algorithm === 'adml')
+      .map(([impl]) => ({ name: `${v.name.replace(/\W+/g, '_')}__${impl}`, variant: v.name, impl, ...v.peer!, ...peerShape(v, c) })));
   writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...c, innerLr: INNER_LR, outerLr: OUTER_LR, ...ADML, seconds: SECONDS, jobs }));
   const r = spawnSync(py, [path.join('bench', 'peers', 'peers.py'), batchFile, path.join(dir, 'meta.json'), dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const results: PeerResult[] = [];
@@ -532,7 +541,9 @@ async function main() {
           learner = await createLearner({ ...options, backend });
           if (v.peer) learner.setParams(makeTheta(c.dim));
           await learner.step(batch);
-          const diff = reference && v.peer ? maxAbsDiff(await learner.getParams(), reference) : NaN;
+          // Meta-SGD: [θ | α] after the step, as its peers write it.
+          const after = v.options.algorithm === 'meta-sgd' ? Float32Array.from([...(await learner.getParams()), ...(await learner.getStepSizes())]) : await learner.getParams();
+          const diff = reference && v.peer ? maxAbsDiff(after, reference) : NaN;
           const single = await timeIt(async () => { await learner!.step(batch); await learner!.sync(); });
           const resident = await timeIt(async () => { await learner!.step(batch, { iterations: ITERATIONS_PER_SUBMIT }); await learner!.sync(); return (await learner!.gpuTime()) ?? undefined; });
           const stepRate = c.tasks / single.median;
