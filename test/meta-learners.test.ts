@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner, type Learner } from '../src/learner.js';
+import { pickOptions } from '../src/algorithms/index.js';
 import { InvalidOptionError, ShapeError } from '../src/errors.js';
 import type { BackendChoice, CheckedBatch, LearnerOptions } from '../src/types.js';
 import { assertClose, maxAbs, randomBatch, randomNWayBatch, thrown, withGpu } from './helpers.js';
@@ -15,6 +16,8 @@ import { mlpLayout } from '../src/models/mlp.js';
 import { cli } from './helpers.js';
 import { loadCheckpoint } from '../src/cli/checkpoint.js';
 import { mkdtempSync } from 'node:fs';
+import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
+import type { OmniglotSource } from '../src/tasks/source.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -216,6 +219,25 @@ for (const [name, extra, kind] of AGREEMENT) {
       cpu.destroy();
     }));
 }
+
+test('train() on Omniglot episodes sampled on the device: GPU and CPU agree for Meta-SGD, ANIL and Reptile (Reptile joins the sampled rows on the device)', () =>
+  withGpu(async () => {
+    const source: OmniglotSource = { kind: 'omniglot', set: loadOmniglotEmbedded(), ways: 3, shots: 1, queries: 2 };
+    for (const algorithm of ['meta-sgd', 'anil', 'reptile'] as const) {
+      const options = pickOptions(algorithm, { dim: 784, model: { kind: 'mlp', hidden: [8], classes: 3, norm: 'task' }, innerLr: 0.3, outerLr: 0.1, innerSteps: 2, order: 2, seed: 4 });
+      // (Plain SGD outside: Adam's first steps are ±β on every entry, whatever its size, so float32 noise in a
+      // near-zero gradient would move θ by β.)
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+      const start = await cpu.getParams();
+      for (const l of [gpu, cpu]) await l.train({ source, iterations: 4, tasksPerBatch: 3 });
+      const end = await cpu.getParams();
+      assert.ok(maxAbs(end.map((v, i) => v - start[i])) > 1e-3, `${algorithm}: training moved θ`);
+      assertClose(`${algorithm}: θ after 4 sampled iterations`, await gpu.getParams(), end, 1e-4, 1e-3);
+      gpu.destroy();
+      cpu.destroy();
+    }
+  }));
 
 test('Meta-SGD state: getState holds α, setState restores it exactly, and a state without α (or with one, for MAML) is refused', async () => {
   const options = { algorithm: 'meta-sgd' as const, dim: D, model: mlp, innerLr: 0.3, outerLr: 0.1, optimizer: 'adam' as const, backend: 'cpu' as const };
