@@ -45,7 +45,8 @@ export async function releaseSharedDevice(): Promise<void> {
 export interface Learner {
   readonly options: Readonly<ResolvedLearnerOptions>;
   /** Length of getParams()/setParams(). Logistic: dim; CAML dim·(1 + contextDim); AMP models·dim.
-   * MLP: Σ_l (h_{l−1} + 1)·h_l (CAML: layer 1 has dim + contextDim inputs); AMP: models times that. */
+   * MLP: Σ_l (h_{l−1} + 1)·h_l (CAML: layer 1 has dim + contextDim inputs); AMP: models times that.
+   * Meta-SGD: θ's count (getStepSizes() has as many). */
   readonly paramCount: number;
   readonly backend: BackendInfo & { fallbackReason?: string };
   setParams(params: Float32Array): void;

@@ -27,6 +27,9 @@ const CASES: Array<[string, Partial<LearnerOptions>]> = [
   ['ga-maml', { algorithm: 'ga-maml' }],
   ['caml', { algorithm: 'caml', contextDim: 2 }],
   ['amp', { algorithm: 'amp', models: T }],
+  ['meta-sgd o2', { algorithm: 'meta-sgd', order: 2 }],
+  // Its joined rows (Ks + Kq + Kq per task) make smaller chunks: 13 tasks → 5 chunks.
+  ['reptile', { algorithm: 'reptile', innerSteps: 2 }],
 ];
 
 for (const [name, extra] of CASES) {

@@ -234,7 +234,7 @@ test('MLP ADML order 2: the meta-gradient equals finite differences of β1-weigh
 
 /** Every algorithm again, with batches split into chunks of tasks (METAGRAD_MAX_BINDING lowers the
  * binding limit the GPU engine plans with): the MLP's per-task scratch is reused chunk by chunk. */
-test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2 (with and without task normalisation), adml, amp, caml; adapt() reads every chunk; GA-MAML is refused with a LimitError', () =>
+test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2 (with and without task normalisation), adml, amp, caml, meta-sgd, anil, reptile; adapt() reads every chunk; GA-MAML is refused with a LimitError', () =>
   withGpu(async () => {
     const saved = process.env.METAGRAD_MAX_BINDING;
     // Room for 2–4 tasks' scratch (order 2 with 2 inner steps keeps 3 sections of activations per task):
@@ -250,6 +250,10 @@ test('MLP batches in chunks of tasks: GPU (chunked) equals CPU for maml o2 (with
         { algorithm: 'adml', order: 2, epsilon: 0 },
         { algorithm: 'caml', contextDim: 2 },
         { algorithm: 'amp', models: 7, epsilon: 0.05 },
+        // Meta-SGD's 2V meta-gradient slots and step-size scratch, ANIL's shared body, Reptile's joined rows.
+        { algorithm: 'meta-sgd', order: 2, innerSteps: 2 },
+        { algorithm: 'anil', order: 2, innerSteps: 2, model: { ...model, norm: 'task' } },
+        { algorithm: 'reptile', innerSteps: 2 },
       ] as Partial<LearnerOptions>[]) {
         const rates = options.algorithm === 'amp' ? { lr: 0.3 } : { innerLr: 0.3, outerLr: 0.05 };
         const full = { dim: D, model, ...rates, ...options } as LearnerOptions;

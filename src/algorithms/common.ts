@@ -80,7 +80,7 @@ export interface Capabilities {
   taskKernel: 'maml' | 'caml';
   /** Parameter sets held: AMP's models, else 1. */
   models(o: ResolvedLearnerOptions): number;
-  /** Vectors of dim floats of the logistic model: 1, CAML's 1 + C, AMP's models. */
+  /** Vectors of dim floats of the logistic model: 1, CAML's 1 + C, AMP's models, Meta-SGD's 2 (θ, α). */
   paramVectors(o: ResolvedLearnerOptions): number;
   /** Inputs an MLP's first layer gets besides the data: CAML's context C, else 0. */
   context(o: ResolvedLearnerOptions): number;
