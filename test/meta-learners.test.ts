@@ -305,6 +305,7 @@ test('the CLI trains, resumes and evaluates Meta-SGD, ANIL and Reptile (α in th
     assert.is(ev.code, 0, ev.err);
     assert.match(ev.out, new RegExp(`${algo} \\(checkpoint, iteration 6\\) \\| \\d+\\.\\d% ± `));
     if (algo === 'meta-sgd') assert.match(ev.out, /learned step sizes α/);
+    assert.match(ev.out, algo === 'anil' ? /from scratch \(He init, same steps, head only\)/ : /from scratch \(He init, same steps\) \|/);
   }
   const order = await cli('train', ...common, '--algo', 'reptile', '--order', '2', '--iterations', '1', '--out', tmp());
   assert.is(order.code, 2);

@@ -582,7 +582,9 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     zeros.setParams(p);
   }
   // From scratch: the same network from its untrained initialisation, adapted with the same steps and rate.
-  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [mlp ? 'from scratch (He init, same steps)' : 'from scratch (zero init, same steps)', zeros]];
+  // (ANIL's own inner loop adapts only the head of the untrained network: its row says so.)
+  const scratchName = mlp ? `from scratch (He init, same steps${can.adapt === 'head' ? ', head only' : ''})` : 'from scratch (zero init, same steps)';
+  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [scratchName, zeros]];
   const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
   // N-way Omniglot tasks relabel their classes at random: one jointly trained model has no fixed
   // label-to-class map to learn, so that row is left out there.
