@@ -51,7 +51,7 @@ struct TaskParams {
 @group(0) @binding(5) var<storage, read_write> metaGrad: array<vec4<f32>>;  // sets×T×D4, or sets×T×2·D4 with stepSizes
 @group(0) @binding(6) var<storage, read_write> supportProb: array<f32>;     // sets×T×max(n,1)×Ks
 @group(0) @binding(7) var<storage, read_write> taskStats: array<f32>;       // sets×T×2 query loss, accuracy
-@group(0) @binding(8) var<storage, read_write> perturbed: array<vec4<f32>>; // sets×T×D4 θ'+Δ (AMP only)
+@group(0) @binding(8) var<storage, read_write> perturbed: array<vec4<f32>>; // sets×T×D4: AMP θ'+Δ; Meta-SGD α ⊙ v
 
 @compute @workgroup_size(WG)
 fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -91,12 +91,7 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     } else {
       rowDots(&supportData, sx, Ks, &adapted, own, D4, lid);
     }
-    for (var r = lid; r < Ks; r += WG) {
-      let p = sigmoid(rowVal[r]);
-      supportProb[probOff + s * Ks + r] = p;
-      rowVal[r] = p - scalarAt(&supportData, sy + r);
-    }
-    workgroupBarrier();
+    supportResiduals(probOff + s * Ks, sy, Ks, lid);
     rowsTransposeTimes(&supportData, sx, Ks, &adapted, own, D4, lid, -tp.innerLr / f32(Ks), true);
   }
   if (tp.writeBack == 1u) {
@@ -104,13 +99,7 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var c = lid; c < D4; c += WG) { theta[task * tp.thetaStride + c] = adapted[own + c]; }
   }
 
-  rowDots(&queryData, qx, Kq, &adapted, own, D4, lid);
-  logitsToResidual(&queryData, qy, Kq, lid);
-  if (lid == 0u) {
-    let stats = meanLossAndAccuracy(Kq);
-    taskStats[2u * slot] = stats.x;
-    taskStats[2u * slot + 1u] = stats.y;
-  }
+  scoreQuery(qx, qy, own, slot, lid);
   if (tp.wantMetaGrad == 0u) { return; }
   rowsTransposeTimes(&queryData, qx, Kq, &metaGrad, own, D4, lid, 1.0 / f32(Kq), false);
 
@@ -127,24 +116,24 @@ fn adapt_and_meta_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   }
 }
 
-// X_S[r, :] · (α ⊙ v) into rowVal for the support rows, v = metaGrad[vOff …] and α = theta[D4 …]: rowDots
-// of logistic-common.wgsl with the product taken on the fly (same blocking, barriers and ownership).
-fn supportDotsTimesAlpha(xOff: u32, rows: u32, vOff: u32, dim4: u32, lid: u32) {
-  for (var r0 = 0u; r0 < rows; r0 += ROWS) {
-    let blockRows = min(ROWS, rows - r0);
-    for (var r = 0u; r < blockRows; r++) {
-      let rowOff = xOff + (r0 + r) * dim4;
-      var acc = 0.0;
-      for (var c = lid; c < dim4; c += WG) { acc += dot(supportData[rowOff + c], theta[dim4 + c] * metaGrad[vOff + c]); }
-      partial[lid * ROWS + r] = acc;
-    }
-    workgroupBarrier();
-    if (lid < blockRows) {
-      var sum = 0.0;
-      for (var j = 0u; j < WG; j++) { sum += partial[j * ROWS + lid]; }
-      rowVal[r0 + lid] = sum;
-    }
-    workgroupBarrier();
+// rowVal holds the support logits X_S θ' (rowDots): σ into supportProb[probAt …], then rowVal = σ − y.
+fn supportResiduals(probAt: u32, sy: u32, Ks: u32, lid: u32) {
+  for (var r = lid; r < Ks; r += WG) {
+    let p = sigmoid(rowVal[r]);
+    supportProb[probAt + r] = p;
+    rowVal[r] = p - scalarAt(&supportData, sy + r);
+  }
+  workgroupBarrier();
+}
+
+// Query loss and accuracy of adapted[own …] into taskStats[2·slot …]; leaves σ − y in rowVal.
+fn scoreQuery(qx: u32, qy: u32, own: u32, slot: u32, lid: u32) {
+  rowDots(&queryData, qx, tp.queryRows, &adapted, own, tp.dim4, lid);
+  logitsToResidual(&queryData, qy, tp.queryRows, lid);
+  if (lid == 0u) {
+    let stats = meanLossAndAccuracy(tp.queryRows);
+    taskStats[2u * slot] = stats.x;
+    taskStats[2u * slot + 1u] = stats.y;
   }
 }
 
@@ -174,12 +163,7 @@ fn metaSgdTask(slot: u32, sx: u32, sy: u32, qx: u32, qy: u32, lid: u32) {
   }
   for (var s = 0u; s < n; s++) {
     rowDots(&supportData, sx, Ks, &adapted, own, D4, lid);
-    for (var r = lid; r < Ks; r += WG) {
-      let p = sigmoid(rowVal[r]);
-      supportProb[probOff + s * Ks + r] = p;
-      rowVal[r] = p - scalarAt(&supportData, sy + r);
-    }
-    workgroupBarrier();
+    supportResiduals(probOff + s * Ks, sy, Ks, lid);
     for (var c = lid; c < D4; c += WG) {
       var acc = vec4<f32>(0.0);
       for (var r = 0u; r < Ks; r++) { acc += supportData[sx + r * D4 + c] * rowVal[r]; }
@@ -189,13 +173,7 @@ fn metaSgdTask(slot: u32, sx: u32, sy: u32, qx: u32, qy: u32, lid: u32) {
     }
   }
 
-  rowDots(&queryData, qx, Kq, &adapted, own, D4, lid);
-  logitsToResidual(&queryData, qy, Kq, lid);
-  if (lid == 0u) {
-    let stats = meanLossAndAccuracy(Kq);
-    taskStats[2u * slot] = stats.x;
-    taskStats[2u * slot + 1u] = stats.y;
-  }
+  scoreQuery(qx, qy, own, slot, lid);
   if (tp.wantMetaGrad == 0u) { return; }
   rowsTransposeTimes(&queryData, qx, Kq, &metaGrad, gradTheta, D4, lid, 1.0 / f32(Kq), false);
 
@@ -204,9 +182,12 @@ fn metaSgdTask(slot: u32, sx: u32, sy: u32, qx: u32, qy: u32, lid: u32) {
     return;
   }
   for (var s = n; s > 0u; s--) {
-    // metaGrad[gradTheta …] holds v_s; step s − 1 used σ_{s−1}. rowAux is free again: invocation 0 read
-    // the query losses before the first barrier of supportDotsTimesAlpha.
-    supportDotsTimesAlpha(sx, Ks, gradTheta, D4, lid);
+    // metaGrad[gradTheta …] holds v_s; step s − 1 used σ_{s−1}. α ⊙ v goes to the task's `perturbed`
+    // vector (AMP's, unused here), written and read by the invocation that owns each quad, so rowDots
+    // needs no extra barrier. rowAux is free again: invocation 0 read the query losses before the first
+    // barrier of rowDots.
+    for (var c = lid; c < D4; c += WG) { perturbed[own + c] = theta[D4 + c] * metaGrad[gradTheta + c]; }
+    rowDots(&supportData, sx, Ks, &perturbed, own, D4, lid);
     for (var r = lid; r < Ks; r += WG) {
       let p = supportProb[probOff + (s - 1u) * Ks + r];
       rowAux[r] = p - scalarAt(&supportData, sy + r);

@@ -12,7 +12,7 @@ import { mlpBodyFeatures, mlpHvp, mlpLossGrad, type MlpRows } from '../src/cpu/m
 import { mlpAdaptAndMetaGrad, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
-import { episode, outputsFor, paramsFor, thetaOf, type Episode } from './mlp-episode.js';
+import { episode, outputsFor, paramsFor, sgd, thetaOf, type Episode } from './mlp-episode.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
@@ -54,16 +54,8 @@ function headRange(layout: MlpLayout): [number, number] {
 // ---- Float64 oracles of the meta-objectives ------------------------------------------------------
 
 /** ANIL's inner loop in float64: `steps` SGD steps on the head entries alone. */
-function anilAdapt(layout: MlpLayout, start: Float64Array, rows: MlpRows, lr: number, steps: number): Float64Array {
-  const [lo, hi] = headRange(layout);
-  const p = start.slice();
-  const g = new Float64Array(layout.vector);
-  for (let s = 0; s < steps; s++) {
-    mlpLossGrad(layout, p, 0, rows, g);
-    for (let k = lo; k < hi; k++) p[k] -= lr * g[k];
-  }
-  return p;
-}
+const anilAdapt = (layout: MlpLayout, start: Float64Array, rows: MlpRows, lr: number, steps: number): Float64Array =>
+  sgd(layout, start, rows, lr, steps, ...headRange(layout));
 
 /** Meta-SGD's inner loop in float64: θ' ← θ' − α ⊙ ∇L, the inner gradients g_s kept. */
 function metaSgdAdapt(layout: MlpLayout, start: Float64Array, alpha: Float64Array, rows: MlpRows, steps: number): { adapted: Float64Array; grads: Float64Array[] } {

@@ -14,7 +14,7 @@ import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/typ
 import { applyDefaults } from '../src/algorithms/index.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
-import { episode, outputsFor, paramsFor, thetaOf, type Episode } from './mlp-episode.js';
+import { episode, outputsFor, paramsFor, sgd, thetaOf, type Episode } from './mlp-episode.js';
 
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
@@ -168,16 +168,6 @@ test('a 2-way softmax head without hidden layers is the logistic unit with w = W
 
 
 
-/** Float64 SGD on the index range [lo, hi) of the vector: the oracle of the inner loop. */
-function sgd(layout: MlpLayout, start: Float64Array, rows: MlpRows, lr: number, steps: number, lo: number, hi: number): Float64Array {
-  const p = start.slice();
-  const g = new Float64Array(layout.vector);
-  for (let s = 0; s < steps; s++) {
-    mlpLossGrad(layout, p, 0, rows, g);
-    for (let k = lo; k < hi; k++) p[k] -= lr * g[k];
-  }
-  return p;
-}
 
 const taskRows = (e: Episode, t: number) => ({
   s: rowsOf(e.support.x, e.support.y, e.Ks, e.layout.dim, t),

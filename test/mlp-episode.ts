@@ -2,6 +2,7 @@
 // the MLP core's test files.
 import { mlpLayout, mlpInit, type MlpLayout } from '../src/models/mlp.js';
 import { mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
+import { mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
 import { uniform01 } from '../src/rng.js';
 import { randomArray, randomClassLabels } from './helpers.js';
 
@@ -43,4 +44,16 @@ export function thetaOf(layout: MlpLayout, seed: number): Float32Array {
   const theta = mlpInit(layout, seed);
   for (const l of layout.layers) for (let j = l.b; j < l.b + l.outputs; j++) theta[j] = 0.3 * (uniform01(seed, 9, j) - 0.5);
   return theta;
+}
+
+/** Float64 SGD on the index range [lo, hi) of the vector (MAML: all of it; CAML: φ; ANIL: the head): the
+ * oracle of the inner loop. */
+export function sgd(layout: MlpLayout, start: Float64Array, rows: MlpRows, lr: number, steps: number, lo: number, hi: number): Float64Array {
+  const p = start.slice();
+  const g = new Float64Array(layout.vector);
+  for (let s = 0; s < steps; s++) {
+    mlpLossGrad(layout, p, 0, rows, g);
+    for (let k = lo; k < hi; k++) p[k] -= lr * g[k];
+  }
+  return p;
 }

@@ -72,6 +72,23 @@ export function taskScratchSizes(p: { tasks: number; supportRows: number; dim: n
   };
 }
 
+/** rowVal holds the support logits (rowDots): σ into prob[probAt …], then rowVal = σ − y (y from y[yAt …]). */
+function supportResiduals(rowVal: Float64Array, prob: Float32Array, probAt: number, y: Float32Array, yAt: number, Ks: number): void {
+  for (let r = 0; r < Ks; r++) {
+    const sigma = sigmoid(rowVal[r]);
+    prob[probAt + r] = sigma;
+    rowVal[r] = sigma - y[yAt + r];
+  }
+}
+
+/** Query loss and accuracy of task t's adapted vector (slot) into taskStats; leaves σ − y in rowVal. */
+function scoreQuery(out: TaskOutputs, rowVal: Float64Array, query: RowSet, t: number, slot: number, Kq: number, D: number): void {
+  rowDots(rowVal, query.x, t * Kq * D, Kq, out.adapted, slot * D, D);
+  const [loss, acc] = logitsToResidual(rowVal, query.y, t * Kq, Kq);
+  out.taskStats[2 * slot] = loss;
+  out.taskStats[2 * slot + 1] = acc;
+}
+
 /** taskRange [first, end) restricts the work to those tasks (the CPU engine's worker threads split T). */
 export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: TaskParams, taskRange?: [number, number]): void {
   if (p.stepSizes) {
@@ -101,18 +118,11 @@ export function adaptAndMetaGrad(out: TaskOutputs, support: RowSet, query: RowSe
         point = out.perturbed;
       }
       rowDots(rowVal, support.x, sx, Ks, point, own, D);
-      for (let r = 0; r < Ks; r++) {
-        const prob = sigmoid(rowVal[r]);
-        out.supportProb[probOff + s * Ks + r] = prob;
-        rowVal[r] = prob - support.y[t * Ks + r];
-      }
+      supportResiduals(rowVal, out.supportProb, probOff + s * Ks, support.y, t * Ks, Ks);
       rowsTransposeTimes(out.adapted, own, support.x, sx, Ks, rowVal, D, -innerLr / Ks, true);
     }
     if (p.writeBack) theta.set(out.adapted.subarray(own, own + D), t * D);
-    rowDots(rowVal, query.x, qx, Kq, out.adapted, own, D);
-    const [loss, acc] = logitsToResidual(rowVal, query.y, t * Kq, Kq);
-    out.taskStats[2 * slot] = loss;
-    out.taskStats[2 * slot + 1] = acc;
+    scoreQuery(out, rowVal, query, t, slot, Kq, D);
     if (!p.wantMetaGrad) continue;
     rowsTransposeTimes(out.metaGrad, own, query.x, qx, Kq, rowVal, D, 1 / Kq, false);
     if (p.order === 2) {
@@ -167,21 +177,14 @@ function adaptWithStepSizes(out: TaskOutputs, support: RowSet, query: RowSet, th
     out.adapted.set(theta.subarray(0, D), own);
     for (let s = 0; s < n; s++) {
       rowDots(rowVal, support.x, sx, Ks, out.adapted, own, D);
-      for (let r = 0; r < Ks; r++) {
-        const prob = sigmoid(rowVal[r]);
-        out.supportProb[probOff + s * Ks + r] = prob;
-        rowVal[r] = prob - support.y[t * Ks + r];
-      }
+      supportResiduals(rowVal, out.supportProb, probOff + s * Ks, support.y, t * Ks, Ks);
       rowsTransposeTimes(innerGrad, 0, support.x, sx, Ks, rowVal, D, 1 / Ks, false);
       for (let d = 0; d < D; d++) {
         out.adapted[own + d] -= theta[D + d] * innerGrad[d];
         if (sumInner) out.metaGrad[gradAlpha + d] += innerGrad[d];
       }
     }
-    rowDots(rowVal, query.x, qx, Kq, out.adapted, own, D);
-    const [loss, acc] = logitsToResidual(rowVal, query.y, t * Kq, Kq);
-    out.taskStats[2 * slot] = loss;
-    out.taskStats[2 * slot + 1] = acc;
+    scoreQuery(out, rowVal, query, t, slot, Kq, D);
     if (!p.wantMetaGrad) continue;
     rowsTransposeTimes(out.metaGrad, gradTheta, query.x, qx, Kq, rowVal, D, 1 / Kq, false);
     if (p.order === 1) {

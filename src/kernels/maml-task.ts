@@ -14,7 +14,7 @@ export interface MamlTaskBuffers {
   metaGrad: GPUBuffer;     // sets×T×paddedDim, or sets×T×2×paddedDim [g_θ | g_α] with stepSizes
   supportProb: GPUBuffer;  // sets×T×max(n,1)×Ks
   taskStats: GPUBuffer;    // sets×T×2
-  perturbed: GPUBuffer;    // sets×T×paddedDim (AMP inner optimizer; any buffer otherwise)
+  perturbed: GPUBuffer;    // sets×T×paddedDim: AMP inner optimizer θ'+Δ, Meta-SGD order 2 α ⊙ v (any buffer otherwise)
 }
 
 const KINDS = ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw'] as const;

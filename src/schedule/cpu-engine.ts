@@ -134,9 +134,8 @@ export class CpuEngine implements Engine {
     // Reptile's rows: task t's Ks support rows then its Kq query rows, a batch of Ks + Kq support shots.
     let jointBatch: Batch | null = null;
     if (joint) {
-      const rows = joinRows(batch.supportX, batch.supportY, batch.queryX, batch.queryY, { tasks: T, supportRows: batch.supportShots, queryRows: batch.queryShots, dim: D });
-      scratch.jointX.set(rows.x);
-      scratch.jointY.set(rows.y);
+      joinRows(batch.supportX, batch.supportY, batch.queryX, batch.queryY, { tasks: T, supportRows: batch.supportShots, queryRows: batch.queryShots, dim: D },
+        { x: scratch.jointX, y: scratch.jointY });
       jointBatch = { ...batch, supportShots: batch.supportShots + batch.queryShots, supportX: scratch.jointX, supportY: scratch.jointY };
     }
     const { maml, caml: camlOut, mlp: mlpOut } = scratch;
