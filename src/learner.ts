@@ -151,6 +151,10 @@ class LearnerImpl implements Learner {
     return { ...batch, supportX: batch.supportX.slice(), supportY: batch.supportY.slice(), queryX: batch.queryX.slice(), queryY: batch.queryY.slice() };
   }
 
+  private evaluationLrText(lr: number): string {
+    return this.can.stepSizes ? 'the learned step sizes' : `evaluation lr ${lr}`;
+  }
+
   /** Throws a DivergenceError when the divergence check found a non-finite value. */
   private verify(counts: NonFiniteCounts | undefined, where: string): void {
     if (!counts) return;
@@ -217,7 +221,30 @@ class LearnerImpl implements Learner {
 
   async getParams(): Promise<Float32Array> {
     this.live();
-    return this.enqueue(async (engine) => this.toPublic(this.thetaOf(await engine.getParams())));
+    return this.enqueue(async (engine) => this.toPublic(this.thetaOf(await this.finiteParams(engine, 'found by getParams()'))));
+  }
+
+  /** The engine's parameters (internal layout), or a DivergenceError when any is NaN/±Infinity: every
+   * readback is checked, not only step()'s, so no call hands out a diverged result. */
+  private async finiteParams(engine: Engine, where: string): Promise<Float32Array> {
+    const params = await engine.getParams();
+    this.verify({ params: countNonFinite(params), optimizer: 0 }, where);
+    return params;
+  }
+
+  /**
+   * A result read back (scores, a meta-gradient) with NaN/±Infinity in it: the parameters diverged (a
+   * DivergenceError naming them) or, with finite parameters, the computation from them overflowed (a
+   * DivergenceError naming what to lower). Never returned as numbers.
+   */
+  private async checkResult(engine: Engine, values: (ArrayLike<number> | undefined)[], what: string, lrText: string): Promise<void> {
+    if (values.every((v) => !v || countNonFinite(v) === 0)) return;
+    await this.finiteParams(engine, `found when ${what} came out non-finite`);
+    throw new DivergenceError(
+      `${what[0].toUpperCase()}${what.slice(1)} came out NaN or ±Infinity although the parameters are finite: the inner steps from them overflowed (${lrText}).`,
+      `Lower the step size (${lrText}) or the attack's epsilon; the parameters are unchanged and still usable.`,
+      this.iteration,
+    );
   }
 
   /** Checks `values` (public layout) and writes them from internal vector `firstVector` on (Meta-SGD: θ
@@ -251,7 +278,7 @@ class LearnerImpl implements Learner {
   async getStepSizes(): Promise<Float32Array> {
     this.live();
     this.requireStepSizes('getStepSizes()');
-    return this.enqueue(async (engine) => this.toPublic((await engine.getParams()).subarray(this.thetaFloats)));
+    return this.enqueue(async (engine) => this.toPublic((await this.finiteParams(engine, 'found by getStepSizes()')).subarray(this.thetaFloats)));
   }
 
   setStepSizes(stepSizes: Float32Array): void {
@@ -288,7 +315,11 @@ class LearnerImpl implements Learner {
     this.live();
     const { steps, lr, attack } = resolveEvaluateOptions(options, this.options);
     const checked = this.hold(this.checkBatch(batch));
-    return this.enqueue(async (engine) => scores(await engine.evaluate(checked, steps, lr, attack)));
+    return this.enqueue(async (engine) => {
+      const out = await engine.evaluate(checked, steps, lr, attack);
+      await this.checkResult(engine, [out.clean, out.attacked], 'the evaluation', this.evaluationLrText(lr));
+      return scores(out);
+    });
   }
 
   async adapt(batch: Batch, options?: EvaluateOptions): Promise<AdaptResult> {
@@ -297,6 +328,7 @@ class LearnerImpl implements Learner {
     const checked = this.hold(this.checkBatch(batch));
     return this.enqueue(async (engine) => {
       const out = await engine.evaluate(checked, steps, lr, attack, true);
+      await this.checkResult(engine, [out.clean, out.attacked, out.adapted], 'the adaptation', this.evaluationLrText(lr));
       const result: AdaptResult = { ...scores(out), adapted: this.adaptedToPublic(out.adapted!, checked.tasks) };
       if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
       return result;
@@ -311,6 +343,7 @@ class LearnerImpl implements Learner {
     const checked = this.hold(this.checkBatch(batch));
     return this.enqueue(async (engine) => {
       const g = await engine.metaGradient(checked);
+      await this.checkResult(engine, [g], 'the meta-gradient', `innerLr ${this.options.innerLr}`);
       if (!this.can.stepSizes) return this.toPublic(g);
       // Meta-SGD: θ's meta-gradient, then α's, each in getParams()'s layout.
       const out = new Float32Array(2 * this.paramCount);

@@ -14,7 +14,7 @@ import { joinRows } from '../cpu/join-rows.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';
-import { isShared, sharedFloats, WorkerPool } from '../cpu/pool.js';
+import { acquirePool, isShared, releasePool, SharedArena, type WorkerPool } from '../cpu/pool.js';
 
 /** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D; MLP: ·parameters) run on one thread: a hop costs ~0.1 ms. */
 const PARALLEL_MIN_WORK = 1 << 20;
@@ -47,6 +47,8 @@ export class CpuEngine implements Engine {
   /** Meta-SGD: θ is followed by its learned step sizes α, and meta-gradients by α's. */
   private readonly stepSizes: boolean;
 
+  /** The engine's shared arrays (θ, batch copies, scratch), given back for reuse at destroy(). */
+  private readonly arena = new SharedArena();
   /** Worker threads, started on the first batch big enough to be worth splitting. */
   private pool: Promise<WorkerPool> | null = null;
 
@@ -57,7 +59,7 @@ export class CpuEngine implements Engine {
     // Meta-SGD's MLP holds [θ | α]: two vectors (the logistic count is the algorithm's paramVectors).
     this.paramLength = this.layout ? modelCount(options) * this.layout.vector * (this.stepSizes ? 2 : 1) : paramVectors(options) * options.dim;
     // Shared memory, so that worker threads read θ and write their tasks' results in place.
-    this.params = sharedFloats(this.paramLength);
+    this.params = this.arena.floats(this.paramLength);
     this.params.set(initialParams);
     this.optState = new Float32Array(2 * this.paramLength + 1);
   }
@@ -66,7 +68,7 @@ export class CpuEngine implements Engine {
   private async poolFor(batch: Batch): Promise<WorkerPool | null> {
     const work = batch.tasks * (batch.supportShots + batch.queryShots) * (this.layout ? this.layout.params : this.options.dim);
     if (this.options.threads === 1 || batch.tasks < 2 || (this.options.threads === 0 && work < PARALLEL_MIN_WORK)) return null;
-    this.pool ??= WorkerPool.create(this.options.threads);
+    this.pool ??= acquirePool(this.options.threads);
     const pool = await this.pool;
     return pool.threads > 1 ? pool : null;
   }
@@ -81,7 +83,8 @@ export class CpuEngine implements Engine {
     const keys = ['supportX', 'supportY', 'queryX', 'queryY'] as const;
     if (keys.every((k) => isShared(batch[k]))) return batch;
     if (!this.sharedInputs || keys.some((k) => this.sharedInputs![k].length !== batch[k].length)) {
-      this.sharedInputs = Object.fromEntries(keys.map((k) => [k, sharedFloats(batch[k].length)])) as Record<(typeof keys)[number], Float32Array>;
+      if (this.sharedInputs) this.arena.release(Object.values(this.sharedInputs));
+      this.sharedInputs = Object.fromEntries(keys.map((k) => [k, this.arena.floats(batch[k].length)])) as Record<(typeof keys)[number], Float32Array>;
     }
     for (const k of keys) this.sharedInputs[k].set(batch[k]);
     return { ...batch, ...this.sharedInputs };
@@ -101,21 +104,22 @@ export class CpuEngine implements Engine {
   private scratchFor(batch: Batch, innerSteps: number, sets: number, joint: boolean) {
     const key = `${batch.tasks}x${batch.supportShots}x${batch.queryShots}:${innerSteps}:${sets}:${joint}`;
     if (this.scratch?.key === key) return this.scratch;
+    if (this.scratch) this.arena.release(scratchArrays(this.scratch));
     const o = this.options;
     const supportRows = batch.supportShots + (joint ? batch.queryShots : 0);
     const shape = { tasks: batch.tasks, supportRows, dim: o.dim, innerSteps, context: o.contextDim, stepSizes: this.stepSizes };
     const zeros = <K extends string>(sizes: Record<K, number>) =>
-      Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, sharedFloats(n as number)])) as Record<K, Float32Array>;
+      Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, this.arena.floats(n as number)])) as Record<K, Float32Array>;
     const kernel = this.layout ? 'mlp' : taskKernelOf(o.algorithm);
     this.scratch = {
       key,
-      advSupportX: sharedFloats(batch.supportX.length),
-      advQueryX: sharedFloats(batch.queryX.length),
+      advSupportX: this.arena.floats(batch.supportX.length),
+      advQueryX: this.arena.floats(batch.queryX.length),
       maml: kernel === 'maml' ? zeros(taskScratchSizes(shape, sets)) : null,
       caml: kernel === 'caml' ? zeros(camlScratchSizes(shape, sets)) : null,
       mlp: this.layout ? zeros(mlpTaskScratchSizes({ tasks: batch.tasks, layout: this.layout, stepSizes: this.stepSizes }, sets)) : null,
-      jointX: sharedFloats(joint ? batch.supportX.length + batch.queryX.length : 0),
-      jointY: sharedFloats(joint ? batch.supportY.length + batch.queryY.length : 0),
+      jointX: this.arena.floats(joint ? batch.supportX.length + batch.queryX.length : 0),
+      jointY: this.arena.floats(joint ? batch.supportY.length + batch.queryY.length : 0),
     };
     return this.scratch;
   }
@@ -260,7 +264,20 @@ export class CpuEngine implements Engine {
   async sync(): Promise<void> {}
 
   destroy(): void {
-    void this.pool?.then((p) => p.destroy());
+    if (this.pool) releasePool(this.options.threads);
     this.pool = null;
+    this.arena.release();
+    this.scratch = null;
+    this.sharedInputs = null;
   }
+}
+
+/** Every array of a scratch set (for giving them back when the batch shape changes). */
+function scratchArrays(scratch: object): Float32Array[] {
+  const found: Float32Array[] = [];
+  for (const v of Object.values(scratch)) {
+    if (v instanceof Float32Array) found.push(v);
+    else if (v && typeof v === 'object') found.push(...scratchArrays(v));
+  }
+  return found;
 }
