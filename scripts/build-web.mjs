@@ -19,7 +19,7 @@ export async function buildWeb() {
     platform: 'browser',
     target: 'chrome120',
     loader: { '.wgsl': 'text' },
-    external: ['webgpu', 'node:*'],
+    external: ['webgpu', 'ffi-rs', 'node:*'],
     sourcemap: true,
     logLevel: 'warning',
   });

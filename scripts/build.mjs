@@ -1,4 +1,4 @@
-// Builds dist/, ES module bundles with WGSL inlined as text. `webgpu` (Dawn's native addon) and pngjs stay
+// Builds dist/, ES module bundles with WGSL inlined as text. `webgpu` (Dawn's native addon), ffi-rs and pngjs stay
 // external (dependencies of the package).
 //  - The package (what `files` in package.json ships): the entries 'metagrad' (dist/index.js),
 //    'metagrad/node' (dist/node.js), the command (dist/cli.js) and the CPU backend's worker
@@ -25,7 +25,7 @@ const common = {
   target: 'node20',
   loader: { '.wgsl': 'text' },
   // pngjs (CommonJS, needs Node's zlib and stream) is loaded from node_modules, not bundled.
-  external: ['webgpu', 'pngjs'],
+  external: ['webgpu', 'ffi-rs', 'pngjs'],
   sourcemap: true,
   logLevel: 'warning',
   absWorkingDir: root,

@@ -47,18 +47,31 @@ async function childScript(): Promise<string> {
 }
 
 let runs = 0;
-function runChild(script: string, env: Record<string, string | undefined>) {
+type ChildResult = { path: string; software: boolean; xdg: string | null; vk: string | null; egl: string | null };
+function envOf(env: Record<string, string | undefined>): Record<string, string> {
   const childEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) childEnv[k] = v;
-  // stderr to a file of its own, as `node app.js 2>err.log` (a terminal or a pipe take the same path;
-  // Node's own 'pipe' stdio is a socket, which the capture leaves alone: src/gpu/node-env.ts).
+  return childEnv;
+}
+
+function runChild(script: string, env: Record<string, string | undefined>) {
+  // stderr to a file of its own, as `node app.js 2>err.log` (a terminal or a pipe take the same path).
   const errFile = path.join(here, 'adapter-child', `stderr-${++runs}.txt`);
   const fd = openSync(errFile, 'w');
-  const r = spawnSync(process.execPath, [script], { env: childEnv, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', fd] });
+  const r = spawnSync(process.execPath, [script], { env: envOf(env), encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', fd] });
   closeSync(fd);
   const stderr = readFileSync(errFile, 'utf8');
   const out = r.stdout.trim();
-  return { status: r.status, stderr, result: out ? JSON.parse(out.split('\n').pop()!) as { path: string; software: boolean; xdg: string | null; vk: string | null; egl: string | null } : null };
+  return { status: r.status, stderr, result: out ? JSON.parse(out.split('\n').pop()!) as ChildResult : null };
+}
+
+/** The child with stdout and stderr in one file, as `node app.js > log 2>&1`: returns the file's text. */
+function runChildSharedLog(script: string, env: Record<string, string | undefined>) {
+  const logFile = path.join(here, 'adapter-child', `log-${++runs}.txt`);
+  const fd = openSync(logFile, 'w');
+  const r = spawnSync(process.execPath, [script], { env: envOf(env), timeout: 120_000, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  return { status: r.status, log: readFileSync(logFile, 'utf8') };
 }
 
 const CLEAN = { METAGRAD_DEBUG: undefined, METAGRAD_ADAPTER: undefined, VK_ICD_FILENAMES: undefined, EGL_PLATFORM: undefined };
@@ -74,6 +87,23 @@ test("a child that acquires a device prints nothing of Dawn's on stderr; what it
   // Probes leave no variable of theirs behind.
   assert.is(r.result!.vk, null, 'VK_ICD_FILENAMES not leaked');
   assert.is(r.result!.egl, null, 'EGL_PLATFORM not leaked');
+});
+
+test("`> log 2>&1`: the shared log holds the child's own lines and nothing of Dawn's or the drivers'", async () => {
+  const script = await childScript();
+  const r = runChildSharedLog(script, { ...CLEAN });
+  assert.is(r.status, 0, r.log);
+  const lines = r.log.split('\n').filter((l) => l !== '');
+  assert.is(lines.length, 2, `two lines, got:\n${r.log}`);
+  assert.is(lines[0], 'child: acquired');
+  assert.ok((JSON.parse(lines[1]) as ChildResult).path, 'the JSON line comes through whole (stdout\'s offset kept)');
+});
+
+test('without ffi-rs (METAGRAD_NO_FFI=1) the close-and-reopen fallback still quiets a stderr of its own', async () => {
+  const script = await childScript();
+  const r = runChild(script, { ...CLEAN, METAGRAD_NO_FFI: '1' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stderr, 'child: acquired\n', `stderr holds only the child's own line, got:\n${r.stderr}`);
 });
 
 test('METAGRAD_DEBUG=1 lets the driver lines through (on the OpenGL ES path, where Dawn prints some)', async () => {
@@ -111,13 +141,14 @@ test('splitCaptured drops Dawn\'s lines and their locations, and keeps everythin
     '    at operator() (/home/runner/work/node-webgpu/node-webgpu/third_party/dawn/src/dawn/native/vulkan/BackendVk.cpp:368)',
     '',
     'error: XDG_RUNTIME_DIR is invalid or not set in the environment.',
+    ' - While initializing adapter (backend=BackendType::Vulkan)',
     'my program: still here',
     'Error: something of mine',
     '    at main (file:///app/main.js:3:9)',
     '',
   ].join('\n');
   const { native, rest } = splitCaptured(text);
-  assert.is(native.length, 4);
+  assert.is(native.length, 5);
   assert.is(rest, 'my program: still here\nError: something of mine\n    at main (file:///app/main.js:3:9)\n');
 });
 

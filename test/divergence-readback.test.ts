@@ -58,7 +58,7 @@ for (const backend of BACKENDS) {
         if (model === 'mlp' && algorithm === 'caml') continue; // CAML over an MLP: covered by the logistic case's readbacks (same checks)
         // AMP trains models of its own (step lr, no inner/outer pair); the rest meta-learn.
         const rates = caps.thetaPerTask ? { models: TASKS, lr: 1e6 } : { innerLr: 1e6, outerLr: 1e6, optimizer: 'sgd' as const };
-        const o = { algorithm, dim: 8, ...rates, backend, device, seed: 2 } as LearnerOptions;
+        const o = { algorithm, dim: 8, ...rates, backend, device, seed: 2 } as unknown as LearnerOptions;
         if (model === 'mlp') o.model = { kind: 'mlp', hidden: [6], classes: 3 };
         const batch = model === 'mlp' ? randomNWayBatch(TASKS, 4, 4, 8, 3, 5) : randomBatch(TASKS, 4, 4, 8, 5);
         let l: Learner | null = null;

@@ -199,7 +199,9 @@ export async function acquireDevice(options: AcquireOptions = {}): Promise<Acqui
     } finally {
       done();
     }
-    if (!found && native.length > 0) tried.push(`driver output: ${native.slice(0, 6).join(' | ')}`);
+    // What the drivers said, without Dawn's source locations (a build machine's paths) and context lines.
+    const said = [...new Set(native.filter((l) => !/^\s+at |^ - While /.test(l)).map((l) => l.replace(/^(Warning|Info|Error): /, '').trim()))];
+    if (!found && said.length > 0) tried.push(`the driver said: ${said.slice(0, 4).join(' | ')}`);
   }
   if (!found) {
     throw new NoAdapterError(`No WebGPU adapter found. Tried:\n  - ${tried.join('\n  - ')}`, hint, tried);

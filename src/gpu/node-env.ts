@@ -4,19 +4,20 @@
 //
 // Dawn and the drivers under it (Mesa, the Vulkan loader) print diagnostics straight to file
 // descriptor 2 from native code ("Warning: maxDynamicUniformBuffersPerPipelineLayout artificially
-// reduced …", "error: XDG_RUNTIME_DIR is invalid …"), which no JavaScript stream sees. Node has no
-// dup2, so `quietStderr` moves fd 2 by hand: it opens a second descriptor on the same stderr
-// (/dev/fd/2: on Linux a fresh open of the same terminal, pipe or file), closes fd 2 and opens a
-// capture file, which POSIX gives the lowest free descriptor: 2. Afterwards it puts stderr back the same
-// way, drops the lines in Dawn's and the drivers' formats (unless METAGRAD_DEBUG=1) and writes the rest
-// (whatever JavaScript printed meanwhile) to stderr. Limits, by design:
-//  - only while acquiring an adapter and a device (what Dawn prints later, e.g. about a shader, passes);
-//  - only when stderr is a terminal, a pipe, or a file that stdout does not share (reopening a file
-//    that `>log 2>&1` shares would give stderr its own offset); a socket is left alone;
-//  - POSIX only (Linux, macOS); on Windows nothing is captured;
-//  - another thread that opens a file in the instant between the close and the open would get fd 2;
-//    metagrad opens nothing then, but a program with file reads in flight on libuv's thread pool
-//    could in principle lose that race (a dup2 through an FFI library such as koffi would close it).
+// reduced …", " - While initializing adapter …", "error: XDG_RUNTIME_DIR is invalid …"), which no
+// JavaScript stream sees. `quietStderr` points fd 2 at a capture file while an adapter and a device are
+// acquired, then puts stderr back, drops the lines in Dawn's and the drivers' formats (unless
+// METAGRAD_DEBUG=1) and writes the rest (whatever JavaScript printed meanwhile) to stderr.
+// How fd 2 is moved:
+//  - dup/dup2 from libc through ffi-rs (an optional dependency: a small N-API FFI with prebuilt
+//    binaries and no install script). The saved descriptor is the same open file, so this works for a
+//    terminal, a pipe, a socket and a file that stdout shares (`> log 2>&1`: same offset), and no other
+//    thread can take descriptor 2 in between.
+//  - Without ffi-rs (not installed, an unsupported platform): Node has no dup2, so fd 2 is closed and
+//    the capture file opened (POSIX gives the lowest free descriptor: 2), and stderr is put back by
+//    reopening /dev/fd/<saved>. That is a new open file for a regular file, so it is not done when
+//    stdout shares stderr's file (the offsets would part) nor for a socket: there the lines pass.
+// Only while acquiring (what Dawn prints later, e.g. about a shader, passes); POSIX only.
 import { InvalidOptionError } from '../errors.js';
 
 export function isNode(): boolean {
@@ -115,6 +116,8 @@ export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise
  * the drivers under it. Anything else captured (what JavaScript printed meanwhile) is written back. */
 const NATIVE_LINE = [
   /^(Warning|Info|Debug): /,
+  // Dawn's context lines under a message (" - While initializing adapter (backend=…)").
+  /^ - While /,
   /^\s+at .*\.(cpp|cc|c|h|mm):\d+\)\s*$/,
   /^error: XDG_RUNTIME_DIR/,
   /^(MESA-LOADER|MESA|libEGL|libGL|EGL|WARNING: lavapipe|radv|ANV|INTEL-MESA|amdgpu)[:\s]/,
@@ -147,10 +150,39 @@ export function splitCaptured(text: string): { native: string[]; rest: string } 
 
 interface Capture {
   fs: Fs;
-  saved: number;
+  /** Puts the real stderr back as fd 2. */
+  restore: () => void;
   file: string;
   fd: number;
   dir: string;
+}
+
+type Libc = { dup(fd: number): number; dup2(from: number, to: number): number; close(fd: number): number };
+let libc: Promise<Libc | null> | null = null;
+
+/** dup, dup2 and close from the C library through ffi-rs, or null where that is unavailable. */
+function loadLibc(): Promise<Libc | null> {
+  libc ??= (async () => {
+    if (process.platform === 'win32' || process.env.METAGRAD_NO_FFI === '1') return null;
+    try {
+      const name = 'ffi-rs';
+      const ffi = (await import(/* @vite-ignore */ name)) as typeof import('ffi-rs');
+      // '' opens the program itself, whose symbols include libc's (any libc: glibc, musl, macOS).
+      ffi.open({ library: 'metagrad-libc', path: '' });
+      const call = (funcName: string, args: number[]) => ffi.load({
+        library: 'metagrad-libc', funcName, retType: ffi.DataType.I32, paramsType: args.map(() => ffi.DataType.I32), paramsValue: args,
+      }) as number;
+      return { dup: (fd) => call('dup', [fd]), dup2: (from, to) => call('dup2', [from, to]), close: (fd) => call('close', [fd]) };
+    } catch {
+      return null;
+    }
+  })();
+  return libc;
+}
+
+/** Whether stderr's lines can be held back whatever fd 2 is (a file shared with stdout included). */
+export async function canCaptureAnyStderr(): Promise<boolean> {
+  return (await loadLibc()) !== null;
 }
 
 let depth = 0;
@@ -193,43 +225,61 @@ async function startCapture(): Promise<Capture | null> {
   const fs = await nodeBuiltin<Fs>('fs');
   const os = await nodeBuiltin<Os>('os');
   const path = await nodeBuiltin<Path>('path');
-  let saved = -1;
-  let dir = '';
+  const c = await loadLibc();
   // Node makes process.stderr's stream on first use, by the type of fd 2: make it now, while fd 2 is
   // still the real stderr (a terminal stays a terminal stream).
   void process.stderr.fd;
+  let dir = '';
   try {
-    // fds 0 and 1 must be open, so that the lowest free descriptor is 2 once it is closed.
-    fs.fstatSync(0);
-    const out = fs.fstatSync(1);
-    const err = fs.fstatSync(2);
-    if (err.isSocket()) return null;
-    if (err.isFile() && out.dev === err.dev && out.ino === err.ino) return null;
-    if (!(err.isCharacterDevice() || err.isFIFO() || err.isFile())) return null;
-    saved = fs.openSync('/dev/fd/2', 'a');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metagrad-stderr-'));
     const file = path.join(dir, 'native.log');
-    const fd = fs.openSync(file, 'w+');
-    fs.closeSync(2);
-    const two = fs.openSync(file, 'a');
-    if (two !== 2) {
-      // Another thread's open took descriptor 2 in between (see the limits above): it is not ours to
-      // close, so stderr cannot be put back; stop here without touching it.
-      fs.closeSync(two);
-      fs.closeSync(fd);
-      fs.rmSync(dir, { recursive: true, force: true });
-      return null;
+    if (c) {
+      const fd = fs.openSync(file, 'w+');
+      const saved = c.dup(2);
+      if (saved < 0 || c.dup2(fd, 2) < 0) {
+        if (saved >= 0) c.close(saved);
+        fs.closeSync(fd);
+        fs.rmSync(dir, { recursive: true, force: true });
+        return null;
+      }
+      return { fs, file, fd, dir, restore: () => { c.dup2(saved, 2); c.close(saved); } };
     }
-    return { fs, saved, file, fd, dir };
+    return closeAndReopen(fs, file, dir);
   } catch {
-    if (saved >= 0) { try { fs.closeSync(saved); } catch { /* nothing to undo */ } }
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     return null;
   }
 }
 
+/** The fallback without dup2 (see the top of this file). */
+function closeAndReopen(fs: Fs, file: string, dir: string): Capture | null {
+  // fds 0 and 1 must be open, so that the lowest free descriptor is 2 once it is closed.
+  fs.fstatSync(0);
+  const out = fs.fstatSync(1);
+  const err = fs.fstatSync(2);
+  const shared = err.isFile() && out.dev === err.dev && out.ino === err.ino;
+  if (err.isSocket() || shared || !(err.isCharacterDevice() || err.isFIFO() || err.isFile())) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  const saved = fs.openSync('/dev/fd/2', 'a');
+  const fd = fs.openSync(file, 'w+');
+  fs.closeSync(2);
+  const two = fs.openSync(file, 'a');
+  if (two !== 2) {
+    // Another thread's open took descriptor 2 in between: it is not ours to close, so stderr cannot
+    // be put back; stop here without touching it.
+    fs.closeSync(two);
+    fs.closeSync(fd);
+    fs.closeSync(saved);
+    fs.rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  return { fs, file, fd, dir, restore: () => reopenStderr(fs, saved) };
+}
+
 /** Reopens the saved stderr as fd 2 (the lowest free descriptor once 2 is closed). */
-function restore(fs: Fs, saved: number): void {
+function reopenStderr(fs: Fs, saved: number): void {
   try { fs.fstatSync(2); fs.closeSync(2); } catch { /* already closed */ }
   const back = fs.openSync(`/dev/fd/${saved}`, 'a');
   if (back !== 2) fs.closeSync(back);
@@ -238,7 +288,7 @@ function restore(fs: Fs, saved: number): void {
 
 function finishCapture(c: Capture): string[] {
   const { fs } = c;
-  restore(fs, c.saved);
+  c.restore();
   let text = '';
   try { text = fs.readFileSync(c.file, 'utf8'); } catch { /* nothing captured */ }
   try { fs.closeSync(c.fd); } catch { /* closed */ }
