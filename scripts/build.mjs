@@ -13,7 +13,7 @@
 // Runs as the package's `prepare` script: on `npm ci` / `npm install` in a checkout, `npm pack`,
 // `npm publish`, and when npm installs metagrad from a git URL.
 import { execFileSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -61,6 +61,7 @@ export async function buildAll() {
     await build({ ...common, entryPoints: { demo: 'src/demo.ts', bench: 'bench/bench.ts' }, outdir: staging });
     // Type declarations of the public API (dist/index.d.ts, dist/node/index.d.ts and what they import).
     execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--declarationDir', staging], { cwd: root, stdio: 'inherit' });
+    writeLibDomEntry(staging);
     const dist = path.join(root, 'dist');
     const old = path.join(root, `dist.old-${process.pid}`);
     if (existsSync(dist)) renameSync(dist, old);
@@ -69,6 +70,21 @@ export async function buildAll() {
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * dist/index-libdom.d.ts: the public declarations for TypeScript ≥ 6, whose lib.dom declares WebGPU
+ * itself. dist/index.d.ts references @webgpu/types (TypeScript 5 has no WebGPU in its lib); on 6 and
+ * later the two declare the same globals and a strict project without skipLibCheck gets "Duplicate
+ * identifier 'GPU…'" by the hundred. package.json picks the entry by TypeScript version (the
+ * `types@>=6.0` export condition; `typesVersions` for moduleResolution node10).
+ */
+function writeLibDomEntry(dir) {
+  const entry = path.join(dir, 'index.d.ts');
+  const text = readFileSync(entry, 'utf8');
+  const reference = /^\/\/\/ <reference types="@webgpu\/types"[^\n]*\n/m;
+  if (!reference.test(text)) throw new Error('metagrad build: dist/index.d.ts no longer references @webgpu/types; update writeLibDomEntry');
+  writeFileSync(path.join(dir, 'index-libdom.d.ts'), text.replace(reference, '// TypeScript ≥ 6: WebGPU from lib.dom (see scripts/build.mjs).\n'));
 }
 
 export { common as esbuildOptions };

@@ -18,7 +18,6 @@ import os from 'node:os';
 import path from 'node:path';
 
 const root = process.cwd();
-const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'metagrad-package-'));
 const app = path.join(tmp, 'app');
 
@@ -202,12 +201,16 @@ test('bundled for the browser from the install: no node: import; a CPU and a Web
   }
 });
 
-test('the shipped declarations type-check in a strict TypeScript project, without skipLibCheck', () => {
-  writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022'], types: ['node'], strict: true, noEmit: true, skipLibCheck: false },
-    files: ['check.ts'],
-  }, null, 2));
-  writeFileSync(path.join(app, 'check.ts'), `
+/** The TypeScript versions a user may have (devDependencies: typescript is 5.x; the aliases pin 6.x and
+ * npm's latest when this was written, 7.0.2). TypeScript ≥ 6 declares WebGPU in lib.dom, which
+ * conflicts with @webgpu/types: the package picks its declarations by version (scripts/build.mjs). */
+const TYPESCRIPTS = [
+  { name: 'typescript 5', dir: 'typescript' },
+  { name: 'typescript 6', dir: 'typescript-6' },
+  { name: 'typescript latest (7)', dir: 'typescript-7' },
+];
+
+const USER_CODE = `
     import { createLearner, FileError, MetagradError, type Batch, type Learner, type LearnerOptions, type StepMetrics } from 'metagrad';
     import { loadOmniglotEmbedded } from 'metagrad/node';
     const options: LearnerOptions = { algorithm: 'adml', dim: 4, epsilon: 0.1, clip: [0, 1] };
@@ -219,9 +222,27 @@ test('the shipped declarations type-check in a strict TypeScript project, withou
     const hint: string = e.hint;
     const images = loadOmniglotEmbedded();
     export { m, device, hint, images };
-  `);
-  sh(process.execPath, [tsc, '-p', path.join(app, 'tsconfig.json')], { cwd: app }, 'tsc');
-});
+  `;
+
+// Two projects: lib without DOM (a Node project's usual lib), and the issue's: no lib, types: ["node"].
+const PROJECTS = [
+  { name: 'lib ES2022', compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022'], types: ['node'], strict: true, noEmit: true, skipLibCheck: false } },
+  { name: 'default lib', compilerOptions: { target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', types: ['node'], strict: true, noEmit: true } },
+];
+
+for (const ts of TYPESCRIPTS) {
+  test(`the shipped declarations type-check in strict projects with ${ts.name}, without skipLibCheck`, () => {
+    const bin = path.join(root, 'node_modules', ts.dir, 'bin', 'tsc');
+    assert.ok(existsSync(bin), `${ts.dir} is installed (npm ci)`);
+    const version = sh(process.execPath, [bin, '--version'], { cwd: app }, `${ts.name} --version`).stdout.trim();
+    writeFileSync(path.join(app, 'check.ts'), USER_CODE);
+    for (const project of PROJECTS) {
+      const config = path.join(app, `tsconfig.${ts.dir}.json`);
+      writeFileSync(config, JSON.stringify({ compilerOptions: project.compilerOptions, files: ['check.ts'] }, null, 2));
+      sh(process.execPath, [bin, '-p', config], { cwd: app }, `${version}, ${project.name}: tsc`);
+    }
+  });
+}
 
 test('npx metagrad --help and a short npx metagrad train', () => {
   const help = sh(npx, ['--offline', 'metagrad', '--help'], { cwd: app }, 'npx metagrad --help');
