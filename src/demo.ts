@@ -9,12 +9,13 @@
 // Backend: WebGPU when a hardware adapter exists (it then trains longer: `scale` below), else the CPU
 // backend — on a machine whose only adapter is a software rasteriser the CPU backend is the faster one
 // (bench/README.md), so that is what CI runs.
-import { createLearner, pickAutoBackend } from './learner.js';
+import { backendReasonInBrief, createLearner, pickAutoBackend } from './learner.js';
+import { formatSeconds } from './cli/progress.js';
 import { loadOmniglotEmbedded } from './node/omniglot.js';
 import { OMNIGLOT_EMBEDDED_SPLIT, type OmniglotSource } from './tasks/source.js';
 import { sampleTasks } from './cpu/sample-tasks.js';
 import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, resolveAttack, transferAccuracy } from './baselines.js';
-import type { AttackOptions, EvaluateResult, LearnerOptions, MeanWithInterval } from './types.js';
+import type { AttackOptions, EvaluateResult, LearnerOptions, MeanWithInterval, TrainProgress } from './types.js';
 
 const config = {
   ways: 5, shots: 1, trainQueries: 5, testQueries: 5, testTasks: 600, seed: 1,
@@ -33,7 +34,7 @@ const config = {
 // METAGRAD_DEMO_QUICK=1: the same job in miniature (a tiny net, a few iterations, 20 test episodes) —
 // what the test suite runs to keep `npm start` working; its figures mean nothing.
 if (process.env.METAGRAD_DEMO_QUICK === '1') {
-  Object.assign(config, { hidden: [16], iterations: 3, tasksPerBatch: 4, testTasks: 20, transferIterations: 5, transferSteps: 5 });
+  Object.assign(config, { hidden: [16], iterations: 20, tasksPerBatch: 4, testTasks: 20, transferIterations: 5, transferSteps: 5 });
 }
 
 const pct = (r: MeanWithInterval) => `${(100 * r.mean).toFixed(1)}% ± ${(100 * r.ci95).toFixed(1)}`;
@@ -42,7 +43,8 @@ const pct = (r: MeanWithInterval) => `${(100 * r.mean).toFixed(1)}% ± ${(100 * 
  * trains longer, else the CPU backend and why. */
 async function pickBackend(): Promise<{ backend: 'webgpu' | 'cpu'; why: string; scale: number }> {
   const pick = await pickAutoBackend();
-  return { backend: pick.backend, why: pick.reason.split('\n')[0], scale: pick.backend === 'webgpu' ? 8 : 1 };
+  const why = pick.backend === 'webgpu' ? pick.reason : backendReasonInBrief(pick.reason);
+  return { backend: pick.backend, why, scale: pick.backend === 'webgpu' ? 8 : 1 };
 }
 
 async function main() {
@@ -64,13 +66,22 @@ async function main() {
   console.log(`metagrad demo: Omniglot ${config.ways}-way ${config.shots}-shot, MLP 784-${config.hidden.join('-')}-${config.ways} with per-task normalisation`);
   console.log(`meta-train: ${OMNIGLOT_EMBEDDED_SPLIT.train.length} alphabets × 4 rotations; held out: ${OMNIGLOT_EMBEDDED_SPLIT.test.join(', ')} (${config.testTasks} episodes, ${config.testQueries} queries per class)`);
   console.log(`backend: ${backend} — ${why}`);
+  console.log(`training MAML, then ADML, ${iterations} iterations each (a progress line every tenth)…`);
 
   const rows: Array<[string, MeanWithInterval, MeanWithInterval | null]> = [];
   const score = (name: string, r: EvaluateResult) => rows.push([name, r.accuracyInterval, r.attacked?.accuracyInterval ?? null]);
   for (const [name, extra] of [['MAML', { algorithm: 'maml' }], ['ADML', { algorithm: 'adml', epsilon: config.admlEpsilon, clip: [0, 1] }]] as const) {
     const learner = await createLearner({ ...common, ...extra } as LearnerOptions);
     const t0 = performance.now();
-    await learner.train({ source: trainSource, iterations, tasksPerBatch: config.tasksPerBatch });
+    // A line about every tenth of the run (stdout may be a log file: no carriage-return bar).
+    let nextReport = 0;
+    const onProgress = (p: TrainProgress) => {
+      if (p.iteration < nextReport || p.iteration >= p.endIteration) return;
+      nextReport = p.iteration + Math.max(1, Math.round(iterations / 10));
+      const eta = p.iterationsPerSecond > 0 ? ` (${p.iterationsPerSecond.toFixed(1)} it/s, about ${formatSeconds((p.endIteration - p.iteration) / p.iterationsPerSecond)} to go)` : '';
+      console.log(`  ${name}: iteration ${p.iteration} of ${p.endIteration}${p.train ? `, query loss ${p.train.loss.toFixed(3)}` : ''}${p.iteration > 0 ? eta : ''}`);
+    };
+    await learner.train({ source: trainSource, iterations, tasksPerBatch: config.tasksPerBatch, trackTrainLoss: true, onProgress });
     const seconds = (performance.now() - t0) / 1000;
     console.log(`trained ${name} (order ${config.order}, ${iterations} iterations × ${config.tasksPerBatch} tasks) in ${seconds.toFixed(1)} s`);
     score(`${name} (${config.testSteps} steps of ${config.innerLr})`, await learner.evaluate(test, { steps: config.testSteps, lr: config.innerLr, attack }));
@@ -94,7 +105,7 @@ async function main() {
   console.log(`\n${config.testTasks} held-out ${config.ways}-way ${config.shots}-shot episodes; accuracy mean ± 95% CI; FGSM ε=${config.attackEpsilon} against each adapted model`);
   console.log('| model | clean | FGSM |\n|---|---|---|');
   for (const [name, clean, attacked] of rows) console.log(`| ${name} | ${pct(clean)} | ${attacked ? pct(attacked) : 'n/a'} |`);
-  console.log(`\ntotal ${((performance.now() - t00) / 1000).toFixed(0)} s. More: \`node bin/metagrad.js train --help\`, \`metagrad eval\` for adaptation curves and baselines.`);
+  console.log(`\ntotal ${((performance.now() - t00) / 1000).toFixed(0)} s. More: \`node bin/metagrad.js train --help\` (your own runs), then \`node bin/metagrad.js eval --help\` (adaptation curves and baselines); \`npx metagrad …\` once metagrad is installed.`);
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -549,6 +549,23 @@ export interface AutoBackend {
   acquired: AcquiredDevice | null;
 }
 
+/** An adapter's description in a few words: the software rasteriser's name and the path
+ * ('llvmpipe, OpenGL ES'), or the description's start. */
+export function shortAdapterName(description: string): string {
+  const path = /\((vulkan|opengles|swiftshader|browser|external)\)\s*$/.exec(description)?.[1];
+  const via = path === 'opengles' ? ', OpenGL ES' : path === 'vulkan' ? ', Vulkan' : '';
+  const soft = /llvmpipe|lavapipe|swiftshader/i.exec(description)?.[0].toLowerCase();
+  if (soft) return `${soft}${soft === 'swiftshader' ? '' : via}`;
+  const text = description.replace(/\s*\([a-z]+\)\s*$/, '');
+  return text.length > 48 ? `${text.slice(0, 47)}…` : text;
+}
+
+/** Why the CPU backend runs, in one short clause for a person (no option syntax): for a log's first line. */
+export function backendReasonInBrief(reason: string): string {
+  if (/^No WebGPU adapter/.test(reason)) return 'no WebGPU adapter here (`metagrad info` lists what was tried)';
+  return reason.split('\n')[0].replace(/\.\s.*$/, '').replace(/\.$/, '');
+}
+
 /**
  * backend 'auto': WebGPU on a hardware adapter (or on whatever METAGRAD_ADAPTER names, or in a
  * browser); the CPU backend when there is no adapter, and in Node when the only adapter is a software
@@ -566,8 +583,8 @@ export async function pickAutoBackend(): Promise<AutoBackend> {
   if (acquired.software && !acquired.named && isNode()) {
     return {
       backend: 'cpu',
-      reason: `the only WebGPU adapter is a software one (${acquired.description}): the CPU backend is faster there. ` +
-        "Pass backend: 'webgpu' (or set METAGRAD_ADAPTER) to use the adapter anyway.",
+      reason: `the only WebGPU adapter is a software one (${shortAdapterName(acquired.description)}), slower than the CPU backend. ` +
+        "Pass backend: 'webgpu' (or set METAGRAD_ADAPTER) to use it anyway.",
       acquired: null,
     };
   }

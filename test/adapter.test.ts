@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLearner, getSharedDevice } from '../src/learner.js';
+import { createLearner, getSharedDevice, shortAdapterName } from '../src/learner.js';
 import { acquireDevice } from '../src/gpu/device.js';
 import { splitCaptured } from '../src/gpu/node-env.js';
 import { InvalidOptionError, NoAdapterError } from '../src/errors.js';
@@ -193,7 +193,8 @@ test("backend 'auto' runs the CPU backend when the only adapter is a software on
   if (acq.software && !acq.named) {
     assert.is(auto.backend.kind, 'cpu');
     assert.match(auto.backend.fallbackReason ?? '', /software/);
-    assert.ok((auto.backend.fallbackReason ?? '').includes(acq.description), 'the reason names the adapter');
+    assert.ok((auto.backend.fallbackReason ?? '').includes(shortAdapterName(acq.description)), `the reason names the adapter: ${auto.backend.fallbackReason}`);
+    assert.ok((auto.backend.fallbackReason ?? '').length < 160, 'in one short sentence and a hint');
   } else {
     assert.is(auto.backend.kind, 'webgpu');
   }

@@ -18,6 +18,8 @@ export interface Checkpoint {
   iteration: number;
   /** Seconds of training that led to this state, over every session of the run (0 in older files). */
   elapsedSeconds?: number;
+  /** Resolved options. In the file: only those of its algorithm (storedOptions), without the backend;
+   * loadCheckpoint resolves them again (files that stored every algorithm's options read the same). */
   options: Omit<ResolvedLearnerOptions, 'backend'>;
   /** The command-line training configuration (source, shots, …) that produced it. */
   config: Record<string, unknown>;
@@ -76,11 +78,19 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** The options a checkpoint stores: those of its algorithm (a MAML run stores no ADML ε or CAML context
+ * size), resolved (so a later change of a default does not change the run), without the backend (where
+ * it runs is not what it is). */
+export function storedOptions(o: ResolvedLearnerOptions | Checkpoint['options']): Checkpoint['options'] {
+  const { backend: _, ...rest } = pickOptions(o.algorithm, o as unknown as Record<string, unknown>) as unknown as Record<string, unknown>;
+  return rest as unknown as Checkpoint['options'];
+}
+
 export function saveCheckpoint(file: string, c: Checkpoint): void {
   const { params, optimizer, stepSizes } = c.state;
   // Meta-SGD's learned step sizes α travel with θ.
   const state = { params: toBase64(params), ...(stepSizes ? { stepSizes: toBase64(stepSizes) } : {}), optimizer: toBase64(optimizer) };
-  writeAtomic(file, JSON.stringify({ ...c, state }));
+  writeAtomic(file, JSON.stringify({ ...c, options: storedOptions(c.options), state }));
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -111,9 +121,11 @@ export function loadCheckpoint(file: string): Checkpoint {
   if (!isObject(raw.options)) throw damaged(`"options" (the learner's options) is ${raw.options === undefined ? 'missing' : describe(raw.options)}`);
   const options = raw.options;
   if (!ALGORITHM_NAMES.includes(options.algorithm as never)) throw damaged(`options.algorithm is ${describe(options.algorithm)}, not one of ${ALGORITHM_NAMES.join(', ')}`);
+  let resolved: Checkpoint['options'];
   try {
     const { backend: _, ...rest } = options;
-    resolveLearnerOptions(pickOptions(options.algorithm as ResolvedLearnerOptions['algorithm'], rest));
+    const { backend: __, ...full } = resolveLearnerOptions(pickOptions(options.algorithm as ResolvedLearnerOptions['algorithm'], rest));
+    resolved = full;
   } catch (e) {
     if (!(e instanceof MetagradError)) throw e;
     throw damaged(`its learner options are invalid: ${firstLine(e)}`);
@@ -130,7 +142,7 @@ export function loadCheckpoint(file: string): Checkpoint {
     return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   };
   return {
-    format: CHECKPOINT_FORMAT, iteration: raw.iteration, elapsedSeconds: elapsed, options: options as unknown as Checkpoint['options'], config: raw.config,
+    format: CHECKPOINT_FORMAT, iteration: raw.iteration, elapsedSeconds: elapsed, options: resolved, config: raw.config,
     state: {
       params: floats('params'), optimizer: floats('optimizer'),
       // Meta-SGD's α: required there (setState names a missing one), absent elsewhere.

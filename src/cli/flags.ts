@@ -29,7 +29,10 @@ export function parseFlags(args: string[], specs: FlagSpecs, command: string, gi
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     const inline = eq < 0 ? undefined : arg.slice(eq + 1);
     const spec = specs[name];
-    if (!spec) throw new InvalidOptionError(`Unknown flag --${name} for \`metagrad ${command}\`.`, `See metagrad ${command} --help for the flags.`);
+    if (!spec) {
+      const near = closest(name, Object.keys(specs).filter((n) => !specs[n].refused));
+      throw new InvalidOptionError(`Unknown flag --${name} for \`metagrad ${command}\`${near ? `. Did you mean --${near}?` : '.'}`, `See metagrad ${command} --help for the flags.`);
+    }
     given?.add(name);
     if (spec.refused) {
       const value = inline ?? (args[i + 1] === undefined || args[i + 1].startsWith('--') ? '…' : args[i + 1]);
@@ -51,12 +54,47 @@ export function parseFlags(args: string[], specs: FlagSpecs, command: string, gi
     if (spec.refused) continue;
     const value = raw[name] ?? (spec.switch ? false : spec.default);
     if (value === undefined || typeof value === 'boolean') { out[name] = value; continue; }
+    // Choices are lower-case words: --algo MAML is --algo maml.
+    if (spec.choices && !spec.choices.includes(value) && spec.choices.includes(value.toLowerCase())) {
+      out[name] = value.toLowerCase();
+      continue;
+    }
     if (spec.choices && !spec.choices.includes(value)) {
       throw new InvalidOptionError(`--${name} must be one of ${spec.choices.join(', ')}; got "${value}".`, `e.g. --${name} ${spec.choices[0]}`);
     }
     out[name] = convert(name, value, spec);
   }
   return out;
+}
+
+/** Edit distance (insertions, deletions, substitutions, adjacent transpositions) between a and b. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate nearest to `word` (case-insensitive), if it is close enough to be a typo of it:
+ * at most 1 edit for short words, 2 for 5–8 letters, 3 beyond; or a prefix of at least 3 letters. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(w, c.toLowerCase());
+    if (d < bestDistance) { best = c; bestDistance = d; }
+  }
+  const allowed = w.length <= 4 ? 1 : w.length <= 8 ? 2 : 3;
+  if (best !== undefined && bestDistance <= allowed) return best;
+  const prefixed = candidates.filter((c) => w.length >= 3 && c.toLowerCase().startsWith(w));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
 }
 
 function convert(name: string, value: string, spec: FlagSpec): string | number | [number, number] {

@@ -3,11 +3,11 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createLearner, pickAutoBackend, releaseSharedDevice, type Learner } from '../learner.js';
+import { backendReasonInBrief, createLearner, pickAutoBackend, releaseSharedDevice, type Learner } from '../learner.js';
 import { FileError, InvalidOptionError, MetagradError } from '../errors.js';
 import type { Algorithm, AttackOptions, CheckedBatch, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainOptions, TrainProgress } from '../types.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, optionUsers, pickOptions } from '../algorithms/index.js';
-import { resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
+import { MAX_ROWS, resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
 import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, resolveAttack, transferAccuracy } from '../baselines.js';
@@ -15,7 +15,7 @@ import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, withValidation, type TaskSource } from '../tasks/source.js';
 import { sampleTasks } from '../cpu/sample-tasks.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
-import { flagName, helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
+import { closest, flagName, helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
 import { cliVocabulary, flagNames } from './vocabulary.js';
 import { loadCheckpoint, removeStaleTemps, restoreState, saveCheckpoint, writeAtomic, type Checkpoint } from './checkpoint.js';
 import { ProgressBar, formatSeconds } from './progress.js';
@@ -46,10 +46,10 @@ export const TRAIN_FLAGS: FlagSpecs = {
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
   'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots, set by --shots; file: the file\'s unless given)' },
   'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class; file: the file\'s unless given)' },
-  model: { default: 'logistic', help: 'model: the binary logistic unit, or an MLP with a softmax head', choices: ['logistic', 'mlp'] },
+  model: { default: 'auto', help: 'model: the binary logistic unit, or an MLP with a softmax head (auto: mlp for N-way episodes, omniglot and fashion-episodes; logistic otherwise)', choices: ['auto', 'logistic', 'mlp'] },
   hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
   norm: { default: 'none', help: "mlp: 'task' normalises each hidden unit over the rows of the task's set (MAML's batch norm), or 'none'", choices: ['none', 'task'] },
-  classes: { default: '2', kind: 'int', help: 'mlp: classes N of the softmax head (labels 0 … N−1)' },
+  classes: { default: 'auto', help: 'mlp: classes N of the softmax head (labels 0 … N−1; auto: --ways for N-way episodes, else 2)' },
   // The command line's own rule: pixels of image sources lie in [0, 1].
   ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
   'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end; the command line\'s default: train()\'s evalEvery is 0, never)' },
@@ -66,9 +66,9 @@ export const TRAIN_FLAGS: FlagSpecs = {
 };
 
 const EVAL_FLAGS: FlagSpecs = {
-  checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate' },
+  checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate (what metagrad train wrote in its --out)' },
   ...SOURCE_FLAGS,
-  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'omniglot', 'linear', 'seed', 'file'] },
+  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file'] },
   'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals; file: each held-out task of the file once, not a flag there)' },
   'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
   steps: { default: 'auto', help: 'inner-step counts to score, comma-separated (e.g. 3; auto: 0 … --max-steps); each attacked column costs a full attack' },
@@ -101,8 +101,39 @@ commands:
   eval    adaptation curves of a checkpoint against baselines, clean and attacked
   info    backends, adapters and limits found on this machine
 
-metagrad <command> --help lists every flag with its default.
+metagrad <command> --help (or metagrad help <command>) lists every flag with its default.
 `;
+}
+
+const COMMANDS = ['train', 'eval', 'info'];
+
+/** --model and --classes 'auto' made concrete for the source: N-way episodes need the MLP's softmax
+ * head with one class per way; other sources are binary (the logistic unit, or an MLP of 2 classes). */
+export function resolveModelFlags(f: FlagValues): FlagValues {
+  const episodes = EPISODES.includes(String(f.source));
+  const model = f.model === 'auto' || f.model === undefined ? (episodes ? 'mlp' : 'logistic') : f.model;
+  let classes = f.classes;
+  if (classes === 'auto' || classes === undefined) classes = episodes ? Number(f.ways) : 2;
+  else if (typeof classes === 'string') {
+    const n = Number(classes);
+    if (classes.trim() === '' || !Number.isInteger(n)) throw new InvalidOptionError(`--classes must be an integer or auto; got "${classes}".`, 'e.g. --classes 5');
+    classes = n;
+  }
+  return { ...f, model, classes };
+}
+
+/** Rows per task of N-way episodes, checked in the flags' words (the API would name supportShots = 300). */
+function checkEpisodeRows(f: FlagValues): void {
+  if (!EPISODES.includes(String(f.source))) return;
+  const ways = Number(f.ways);
+  for (const [flag, per] of [['shots', Number(f.shots)], ['query-shots', Number(f['query-shots'])]] as const) {
+    const rows = ways * per;
+    if (Number.isInteger(rows) && rows > MAX_ROWS) {
+      const which = flag === 'shots' ? 'support' : 'query';
+      throw new InvalidOptionError(`--ways ${ways} × --${flag} ${per} = ${rows} ${which} rows per task, over the most a task may have (${MAX_ROWS}).`,
+        `Use at most ${Math.floor(MAX_ROWS / Math.max(per, 1))} ways with --${flag} ${per}, or fewer --${flag} (at most ${Math.floor(MAX_ROWS / Math.max(ways, 1))} with --ways ${ways}).`);
+    }
+  }
 }
 
 /** The task source named by the flags. */
@@ -197,7 +228,8 @@ function checkApplicable(command: 'train' | 'eval', f: FlagValues, given: readon
 
 /** Learner options from train flags: only those that apply to the algorithm (the flags of other
  * algorithms' options are left out), 'auto' ones to the algorithm's default. */
-export function learnerOptionsFromFlags(f: FlagValues, source: TaskSource): LearnerOptions {
+export function learnerOptionsFromFlags(flags: FlagValues, source: TaskSource): LearnerOptions {
+  const f = resolveModelFlags(flags);
   const algorithm = String(f.algo) as Algorithm;
   const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
   if (f.clip === 'auto' && isPixels(source)) values.clip = [0, 1];
@@ -249,7 +281,7 @@ export function checkpointFlags(ckpt: Checkpoint, file: string): FlagValues {
     args.push(`--${name}`, Array.isArray(v) ? v.join(',') : String(v));
   }
   try {
-    return parseFlags(args, TRAIN_FLAGS, 'train');
+    return resolveModelFlags(parseFlags(args, TRAIN_FLAGS, 'train'));
   } catch (e) {
     if (e instanceof InvalidOptionError) throw damaged(`is invalid: ${e.message.split('\nHINT: ')[0]}`);
     throw e;
@@ -284,7 +316,7 @@ const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SI
 async function train(args: string[]): Promise<number> {
   if (args.includes('--help')) { process.stdout.write(helpText('train', 'train a meta-learner on a task source', TRAIN_FLAGS)); return 0; }
   const given = new Set<string>();
-  const f = parseFlags(args, TRAIN_FLAGS, 'train', given);
+  const f = resolveModelFlags(parseFlags(args, TRAIN_FLAGS, 'train', given));
   const out = String(f.out);
   const checkpointFile = path.join(out, 'checkpoint.json');
   const metricsFile = path.join(out, 'metrics.jsonl');
@@ -321,6 +353,7 @@ async function train(args: string[]): Promise<number> {
   // Every flag is checked before an adapter is acquired (which may take seconds, and print driver
   // noise): those that do not apply, the learner options and the train options.
   checkApplicable('train', flags, [...given].filter((n) => !NOT_CONFIG.has(n)));
+  checkEpisodeRows(flags);
   const start = resumeFrom?.iteration ?? 0;
   const iterations = Number(flags.iterations);
   const source = sourceFromFlags(flags);
@@ -399,11 +432,12 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
   const dropped = resumeFrom ? truncateMetrics(metricsFile, start) : 0;
   const { evalAttack, evalTasks, fileHeldOut } = plan;
   const config = { flags: { ...flags, resume: false, force: false }, source: source.kind === 'images' || source.kind === 'omniglot' ? source.name : source.kind };
+  const fallback = 'fallbackReason' in learner.backend ? learner.backend.fallbackReason : undefined;
   console.log(`metagrad train: ${learner.options.algorithm} on ${config.source}, D=${learner.options.dim}, backend ${learner.backend.kind} (${learner.backend.adapter})` +
-    ('fallbackReason' in learner.backend && learner.backend.fallbackReason ? ` — no WebGPU adapter: ${learner.backend.fallbackReason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}` : ''));
+    (fallback ? ` — ${backendReasonInBrief(fallback)}${/software/.test(fallback) ? ' (--backend webgpu uses it anyway)' : ''}` : ''));
   const before = resumeFrom?.elapsedSeconds ?? 0;
   if (resumeFrom) {
-    const defaults = parseFlags([], TRAIN_FLAGS, 'train');
+    const defaults = resolveModelFlags({ ...parseFlags([], TRAIN_FLAGS, 'train'), source: flags.source, ways: flags.ways });
     const runFlags = Object.keys(TRAIN_FLAGS).filter((n) => !NOT_CONFIG.has(n) && !TRAIN_FLAGS[n].switch && JSON.stringify(flags[n]) !== JSON.stringify(defaults[n]));
     console.log(`resuming from iteration ${start} of ${iterations} (${checkpointFile}, ${formatSeconds(before)} of training so far): ` +
       `${runFlags.map((n) => `--${n} ${showFlag(flags[n])}`).join(' ') || 'the default flags'}` + (run.changed.length ? `; changed: ${run.changed.join(', ')}` : ''));
@@ -416,7 +450,7 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
   const elapsed = () => before + (performance.now() - t0) / 1000;
   let lastSaved = start;
   const save = async (iteration: number) => {
-    saveCheckpoint(checkpointFile, { format: 'metagrad-checkpoint/1', iteration, elapsedSeconds: elapsed(), options: { ...learner.options, backend: undefined } as unknown as Checkpoint['options'], config, state: await learner.getState() });
+    saveCheckpoint(checkpointFile, { format: 'metagrad-checkpoint/1', iteration, elapsedSeconds: elapsed(), options: learner.options, config, state: await learner.getState() });
     lastSaved = iteration;
   };
   // SIGINT / SIGTERM: the iterations in flight finish, the checkpoint of that iteration is written,
@@ -537,6 +571,10 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS) + '\n' + rows); return; }
   const given = new Set<string>();
   const f = parseFlags(args, EVAL_FLAGS, 'eval', given);
+  if (!given.has('checkpoint') && !existsSync(String(f.checkpoint))) {
+    throw new InvalidOptionError(`No --checkpoint given, and the default ${String(f.checkpoint)} does not exist.`,
+      'Pass --checkpoint PATH (the checkpoint.json in the --out folder of a metagrad train run), or run metagrad train first.');
+  }
   const ckpt = loadCheckpoint(String(f.checkpoint));
   const trained = checkpointFlags(ckpt, String(f.checkpoint));
   const source = sourceFromFlags({ ...trained, ...Object.fromEntries(Object.entries(f).filter(([k, v]) => ['data', 'file', 'test-file'].includes(k) && v !== undefined)) },
@@ -681,22 +719,25 @@ async function info(args: string[]): Promise<void> {
     }
   }
   const picked = await pickAutoBackend();
-  console.log(`backend 'auto' picks: ${picked.backend} — ${picked.reason.split('\n')[0]}`);
+  console.log(`backend 'auto' picks: ${picked.backend} — ${cliVocabulary(picked.reason.split('\n')[0], new Map(), 'info')}`);
   await releaseSharedDevice();
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  // -h is --help, as everywhere; `metagrad help train` is `metagrad train --help`.
+  const words = argv.map((a) => (a === '-h' ? '--help' : a));
+  if (words[0] === 'help' && words[1] !== undefined && COMMANDS.includes(words[1])) words.splice(0, 2, words[1], '--help');
+  const [command, ...rest] = words;
   try {
     switch (command) {
       case 'train': { const code = await train(rest); if (code !== 0) return code; break; }
       case 'eval': await evaluate(rest); break;
       case 'info': await info(rest); break;
-      case undefined: case '--help': case 'help': process.stdout.write(usage()); return command ? 0 : 2;
-      case '--version': console.log(VERSION); break;
-      default:
-        process.stderr.write(`metagrad: unknown command "${command}"\nhint: ${usage().split('\n').slice(4, 8).join(' ').replace(/\s+/g, ' ')}\n`);
-        return 2;
+      case undefined: case '--help': case 'help':
+        if (command === 'help' && rest[0] !== undefined) return unknownCommand(rest[0]);
+        process.stdout.write(usage()); return command ? 0 : 2;
+      case '--version': case '-v': console.log(VERSION); break;
+      default: return unknownCommand(command);
     }
     return 0;
   } catch (e) {
@@ -711,6 +752,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`metagrad: unexpected error: ${(e as Error).stack ?? e}\n`);
     return 1;
   }
+}
+
+function unknownCommand(command: string): number {
+  const near = closest(command, COMMANDS);
+  process.stderr.write(`metagrad: unknown command "${command}"${near ? `; did you mean \`metagrad ${near}\`?` : ''}\n` +
+    `hint: the commands are ${COMMANDS.join(', ')}; metagrad --help describes them.\n`);
+  return 2;
 }
 
 /** --steps: a comma-separated list of inner-step counts. */

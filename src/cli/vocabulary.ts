@@ -44,6 +44,8 @@ export function cliVocabulary(text: string, names: Map<string, string>, command:
   const kept = sentences.filter((s) => !/\bsrc\/|\bSPEC\.md\b/.test(s));
   let out = kept.length === sentences.length ? text : kept.join(' ');
   if (out.trim() === '') out = `See metagrad ${command} --help.`;
+  // The backend option reads the same in every command: backend: 'webgpu' → --backend webgpu.
+  out = out.replace(/\b[Pp]ass backend: '(\w+)'/g, (m, b: string) => `${m[0]}ass --backend ${b}`).replace(/\bbackend: '(\w+)'/g, '--backend $1');
   if (names.size === 0) return out;
   const alt = [...names.keys()].sort((a, b) => b.length - a.length).map(escape).join('|');
   // model: { kind: 'mlp', classes: 5, … } → --model mlp --classes 5
@@ -55,6 +57,6 @@ export function cliVocabulary(text: string, names: Map<string, string>, command:
   // "train supportShots must …", "innerLr must …", "attack.epsilon must …", a camelCase name anywhere.
   out = out.replace(new RegExp(String.raw`(?<![\w./-])((?:train |evaluate )?(${alt}))(?![\w-]|\.\w)`, 'g'), (m: string, whole: string, name: string, offset: number, all: string) =>
     (/[A-Z.]/.test(name) || whole !== name || (offset === 0 && all.startsWith(' must', whole.length)) ? `--${names.get(name)}` : m));
-  out = out.replace(/\bCreate the learner with --/g, 'Pass --').replace(/\bpass backend: 'cpu'/g, 'pass --backend cpu');
+  out = out.replace(/\bCreate the learner with --/g, 'Pass --');
   return out;
 }

@@ -32,8 +32,8 @@ state.iteration = 0;
 function setRunning(on: boolean) {
   running = on;
   state.running = on;
-  (input('start') as HTMLButtonElement).disabled = on;
-  (input('pause') as HTMLButtonElement).disabled = !on;
+  ($('start') as HTMLButtonElement).disabled = on;
+  ($('pause') as HTMLButtonElement).disabled = !on;
 }
 
 const select = (id: string) => $(id) as HTMLSelectElement;
