@@ -1,7 +1,7 @@
 // The public learner: validates every input in one place, then delegates to an Engine (GPU or CPU).
 import { DestroyedError, DeviceLostError, DivergenceError, InvalidOptionError, MetagradError, NoAdapterError, ShapeError } from './errors.js';
-import { acquireDevice, adoptDevice, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
-import { isNode } from './gpu/node-env.js';
+import { acquireDevice, adoptDevice, probeAdaptersInChild, type AcquiredDevice, type AcquireOptions } from './gpu/device.js';
+import { adapterFromEnv, isNode } from './gpu/node-env.js';
 import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
@@ -560,6 +560,11 @@ export function shortAdapterName(description: string): string {
   return text.length > 48 ? `${text.slice(0, 47)}…` : text;
 }
 
+function softwareReason(description: string): string {
+  return `the only WebGPU adapter is a software one (${shortAdapterName(description)}), slower than the CPU backend. ` +
+    (isNode() ? "Pass backend: 'webgpu' (or set METAGRAD_ADAPTER) to use it anyway." : "Pass backend: 'webgpu' to use it anyway.");
+}
+
 /** Why the CPU backend runs, in one short clause for a person (no option syntax): for a log's first line. */
 export function backendReasonInBrief(reason: string): string {
   if (/^No WebGPU adapter/.test(reason)) return 'no WebGPU adapter here (`metagrad info` lists what was tried)';
@@ -567,12 +572,24 @@ export function backendReasonInBrief(reason: string): string {
 }
 
 /**
- * backend 'auto': WebGPU on a hardware adapter (or on whatever METAGRAD_ADAPTER names, or in a
- * browser); the CPU backend when there is no adapter, and in Node when the only adapter is a software
- * rasteriser (llvmpipe, SwiftShader), where the CPU backend's threads are 3–4× faster (bench/README.md).
+ * backend 'auto': WebGPU on a hardware adapter (or on whatever METAGRAD_ADAPTER names); the CPU
+ * backend when there is no adapter, and when the only adapter is a software rasteriser (llvmpipe,
+ * SwiftShader): in Node the CPU backend's threads are 3–4× faster there (bench/README.md), and in a
+ * browser even its one thread is 15–20× faster than Chrome's SwiftShader on the demo pages' MLPs
+ * (bench/browser-speed.mjs).
  * The software adapter stays available with backend: 'webgpu' (or METAGRAD_ADAPTER naming it).
  */
 export async function pickAutoBackend(): Promise<AutoBackend> {
+  // Node, no adapter named, no device held yet: ask a child process first, so that a machine whose
+  // only adapter is a software one (or none) runs the CPU backend without Dawn ever loaded here.
+  if (isNode() && !sharedDevice && adapterFromEnv() === undefined) {
+    const probe = await probeAdaptersInChild();
+    if (probe && !probe.hardware) {
+      return probe.software
+        ? { backend: 'cpu', reason: softwareReason(probe.software), acquired: null }
+        : { backend: 'cpu', reason: `No WebGPU adapter found. Tried:\n  - ${probe.tried.join('\n  - ')}`, acquired: null };
+    }
+  }
   let acquired: AcquiredDevice;
   try {
     acquired = await getSharedDevice();
@@ -580,14 +597,7 @@ export async function pickAutoBackend(): Promise<AutoBackend> {
     if (e instanceof NoAdapterError) return { backend: 'cpu', reason: e.message, acquired: null };
     throw e;
   }
-  if (acquired.software && !acquired.named && isNode()) {
-    return {
-      backend: 'cpu',
-      reason: `the only WebGPU adapter is a software one (${shortAdapterName(acquired.description)}), slower than the CPU backend. ` +
-        "Pass backend: 'webgpu' (or set METAGRAD_ADAPTER) to use it anyway.",
-      acquired: null,
-    };
-  }
+  if (acquired.software && !acquired.named) return { backend: 'cpu', reason: softwareReason(acquired.description), acquired: null };
   return { backend: 'webgpu', reason: acquired.description, acquired };
 }
 

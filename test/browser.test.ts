@@ -1,6 +1,7 @@
 // The demo pages in a real browser: Debian's headless Chromium with WebGPU on SwiftShader (flags of
 // shared/SOFTWARE-GPU.md), driven by puppeteer-core, pages served by scripts/serve-web.mjs. Each page
-// must load with no console error and no uncaught exception, run on WebGPU (not the CPU fallback), and
+// must load with no console error and no uncaught exception, run on WebGPU when the address asks for it
+// (?backend=webgpu: on SwiftShader, backend 'auto' picks the much faster CPU backend, tested too), and
 // do its job: training an MLP on Omniglot lowers the loss, draws the chart and reports held-out accuracy;
 // adaptation shows the support set and judged query images; attacks stay within ε. Screenshots go to
 // test-output/ (README shows them). METAGRAD_BROWSER=/path/to/chromium overrides the browser.
@@ -47,8 +48,10 @@ test.after(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
-/** Opens a page, collecting console errors and uncaught exceptions; waits until it says it is ready. */
+/** Opens a page on WebGPU (?backend=webgpu), collecting console errors and uncaught exceptions; waits
+ * until it says it is ready. */
 async function open(name: string, query = ''): Promise<{ page: Page; problems: string[] }> {
+  query = `${query ? `${query}&` : '?'}backend=webgpu`;
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 900 });
   const problems: string[] = [];
@@ -108,6 +111,7 @@ test('train page: CAML with per-task norm is refused in the error box; MAML trai
 
 test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML and from scratch', async () => {
   const { page, problems } = await open('adapt', '?iterations=20&tasks=8&hidden=32,32');
+  assert.match(await page.$eval('#backend', (el) => el.textContent ?? ''), /WebGPU: .*software adapter: correct, but slow/);
   assert.is(await page.$$eval('#support canvas', (c) => c.length), 5, 'five support images, one per class');
   assert.equal(await page.$$eval('#support figcaption', (c) => c.map((e) => e.textContent).sort()), ['class 0', 'class 1', 'class 2', 'class 3', 'class 4']);
   for (const steps of [1, 5]) {
@@ -154,6 +158,70 @@ test('attack page: FGSM and PGD on Omniglot queries stay within ε; MAML and ADM
   await page.screenshot({ path: path.join(OUT, 'attack.png'), fullPage: true });
   assert.equal(problems, []);
   await page.close();
+});
+
+/** Opens a page as a visitor does (backend 'auto'), collecting problems; does not wait for readiness. */
+async function visit(url: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`uncaught: ${e instanceof Error ? e.message : String(e)}`));
+  await page.goto(`${base}/${url}`, { waitUntil: 'load' });
+  return { page, problems };
+}
+
+const disabled = (page: Page, selector: string) => page.$$eval(selector, (els) => els.map((e) => (e as HTMLButtonElement).disabled));
+
+test("SwiftShader as the browser's only adapter: backend 'auto' runs the CPU backend and says why (as in Node)", async () => {
+  const { page, problems } = await visit('train.html');
+  await page.waitForFunction('window.__metagrad && window.__metagrad.ready', { timeout: 60_000 });
+  assert.equal(await page.evaluate('window.__metagrad.errors'), []);
+  const backend = await page.evaluate('window.__metagrad.backend') as { kind: string; fallbackReason?: string };
+  assert.is(backend.kind, 'cpu', `auto on SwiftShader: ${JSON.stringify(backend)}`);
+  const line = await page.$eval('#backend', (el) => el.textContent ?? '');
+  assert.match(line, /Running on metagrad's CPU backend: the only WebGPU adapter is a software one \(swiftshader\), slower than the CPU backend/);
+  assert.match(line, /\?backend=webgpu/);
+  assert.not.match(line, /backend: '/, 'no API syntax on the page');
+  await page.$eval('#hidden', (el) => { (el as HTMLInputElement).value = '16'; });
+  await page.$eval('#iterations', (el) => { (el as HTMLInputElement).value = '20'; });
+  await page.$eval('#evalEvery', (el) => { (el as HTMLInputElement).value = '20'; });
+  await page.$eval('#evalTasks', (el) => { (el as HTMLInputElement).value = '10'; });
+  await page.click('#start');
+  await page.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 120_000 });
+  assert.equal(await page.evaluate('window.__metagrad.errors'), []);
+  assert.match(await page.$eval('#speed', (el) => el.textContent ?? ''), /iteration 20 of 20/);
+  assert.equal(problems, []);
+  await page.close();
+});
+
+test('adapt and attack pages: controls stay disabled while the models train, with progress and time left; then they work', async () => {
+  for (const [name, controls, use] of [
+    ['adapt', '#steps button, #step, #next', async (page: Page) => {
+      await page.click('#steps button[data-steps="0"]');
+      await page.waitForFunction('window.__metagrad.steps === 0 && window.__metagrad.accuracy !== undefined', { timeout: 60_000 });
+    }],
+    ['attack', '#kind, #epsilon, #next', async (page: Page) => {
+      const before = await page.evaluate('window.__metagrad.renders') as number;
+      await page.click('#next');
+      await page.waitForFunction(`window.__metagrad.renders > ${before}`, { timeout: 60_000 });
+    }],
+  ] as const) {
+    const { page, problems } = await visit(`${name}.html?iterations=200&tasks=4&hidden=16`);
+    // While meta-training: a progress line with the rate and the time left, and nothing to click.
+    await page.waitForFunction('window.__metagrad.progress && window.__metagrad.progress.iteration > 0 || window.__metagrad.errors.length > 0', { timeout: 120_000 });
+    const progress = await page.$eval('#status', (el) => el.textContent ?? '');
+    const off = await disabled(page, controls);
+    assert.not.ok(await page.evaluate('window.__metagrad.ready'), `${name}: still training when its first progress line shows`);
+    assert.match(progress, /meta-training .*: iteration \d+ of 200 · [\d.]+ it\/s · about \d+:\d\d left/, `${name}: progress, got ${progress}`);
+    assert.ok(off.length >= 3 && off.every(Boolean), `${name}: every control is disabled while training (${off})`);
+    await page.waitForFunction('window.__metagrad.ready || window.__metagrad.errors.length > 0', { timeout: 240_000 });
+    assert.equal(await page.evaluate('window.__metagrad.errors'), [], `${name}: no error`);
+    assert.ok((await disabled(page, controls)).every((d) => !d), `${name}: the controls are enabled once ready`);
+    await use(page);
+    assert.equal(await page.evaluate('window.__metagrad.errors'), [], `${name}: using a control shows no error`);
+    assert.equal(problems, []);
+    await page.close();
+  }
 });
 
 test('no WebGPU in the browser: the page says so and trains on the CPU backend', async () => {

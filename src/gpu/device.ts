@@ -147,6 +147,81 @@ async function openDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   });
 }
 
+/** What a child process found (probeAdaptersInChild): a hardware adapter, a software one, or none. */
+export interface ChildProbe {
+  /** A hardware adapter's description (the in-process acquisition will find it too). */
+  hardware: string | null;
+  /** The software adapter's description (llvmpipe through OpenGL ES) when there is no hardware one. */
+  software: string | null;
+  /** Why each path gave no adapter. */
+  tried: string[];
+}
+
+// Runs in the child: Dawn's default (Vulkan) adapter, then OpenGL ES (what acquireDevice tries, in its
+// order), each adapter's info as JSON on stdout. The child's stderr goes nowhere, so whatever Dawn and
+// the drivers print there never reaches the user, whatever fd 2 is.
+const PROBE_SCRIPT = `
+const dawn = await import(process.argv[1]);
+const info = (a) => a && { vendor: a.info.vendor, architecture: a.info.architecture, device: a.info.device, description: a.info.description, isFallbackAdapter: a.info.isFallbackAdapter === true };
+const out = {};
+try { out.vulkan = info(await dawn.create([]).requestAdapter({ powerPreference: 'high-performance' })); } catch (e) { out.vulkan = String(e && e.message).split('\\n')[0]; }
+try {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  out.opengles = info(await dawn.create(['backend=opengles']).requestAdapter({ featureLevel: 'compatibility' }));
+} catch (e) { out.opengles = String(e && e.message).split('\\n')[0]; }
+process.stdout.write(JSON.stringify(out));
+process.exit(0);
+`;
+
+/**
+ * Node: which adapters this machine has, found by a short child process (≈ 0.2 s) instead of in this
+ * one, so that backend 'auto' can choose the CPU backend without ever loading Dawn here (no driver
+ * threads, ~70 MiB less, nothing printed). Null when the child cannot tell (no webgpu package, a
+ * crash, 30 s without an answer): the caller then acquires in-process as before. The answer is kept
+ * for the process's life.
+ */
+export function probeAdaptersInChild(moduleName = 'webgpu'): Promise<ChildProbe | null> {
+  // Once per process and package: a program creating many 'auto' learners asks once.
+  let probe = childProbes.get(moduleName);
+  if (!probe) {
+    probe = runChildProbe(moduleName);
+    childProbes.set(moduleName, probe);
+  }
+  return probe;
+}
+
+const childProbes = new Map<string, Promise<ChildProbe | null>>();
+
+async function runChildProbe(moduleName: string): Promise<ChildProbe | null> {
+  if (!isNode()) return null;
+  await prepareEnvironment();
+  let url: string;
+  try {
+    const { createRequire } = await nodeBuiltin<typeof import('node:module')>('module');
+    const { pathToFileURL } = await nodeBuiltin<typeof import('node:url')>('url');
+    url = pathToFileURL(createRequire(import.meta.url).resolve(moduleName)).href;
+  } catch {
+    return null;
+  }
+  const { execFile } = await nodeBuiltin<typeof import('node:child_process')>('child_process');
+  const stdout = await new Promise<string | null>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', PROBE_SCRIPT, url], { timeout: 30_000, maxBuffer: 1 << 20, env: process.env },
+      (error, out) => resolve(error ? null : out));
+  });
+  if (!stdout) return null;
+  let found: Record<'vulkan' | 'opengles', GPUAdapterInfo | string | null>;
+  try { found = JSON.parse(stdout); } catch { return null; }
+  const result: ChildProbe = { hardware: null, software: null, tried: [] };
+  for (const path of ['vulkan', 'opengles'] as const) {
+    const r = found[path];
+    if (r === null || typeof r === 'string') { result.tried.push(`${path}: ${r ?? 'no adapter'}`); continue; }
+    const { description, software } = describe(r, path);
+    if (!software) { result.hardware ??= description; break; }
+    result.software ??= description;
+  }
+  return result;
+}
+
 let nodeTurn: Promise<void> = Promise.resolve();
 
 /** Acquires a WebGPU device, or throws NoAdapterError naming every path tried and how to install one

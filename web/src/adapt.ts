@@ -9,7 +9,7 @@ import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
 import { mlpLayout } from '../../src/models/mlp.js';
 import type { CheckedBatch, MlpModelSpec } from '../../src/types.js';
-import { $, argmaxRows, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
+import { $, argmaxRows, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setEnabled, setupPage, showError, state, trainingProgress } from './common.js';
 
 setupPage('adapt', 'Adapt');
 const params = new URLSearchParams(location.search);
@@ -92,19 +92,28 @@ async function init(): Promise<void> {
   const iterations = Number(params.get('iterations') ?? 300);
   const tasks = Number(params.get('tasks') ?? 16);
   const net = `784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm`;
-  $('status').textContent = `meta-training MAML (first order) on 5-way 1-shot episodes of the meta-train alphabets: ${net}, ${iterations} iterations of ${tasks} tasks…`;
-  const p = await meta.train({ source: train, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5 });
+  const what = `meta-training MAML (first order) on 5-way 1-shot episodes of the meta-train alphabets, ${net}, ${tasks} tasks per batch`;
+  $('status').textContent = `${what}…`;
+  const p = await meta.train({ source: train, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5, ...trainingProgress(meta, $('status'), what) });
   $('status').textContent = `MAML meta-trained: ${net}, ${iterations} iterations of ${tasks} tasks in ${p.elapsedSeconds.toFixed(1)} s. The network from scratch is the same one before training (He initialisation, seed 1).`;
   await newTask();
+  setEnabled(CONTROLS, true);
   state.ready = true;
 }
+
+/** The step and task buttons: disabled (in the HTML) until MAML is trained and a task is shown. */
+const CONTROLS = ['step', 'next'];
 
 for (let k = 0; k <= MAX_STEPS; k++) {
   const b = document.createElement('button');
   b.textContent = String(k);
   b.dataset.steps = String(k);
+  b.disabled = true;
+  b.className = 'step-button';
   b.addEventListener('click', () => { steps = k; show().catch(showError); });
   $('steps').append(b);
+  CONTROLS.push(`step-${k}`);
+  b.id = `step-${k}`;
 }
 $('step').addEventListener('click', () => { steps = Math.min(steps + 1, 100); show().catch(showError); });
 $('next').addEventListener('click', () => { taskIndex++; newTask().catch(showError); });

@@ -8,7 +8,7 @@ import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
 import { mlpLayout } from '../../src/models/mlp.js';
 import type { AdmlOptions, CheckedBatch, MamlOptions, MlpModelSpec } from '../../src/types.js';
-import { $, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
+import { $, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setEnabled, setupPage, showError, state, trainingProgress } from './common.js';
 
 setupPage('attack', 'Attack');
 const params = new URLSearchParams(location.search);
@@ -73,14 +73,17 @@ async function init(): Promise<void> {
   const tasks = Number(params.get('tasks') ?? 16);
   const variants: Array<[string, MamlOptions | AdmlOptions]> = [['maml', { algorithm: 'maml', dim: D }], ['adml', { algorithm: 'adml', dim: D, epsilon: 0.1, clip: [0, 1] }]];
   for (const [name, extra] of variants) {
-    $('status').textContent = `meta-training ${name.toUpperCase()} (first order, 784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm, ${iterations} iterations of ${tasks} 5-way 1-shot tasks)…`;
+    const what = `meta-training ${name.toUpperCase()} (${name === 'maml' ? 1 : 2} of 2; first order, 784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm, ${tasks} 5-way 1-shot tasks per batch)`;
+    $('status').textContent = `${what}…`;
     const learner = await makeLearner({ ...extra, model: MODEL, innerLr: LR, outerLr: 0.002, order: 1, optimizer: 'adam', seed: 1 });
-    await learner.train({ source, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5 });
+    await learner.train({ source, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5, ...trainingProgress(learner, $('status'), what) });
     models[name] = learner;
   }
   task = sampleTasks(await omniglotSource(WAYS, 1, QUERIES), { tasks: 1, supportShots: WAYS, queryShots: ROWS }, 7, 0, 'test');
   $('status').textContent = `MAML and ADML (FGSM ε = 0.1 during training) meta-trained: 784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm, ${iterations} iterations each; both adapted with ${STEPS} step on this held-out 5-way task's support set, then attacked.`;
   await render();
+  // The controls need both trained models and a task: disabled (in the HTML) until now.
+  setEnabled(['kind', 'epsilon', 'next'], true);
   state.ready = true;
 }
 

@@ -2,14 +2,14 @@
 // embedded Fashion-MNIST subset and Omniglot set in the browser, image drawing, a small MLP forward
 // pass (per-row predictions from adapted parameters), and a live SVG chart. Everything else comes from
 // the library itself (src/), unmodified.
-import { createLearner, getSharedDevice, type Learner } from '../../src/learner.js';
+import { backendReasonInBrief, createLearner, getSharedDevice, type Learner } from '../../src/learner.js';
 import { imageSetFromIdx, parseIdx } from '../../src/tasks/idx.js';
 import { FASHION_CLASSES, FASHION_SPLIT, type OmniglotSource, type TaskSource } from '../../src/tasks/source.js';
 import { parseOmniglot, type OmniglotSet } from '../../src/tasks/omniglot.js';
 import type { MlpLayout } from '../../src/models/mlp.js';
 import { mlpProbabilities } from '../../src/cpu/mlp.js';
 import { svgPlot, type Panel } from '../../src/cli/plot.js';
-import type { LearnerOptions } from '../../src/types.js';
+import type { LearnerOptions, TrainProgress } from '../../src/types.js';
 
 /** What the browser test and curious users can read: window.__metagrad. */
 export interface PageState {
@@ -61,21 +61,56 @@ export function showError(e: unknown): void {
   box.append(p);
 }
 
+/** The backend the page asks for: ?backend=webgpu|cpu|auto (default auto). */
+export const requestedBackend = (): string => new URLSearchParams(location.search).get('backend') ?? 'auto';
+
 /** A learner on WebGPU when the browser has it, else on the CPU backend, with the reason shown. */
 export async function makeLearner(options: LearnerOptions): Promise<Learner> {
-  const learner = await createLearner({ backend: 'auto', ...options });
+  const learner = await createLearner({ ...options, backend: requestedBackend() as LearnerOptions['backend'] });
   const b = learner.backend;
   state.backend = { kind: b.kind, adapter: b.adapter, fallbackReason: b.fallbackReason };
   const line = $('backend');
+  const reason = b.fallbackReason ?? '';
   if (b.kind === 'webgpu') {
-    line.textContent = `WebGPU: ${b.adapter}${b.software ? ' (software adapter: correct, but slow)' : ''}`;
+    line.textContent = `WebGPU: ${b.adapter}${b.software ? ' (a software adapter: correct, but slow; leave ?backend=webgpu out of the address for the faster CPU backend)' : ''}`;
     line.className = 'backend ok';
+  } else if (/software/.test(reason)) {
+    // backend 'auto' chose the CPU: the only adapter is a CPU rasteriser (SwiftShader), which the CPU
+    // backend outruns many times over (bench/browser-speed.mjs).
+    line.textContent = `Running on metagrad's CPU backend: ${backendReasonInBrief(reason)}. ` +
+      'Add ?backend=webgpu to the address to use that adapter anyway.';
+    line.className = 'backend warn';
+  } else if (b.kind === 'cpu' && requestedBackend() === 'cpu') {
+    line.textContent = "Running on metagrad's CPU backend, as the address asks (?backend=cpu).";
+    line.className = 'backend warn';
   } else {
-    line.textContent = `No WebGPU in this browser — running on metagrad's CPU backend instead (${(b.fallbackReason ?? '').split('\nHINT')[0].replace(/\n\s*/g, ' ')}). ` +
+    line.textContent = `No WebGPU in this browser — running on metagrad's CPU backend instead (${reason.split('\nHINT')[0].replace(/\n\s*/g, ' ')}). ` +
       'For the GPU path use a recent Chrome, or start it with --enable-unsafe-webgpu.';
     line.className = 'backend warn';
   }
   return learner;
+}
+
+/** "iteration 40 of 300 · 5.1 it/s · about 0:51 left" (the rate and time once there is one). */
+export function progressText(done: number, total: number, iterationsPerSecond: number): string {
+  const left = iterationsPerSecond > 0 && done > 0 ? ` · ${iterationsPerSecond.toFixed(iterationsPerSecond < 10 ? 2 : 1)} it/s · about ${formatDuration((total - done) / iterationsPerSecond)} left` : '';
+  return `iteration ${done} of ${total}${left}`;
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/**
+ * Hands the event loop back to the browser: the CPU backend computes on the page's own thread (no
+ * workers there), so a page that trains on it yields between iterations to stay responsive.
+ */
+export const yieldToBrowser = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Enables or disables controls (buttons, inputs, selects) by id; used until a page is ready. */
+export function setEnabled(ids: string[], enabled: boolean): void {
+  for (const id of ids) ($(id) as HTMLButtonElement).disabled = !enabled;
 }
 
 /** Warms up the shared device early so the backend line appears before any training. */
@@ -174,3 +209,20 @@ export class LiveChart {
 }
 
 export const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * learner.train options that show progress in `status` ("meta-training MAML: iteration 40 of 300 ·
+ * 5.1 it/s · about 0:51 left") and keep the page responsive on the CPU backend (a report, and a yield to
+ * the browser, every iteration there; every 10 on WebGPU, whose work is off the page's thread).
+ */
+export function trainingProgress(learner: Learner, status: HTMLElement, what: string) {
+  const cpu = learner.backend.kind === 'cpu';
+  return {
+    iterationsPerSubmit: cpu ? 1 : 10,
+    onProgress: async (p: TrainProgress) => {
+      status.textContent = `${what}: ${progressText(p.iteration, p.endIteration, p.iterationsPerSecond)}`;
+      state.progress = { iteration: p.iteration, of: p.endIteration, text: status.textContent };
+      await yieldToBrowser();
+    },
+  };
+}

@@ -8,7 +8,7 @@ import type { Algorithm, LearnerOptions, ModelSpec } from '../../src/types.js';
 import { pickOptions } from '../../src/algorithms/index.js';
 import { sourceDim, type TaskSource } from '../../src/tasks/source.js';
 import { InvalidOptionError } from '../../src/errors.js';
-import { $, clearErrors, LiveChart, loadFashion, makeLearner, omniglotSource, percent, probeBackend, setupPage, showError, state } from './common.js';
+import { $, clearErrors, LiveChart, loadFashion, makeLearner, omniglotSource, percent, probeBackend, progressText, setupPage, showError, state, yieldToBrowser } from './common.js';
 
 setupPage('train', 'Train');
 const input = (id: string) => $(id) as HTMLInputElement;
@@ -99,6 +99,8 @@ async function run(): Promise<void> {
       ...shotsOf(source), trackTrainLoss: true, evalEvery: evalNow ? chunk : 0,
       evalTasks: algorithm === 'amp' ? tasks : Number(input('evalTasks').value),  // AMP: model i on held-out task i
       evalAttack: { kind: 'fgsm', epsilon: Number(input('epsilon').value), ...(images ? { clip: [0, 1] as [number, number] } : {}) },
+      // The CPU backend computes on this page's thread: yield to the browser after every iteration.
+      ...(learner.backend.kind === 'cpu' ? { iterationsPerSubmit: 1, onProgress: yieldToBrowser } : {}),
     });
     iteration = p.iteration;
     state.iteration = iteration;
@@ -113,7 +115,7 @@ async function run(): Promise<void> {
     }
     chart.draw();
     const rate = (iteration - startIteration) / ((performance.now() - started) / 1000);
-    $('speed').textContent = `${iteration} / ${total} iterations · ${rate.toFixed(1)} it/s`;
+    $('speed').textContent = progressText(iteration, total, rate);
   }
   setRunning(false);
   state.done = iteration >= total;
@@ -146,9 +148,11 @@ select('source').addEventListener('change', sync);
 sync();
 state.chartPoints = () => chart.points();
 
+// Start is disabled (in the HTML) until the page knows which backend will run, and says so.
 probeBackend().then(async () => {
-  // Show which backend will run before the first start.
   const probe = await makeLearner({ dim: 4 });
   probe.destroy();
+}).catch(showError).finally(() => {
+  ($('start') as HTMLButtonElement).disabled = false;
   state.ready = true;
 });
