@@ -437,7 +437,10 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
     (fallback ? ` — ${backendReasonInBrief(fallback)}${/software/.test(fallback) ? ' (--backend webgpu uses it anyway)' : ''}` : ''));
   const before = resumeFrom?.elapsedSeconds ?? 0;
   if (resumeFrom) {
-    const defaults = resolveModelFlags({ ...parseFlags([], TRAIN_FLAGS, 'train'), source: flags.source, ways: flags.ways });
+    // The defaults, with --model and --classes 'auto' as they resolve for this run's source.
+    const plain = parseFlags([], TRAIN_FLAGS, 'train');
+    const { model, classes } = resolveModelFlags({ ...plain, source: flags.source, ways: flags.ways });
+    const defaults = { ...plain, model, classes };
     const runFlags = Object.keys(TRAIN_FLAGS).filter((n) => !NOT_CONFIG.has(n) && !TRAIN_FLAGS[n].switch && JSON.stringify(flags[n]) !== JSON.stringify(defaults[n]));
     console.log(`resuming from iteration ${start} of ${iterations} (${checkpointFile}, ${formatSeconds(before)} of training so far): ` +
       `${runFlags.map((n) => `--${n} ${showFlag(flags[n])}`).join(' ') || 'the default flags'}` + (run.changed.length ? `; changed: ${run.changed.join(', ')}` : ''));
