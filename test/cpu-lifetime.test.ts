@@ -54,4 +54,29 @@ test('RSS levels off over 160 create / step / destroy cycles of a 2-thread CPU l
   assert.ok(late - early < 24, `RSS grew from ${early.toFixed(0)} MiB (cycles 30–50) to ${late.toFixed(0)} MiB (cycles 140–160)`);
 });
 
+test('learners share one worker pool per thread count; a pool whose worker died is replaced, and its jobs fail at once', async () => {
+  const { acquirePool, releasePool } = await import('../src/cpu/pool.js');
+  const held = [acquirePool(3), acquirePool(3)];
+  const [a, b] = await Promise.all(held);
+  assert.is(a, b, 'two learners with 3 threads share the pool');
+  assert.is(a.threads, 3);
+  // A worker dies (here: terminated behind the pool's back, as a crash would end it).
+  const worker = (a as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0];
+  await worker.terminate();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(a.broken, 'the pool knows');
+  const error = await a.run({ kernel: 'attack' } as never, 3).then(() => null, (e: Error) => e);
+  assert.ok(error && /broken/.test(error.message), `a job on it fails at once: ${error?.message}`);
+  const fresh = acquirePool(3);
+  const c = await fresh;
+  assert.is.not(c, a, 'the next learner gets a new pool');
+  assert.is(c.broken, null);
+  // Giving back the old pool ends it and leaves the new one alone.
+  for (const p of held) releasePool(p);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.is((a as unknown as { workers: unknown[] }).workers.length, 0, 'the broken pool was terminated by its last user');
+  assert.ok((c as unknown as { workers: unknown[] }).workers.length === 3, 'the new pool still has its workers');
+  releasePool(fresh);
+});
+
 test.run();

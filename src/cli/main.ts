@@ -440,7 +440,7 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
     // The defaults, with --model and --classes 'auto' as they resolve for this run's source.
     const plain = parseFlags([], TRAIN_FLAGS, 'train');
     const { model, classes } = resolveModelFlags({ ...plain, source: flags.source, ways: flags.ways });
-    const defaults = { ...plain, model, classes };
+    const defaults: FlagValues = { ...plain, model, classes };
     const runFlags = Object.keys(TRAIN_FLAGS).filter((n) => !NOT_CONFIG.has(n) && !TRAIN_FLAGS[n].switch && JSON.stringify(flags[n]) !== JSON.stringify(defaults[n]));
     console.log(`resuming from iteration ${start} of ${iterations} (${checkpointFile}, ${formatSeconds(before)} of training so far): ` +
       `${runFlags.map((n) => `--${n} ${showFlag(flags[n])}`).join(' ') || 'the default flags'}` + (run.changed.length ? `; changed: ${run.changed.join(', ')}` : ''));

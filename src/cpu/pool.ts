@@ -16,6 +16,7 @@ type NodeWorker = {
   postMessage(m: unknown): void;
   on(event: 'message', f: (m: { id: number; error?: string }) => void): void;
   on(event: 'error', f: (e: Error) => void): void;
+  on(event: 'exit', f: (code: number) => void): void;
   ref(): void;
   unref(): void;
   terminate(): Promise<number>;
@@ -29,6 +30,10 @@ export class WorkerPool {
   private nextId = 1;
   /** Jobs in flight per worker: a worker is ref'd (keeps the process alive) while it has any. */
   private busy: number[] = [];
+  /** Set when a worker died (an uncaught error, or an exit not asked for by destroy): the pool is
+   * unusable, its jobs fail at once, and acquirePool starts a new one. */
+  broken: Error | null = null;
+  private terminating = false;
 
   private constructor(readonly threads: number) {}
 
@@ -53,7 +58,8 @@ export class WorkerPool {
         if (m.error) p?.reject(new Error(`CPU worker failed: ${m.error}`));
         else p?.resolve();
       });
-      w.on('error', (e) => { for (const p of pool.pending.values()) p.reject(e); pool.pending.clear(); });
+      w.on('error', (e) => pool.fail(e));
+      w.on('exit', (code) => { if (!pool.terminating) pool.fail(new Error(`CPU worker exited (code ${code})`)); });
       w.unref();
       pool.workers.push(w);
       pool.busy.push(0);
@@ -63,6 +69,7 @@ export class WorkerPool {
 
   /** Runs a job split into one contiguous task range per worker; every array must be SharedArrayBuffer-backed. */
   run(job: DistributiveOmit<WorkerJob, 'id' | 'range'>, tasks: number): Promise<void> {
+    if (this.broken) return Promise.reject(new Error(`CPU worker pool is broken: ${this.broken.message}`));
     const n = Math.min(this.workers.length, tasks);
     // Referenced while they work (an idle pool must not keep the process alive, a busy one must); two
     // learners sharing the pool may overlap, hence a count per worker.
@@ -81,41 +88,67 @@ export class WorkerPool {
     return Promise.all(jobs).then(idle, (e) => { idle(); throw e; });
   }
 
+  /** Called once when the pool breaks (acquirePool's bookkeeping). */
+  onBroken: (() => void) | null = null;
+
+  private fail(e: Error): void {
+    if (!this.broken) this.onBroken?.();
+    this.broken ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
   destroy(): void {
+    this.terminating = true;
     for (const w of this.workers) void w.terminate();
     this.workers = [];
     this.busy = [];
   }
 }
 
-interface SharedPool { pool: Promise<WorkerPool>; users: number; timer: ReturnType<typeof setTimeout> | null }
+interface SharedPool { threads: number; pool: Promise<WorkerPool>; users: number; timer: ReturnType<typeof setTimeout> | null; broken: boolean }
+/** The current pool of each thread count. */
 const sharedPools = new Map<number, SharedPool>();
+/** Every pool handed out, current or replaced, by the promise its users hold. */
+const entries = new WeakMap<Promise<WorkerPool>, SharedPool>();
 /** How long a pool with no learner left waits for the next one before its workers are terminated. */
 const POOL_GRACE_MS = 2000;
 
-/** The process's pool of `threads` workers (created on first use); pair every call with releasePool. */
+/** The process's pool of `threads` workers (created on first use); give it back with releasePool. */
 export function acquirePool(threads: number): Promise<WorkerPool> {
   let entry = sharedPools.get(threads);
+  if (entry?.broken) {
+    // A worker of it died: the learners still on it get its error; new ones get a new pool.
+    sharedPools.delete(threads);
+    entry = undefined;
+  }
   if (!entry) {
-    entry = { pool: WorkerPool.create(threads), users: 0, timer: null };
+    const created: SharedPool = { threads, pool: WorkerPool.create(threads), users: 0, timer: null, broken: false };
+    created.pool.then((p) => { p.onBroken = () => { created.broken = true; }; }, () => {
+      // A pool that failed to start is forgotten, so the next learner tries again.
+      if (sharedPools.get(threads) === created) sharedPools.delete(threads);
+    });
+    entry = created;
     sharedPools.set(threads, entry);
-    // A pool that failed to start is forgotten, so the next learner tries again.
-    entry.pool.catch(() => { if (sharedPools.get(threads) === entry) sharedPools.delete(threads); });
+    entries.set(entry.pool, entry);
   }
   if (entry.timer) { clearTimeout(entry.timer); entry.timer = null; }
   entry.users++;
   return entry.pool;
 }
 
-/** Gives back one acquirePool reference; the last one terminates the workers after POOL_GRACE_MS. */
-export function releasePool(threads: number): void {
-  const entry = sharedPools.get(threads);
+/** Gives back one acquirePool reference to `pool`; its last user terminates the workers (after
+ * POOL_GRACE_MS, or at once for a pool that was replaced). */
+export function releasePool(pool: Promise<WorkerPool>): void {
+  const entry = entries.get(pool);
   if (!entry || entry.users === 0) return;
   if (--entry.users > 0) return;
+  const end = () => { void entry.pool.then((p) => p.destroy(), () => undefined); };
+  if (sharedPools.get(entry.threads) !== entry) { end(); return; }
   entry.timer = setTimeout(() => {
-    if (sharedPools.get(threads) !== entry || entry.users > 0) return;
-    sharedPools.delete(threads);
-    void entry.pool.then((p) => p.destroy(), () => undefined);
+    if (sharedPools.get(entry.threads) !== entry || entry.users > 0) return;
+    sharedPools.delete(entry.threads);
+    end();
   }, POOL_GRACE_MS);
   (entry.timer as { unref?: () => void }).unref?.();
 }

@@ -264,7 +264,7 @@ export class CpuEngine implements Engine {
   async sync(): Promise<void> {}
 
   destroy(): void {
-    if (this.pool) releasePool(this.options.threads);
+    if (this.pool) releasePool(this.pool);
     this.pool = null;
     this.arena.release();
     this.scratch = null;
