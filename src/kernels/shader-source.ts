@@ -19,6 +19,7 @@ import mlpSignStep from '../../shaders/mlp-sign-step.wgsl';
 import mlpTaskNorm from '../../shaders/mlp-task-norm.wgsl';
 import finiteCheck from '../../shaders/finite-check.wgsl';
 import joinRows from '../../shaders/join-rows.wgsl';
+import conv2d from '../../shaders/conv2d.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -36,6 +37,7 @@ export const SHADERS = {
   mlpTaskNorm,
   finiteCheck,
   joinRows,
+  conv2d,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */
