@@ -20,6 +20,7 @@ import mlpTaskNorm from '../../shaders/mlp-task-norm.wgsl';
 import finiteCheck from '../../shaders/finite-check.wgsl';
 import joinRows from '../../shaders/join-rows.wgsl';
 import conv2d from '../../shaders/conv2d.wgsl';
+import pool from '../../shaders/pool.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -38,6 +39,7 @@ export const SHADERS = {
   finiteCheck,
   joinRows,
   conv2d,
+  pool,
 } as const;
 
 /** Workgroup size of the per-task kernels (override WG): invocations that split D. */
