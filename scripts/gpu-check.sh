@@ -10,7 +10,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 { node --version; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; node dist/cli.js info; } 2>&1 | tee "$OUT/info.txt"
 # Every test file but the browser one (no chromium there), on the hardware adapter (GPU_CHECK_TESTS=0: none).
 if [ "${GPU_CHECK_TESTS:-1}" != 0 ]; then
-  node test/run.mjs kernels,algorithms,math,learner,tasks,chunks,cli,mlp,omniglot,reliability,device-option --no-build 2>&1 | tail -40 | tee "$OUT/tests.txt"
+  node test/run.mjs kernels,algorithms,math,learner,tasks,chunks,cli,mlp,omniglot,reliability,device-option,divergence,conv,pool-kernel,net-oracle --no-build 2>&1 | tail -40 | tee "$OUT/tests.txt"
 fi
 # The MLP rows' PyTorch peers on CUDA, checked on their own first (batched vs loop, order 2 vs 1, finite
 # differences; seconds), then the benchmark with every peer on CUDA. BENCH_ONLY=mlp: the MLP rows alone;
