@@ -36,7 +36,11 @@ interface PlanState {
 }
 
 export class CpuEngine implements Engine {
-  readonly info: BackendInfo = { kind: 'cpu', adapter: 'cpu (TypeScript; worker threads for large batches)', software: true };
+  // Worker threads exist in Node only; a browser page runs the CPU backend on its own thread.
+  readonly info: BackendInfo = {
+    kind: 'cpu', software: true,
+    adapter: typeof process !== 'undefined' && process.versions?.node ? 'cpu (TypeScript; worker threads for large batches)' : 'cpu (TypeScript, on the page\'s thread)',
+  };
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
   private readonly paramLength: number;
