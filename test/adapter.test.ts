@@ -12,23 +12,15 @@ import { createLearner, getSharedDevice, shortAdapterName } from '../src/learner
 import { acquireDevice } from '../src/gpu/device.js';
 import { splitCaptured } from '../src/gpu/node-env.js';
 import { InvalidOptionError, NoAdapterError } from '../src/errors.js';
-import { thrown } from './helpers.js';
+import { bundleChildScript, thrown } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..');
 
 /** A small program that acquires a device through src/gpu/device.ts, bundled beside this test's bundle
  * (inside the checkout, so that `webgpu` resolves from node_modules). */
 let child: string | null = null;
 async function childScript(): Promise<string> {
-  if (child) return child;
-  const { build } = await import('esbuild');
-  const dir = path.join(here, 'adapter-child');
-  mkdirSync(dir, { recursive: true });
-  const outfile = path.join(dir, 'acquire.mjs');
-  await build({
-    stdin: {
-      contents: `
+  child ??= await bundleChildScript(`
         import { acquireDevice } from './src/gpu/device.ts';
         // Two acquisitions that overlap share one capture, and stderr is put back once.
         const [acq, other] = await Promise.all([acquireDevice(), acquireDevice()]);
@@ -36,14 +28,8 @@ async function childScript(): Promise<string> {
         console.error('child: acquired');
         console.log(JSON.stringify({ path: acq.path, software: acq.software, xdg: process.env.XDG_RUNTIME_DIR ?? null,
           vk: process.env.VK_ICD_FILENAMES ?? null, egl: process.env.EGL_PLATFORM ?? null }));
-        acq.device.destroy();`,
-      resolveDir: root,
-      loader: 'ts',
-    },
-    bundle: true, format: 'esm', platform: 'node', target: 'node20', loader: { '.wgsl': 'text' }, external: ['webgpu'], outfile, logLevel: 'warning',
-  });
-  child = outfile;
-  return outfile;
+        acq.device.destroy();`, path.join(here, 'adapter-child', 'acquire.mjs'));
+  return child;
 }
 
 let runs = 0;
@@ -153,21 +139,13 @@ test('splitCaptured drops Dawn\'s lines and their locations, and keeps everythin
 });
 
 test("backend 'auto' decides in a child process: where the CPU backend wins, Dawn is never loaded in this one", async () => {
-  const { build } = await import('esbuild');
-  const outfile = path.join(here, 'adapter-child', 'auto.mjs');
-  await build({
-    stdin: {
-      contents: `
+  const outfile = await bundleChildScript(`
         import { pickAutoBackend } from './src/learner.ts';
         import { probeAdaptersInChild } from './src/gpu/device.ts';
         const pick = await pickAutoBackend();
         const probe = await probeAdaptersInChild();
         console.log(JSON.stringify({ backend: pick.backend, reason: pick.reason, probe, dawnLoaded: 'GPUBufferUsage' in globalThis }));`,
-      resolveDir: root,
-      loader: 'ts',
-    },
-    bundle: true, format: 'esm', platform: 'node', target: 'node20', loader: { '.wgsl': 'text' }, external: ['webgpu', 'ffi-rs'], outfile, logLevel: 'warning',
-  });
+    path.join(here, 'adapter-child', 'auto.mjs'));
   const r = runChildSharedLog(outfile, { ...CLEAN });
   assert.is(r.status, 0, r.log);
   const lines = r.log.split('\n').filter((l) => l !== '');

@@ -8,36 +8,27 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleChildScript } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..');
 
-async function childScript(): Promise<string> {
-  const { build } = await import('esbuild');
-  // Beside this bundle, where the test build put cpu-worker.js (the pool starts workers from beside the code).
-  const outfile = path.join(here, 'cpu-lifetime-child.mjs');
-  await build({
-    stdin: {
-      contents: `
-        import { createLearner } from './src/learner.ts';
-        import { randomBatch } from './test/helpers.ts';
-        const cycles = Number(process.argv[2]);
-        const batch = randomBatch(256, 10, 10, 256, 4);
-        const rss = [];
-        for (let i = 0; i < cycles; i++) {
-          const l = await createLearner({ algorithm: 'maml', dim: 256, threads: 2, backend: 'cpu' });
-          const m = await l.step(batch, { readback: true });
-          if (!Number.isFinite(m.loss)) throw new Error('non-finite loss');
-          l.destroy();
-          rss.push(process.memoryUsage().rss / 2 ** 20);
-        }
-        console.log(JSON.stringify(rss));`,
-      resolveDir: root,
-      loader: 'ts',
-    },
-    bundle: true, format: 'esm', platform: 'node', target: 'node20', loader: { '.wgsl': 'text' }, external: ['webgpu', 'uvu', 'uvu/assert'], outfile, logLevel: 'warning',
-  });
-  return outfile;
+/** The issue's loop, bundled beside this bundle, where the test build put cpu-worker.js (the pool starts
+ * workers from beside the code). */
+function childScript(): Promise<string> {
+  return bundleChildScript(`
+    import { createLearner } from './src/learner.ts';
+    import { randomBatch } from './test/helpers.ts';
+    const cycles = Number(process.argv[2]);
+    const batch = randomBatch(256, 10, 10, 256, 4);
+    const rss = [];
+    for (let i = 0; i < cycles; i++) {
+      const l = await createLearner({ algorithm: 'maml', dim: 256, threads: 2, backend: 'cpu' });
+      const m = await l.step(batch, { readback: true });
+      if (!Number.isFinite(m.loss)) throw new Error('non-finite loss');
+      l.destroy();
+      rss.push(process.memoryUsage().rss / 2 ** 20);
+    }
+    console.log(JSON.stringify(rss));`, path.join(here, 'cpu-lifetime-child.mjs'));
 }
 
 test('RSS levels off over 160 create / step / destroy cycles of a 2-thread CPU learner', async () => {

@@ -11,6 +11,26 @@ import { packImages, SampleTasksKernel } from '../src/kernels/sample-tasks.js';
 import { sourceDim, type Split, type TaskSource } from '../src/tasks/source.js';
 import type { SampleShape } from '../src/cpu/sample-tasks.js';
 import { dataLayout, paddedDim, padRows, unpadRows } from '../src/kernels/layout.js';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * A small program for a child process, given as TypeScript that imports from the checkout
+ * ('./src/…'), bundled to `outfile` (beside the test bundles, inside the checkout, so that the native
+ * packages left external — webgpu, ffi-rs — resolve from node_modules).
+ */
+export async function bundleChildScript(contents: string, outfile: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  mkdirSync(path.dirname(outfile), { recursive: true });
+  await build({
+    stdin: { contents, resolveDir: root, loader: 'ts' },
+    bundle: true, format: 'esm', platform: 'node', target: 'node20', loader: { '.wgsl': 'text' },
+    external: ['webgpu', 'ffi-rs', 'esbuild', 'uvu', 'uvu/assert'], outfile, logLevel: 'warning',
+  });
+  return outfile;
+}
 
 export function randomArray(n: number, seed: number, stream: number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);

@@ -45,7 +45,7 @@ export function cliVocabulary(text: string, names: Map<string, string>, command:
   let out = kept.length === sentences.length ? text : kept.join(' ');
   if (out.trim() === '') out = `See metagrad ${command} --help.`;
   // The backend option reads the same in every command: backend: 'webgpu' → --backend webgpu.
-  out = out.replace(/\b[Pp]ass backend: '(\w+)'/g, (m, b: string) => `${m[0]}ass --backend ${b}`).replace(/\bbackend: '(\w+)'/g, '--backend $1');
+  out = out.replace(/\bbackend: '(\w+)'/g, '--backend $1');
   if (names.size === 0) return out;
   const alt = [...names.keys()].sort((a, b) => b.length - a.length).map(escape).join('|');
   // model: { kind: 'mlp', classes: 5, … } → --model mlp --classes 5

@@ -88,11 +88,7 @@ export class WorkerPool {
     return Promise.all(jobs).then(idle, (e) => { idle(); throw e; });
   }
 
-  /** Called once when the pool breaks (acquirePool's bookkeeping). */
-  onBroken: (() => void) | null = null;
-
   private fail(e: Error): void {
-    if (!this.broken) this.onBroken?.();
     this.broken ??= e;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
@@ -106,7 +102,14 @@ export class WorkerPool {
   }
 }
 
-interface SharedPool { threads: number; pool: Promise<WorkerPool>; users: number; timer: ReturnType<typeof setTimeout> | null; broken: boolean }
+interface SharedPool {
+  threads: number;
+  pool: Promise<WorkerPool>;
+  /** The pool once started (its `broken` says whether new learners need another). */
+  started: WorkerPool | null;
+  users: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
 /** The current pool of each thread count. */
 const sharedPools = new Map<number, SharedPool>();
 /** Every pool handed out, current or replaced, by the promise its users hold. */
@@ -117,14 +120,14 @@ const POOL_GRACE_MS = 2000;
 /** The process's pool of `threads` workers (created on first use); give it back with releasePool. */
 export function acquirePool(threads: number): Promise<WorkerPool> {
   let entry = sharedPools.get(threads);
-  if (entry?.broken) {
+  if (entry?.started?.broken) {
     // A worker of it died: the learners still on it get its error; new ones get a new pool.
     sharedPools.delete(threads);
     entry = undefined;
   }
   if (!entry) {
-    const created: SharedPool = { threads, pool: WorkerPool.create(threads), users: 0, timer: null, broken: false };
-    created.pool.then((p) => { p.onBroken = () => { created.broken = true; }; }, () => {
+    const created: SharedPool = { threads, pool: WorkerPool.create(threads), started: null, users: 0, timer: null };
+    created.pool.then((p) => { created.started = p; }, () => {
       // A pool that failed to start is forgotten, so the next learner tries again.
       if (sharedPools.get(threads) === created) sharedPools.delete(threads);
     });
@@ -151,11 +154,6 @@ export function releasePool(pool: Promise<WorkerPool>): void {
     end();
   }, POOL_GRACE_MS);
   (entry.timer as { unref?: () => void }).unref?.();
-}
-
-/** A zeroed Float32Array over shared memory (or ordinary memory when SharedArrayBuffer is unavailable). */
-export function sharedFloats(length: number): Float32Array {
-  return typeof SharedArrayBuffer !== 'undefined' ? new Float32Array(new SharedArrayBuffer(4 * Math.max(length, 1))).subarray(0, length) : new Float32Array(length);
 }
 
 export const isShared = (a: Float32Array): boolean => typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;

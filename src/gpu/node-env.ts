@@ -180,11 +180,6 @@ function loadLibc(): Promise<Libc | null> {
   return libc;
 }
 
-/** Whether stderr's lines can be held back whatever fd 2 is (a file shared with stdout included). */
-export async function canCaptureAnyStderr(): Promise<boolean> {
-  return (await loadLibc()) !== null;
-}
-
 let depth = 0;
 let opening: Promise<Capture | null> | null = null;
 let current: Capture | null = null;

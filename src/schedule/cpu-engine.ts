@@ -15,6 +15,7 @@ import type { AttackParams } from '../cpu/fgsm.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';
 import { acquirePool, isShared, releasePool, SharedArena, type WorkerPool } from '../cpu/pool.js';
+import { isNode } from '../gpu/node-env.js';
 
 /** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D; MLP: ·parameters) run on one thread: a hop costs ~0.1 ms. */
 const PARALLEL_MIN_WORK = 1 << 20;
@@ -39,7 +40,7 @@ export class CpuEngine implements Engine {
   // Worker threads exist in Node only; a browser page runs the CPU backend on its own thread.
   readonly info: BackendInfo = {
     kind: 'cpu', software: true,
-    adapter: typeof process !== 'undefined' && process.versions?.node ? 'cpu (TypeScript; worker threads for large batches)' : 'cpu (TypeScript, on the page\'s thread)',
+    adapter: isNode() ? 'cpu (TypeScript; worker threads for large batches)' : 'cpu (TypeScript, on the page\'s thread)',
   };
   private readonly params: Float32Array;
   private readonly optState: Float32Array;

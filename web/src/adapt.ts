@@ -109,7 +109,6 @@ for (let k = 0; k <= MAX_STEPS; k++) {
   b.textContent = String(k);
   b.dataset.steps = String(k);
   b.disabled = true;
-  b.className = 'step-button';
   b.addEventListener('click', () => { steps = k; show().catch(showError); });
   $('steps').append(b);
   CONTROLS.push(`step-${k}`);

@@ -9,6 +9,7 @@ import { parseOmniglot, type OmniglotSet } from '../../src/tasks/omniglot.js';
 import type { MlpLayout } from '../../src/models/mlp.js';
 import { mlpProbabilities } from '../../src/cpu/mlp.js';
 import { svgPlot, type Panel } from '../../src/cli/plot.js';
+import { formatSeconds } from '../../src/cli/progress.js';
 import type { LearnerOptions, TrainProgress } from '../../src/types.js';
 
 /** What the browser test and curious users can read: window.__metagrad. */
@@ -93,13 +94,8 @@ export async function makeLearner(options: LearnerOptions): Promise<Learner> {
 
 /** "iteration 40 of 300 · 5.1 it/s · about 0:51 left" (the rate and time once there is one). */
 export function progressText(done: number, total: number, iterationsPerSecond: number): string {
-  const left = iterationsPerSecond > 0 && done > 0 ? ` · ${iterationsPerSecond.toFixed(iterationsPerSecond < 10 ? 2 : 1)} it/s · about ${formatDuration((total - done) / iterationsPerSecond)} left` : '';
+  const left = iterationsPerSecond > 0 && done > 0 ? ` · ${iterationsPerSecond.toFixed(iterationsPerSecond < 10 ? 2 : 1)} it/s · about ${formatSeconds((total - done) / iterationsPerSecond)} left` : '';
   return `iteration ${done} of ${total}${left}`;
-}
-
-function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Algorithm, LearnerOptions, ModelSpec } from '../../src/types.js';
 import { pickOptions } from '../../src/algorithms/index.js';
 import { sourceDim, type TaskSource } from '../../src/tasks/source.js';
 import { InvalidOptionError } from '../../src/errors.js';
-import { $, clearErrors, LiveChart, loadFashion, makeLearner, omniglotSource, percent, probeBackend, progressText, setupPage, showError, state, yieldToBrowser } from './common.js';
+import { $, clearErrors, LiveChart, loadFashion, makeLearner, omniglotSource, percent, probeBackend, progressText, setEnabled, setupPage, showError, state, yieldToBrowser } from './common.js';
 
 setupPage('train', 'Train');
 const input = (id: string) => $(id) as HTMLInputElement;
@@ -32,8 +32,8 @@ state.iteration = 0;
 function setRunning(on: boolean) {
   running = on;
   state.running = on;
-  ($('start') as HTMLButtonElement).disabled = on;
-  ($('pause') as HTMLButtonElement).disabled = !on;
+  setEnabled(['start'], !on);
+  setEnabled(['pause'], on);
 }
 
 const select = (id: string) => $(id) as HTMLSelectElement;
@@ -153,6 +153,6 @@ probeBackend().then(async () => {
   const probe = await makeLearner({ dim: 4 });
   probe.destroy();
 }).catch(showError).finally(() => {
-  ($('start') as HTMLButtonElement).disabled = false;
+  setEnabled(['start'], true);
   state.ready = true;
 });
