@@ -1,9 +1,9 @@
-// Times the CPU backend's MLP MAML core (src/cpu/mlp-task.ts mlpAdaptAndMetaGrad) on one thread at the
+// Times the CPU backend's MLP MAML core (src/cpu/model-task.ts modelAdaptAndMetaGrad) on one thread at the
 // Omniglot shape of the benchmark's MLP rows (bench/bench.ts: D = 784, hidden [256, 128, 64, 64], 5-way,
 // Ks = Kq = 5, 1 inner step, synthetic sparse-prototype rows with noise) and prints ms per task (wall and
 // CPU time of this thread's process: on a shared machine the CPU time is the steadier), plus a checksum
 // of the outputs (equal checksums: the same bits). Bundles src/ with esbuild, like test/run.mjs.
-// --before REV also bundles src/cpu/mlp-task.ts as of git revision REV (e.g. 7181d16, the float64
+// --before REV also bundles src/cpu/model-task.ts as of git revision REV (e.g. 7181d16, the float64
 // generic-loop version) and alternates the two implementations rep by rep, so both see the same load.
 // Usage: node [--cpu-prof] bench/cpu-mlp-profile.mjs [--tasks 32] [--orders 1,2] [--steps 1] [--reps 5]
 //        [--hidden 256,128,64,64] [--context 0] [--adapt all|context] [--perturb 0] [--before REV]
@@ -33,7 +33,7 @@ const D = 784, N = 5, Ks = 5, Kq = 5;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-mlp-profile-'));
 await build({
   stdin: {
-    contents: `export { mlpAdaptAndMetaGrad, mlpTaskScratchSizes } from './src/cpu/mlp-task.ts';
+    contents: `export { modelAdaptAndMetaGrad, modelTaskScratchSizes } from './src/cpu/model-task.ts';
                export { mlpLayout, mlpInit } from './src/models/mlp.ts';
                export { uniform01 } from './src/rng.ts';`,
     resolveDir: root, loader: 'ts',
@@ -41,14 +41,18 @@ await build({
   bundle: true, format: 'esm', platform: 'node', target: 'node20', outfile: path.join(dir, 'profile.mjs'), logLevel: 'warning',
 });
 const m = await import(pathToFileURL(path.join(dir, 'profile.mjs')).href);
-const impls = [{ name: 'current', core: m.mlpAdaptAndMetaGrad }];
+const impls = [{ name: 'current', core: m.modelAdaptAndMetaGrad }];
 if (before) {
-  const old = execFileSync('git', ['show', `${before}:src/cpu/mlp-task.ts`], { cwd: root, encoding: 'utf8' });
+  // The core was src/cpu/mlp-task.ts (mlpAdaptAndMetaGrad) before issue 20 made it model-generic.
+  const show = (file) => { try { return execFileSync('git', ['show', `${before}:src/cpu/${file}`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }); } catch { return null; } };
+  const old = show('model-task.ts') ?? show('mlp-task.ts');
+  if (old === null) throw new Error(`--before ${before}: neither src/cpu/model-task.ts nor src/cpu/mlp-task.ts exists at that revision`);
   await build({
-    stdin: { contents: old, resolveDir: path.join(root, 'src', 'cpu'), loader: 'ts', sourcefile: `mlp-task@${before}.ts` },
+    stdin: { contents: old, resolveDir: path.join(root, 'src', 'cpu'), loader: 'ts', sourcefile: `model-task@${before}.ts` },
     bundle: true, format: 'esm', platform: 'node', target: 'node20', outfile: path.join(dir, 'before.mjs'), logLevel: 'warning',
   });
-  impls.unshift({ name: `before (${before})`, core: (await import(pathToFileURL(path.join(dir, 'before.mjs')).href)).mlpAdaptAndMetaGrad });
+  const oldModule = await import(pathToFileURL(path.join(dir, 'before.mjs')).href);
+  impls.unshift({ name: `before (${before})`, core: oldModule.modelAdaptAndMetaGrad ?? oldModule.mlpAdaptAndMetaGrad });
 }
 rmSync(dir, { recursive: true, force: true });
 
@@ -85,7 +89,7 @@ function checksum(a) {
 console.log(`node ${process.version}; D=${D} hidden=[${hidden}] N=${N} C=${context} adapt=${adapt} Ks=${Ks} Kq=${Kq} n=${innerSteps} T=${T} perturb=${perturbSteps}; one thread; ${reps} reps`);
 const median = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
 for (const order of orders) {
-  const sizes = m.mlpTaskScratchSizes({ tasks: T, layout });
+  const sizes = m.modelTaskScratchSizes({ tasks: T, layout });
   const p = {
     tasks: T, supportRows: Ks, queryRows: Kq, dim: D, innerSteps, order, wantMetaGrad: true, innerLr: 0.05, outSet: 0,
     layout, adapt, thetaPerTask: false, perturb: perturbSteps ? { steps: perturbSteps, lr: 0.05, radius: 0.01 } : null,

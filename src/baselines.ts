@@ -8,7 +8,7 @@ import { resolveEvaluateOptions } from './validate.js';
 import { mlpInit, mlpLayout, type MlpLayout } from './models/mlp.js';
 import { mlpBodyFeatures, mlpLossGrad, type Floats, type MlpRows } from './cpu/mlp.js';
 import { fastLossGrad } from './cpu/mlp-fast.js';
-import { mlpAttack } from './cpu/mlp-task.js';
+import { modelAttack } from './cpu/model-task.js';
 import { randomBelow, rotatedSource } from './cpu/sample-tasks.js';
 import type { AttackParams } from './cpu/fgsm.js';
 import { omniglotPool, trainRotations, type OmniglotSource } from './tasks/source.js';
@@ -234,10 +234,10 @@ export function transferAccuracy(pre: Pretrained, batch: CheckedBatch, o: Transf
     const score = (x: Float32Array, xOff: number, y: Float32Array, yOff: number) => fastLossGrad(net.layout, net.params, 0, { x, xOff, xStride: D, y, yOff, rows: Kq }, null);
     taskAccuracy[t] = score(batch.queryX, t * Kq * D, batch.queryY, t * Kq).accuracy;
     if (o.attack && attackedAccuracy) {
-      // The engines' attack (src/cpu/mlp-task.ts) on this one task's query rows.
+      // The engines' attack (src/cpu/model-task.ts) on this one task's query rows.
       const clean = { x: batch.queryX.subarray(t * Kq * D, (t + 1) * Kq * D), y: batch.queryY.subarray(t * Kq, (t + 1) * Kq) };
       const adv = new Float32Array(Kq * D);
-      mlpAttack(adv, clean, net.params, { tasks: 1, rows: Kq, dim: D, paramStride: 0 }, o.attack, net.layout);
+      modelAttack(adv, clean, net.params, { tasks: 1, rows: Kq, dim: D, paramStride: 0 }, o.attack, net.layout);
       attackedAccuracy[t] = score(adv, 0, clean.y, 0).accuracy;
     }
   }

@@ -6,7 +6,7 @@ import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
 import { mlpInit, type MlpLayout } from './models/mlp.js';
-import { mlpLayoutOf, modelCount } from './models/model.js';
+import { describeLayout, modelInit, modelLayoutOf, modelCount, type ModelLayout } from './models/model.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
 import type { Engine, EvaluateOutput, NonFiniteCounts, StepReadback } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
@@ -100,12 +100,12 @@ class LearnerImpl implements Learner {
   /** The last iteration at which the divergence check found the state finite. */
   private lastFinite: number | null = null;
   readonly paramCount: number;
-  /** The MLP's layout (null: the logistic unit). */
-  private readonly mlp: MlpLayout | null;
+  /** The model's layout: an MLP or a list of layers (null: the logistic unit). */
+  private readonly mlp: ModelLayout | null;
   /** What the algorithm can do and how it holds its parameters (src/algorithms/common.ts). */
   private readonly can: Capabilities;
   constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
-    this.mlp = mlpLayoutOf(options);
+    this.mlp = modelLayoutOf(options);
     this.can = capabilitiesOf(options);
     // Public θ only: Meta-SGD's α has getStepSizes().
     this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : (this.can.paramVectors(options) / (this.can.stepSizes ? 2 : 1)) * options.dim;
@@ -181,8 +181,8 @@ class LearnerImpl implements Learner {
     const o = this.options;
     const perTask = this.can.thetaPerTask;
     if (this.mlp) {
-      const shape = this.mlp.widths.join('-');
-      return `${perTask ? `models × ${this.mlp.params}` : `${this.mlp.params}`} MLP parameters (${shape}: per layer W in×out row-major, then b)`;
+      const order = this.mlp.kind === 'mlp' ? 'per layer W in×out row-major, then b' : 'per layer: dense W in×out row-major, conv W k×k×C_in×C_out, then b';
+      return `${perTask ? `models × ${this.mlp.params}` : `${this.mlp.params}`} parameters of the ${describeLayout(this.mlp)} (${order})`;
     }
     if (this.can.publicLayout) return this.can.publicLayout.describe(o);
     if (perTask) return `models × dim = ${this.can.models(o)} × ${o.dim}, model-major`;
@@ -515,12 +515,12 @@ function resizeVectors(src: Float32Array, count: number, from: number, to: numbe
 /** Initial parameters in the engines' internal layout (see LearnerOptions.contextDim for CAML; an MLP
  * starts He-normal, each of AMP's models from its own stretch of the seed's stream). */
 function initialInternalParams(o: ResolvedLearnerOptions): Float32Array {
-  const mlp = mlpLayoutOf(o);
+  const mlp = modelLayoutOf(o);
   const can = capabilitiesOf(o);
   if (mlp) {
     const models = modelCount(o);
     const out = new Float32Array(models * mlp.vector * (can.stepSizes ? 2 : 1));
-    for (let m = 0; m < models; m++) out.set(mlpInit(mlp, o.seed, m * mlp.vector), m * mlp.vector);
+    for (let m = 0; m < models; m++) out.set(modelInit(mlp, o.seed, m * mlp.vector), m * mlp.vector);
     // Meta-SGD's α starts at innerLr for every parameter (its φ and padding entries are never read).
     if (can.stepSizes) out.fill(o.innerLr, models * mlp.vector, models * mlp.vector + mlp.params);
     return out;
@@ -625,6 +625,17 @@ export async function createLearner(options: CreateLearnerOptions): Promise<Lear
     throw new InvalidOptionError("A device was passed with backend: 'cpu'.", "Leave device out for the CPU backend, or use backend: 'webgpu' (or 'auto') with it.");
   }
   const theta = initialInternalParams(resolved);
+  // Models given as a list of layers (Conv-4, general nets) run on the CPU backend: their GPU kernels
+  // (shaders/conv2d.wgsl, pool.wgsl) exist and are tested, the GPU pass over a layer list does not yet.
+  const cpuOnly = modelLayoutOf(resolved)?.kind === 'net';
+  if (cpuOnly && (resolved.backend === 'webgpu' || device !== undefined)) {
+    throw new InvalidOptionError(`The ${resolved.model.kind} model runs on the CPU backend only in this release (the GPU pass over layer lists is not built yet).`,
+      "Use backend: 'cpu' or 'auto' with it, or model: { kind: 'mlp', … } on the GPU.");
+  }
+  if (cpuOnly && resolved.backend === 'auto') {
+    const engine = new CpuEngine(resolved, theta);
+    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: `the ${resolved.model.kind} model runs on the CPU backend only in this release` });
+  }
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);

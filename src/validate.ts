@@ -4,6 +4,8 @@ import { InvalidOptionError, LabelError, LimitError, NonFiniteError, ShapeError 
 import { NO_CLIP, type Batch, type EvaluateOptions, type LearnerOptions, type ResolvedLearnerOptions, type TrainOptions } from './types.js';
 import { ALGORITHM_NAMES, ALL_OPTION_KEYS, DEFAULT_ALGORITHM, applyDefaults, capabilitiesOf, optionHelp, optionKeys, optionUsers } from './algorithms/index.js';
 import type { ModelSpec } from './models/mlp.js';
+import { netLayout, type LayerSpec, type LossSpec } from './models/layers.js';
+import { modelLayoutOf, netModelLayout } from './models/model.js';
 import { COMMON_DEFAULTS } from './algorithms/common.js';
 import { classRange, omniglotPool, sourceDim, type TaskSource } from './tasks/source.js';
 import { missingClasses } from './tasks/idx.js';
@@ -114,14 +116,19 @@ export function resolveLearnerOptions(options: LearnerOptions): ResolvedLearnerO
   o.model = checkModel(o.model);
   // The default value is accepted so that resolved options (checkpoints, the CLI) round-trip; any other
   // value would be silently ignored, so it is refused.
-  if (o.model.kind === 'mlp' && options.initScale !== undefined && options.initScale !== COMMON_DEFAULTS.initScale) {
-    throw new InvalidOptionError(`initScale (${options.initScale}) applies to the logistic model; the MLP starts He-normal (SPEC.md).`, 'Leave initScale out, or set the parameters with setParams.');
+  if (o.model.kind !== 'logistic' && options.initScale !== undefined && options.initScale !== COMMON_DEFAULTS.initScale) {
+    throw new InvalidOptionError(`initScale (${options.initScale}) applies to the logistic model; the ${o.model.kind} model starts He-normal (SPEC.md).`, 'Leave initScale out, or set the parameters with setParams.');
   }
   // CAML's context enters layer 1 as constant input columns: it shifts every row's pre-activation by the
   // same amount, which a per-task normalisation of layer 1 subtracts again — φ would adapt on rounding noise.
   if (capabilitiesOf(o).adapt === 'context' && o.model.kind === 'mlp' && o.model.norm === 'task' && o.model.hidden.length > 0) {
     throw new InvalidOptionError(`${algorithm.toUpperCase()} with norm: 'task' cannot adapt: its context φ adds the same shift to every row of layer 1, which the per-task normalisation removes.`,
       `Use norm: 'none' with ${algorithm} (or hidden: [] for a softmax head).`);
+  }
+  // A layer list's shapes against the rows (the image has dim features; every layer fits its input).
+  const net = netModelLayout(o.model, o.dim, capabilitiesOf(o).context(o));
+  if (net && capabilitiesOf(o).adapt === 'head' && net.net.layers[net.net.layers.length - 1].spec.kind !== 'dense') {
+    throw new InvalidOptionError(`${algorithm.toUpperCase()} adapts the head, the last layer, which must be dense; this model ends with ${net.net.layers[net.net.layers.length - 1].spec.kind}.`, "End the layer list with { kind: 'dense', units: N }.");
   }
   // The AMP inner optimizer perturbs every parameter: not for an algorithm that adapts only a context.
   if (capabilitiesOf(o).adapt !== 'all' && o.innerOptimizer === 'amp') {
@@ -147,7 +154,8 @@ export function checkModel(model: unknown): ModelSpec {
     if (extra.length) throw new InvalidOptionError(`The logistic model takes no options, got ${extra.join(', ')}.`, hint);
     return { kind: 'logistic' };
   }
-  if (m.kind !== 'mlp') throw new InvalidOptionError(`model.kind must be 'logistic' or 'mlp', got ${JSON.stringify(m.kind)}.`, hint);
+  if (m.kind === 'conv4' || m.kind === 'layers') return checkNetModel(m);
+  if (m.kind !== 'mlp') throw new InvalidOptionError(`model.kind must be 'logistic', 'mlp', 'conv4' or 'layers', got ${JSON.stringify(m.kind)}.`, hint);
   const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes', 'norm'].includes(k));
   if (extra.length) throw new InvalidOptionError(`Unknown option(s) of the mlp model: ${extra.join(', ')}.`, hint);
   const hidden = m.hidden ?? [];
@@ -158,6 +166,40 @@ export function checkModel(model: unknown): ModelSpec {
   const norm = m.norm ?? 'none';
   if (norm !== 'none' && norm !== 'task') throw new InvalidOptionError(`model.norm must be 'none' or 'task', got ${JSON.stringify(m.norm)}.`, "norm: 'task' normalises each hidden unit over the rows of the task's set (MAML's transductive batch norm).");
   return { kind: 'mlp', hidden: [...(hidden as number[])], classes: m.classes as number, norm };
+}
+
+/** The conv4 and layers models, checked and copied (their layer lists are checked against the data's
+ * dim by netModelLayout when the learner is resolved). */
+function checkNetModel(m: Record<string, unknown>): ModelSpec {
+  const allowed = m.kind === 'conv4' ? ['kind', 'classes', 'filters', 'pooling', 'image'] : ['kind', 'input', 'layers', 'loss'];
+  const hint = m.kind === 'conv4'
+    ? "e.g. model: { kind: 'conv4', classes: 5 } (filters: 64, pooling: 'stride' — MAML's Omniglot net; pooling: 'max' — its mini-ImageNet net)."
+    : "e.g. model: { kind: 'layers', input: { h: 28, w: 28, c: 1 }, layers: [{ kind: 'conv2d', filters: 32, size: 3, stride: 2, padding: 1 }, { kind: 'relu' }, { kind: 'meanpool' }, { kind: 'dense', units: 5 }] }.";
+  const extra = Object.keys(m).filter((k) => !allowed.includes(k));
+  if (extra.length) throw new InvalidOptionError(`Unknown option(s) of the ${String(m.kind)} model: ${extra.join(', ')}.`, hint);
+  const shape = (name: string, v: unknown) => {
+    const s = v as Record<string, unknown>;
+    if (v === null || typeof v !== 'object' || !['h', 'w', 'c'].every((k) => Number.isInteger(s[k]) && (s[k] as number) >= 1)) {
+      throw new InvalidOptionError(`${name} must be { h, w, c }, positive integers, got ${JSON.stringify(v)}.`, 'e.g. { h: 28, w: 28, c: 1 } for Omniglot rows.');
+    }
+    return { h: s.h as number, w: s.w as number, c: s.c as number };
+  };
+  if (m.kind === 'conv4') {
+    checkInteger('model.classes', m.classes, 2, MAX_CLASSES, 'classes is N of N-way tasks, e.g. 5.');
+    const filters = m.filters ?? 64;
+    checkInteger('model.filters', filters, 1, 1024, 'MAML uses 64 on Omniglot and 32 on mini-ImageNet.');
+    const pooling = m.pooling ?? 'stride';
+    if (pooling !== 'stride' && pooling !== 'max') throw new InvalidOptionError(`model.pooling must be 'stride' or 'max', got ${JSON.stringify(m.pooling)}.`, hint);
+    return { kind: 'conv4', classes: m.classes as number, filters: filters as number, pooling, ...(m.image !== undefined ? { image: shape('model.image', m.image) } : {}) };
+  }
+  if (!Array.isArray(m.layers)) throw new InvalidOptionError(`model.layers must be an array of layers, got ${JSON.stringify(m.layers)}.`, hint);
+  if (m.layers.length > 4 * MAX_LAYERS) throw new InvalidOptionError(`model.layers has ${m.layers.length} layers; at most ${4 * MAX_LAYERS}.`, hint);
+  const input = shape('model.input', m.input);
+  // A deep copy of plain data (later changes to the caller's objects change nothing); netLayout checks each layer.
+  const layers = JSON.parse(JSON.stringify(m.layers)) as LayerSpec[];
+  const loss = (m.loss === undefined ? { kind: 'softmax-ce' } : JSON.parse(JSON.stringify(m.loss))) as LossSpec;
+  netLayout(input, layers, loss);
+  return { kind: 'layers', input, layers, loss };
 }
 
 export interface ResolvedEvaluateOptions {
@@ -274,6 +316,7 @@ function labelArray(name: string, array: unknown, expected: number, layout: stri
 /** Shape, limits and (when `deep`) content checks of a batch for a learner of `dim` features; labels
  * binary (classes = null: the logistic unit) or class indices 0 … classes−1. Returns the batch with its
  * labels as Float32Arrays (integer label arrays are converted; nothing else is copied). */
+/** classes: null for the logistic unit's 0/1 labels, N for class indices 0 … N−1, 0 for real targets (MSE). */
 export function validateBatch(batch: Batch, dim: number, deep: boolean, classes: number | null = null): Batch {
   if (batch === null || typeof batch !== 'object') {
     throw new ShapeError('The batch must be an object { tasks, supportShots, queryShots, supportX, supportY, queryX, queryY }.', 'See the Batch type in the README.');
@@ -301,6 +344,10 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean, classes:
   if (classes === null) {
     checkLabels('batch.supportY', supportY, supportShots);
     checkLabels('batch.queryY', queryY, queryShots);
+  } else if (classes === 0) {
+    // Regression (MSE): the labels are real targets, finite after conversion to float32.
+    checkFinite('batch.supportY', supportY);
+    checkFinite('batch.queryY', queryY);
   } else {
     checkClassLabels('batch.supportY', supportY, classes, supportShots);
     checkClassLabels('batch.queryY', queryY, classes, queryShots);
@@ -357,7 +404,7 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     omniglotPool(source, 'train');  // throws on an unknown or shared alphabet, too few classes or drawers
     omniglotPool(source, 'test');
     if (source.split?.val?.length) omniglotPool(source, 'val');
-    const classes = learner.model.kind === 'mlp' ? learner.model.classes : 2;
+    const classes = modelLayoutOf(learner)?.classes ?? 2;
     if (N > classes) {
       throw new ShapeError(`The Omniglot source labels ${N} classes per task but the model has ${classes} outputs.`, `Create the learner with model: { kind: 'mlp', classes: ${N}, … }, or use ways: ${classes}.`);
     }

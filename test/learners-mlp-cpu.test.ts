@@ -1,4 +1,4 @@
-// ANIL (adapt 'head') and Meta-SGD (stepSizes) in the MLP's MAML core on the CPU (src/cpu/mlp-task.ts over
+// ANIL (adapt 'head') and Meta-SGD (stepSizes) in the MLP's MAML core on the CPU (src/cpu/model-task.ts over
 // src/cpu/mlp-fast.ts), checked against independent oracles: central finite differences of float64
 // re-implementations of the meta-objectives (written here over the reference src/cpu/mlp.ts), and
 // identities — ANIL's order 1 is the query gradient at θ'; ANIL with its body frozen is MAML of a
@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mlpInit, mlpLayout, type MlpLayout } from '../src/models/mlp.js';
 import { mlpBodyFeatures, mlpHvp, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
-import { mlpAdaptAndMetaGrad, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
+import { modelAdaptAndMetaGrad, modelTaskScratchSizes, type ModelTaskOutputs, type ModelTaskParams } from '../src/cpu/model-task.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, centralDifferences, randomArray, randomClassLabels, thrown } from './helpers.js';
 import { episode, outputsFor, paramsFor, sgd, thetaOf, type Episode } from './mlp-episode.js';
@@ -83,9 +83,9 @@ for (const [k, m] of MODELS.entries()) {
     const theta = thetaOf(layout, 90 + k);
     const out = outputsFor(e, 2);
     // MAML's order 2 first leaves its R-pass values in this layout's scratch: ANIL must not read them.
-    mlpAdaptAndMetaGrad(outputsFor(e, 2), e.support, e.query, theta, paramsFor(e, { innerLr: 0.6 }, 2));
+    modelAdaptAndMetaGrad(outputsFor(e, 2), e.support, e.query, theta, paramsFor(e, { innerLr: 0.6 }, 2));
     // Set 1, to check the slot arithmetic.
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerLr: 0.6, outSet: 1 }, 2));
+    modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerLr: 0.6, outSet: 1 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const { s, q } = taskRows(e, t);
       const slot = e.tasks + t;
@@ -110,7 +110,7 @@ for (const [k, m] of MODELS.entries()) {
     const [lo] = headRange(layout);
     const theta = thetaOf(layout, 95 + k);
     const out = outputsFor(e);
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: 3, order: 1 }, 2));
+    modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: 3, order: 1 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const adapted = out.adapted.subarray(t * V, (t + 1) * V);
       assert.equal(Array.from(adapted.subarray(0, lo)), Array.from(theta.subarray(0, lo)), 'the body does not move');
@@ -131,7 +131,7 @@ for (const [k, m] of MODELS.entries()) {
     const out = outputsFor(e);
     const lr = 0.7;
     const n = 3;
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: n, innerLr: lr }, 2));
+    modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'head', innerSteps: n, innerLr: lr }, 2));
     // The head alone: hidden [] on h_{L−1} features, its vector [W | b] = the head's entries of θ.
     const width = layout.widths[layout.layers.length - 1];
     const headLayout = mlpLayout(width, [], layout.classes);
@@ -168,8 +168,8 @@ test('ANIL of a model without hidden layers (the head is the whole model) is MAM
   for (const order of [1, 2] as const) {
     const anil = outputsFor(e);
     const maml = outputsFor(e);
-    mlpAdaptAndMetaGrad(anil, e.support, e.query, theta, paramsFor(e, { adapt: 'head', order, innerSteps: 3 }, 2));
-    mlpAdaptAndMetaGrad(maml, e.support, e.query, theta, paramsFor(e, { adapt: 'all', order, innerSteps: 3 }, 2));
+    modelAdaptAndMetaGrad(anil, e.support, e.query, theta, paramsFor(e, { adapt: 'head', order, innerSteps: 3 }, 2));
+    modelAdaptAndMetaGrad(maml, e.support, e.query, theta, paramsFor(e, { adapt: 'all', order, innerSteps: 3 }, 2));
     assert.equal(Array.from(anil.adapted), Array.from(maml.adapted), `adapted, order ${order}`);
     assert.equal(Array.from(anil.metaGrad), Array.from(maml.metaGrad), `meta-gradient, order ${order}`);
     assert.equal(Array.from(anil.taskStats), Array.from(maml.taskStats), `statistics, order ${order}`);
@@ -188,7 +188,7 @@ for (const [k, m] of MODELS.entries()) {
     const out = outputsFor(e, 2, true);
     assert.is(out.metaGrad.length, 2 * e.tasks * 2 * V, 'scratch: 2V floats per slot');
     // innerLr is unused: NaN would spread into everything.
-    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, innerLr: Number.NaN, outSet: 1 }, 2));
+    modelAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, innerLr: Number.NaN, outSet: 1 }, 2));
     const theta = f64(both.subarray(0, V));
     const alpha = f64(both.subarray(V, V + P));
     for (let t = 0; t < e.tasks; t++) {
@@ -221,8 +221,8 @@ test('Meta-SGD with α = lr·1 is MAML with innerLr = lr (adapted and statistics
     for (const order of [1, 2] as const) {
       const metaSgd = outputsFor(e, 1, true);
       const maml = outputsFor(e);
-      mlpAdaptAndMetaGrad(metaSgd, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 3 }, 2));
-      mlpAdaptAndMetaGrad(maml, e.support, e.query, both.subarray(0, V), paramsFor(e, { order, innerSteps: 3, innerLr: lr }, 2));
+      modelAdaptAndMetaGrad(metaSgd, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 3 }, 2));
+      modelAdaptAndMetaGrad(maml, e.support, e.query, both.subarray(0, V), paramsFor(e, { order, innerSteps: 3, innerLr: lr }, 2));
       const what = `norm ${norm}, order ${order}`;
       assert.equal(Array.from(metaSgd.adapted), Array.from(maml.adapted), `adapted, ${what}`);
       assert.equal(Array.from(metaSgd.taskStats), Array.from(maml.taskStats), `statistics, ${what}`);
@@ -245,7 +245,7 @@ test('Meta-SGD order 1: g_θ = v_n and g_α = −(Σ_s g_s) ⊙ v_n, the inner g
   const n = 3;
   const both = thetaAndStepSizes(layout, 120);
   const out = outputsFor(e, 1, true);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order: 1, innerSteps: n }, 2));
+  modelAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order: 1, innerSteps: n }, 2));
   const theta = f64(both.subarray(0, V));
   const alpha = f64(both.subarray(V, V + P));
   for (let t = 0; t < e.tasks; t++) {
@@ -267,7 +267,7 @@ test('Meta-SGD with no inner step: g_θ is the query gradient at θ and g_α is 
   for (const order of [1, 2] as const) {
     const out = outputsFor(e, 1, true);
     out.metaGrad.fill(7);
-    mlpAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 0 }, 2));
+    modelAdaptAndMetaGrad(out, e.support, e.query, both, paramsFor(e, { stepSizes: true, order, innerSteps: 0 }, 2));
     for (let t = 0; t < e.tasks; t++) {
       const g = new Float32Array(V);
       mlpLossGrad(e.layout, both, 0, taskRows(e, t).q, g);
@@ -280,7 +280,7 @@ test('Meta-SGD with no inner step: g_θ is the query gradient at θ and g_α is 
 
 // ---- Evaluation, threads, refusals ---------------------------------------------------------------
 
-const VARIANTS: { name: string; over: Partial<MlpTaskParams>; stepSizes: boolean }[] = [
+const VARIANTS: { name: string; over: Partial<ModelTaskParams>; stepSizes: boolean }[] = [
   { name: 'ANIL', over: { adapt: 'head' }, stepSizes: false },
   { name: 'Meta-SGD', over: { stepSizes: true }, stepSizes: true },
 ];
@@ -294,8 +294,8 @@ test('evaluation (no meta-gradient) adapts as training does and leaves metaGrad 
       const theta = stepSizes ? both : both.subarray(0, V);
       const train = outputsFor(e, 1, stepSizes);
       const evaluate = outputsFor(e, 1, stepSizes);
-      mlpAdaptAndMetaGrad(train, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3 }, 2));
-      mlpAdaptAndMetaGrad(evaluate, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3, wantMetaGrad: false }, 2));
+      modelAdaptAndMetaGrad(train, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3 }, 2));
+      modelAdaptAndMetaGrad(evaluate, e.support, e.query, theta, paramsFor(e, { ...over, innerSteps: 3, wantMetaGrad: false }, 2));
       assert.equal(Array.from(evaluate.adapted), Array.from(train.adapted), `${name}, norm ${norm}: adapted`);
       assert.equal(Array.from(evaluate.taskStats), Array.from(train.taskStats), `${name}, norm ${norm}: statistics`);
       assert.ok(evaluate.metaGrad.every((g) => g === 0), `${name}: metaGrad untouched`);
@@ -321,9 +321,9 @@ test('task ranges (the worker threads\' split) give the same bits as one call', 
         const p = paramsFor(e, { ...over, order, outSet: 1 }, 2);
         const whole = outputsFor(e, 2, stepSizes);
         const split = outputsFor(e, 2, stepSizes);
-        mlpAdaptAndMetaGrad(whole, e.support, e.query, theta, p);
-        mlpAdaptAndMetaGrad(split, e.support, e.query, theta, p, [2, 4]);
-        mlpAdaptAndMetaGrad(split, e.support, e.query, theta, p, [0, 2]);
+        modelAdaptAndMetaGrad(whole, e.support, e.query, theta, p);
+        modelAdaptAndMetaGrad(split, e.support, e.query, theta, p, [2, 4]);
+        modelAdaptAndMetaGrad(split, e.support, e.query, theta, p, [0, 2]);
         const what = `${name}, order ${order}, norm ${norm}`;
         assert.equal(Array.from(split.adapted), Array.from(whole.adapted), `${what}: adapted`);
         assert.equal(Array.from(split.metaGrad), Array.from(whole.metaGrad), `${what}: meta-gradient`);
@@ -340,8 +340,8 @@ test('ANIL refuses a context and a perturbation; Meta-SGD refuses all but plain 
   const V = plain.layout.vector;
   const theta = thetaOf(plain.layout, 141);
   const both = thetaAndStepSizes(plain.layout, 141);
-  const run = (e: Episode, th: Float32Array, over: Partial<MlpTaskParams>, stepSizes = false) =>
-    () => mlpAdaptAndMetaGrad(outputsFor(e, 1, stepSizes), e.support, e.query, th, paramsFor(e, over, 2));
+  const run = (e: Episode, th: Float32Array, over: Partial<ModelTaskParams>, stepSizes = false) =>
+    () => modelAdaptAndMetaGrad(outputsFor(e, 1, stepSizes), e.support, e.query, th, paramsFor(e, over, 2));
   const perturb = { steps: 1, lr: 0.5, radius: 0.1 };
   assert.match((await thrown(run(withContext, thetaOf(withContext.layout, 140), { adapt: 'head' }))).message, /context/);
   assert.match((await thrown(run(plain, theta, { adapt: 'head', perturb }))).message, /perturb/);

@@ -1,5 +1,5 @@
 // The CPU reference of the MLP model (src/cpu/mlp.ts) and the generic MAML core over it
-// (src/cpu/mlp-task.ts), checked against independent oracles: central finite differences in float64
+// (src/cpu/model-task.ts), checked against independent oracles: central finite differences in float64
 // (gradients, Hessian-vector products, input gradients, meta-gradients through the inner loop, CAML's
 // gradient through φ's adaptation), identities (N = 2 softmax = logistic unit; order 1 = query gradient
 // at θ'; AMP with ε = 0 = SGD; a task split across threads = one thread) and the attack's guarantees.
@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mlpLayout, mlpInit, type MlpLayout } from '../src/models/mlp.js';
 import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
-import { mlpAdaptAndMetaGrad, mlpAttack, mlpPerturb, mlpScore, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
+import { modelAdaptAndMetaGrad, modelAttack, modelPerturb, modelScore, modelTaskScratchSizes, type ModelTaskOutputs, type ModelTaskParams } from '../src/cpu/model-task.js';
 import type { AttackParams } from '../src/cpu/fgsm.js';
 import { CpuEngine } from '../src/schedule/cpu-engine.js';
 import type { Algorithm, CheckedBatch, ResolvedLearnerOptions } from '../src/types.js';
@@ -178,7 +178,7 @@ test('one small inner step lowers every task\'s support loss', () => {
   const e = episode(5, [8, 6], 4, 4, 10, 5, 60);
   const theta = thetaOf(e.layout, 60);
   const out = outputsFor(e);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerLr: 0.01, wantMetaGrad: false }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerLr: 0.01, wantMetaGrad: false }));
   for (let t = 0; t < e.tasks; t++) {
     const { s } = taskRows(e, t);
     const before = mlpLossGrad(e.layout, theta, 0, s, null).loss;
@@ -193,7 +193,7 @@ test('MAML order 2: the meta-gradient equals finite differences of the query los
   const sets = 2;
   const out = outputsFor(e, sets);
   // Set 1, to check the slot arithmetic too.
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 2, innerLr: 0.4, outSet: 1 }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 2, innerLr: 0.4, outSet: 1 }));
   const V = e.layout.vector;
   for (let t = 0; t < e.tasks; t++) {
     const { s, q } = taskRows(e, t);
@@ -213,7 +213,7 @@ test('MAML order 1: the meta-gradient is the query gradient at θ\' (with AMP as
     const e = episode(3, [4], 3, 2, 5, 6, 62);
     const theta = thetaOf(e.layout, 62);
     const out = outputsFor(e);
-    mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 3, order: 1, perturb }));
+    modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 3, order: 1, perturb }));
     const V = e.layout.vector;
     for (let t = 0; t < e.tasks; t++) {
       const g = new Float32Array(V);
@@ -233,7 +233,7 @@ test('CAML order 2: the gradient of θ equals finite differences through φ\'s a
   const dirty = theta.slice();
   dirty.fill(0.7, cLo, cHi);
   const out = outputsFor(e);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, dirty, paramsFor(e, { adapt: 'context', innerSteps: 2, innerLr: 0.8 }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, dirty, paramsFor(e, { adapt: 'context', innerSteps: 2, innerLr: 0.8 }));
   for (let t = 0; t < e.tasks; t++) {
     const { s, q } = taskRows(e, t);
     const objective = (th: Float64Array) => {
@@ -252,7 +252,7 @@ test('CAML order 2: the gradient of θ equals finite differences through φ\'s a
   }
   // Order 1 treats φ as a constant: the query gradient at (θ, φ_n), φ entries zeroed.
   const first = outputsFor(e);
-  mlpAdaptAndMetaGrad(first, e.support, e.query, theta, paramsFor(e, { adapt: 'context', innerSteps: 2, innerLr: 0.8, order: 1 }));
+  modelAdaptAndMetaGrad(first, e.support, e.query, theta, paramsFor(e, { adapt: 'context', innerSteps: 2, innerLr: 0.8, order: 1 }));
   for (let t = 0; t < e.tasks; t++) {
     const g = new Float32Array(V);
     mlpLossGrad(layout, first.adapted, t * V, taskRows(e, t).q, g);
@@ -266,8 +266,8 @@ test('AMP with radius 0 is plain SGD (adapted, statistics and order-2 meta-gradi
   const theta = thetaOf(e.layout, 64);
   const plain = outputsFor(e);
   const amp = outputsFor(e);
-  mlpAdaptAndMetaGrad(plain, e.support, e.query, theta, paramsFor(e, { innerSteps: 2 }));
-  mlpAdaptAndMetaGrad(amp, e.support, e.query, theta, paramsFor(e, { innerSteps: 2, perturb: { steps: 3, lr: 2, radius: 0 } }));
+  modelAdaptAndMetaGrad(plain, e.support, e.query, theta, paramsFor(e, { innerSteps: 2 }));
+  modelAdaptAndMetaGrad(amp, e.support, e.query, theta, paramsFor(e, { innerSteps: 2, perturb: { steps: 3, lr: 2, radius: 0 } }));
   assert.equal(Array.from(amp.adapted), Array.from(plain.adapted));
   assert.equal(Array.from(amp.taskStats), Array.from(plain.taskStats));
   assert.equal(Array.from(amp.metaGrad), Array.from(plain.metaGrad));
@@ -283,7 +283,7 @@ test('AMP\'s perturbation is clipped per tensor, leaves φ and pad alone, and th
   const radius = 0.05;
   // One ascent step with a big ζ: Δ of each tensor is ε·g_k/‖g_k‖ (every tensor's gradient is non-zero).
   const perturbed = new Float32Array(V);
-  mlpPerturb(perturbed, theta, 0, s, layout, { steps: 1, lr: 100, radius }, new Float64Array(V));
+  modelPerturb(perturbed, theta, 0, s, layout, { steps: 1, lr: 100, radius }, new Float64Array(V));
   const g = new Float64Array(V);
   mlpLossGrad(layout, theta, 0, s, g);
   for (const [start, stop] of layout.tensors) {
@@ -296,7 +296,7 @@ test('AMP\'s perturbation is clipped per tensor, leaves φ and pad alone, and th
   }
   assert.equal(Array.from(perturbed.subarray(layout.params)), Array.from(theta.subarray(layout.params)), 'φ and pad are not perturbed');
   // Several steps: each tensor's ‖Δ‖ stays within ε (float32 rounding aside).
-  mlpPerturb(perturbed, theta, 0, s, layout, { steps: 4, lr: 3, radius }, new Float64Array(V));
+  modelPerturb(perturbed, theta, 0, s, layout, { steps: 4, lr: 3, radius }, new Float64Array(V));
   for (const [start, stop] of layout.tensors) {
     let sq = 0;
     for (let k = start; k < stop; k++) sq += (perturbed[k] - theta[k]) ** 2;
@@ -305,7 +305,7 @@ test('AMP\'s perturbation is clipped per tensor, leaves φ and pad alone, and th
   // The inner step is θ − α ∇L(θ + Δ; S) on every parameter.
   const out = outputsFor(e);
   const perturb = { steps: 4, lr: 3, radius };
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerLr: 0.3, perturb, wantMetaGrad: false }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerLr: 0.3, perturb, wantMetaGrad: false }));
   const gp = new Float64Array(V);
   mlpLossGrad(layout, perturbed, 0, s, gp);
   assertClose('θ\' = θ − α ∇L(θ + Δ)', out.adapted, Array.from(theta, (v, k) => v - 0.3 * gp[k]), 1e-7, 1e-6);
@@ -318,14 +318,14 @@ test('AMP trainer: writeBack stores each task\'s adapted vector into its own θ_
   for (let t = 0; t < e.tasks; t++) theta.set(thetaOf(e.layout, 66 + t), t * V);
   const before = theta.slice();
   const out = outputsFor(e);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { thetaPerTask: true, writeBack: true, wantMetaGrad: false, innerLr: 0.2, perturb: { steps: 1, lr: 0.5, radius: 0.1 } }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { thetaPerTask: true, writeBack: true, wantMetaGrad: false, innerLr: 0.2, perturb: { steps: 1, lr: 0.5, radius: 0.1 } }));
   assert.equal(Array.from(theta), Array.from(out.adapted));
   for (let t = 0; t < e.tasks; t++) {
     // Each task adapted from its own model.
     const alone = outputsFor({ ...e, tasks: 1 });
     const rows = { x: e.support.x.subarray(t * e.Ks * 3, (t + 1) * e.Ks * 3), y: e.support.y.subarray(t * e.Ks, (t + 1) * e.Ks) };
     const qrows = { x: e.query.x.subarray(t * e.Kq * 3, (t + 1) * e.Kq * 3), y: e.query.y.subarray(t * e.Kq, (t + 1) * e.Kq) };
-    mlpAdaptAndMetaGrad(alone, rows, qrows, before.slice(t * V, (t + 1) * V), paramsFor({ ...e, tasks: 1 }, { wantMetaGrad: false, innerLr: 0.2, perturb: { steps: 1, lr: 0.5, radius: 0.1 } }));
+    modelAdaptAndMetaGrad(alone, rows, qrows, before.slice(t * V, (t + 1) * V), paramsFor({ ...e, tasks: 1 }, { wantMetaGrad: false, innerLr: 0.2, perturb: { steps: 1, lr: 0.5, radius: 0.1 } }));
     assert.equal(Array.from(alone.adapted), Array.from(theta.subarray(t * V, (t + 1) * V)));
   }
 });
@@ -340,7 +340,7 @@ test('FGSM steps each feature by ε along the sign of the finite-difference inpu
   const theta = thetaOf(e.layout, 70);
   const eps = 0.1;
   const adv = new Float32Array(e.support.x.length);
-  mlpAttack(adv, e.support, theta, { tasks: e.tasks, rows: e.Ks, dim: 4, paramStride: 0 }, fgsm(eps), e.layout);
+  modelAttack(adv, e.support, theta, { tasks: e.tasks, rows: e.Ks, dim: 4, paramStride: 0 }, fgsm(eps), e.layout);
   let checked = 0;
   for (let t = 0; t < e.tasks; t++) {
     for (let r = 0; r < e.Ks; r++) {
@@ -365,7 +365,7 @@ test('attacks keep |x_adv − x| ≤ ε and [lo, hi]; on a convex head they neve
     for (const attack of [fgsm(0.3, -1.5, 1.5), pgd(0.3, 5, -1.5, 1.5)]) {
       const shape = { tasks: e.tasks, rows: e.Kq, dim: 5, paramStride: 0 };
       const adv = new Float32Array(e.query.x.length);
-      mlpAttack(adv, e.query, theta, shape, attack, e.layout);
+      modelAttack(adv, e.query, theta, shape, attack, e.layout);
       for (let i = 0; i < adv.length; i++) {
         const x0 = e.query.x[i];
         assert.ok(adv[i] >= -1.5 && adv[i] <= 1.5, `x_adv[${i}] = ${adv[i]} within [lo, hi]`);
@@ -392,19 +392,19 @@ test('attacks against each task\'s adapted vector lower accuracy on a hidden-lay
   const theta = thetaOf(e.layout, 73);
   const V = e.layout.vector;
   const out = outputsFor(e);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 3, innerLr: 0.5, wantMetaGrad: false }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { innerSteps: 3, innerLr: 0.5, wantMetaGrad: false }));
   const shape = { tasks: e.tasks, rows: e.Kq, dim: 6, paramStride: V };
   const clean = new Float32Array(2 * e.tasks);
-  mlpScore(clean, e.query.x, e.query.y, out.adapted, shape, e.layout);
+  modelScore(clean, e.query.x, e.query.y, out.adapted, shape, e.layout);
   assertClose('clean scores = the pass\'s query statistics', clean, out.taskStats, 0, 0);
   const mean = (s: Float32Array, i: number) => Array.from({ length: e.tasks }, (_, t) => s[2 * t + i]).reduce((a, b) => a + b) / e.tasks;
   const scores: Record<string, Float32Array> = {};
   for (const [name, attack] of Object.entries({ fgsm: fgsm(0.5), pgd: pgd(0.5, 10) })) {
     const adv = new Float32Array(e.query.x.length);
-    mlpAttack(adv, e.query, out.adapted, shape, attack, e.layout);
+    modelAttack(adv, e.query, out.adapted, shape, attack, e.layout);
     for (let i = 0; i < adv.length; i++) assert.ok(Math.abs(adv[i] - e.query.x[i]) <= 0.5 * (1 + 1e-6));
     scores[name] = new Float32Array(2 * e.tasks);
-    mlpScore(scores[name], adv, e.query.y, out.adapted, shape, e.layout);
+    modelScore(scores[name], adv, e.query.y, out.adapted, shape, e.layout);
     assert.ok(mean(scores[name], 1) < mean(clean, 1), `${name} accuracy ${mean(scores[name], 1)} < clean ${mean(clean, 1)}`);
     assert.ok(mean(scores[name], 0) > mean(clean, 0), `${name} loss rises`);
   }
@@ -423,7 +423,7 @@ test('the attack takes its gradient sign on float32-rounded values, as the GPU s
   const attackRow = (gap: number) => {
     theta[b] = gap;
     const adv = new Float32Array(2);
-    mlpAttack(adv, { x, y }, theta, { tasks: 1, rows: 1, dim: 2, paramStride: 0 }, fgsm(0.1), layout);
+    modelAttack(adv, { x, y }, theta, { tasks: 1, rows: 1, dim: 2, paramStride: 0 }, fgsm(0.1), layout);
     return adv;
   };
   // Gap 200: every other class's probability underflows in float32, so the gradient is exactly 0
@@ -456,10 +456,10 @@ test('task ranges (the worker threads\' split) give the same bits as one call', 
     const whole = outputsFor(e, 2);
     const split = outputsFor(e, 2);
     const p = paramsFor(e, { innerSteps: 2, outSet: 1, ...over });
-    mlpAdaptAndMetaGrad(whole, e.support, e.query, theta, p);
-    mlpAdaptAndMetaGrad(split, e.support, e.query, theta, p, [3, 5]);
-    mlpAdaptAndMetaGrad(split, e.support, e.query, theta, p, [0, 1]);
-    mlpAdaptAndMetaGrad(split, e.support, e.query, theta, p, [1, 3]);
+    modelAdaptAndMetaGrad(whole, e.support, e.query, theta, p);
+    modelAdaptAndMetaGrad(split, e.support, e.query, theta, p, [3, 5]);
+    modelAdaptAndMetaGrad(split, e.support, e.query, theta, p, [0, 1]);
+    modelAdaptAndMetaGrad(split, e.support, e.query, theta, p, [1, 3]);
     assert.equal(Array.from(split.adapted), Array.from(whole.adapted));
     assert.equal(Array.from(split.metaGrad), Array.from(whole.metaGrad));
     assert.equal(Array.from(split.taskStats), Array.from(whole.taskStats));
@@ -467,9 +467,9 @@ test('task ranges (the worker threads\' split) give the same bits as one call', 
   const shape = { tasks: e.tasks, rows: e.Kq, dim: 4, paramStride: 0 };
   const whole = new Float32Array(e.query.x.length);
   const split = new Float32Array(e.query.x.length);
-  mlpAttack(whole, e.query, theta, shape, pgd(0.2, 3), e.layout);
-  mlpAttack(split, e.query, theta, shape, pgd(0.2, 3), e.layout, [2, 5]);
-  mlpAttack(split, e.query, theta, shape, pgd(0.2, 3), e.layout, [0, 2]);
+  modelAttack(whole, e.query, theta, shape, pgd(0.2, 3), e.layout);
+  modelAttack(split, e.query, theta, shape, pgd(0.2, 3), e.layout, [2, 5]);
+  modelAttack(split, e.query, theta, shape, pgd(0.2, 3), e.layout, [0, 2]);
   assert.equal(Array.from(split), Array.from(whole));
 });
 
@@ -556,7 +556,7 @@ test('CPU engine, MLP: one MAML step is θ − β · mean of the per-task meta-g
   const theta = thetaOf(e.layout, 83);
   const engine = new CpuEngine(engineOptions({ dim: 3, algorithm: 'caml', contextDim: 2, model: { kind: 'mlp', hidden: [4], classes: 3 }, innerLr: 0.5, outerLr: 0.2, order: 2, threads: 1 }), theta);
   const out = outputsFor(e);
-  mlpAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'context', innerLr: 0.5, order: 2 }));
+  modelAdaptAndMetaGrad(out, e.support, e.query, theta, paramsFor(e, { adapt: 'context', innerLr: 0.5, order: 2 }));
   const V = e.layout.vector;
   const expected = Array.from(theta, (v, k) => {
     let g = 0;

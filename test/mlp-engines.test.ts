@@ -1,5 +1,5 @@
 // The MLP on both backends: the GPU engine (per-layer kernels recorded by src/schedule/mlp-pass.ts)
-// against the CPU engine (src/cpu/mlp-task.ts, an independent float64 implementation), for every
+// against the CPU engine (src/cpu/model-task.ts, an independent float64 implementation), for every
 // algorithm, one step and 20 meta-iterations; label and shape errors of the new model.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +11,7 @@ import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
 import { metaUpdate } from '../src/cpu/meta-update.js';
 import { readFloats } from '../src/gpu/resources.js';
 import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
-import { mlpAttack } from '../src/cpu/mlp-task.js';
+import { modelAttack } from '../src/cpu/model-task.js';
 import { mlpLayout } from '../src/models/mlp.js';
 import { mlpTapeFloats } from '../src/schedule/mlp-pass.js';
 import type { CheckedBatch } from '../src/types.js';
@@ -208,7 +208,7 @@ test('MLP ADML order 2: the meta-gradient equals finite differences of β1-weigh
   const T = batch.tasks;
   const advOf = (x: Float32Array, y: Float32Array, rows: number) => {
     const out = new Float32Array(x.length);
-    mlpAttack(out, { x, y }, internal, { tasks: T, rows, dim: D, paramStride: 0 }, { kind: 'fgsm', epsilon: eps, steps: 1, stepSize: eps, lo: -3.4e38, hi: 3.4e38 }, layout);
+    modelAttack(out, { x, y }, internal, { tasks: T, rows, dim: D, paramStride: 0 }, { kind: 'fgsm', epsilon: eps, steps: 1, stepSize: eps, lo: -3.4e38, hi: 3.4e38 }, layout);
     return out;
   };
   const sAdv = advOf(batch.supportX, batch.supportY, 4);

@@ -1,7 +1,7 @@
-// Random N-way episodes and the per-task arguments of the CPU MLP core (src/cpu/mlp-task.ts), shared by
+// Random N-way episodes and the per-task arguments of the CPU MLP core (src/cpu/model-task.ts), shared by
 // the MLP core's test files.
 import { mlpLayout, mlpInit, type MlpLayout } from '../src/models/mlp.js';
-import { mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
+import { modelTaskScratchSizes, type ModelTaskOutputs, type ModelTaskParams } from '../src/cpu/model-task.js';
 import { mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
 import { uniform01 } from '../src/rng.js';
 import { randomArray, randomClassLabels } from './helpers.js';
@@ -25,13 +25,13 @@ export function episode(dim: number, hidden: number[], classes: number, tasks: n
 }
 
 /** Zeroed outputs of `sets` task passes (Meta-SGD: 2V meta-gradient slots). */
-export function outputsFor(e: Episode, sets = 1, stepSizes = false): MlpTaskOutputs {
-  const sizes = mlpTaskScratchSizes({ tasks: e.tasks, layout: e.layout, stepSizes }, sets);
+export function outputsFor(e: Episode, sets = 1, stepSizes = false): ModelTaskOutputs {
+  const sizes = modelTaskScratchSizes({ tasks: e.tasks, layout: e.layout, stepSizes }, sets);
   return { adapted: new Float32Array(sizes.adapted), metaGrad: new Float32Array(sizes.metaGrad), taskStats: new Float32Array(sizes.taskStats) };
 }
 
 /** MAML's task-pass parameters over the episode (order 2, α = 0.5, `innerSteps`), with `over` applied. */
-export function paramsFor(e: Episode, over: Partial<MlpTaskParams>, innerSteps = 1): MlpTaskParams {
+export function paramsFor(e: Episode, over: Partial<ModelTaskParams>, innerSteps = 1): ModelTaskParams {
   return {
     tasks: e.tasks, supportRows: e.Ks, queryRows: e.Kq, dim: e.layout.dim, innerSteps, order: 2, wantMetaGrad: true, innerLr: 0.5, outSet: 0,
     layout: e.layout, adapt: 'all', thetaPerTask: false, perturb: null, ...over,

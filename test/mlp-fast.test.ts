@@ -1,4 +1,4 @@
-// The fast CPU kernels of the MLP (src/cpu/mlp-fast.ts) and the MAML core over them (src/cpu/mlp-task.ts)
+// The fast CPU kernels of the MLP (src/cpu/mlp-fast.ts) and the MAML core over them (src/cpu/model-task.ts)
 // against the readable float64 reference (src/cpu/mlp.ts):
 // - each primitive (loss + gradient, Hessian-vector product, input gradient in both modes) equals the
 //   reference's within 1e-12 relative: the same float64 sums in the same order (bit for bit in practice);
@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { mlpLayout, mlpInit, type MlpLayout } from '../src/models/mlp.js';
 import { mlpHvp, mlpInputGrad, mlpLossGrad, type MlpRows } from '../src/cpu/mlp.js';
 import { fastHvp, fastInputGrad, fastLossGrad } from '../src/cpu/mlp-fast.js';
-import { mlpAdaptAndMetaGrad, mlpTaskScratchSizes, type MlpTaskOutputs, type MlpTaskParams } from '../src/cpu/mlp-task.js';
+import { modelAdaptAndMetaGrad, modelTaskScratchSizes, type ModelTaskOutputs, type ModelTaskParams } from '../src/cpu/model-task.js';
 import type { RowSet } from '../src/cpu/maml-task.js';
 import { uniform01 } from '../src/rng.js';
 import { assertClose, randomArray, randomClassLabels } from './helpers.js';
@@ -125,10 +125,11 @@ for (const [k, s] of SHAPES.entries()) {
 
 // ---- The MAML core -------------------------------------------------------------------------------
 
-/** The MAML core composed of the reference's functions (the pre-fast src/cpu/mlp-task.ts algorithm),
+/** The MAML core composed of the reference's functions (the pre-fast src/cpu/model-task.ts algorithm),
  * with per-task vectors stored as `make` makes them: float32 (as the engine) or float64 (the oracle). */
-function referenceCore(out: Record<keyof MlpTaskOutputs, Floats>, support: RowSet, query: RowSet, theta: Floats, p: MlpTaskParams, make: (n: number) => Floats): void {
+function referenceCore(out: Record<keyof ModelTaskOutputs, Floats>, support: RowSet, query: RowSet, theta: Floats, p: ModelTaskParams, make: (n: number) => Floats): void {
   const { layout, dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr: alpha } = p;
+  if (layout.kind !== 'mlp') throw new Error('the MLP reference core takes MLP layouts');
   const V = layout.vector;
   const contextEnd = layout.contextOffset + layout.context;
   const [mLo, mHi] = p.adapt === 'all' ? [0, contextEnd] : [layout.contextOffset, contextEnd];
@@ -197,7 +198,7 @@ interface CoreCase {
   Kq: number;
   zeros?: number;
   norm?: boolean;
-  p: Partial<MlpTaskParams>;
+  p: Partial<ModelTaskParams>;
 }
 
 const CORE_CASES: CoreCase[] = [
@@ -232,7 +233,7 @@ for (const [k, c] of CORE_CASES.entries()) {
     const seed = 400 + k;
     const support = { x: withZeros(c.tasks * c.Ks * c.dim, seed, 1, -2, 2, c.zeros ?? 0), y: randomClassLabels(c.tasks * c.Ks, c.classes, seed, 2) };
     const query = { x: withZeros(c.tasks * c.Kq * c.dim, seed, 3, -2, 2, c.zeros ?? 0), y: randomClassLabels(c.tasks * c.Kq, c.classes, seed, 4) };
-    const p: MlpTaskParams = {
+    const p: ModelTaskParams = {
       tasks: c.tasks, supportRows: c.Ks, queryRows: c.Kq, dim: c.dim, innerSteps: 1, order: 2, wantMetaGrad: true, innerLr: 0.4, outSet: 0,
       layout, adapt: 'all', thetaPerTask: false, perturb: null, ...c.p,
     };
@@ -244,14 +245,14 @@ for (const [k, c] of CORE_CASES.entries()) {
       theta.set(init, m * V);
     }
     const sets = p.outSet + 1;
-    const sizes = mlpTaskScratchSizes({ tasks: c.tasks, layout }, sets);
+    const sizes = modelTaskScratchSizes({ tasks: c.tasks, layout }, sets);
     const outputs = (make: (n: number) => Floats) => ({ adapted: make(sizes.adapted), metaGrad: make(sizes.metaGrad), taskStats: make(sizes.taskStats) });
     const f32 = (n: number) => new Float32Array(n);
     const f64 = (n: number) => new Float64Array(n);
 
-    const fast = outputs(f32) as MlpTaskOutputs;
+    const fast = outputs(f32) as ModelTaskOutputs;
     const fastTheta = theta.slice();
-    mlpAdaptAndMetaGrad(fast, support, query, fastTheta, p);
+    modelAdaptAndMetaGrad(fast, support, query, fastTheta, p);
 
     const ref32 = outputs(f32);
     const refTheta32 = theta.slice();
@@ -268,10 +269,10 @@ for (const [k, c] of CORE_CASES.entries()) {
     assertClose('statistics vs float64', fast.taskStats, ref64.taskStats, 2e-6, 1e-4);
     if (p.wantMetaGrad) assert.ok(fast.metaGrad.some((g) => g !== 0), 'a meta-gradient was written');
     // A task range alone gives the same bits (the worker threads' split).
-    const split = outputs(f32) as MlpTaskOutputs;
+    const split = outputs(f32) as ModelTaskOutputs;
     const splitTheta = theta.slice();
-    mlpAdaptAndMetaGrad(split, support, query, splitTheta, p, [1, c.tasks]);
-    mlpAdaptAndMetaGrad(split, support, query, splitTheta, p, [0, 1]);
+    modelAdaptAndMetaGrad(split, support, query, splitTheta, p, [1, c.tasks]);
+    modelAdaptAndMetaGrad(split, support, query, splitTheta, p, [0, 1]);
     assert.equal(Array.from(split.metaGrad), Array.from(fast.metaGrad), 'split meta-gradient');
     assert.equal(Array.from(split.adapted), Array.from(fast.adapted), 'split adapted');
   });

@@ -33,6 +33,7 @@
 // steps with α ⊙ g (sgdStepScaled); its order-2 backward multiplies H by α ⊙ v (hvpStepScaled).
 import { TASK_NORM_EPS, type MlpLayout } from '../models/mlp.js';
 import type { MlpRows } from './mlp.js';
+import type { AdaptedSet, TaskModel } from './task-model.js';
 
 // ---- Kernels -------------------------------------------------------------------------------------
 // Conventions: W_l is row-major (inputs × outputs h) at float offset w of a Float32Array (or of a
@@ -395,6 +396,9 @@ class Tape {
   readonly pre: Float64Array[];
   lossSum = 0;
   hits = 0;
+  /** The TaskTape view of the hits (src/cpu/task-model.ts). */
+  get metricSum(): number { return this.hits; }
+  set metricSum(v: number) { this.hits = v; }
   constructor(widths: number[], readonly rows: number, norm: boolean) {
     this.a = widths.map((h) => new Float64Array(rows * h));
     this.z = widths.map((h) => new Float64Array(rows * h));
@@ -438,8 +442,9 @@ export interface MlpPoint {
 
 const pointAt = (P: Float32Array, pOff: number, layout: MlpLayout): MlpPoint => ({ P, pOff, phi: P, phiOff: pOff + layout.contextOffset });
 
-/** Scratch of one layout (one per thread: the module instance's cache). */
-export class MlpWorkspace {
+/** Scratch of one layout (one per thread: the module instance's cache), and the MLP's side of the
+ * MAML core's seam (TaskModel, src/cpu/task-model.ts): each method is one of the passes below. */
+export class MlpWorkspace implements TaskModel<Tape> {
   private readonly tapes = new Map<string, Tape>();
   private rtape: RTape | null = null;
   readonly acc: Float64Array;
@@ -491,6 +496,28 @@ export class MlpWorkspace {
       this.of2 = new Int32Array(2 * rows);
     }
   }
+
+  pointAt(P: Float32Array, pOff: number): MlpPoint { return pointAt(P, pOff, this.layout); }
+  forwardBody(pt: MlpPoint, rows: MlpRows, tape: Tape): void { forwardPass(this, pt, rows, tape, false); }
+  lossAndDeltas(pt: MlpPoint, rows: MlpRows, tape: Tape, withDeltas: boolean): void { lossAndDeltas(this, pt, rows, tape, withDeltas); }
+  headLossAndDeltas(pt: MlpPoint, rows: MlpRows, tape: Tape): void { headLossAndDeltas(this, pt, rows, tape); }
+  gradientInto(pt: MlpPoint, tape: Tape, o64: Float64Array, oOff: number): void { gradientInto(this, pt, tape, o64, oOff); }
+  weightGradientInto32(tape: Tape, o32: Float32Array, oOff: number): void { weightGradientInto32(this, tape, o32, oOff); }
+  sgdStepAll(pt: MlpPoint, tape: Tape, alpha: number, src: Float32Array, sOff: number, dst: Float32Array, dOff: number): void { sgdStepAll(this, pt, tape, alpha, src, sOff, dst, dOff); }
+  sgdStepHead(tape: Tape, alpha: number, src: Float32Array, sOff: number, dst: Float32Array, dOff: number): void { sgdStepHead(this, tape, alpha, src, sOff, dst, dOff); }
+  sgdStepScaled(pt: MlpPoint, tape: Tape, stepSizes: Float32Array, aOff: number, src: Float32Array, sOff: number, dst: Float32Array, dOff: number, grad: Float64Array, gOff: number): void {
+    sgdStepScaled(this, pt, tape, stepSizes, aOff, src, sOff, dst, dOff, grad, gOff);
+  }
+  contextGradient(pt: MlpPoint, tape: Tape, g: Float64Array): void { contextGradient(this, pt, tape, g); }
+  hvpStep(pt: MlpPoint, tape: Tape, v: Float64Array, vOff: number, alpha: number, mask: AdaptedSet): void { hvpStep(this, pt, tape, v, vOff, alpha, mask); }
+  hvpStepScaled(pt: MlpPoint, tape: Tape, v: Float64Array, vOff: number, stepSizes: Float32Array, aOff: number, direction: Float64Array): void {
+    hvpStepScaled(this, pt, tape, v, vOff, stepSizes, aOff, direction);
+  }
+  lossGrad(P: Float32Array, pOff: number, rows: MlpRows, grad: Float64Array | null, gOff = 0): { loss: number; metric: number } {
+    const s = fastLossGrad(this.layout, P, pOff, rows, grad, gOff);
+    return { loss: s.loss, metric: s.accuracy };
+  }
+  inputGrad(P: Float32Array, pOff: number, rows: MlpRows, out: Float64Array, float32: boolean): void { fastInputGrad(this.layout, P, pOff, rows, out, { float32 }); }
 
   /** A named scratch vector of at least `length` floats (kept across calls). */
   f32(name: string, length: number): Float32Array {
@@ -820,9 +847,6 @@ export function contextGradient(ws: MlpWorkspace, pt: MlpPoint, tape: Tape, g: F
   }
 }
 
-/** The adapted index set M of an inner loop: every parameter (MAML), the context φ (CAML), the head
- * W_L, b_L (ANIL). */
-export type AdaptedSet = 'all' | 'context' | 'head';
 
 /** H·v at pt, H the Hessian of the mean loss over the whole per-task vector, by the R-operator (as
  * src/cpu/mlp.ts mlpHvp), reusing `tape` (lossAndDeltas at pt with deltas on the same rows). The

@@ -5,8 +5,8 @@ import { parentPort } from 'node:worker_threads';
 import { adaptAndMetaGrad, type TaskOutputs, type TaskParams, type RowSet } from './maml-task.js';
 import { camlAdaptAndMetaGrad, type CamlOutputs, type CamlParams } from './caml-task.js';
 import { attack, type AttackParams } from './fgsm.js';
-import { mlpAdaptAndMetaGrad, mlpAttack, type MlpRowsShape, type MlpTaskOutputs, type MlpTaskParams } from './mlp-task.js';
-import type { MlpLayout } from '../models/mlp.js';
+import { modelAdaptAndMetaGrad, modelAttack, type ModelRowsShape, type ModelTaskOutputs, type ModelTaskParams } from './model-task.js';
+import type { ModelLayout } from '../models/model.js';
 
 /** The per-task pass on a task range. */
 export interface TaskJob {
@@ -32,28 +32,28 @@ export interface AttackJob {
   range: [number, number];
 }
 
-/** The MLP's per-task pass (src/cpu/mlp-task.ts) on a task range. */
+/** The MLP's per-task pass (src/cpu/model-task.ts) on a task range. */
 export interface MlpTaskJob {
   id: number;
   kernel: 'mlp';
-  out: MlpTaskOutputs;
+  out: ModelTaskOutputs;
   support: RowSet;
   query: RowSet;
   params: Float32Array;
-  p: MlpTaskParams;
+  p: ModelTaskParams;
   range: [number, number];
 }
 
-/** An FGSM / PGD attack through the MLP on a task range (src/cpu/mlp-task.ts mlpAttack). */
+/** An FGSM / PGD attack through the MLP on a task range (src/cpu/model-task.ts modelAttack). */
 export interface MlpAttackJob {
   id: number;
   kernel: 'mlp-attack';
   out: Float32Array;
   clean: RowSet;
   params: Float32Array;
-  shape: MlpRowsShape;
+  shape: ModelRowsShape;
   attack: AttackParams;
-  layout: MlpLayout;
+  layout: ModelLayout;
   range: [number, number];
 }
 
@@ -62,8 +62,8 @@ export type WorkerJob = TaskJob | AttackJob | MlpTaskJob | MlpAttackJob;
 parentPort?.on('message', (job: WorkerJob) => {
   try {
     if (job.kernel === 'attack') attack(job.out, job.clean.x, job.clean.y, job.params, job.shape, job.attack, job.range);
-    else if (job.kernel === 'mlp') mlpAdaptAndMetaGrad(job.out, job.support, job.query, job.params, job.p, job.range);
-    else if (job.kernel === 'mlp-attack') mlpAttack(job.out, job.clean, job.params, job.shape, job.attack, job.layout, job.range);
+    else if (job.kernel === 'mlp') modelAdaptAndMetaGrad(job.out, job.support, job.query, job.params, job.p, job.range);
+    else if (job.kernel === 'mlp-attack') modelAttack(job.out, job.clean, job.params, job.shape, job.attack, job.layout, job.range);
     else if (job.kernel === 'caml') camlAdaptAndMetaGrad(job.out as CamlOutputs, job.support, job.query, job.params, job.p as CamlParams, job.range);
     else adaptAndMetaGrad(job.out as TaskOutputs, job.support, job.query, job.params, job.p as TaskParams, job.range);
     parentPort!.postMessage({ id: job.id });

@@ -52,6 +52,37 @@ export interface NetLayout {
 
 export const NORM_EPS = 1e-3;
 
+/** The papers' Conv-4 (src/models/layers.ts conv4Omniglot / conv4MiniImagenet) as a learner's model. */
+export interface Conv4ModelSpec {
+  kind: 'conv4';
+  /** N, the classes of the softmax head. */
+  classes: number;
+  /** Filters of every conv layer: 64 in MAML's Omniglot net (default), 32 in its mini-ImageNet net. */
+  filters?: number;
+  /** 'stride' (default): MAML's Omniglot form, 3 × 3 stride-2 convolutions and a mean over space;
+   * 'max': the mini-ImageNet form, stride-1 convolutions each followed by a 2 × 2 max-pool, flattened. */
+  pooling?: 'stride' | 'max';
+  /** The rows' image shape; default a square single-channel image of `dim` pixels (28 × 28 × 1 for
+   * Omniglot), or 84 × 84 × 3 when dim is 21168. */
+  image?: Shape;
+}
+
+/** A general layer list: rows are `input` images, the layers act in order, then the loss. */
+export interface LayersModelSpec {
+  kind: 'layers';
+  input: Shape;
+  layers: LayerSpec[];
+  /** Default softmax cross-entropy (labels: class indices 0 … outputs−1). */
+  loss?: LossSpec;
+}
+
+/** The image shape of `dim`-feature rows when the model does not name one. */
+export function defaultImage(dim: number): Shape | null {
+  if (dim === 84 * 84 * 3) return { h: 84, w: 84, c: 3 };
+  const side = Math.round(Math.sqrt(dim));
+  return side * side === dim ? { h: side, w: side, c: 1 } : null;
+}
+
 const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 
 /** The layout of `layers` on inputs of `input`, with every option checked (InvalidOptionError naming
@@ -141,4 +172,11 @@ export function conv4MiniImagenet(classes: number, filters = 32): LayerSpec[] {
 /** The MLP of src/models/mlp.ts as a layer list: [dense(h) → norm? → relu] per hidden width, dense N. */
 export function mlpLayers(hidden: readonly number[], outputs: number, norm: boolean): LayerSpec[] {
   return [...hidden.flatMap((units): LayerSpec[] => [{ kind: 'dense', units }, ...(norm ? [{ kind: 'norm' } as const] : []), { kind: 'relu' }]), { kind: 'dense', units: outputs }];
+}
+
+/** Multiply-adds of one row's forward pass (convolutions and dense layers): what a CPU batch costs. */
+export function forwardMacs(net: NetLayout): number {
+  let macs = 0;
+  for (const l of net.layers) if (l.count > 0) macs += (l.output.h * l.output.w) * l.weights;
+  return macs;
 }

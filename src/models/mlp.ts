@@ -9,6 +9,7 @@
 // parameters so that an adapted vector carries its own context. It is 0 in θ and never meta-learned.
 import { normal, STREAM } from '../rng.js';
 import { roundUp4 } from '../kernels/layout.js';
+import type { Conv4ModelSpec, LayersModelSpec } from './layers.js';
 
 /** The binary logistic unit of the seeds (default). */
 export interface LogisticModelSpec {
@@ -31,7 +32,7 @@ export interface MlpModelSpec {
 /** ε of the per-task normalisation: n = (z − μ) / √(σ² + ε) (MAML's reference value). */
 export const TASK_NORM_EPS = 1e-3;
 
-export type ModelSpec = LogisticModelSpec | MlpModelSpec;
+export type ModelSpec = LogisticModelSpec | MlpModelSpec | Conv4ModelSpec | LayersModelSpec;
 
 /** One affine layer: W (inputs × outputs, row-major) at float offset w, b (outputs) at offset b. */
 export interface LayerView {
@@ -42,6 +43,7 @@ export interface LayerView {
 }
 
 export interface MlpLayout {
+  kind: 'mlp';
   /** Features per row of the data (D). */
   dim: number;
   /** CAML context size C (0 otherwise). */
@@ -77,7 +79,7 @@ export function mlpLayout(dim: number, hidden: readonly number[], classes: numbe
     layers.push({ inputs: widths[l - 1], outputs: widths[l], w, b });
     tensors.push([w, b], [b, offset]);
   }
-  return { dim, context, inputs, classes, widths, layers, params: offset, contextOffset: offset, vector: roundUp4(offset + context), tensors, norm };
+  return { kind: 'mlp', dim, context, inputs, classes, widths, layers, params: offset, contextOffset: offset, vector: roundUp4(offset + context), tensors, norm };
 }
 
 /** He-normal W_l ~ N(0, 2 / h_{l−1}), b_l = 0, φ = 0, from the seed (the same on every backend). */

@@ -1,13 +1,91 @@
-// What engines and the learner ask of the model option: the layout of an MLP (null for the logistic
-// unit) and the parameter counts of the public and internal layouts.
-import { mlpLayout, type MlpLayout } from './mlp.js';
+// What engines and the learner ask of the model option: its layout (null for the logistic unit, whose
+// path is the fused twins) and the parameter counts of the public and internal layouts. Two layout
+// kinds: the MLP's (src/models/mlp.ts: fused kernels on both backends) and a list of layers
+// (src/models/layers.ts: Conv-4 and general nets).
+import { mlpInit, mlpLayout, type MlpLayout, type ModelSpec } from './mlp.js';
+import { conv4MiniImagenet, conv4Omniglot, defaultImage, features, netLayout, type NetLayout, type Shape } from './layers.js';
 import { capabilitiesOf } from '../algorithms/index.js';
+import { roundUp4 } from '../kernels/layout.js';
+import { InvalidOptionError } from '../errors.js';
+import { normal, STREAM } from '../rng.js';
 import type { ResolvedLearnerOptions } from '../types.js';
 
-/** The MLP layout of a learner (CAML adds its context to the inputs), or null for the logistic unit. */
-export function mlpLayoutOf(o: ResolvedLearnerOptions): MlpLayout | null {
-  if (o.model.kind !== 'mlp') return null;
-  return mlpLayout(o.dim, o.model.hidden, o.model.classes, capabilitiesOf(o).context(o), o.model.norm === 'task');
+/** A model given as a list of layers, with the per-task vector laid out as the MLP's:
+ * [ the layers' parameters (params floats) | φ (context, C floats) | zero pad ]. CAML's φ enters as C
+ * extra input channels, constant over positions (net.input has c + C channels). */
+export interface NetModelLayout {
+  kind: 'net';
+  net: NetLayout;
+  /** Features per row of the data (the image without the context channels). */
+  dim: number;
+  context: number;
+  /** Classes of the softmax head; 0 under MSE (real targets). */
+  classes: number;
+  params: number;
+  contextOffset: number;
+  vector: number;
+  /** Every parameterised layer's W and b as [start, end) ranges: AMP clips Δ on each. */
+  tensors: [number, number][];
+}
+
+export type ModelLayout = MlpLayout | NetModelLayout;
+
+/** The data's image shape for a net model, checked against dim. */
+function imageOf(spec: { image?: Shape }, dim: number, what: string): Shape {
+  const image = spec.image ?? defaultImage(dim);
+  if (!image) throw new InvalidOptionError(`${what} needs the rows' image shape: ${dim} features are not a square single-channel image.`, 'Pass model.image: { h, w, c } with h·w·c = dim.');
+  if (features(image) !== dim) throw new InvalidOptionError(`${what}: the image ${image.h} × ${image.w} × ${image.c} has ${features(image)} features, the rows have ${dim}.`, 'Pass the image shape of your rows (h·w·c = dim).');
+  return image;
+}
+
+/** The layer list of a net model spec (conv4 or layers), on images of `image`. */
+export function netLayersOf(model: ModelSpec, dim: number): { image: Shape; layers: NetLayout['layers'][number]['spec'][]; loss: NetLayout['loss'] } | null {
+  if (model.kind === 'conv4') {
+    const filters = model.filters ?? 64;
+    const layers = model.pooling === 'max' ? conv4MiniImagenet(model.classes, filters) : conv4Omniglot(model.classes, filters);
+    return { image: imageOf(model, dim, 'conv4'), layers, loss: { kind: 'softmax-ce' } };
+  }
+  if (model.kind === 'layers') return { image: imageOf({ image: model.input }, dim, 'The layers model'), layers: model.layers, loss: model.loss ?? { kind: 'softmax-ce' } };
+  return null;
+}
+
+export function netModelLayout(model: ModelSpec, dim: number, context: number): NetModelLayout | null {
+  const spec = netLayersOf(model, dim);
+  if (!spec) return null;
+  const net = netLayout({ ...spec.image, c: spec.image.c + context }, spec.layers, spec.loss);
+  const tensors: [number, number][] = [];
+  for (const l of net.layers) if (l.count > 0) tensors.push([l.offset, l.offset + l.weights], [l.offset + l.weights, l.offset + l.count]);
+  return {
+    kind: 'net', net, dim, context, classes: spec.loss.kind === 'softmax-ce' ? net.outputs : 0,
+    params: net.params, contextOffset: net.params, vector: roundUp4(net.params + context), tensors,
+  };
+}
+
+/** The layout of a learner's model (CAML adds its context), or null for the logistic unit. */
+export function modelLayoutOf(o: ResolvedLearnerOptions): ModelLayout | null {
+  const context = capabilitiesOf(o).context(o);
+  if (o.model.kind === 'mlp') return mlpLayout(o.dim, o.model.hidden, o.model.classes, context, o.model.norm === 'task');
+  return netModelLayout(o.model, o.dim, context);
+}
+
+/** He-normal weights (dense: N(0, 2/fan-in); conv: fan-in k²·C_in), zero biases, φ = 0, from the seed
+ * (the same on every backend). */
+export function modelInit(layout: ModelLayout, seed: number, counterBase = 0): Float32Array {
+  if (layout.kind === 'mlp') return mlpInit(layout, seed, counterBase);
+  const theta = new Float32Array(layout.vector);
+  for (const l of layout.net.layers) {
+    if (l.count === 0) continue;
+    const scale = Math.sqrt(2 / (l.weights / l.output.c));
+    for (let i = l.offset; i < l.offset + l.weights; i++) theta[i] = scale * normal(seed, STREAM.init, counterBase + i);
+  }
+  return theta;
+}
+
+/** One line naming the model's parameters (getParams' layout). */
+export function describeLayout(layout: ModelLayout): string {
+  if (layout.kind === 'mlp') return `MLP ${layout.widths.join('-')}`;
+  const shape = (s: Shape) => `${s.h}×${s.w}×${s.c}`;
+  return `net ${shape(layout.net.input)} → ${layout.net.layers.map((l) => l.spec.kind === 'conv2d' ? `conv${l.spec.size}x${l.spec.size}/${l.spec.stride}(${l.spec.filters})` : l.spec.kind === 'dense' ? `dense(${l.spec.units})` : l.spec.kind).join(' → ')}`;
 }
 
 /** Models a learner holds: AMP trains `models` independent ones, the meta-learners one θ. */

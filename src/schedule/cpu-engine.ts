@@ -4,9 +4,10 @@ import { camlAdaptAndMetaGrad, camlScratchSizes, type CamlOutputs } from '../cpu
 import { gaWeights } from '../cpu/ga-weights.js';
 import { forwardGrad } from '../cpu/logistic.js';
 import { adaptAndMetaGrad, taskScratchSizes, type RowSet, type TaskOutputs } from '../cpu/maml-task.js';
-import { mlpAdaptAndMetaGrad, mlpAttack, mlpScore, mlpTaskScratchSizes, type MlpTaskOutputs } from '../cpu/mlp-task.js';
-import { mlpLayoutOf, modelCount } from '../models/model.js';
-import type { MlpLayout } from '../models/mlp.js';
+import { modelAdaptAndMetaGrad, modelAttack, modelScore, modelTaskScratchSizes, type ModelTaskOutputs } from '../cpu/model-task.js';
+import { modelLayoutOf, modelCount } from '../models/model.js';
+import type { ModelLayout } from '../models/model.js';
+import { forwardMacs } from '../models/layers.js';
 import { countStep, metaUpdate } from '../cpu/meta-update.js';
 import { evaluatePlan, needsJoint, type Plan, type DataSide } from '../algorithms/plan.js';
 import { capabilitiesOf, paramVectors, taskKernelOf, taskWeights, trainPlan } from '../algorithms/index.js';
@@ -17,13 +18,13 @@ import type { TaskParams } from '../cpu/maml-task.js';
 import { acquirePool, isShared, releasePool, SharedArena, type WorkerPool } from '../cpu/pool.js';
 import { isNode } from '../gpu/node-env.js';
 
-/** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D; MLP: ·parameters) run on one thread: a hop costs ~0.1 ms. */
+/** Batches with fewer multiply-adds per pass (T·(Ks+Kq)·D; MLP: ·parameters; a layer list: ·its forward's) run on one thread: a hop costs ~0.1 ms. */
 const PARALLEL_MIN_WORK = 1 << 20;
 // Engines see batches after validation: labels as float32 (CheckedBatch).
 import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from '../types.js';
 import { sampleTasks, type SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
+import { camlParamsFor, modelTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
 import { countNonFinite } from '../cpu/finite-check.js';
 
 /** What one run of a plan leaves behind. */
@@ -45,8 +46,8 @@ export class CpuEngine implements Engine {
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
   private readonly paramLength: number;
-  /** The MLP's layout, or null for the logistic unit (whose path is the fused twins). */
-  private readonly layout: MlpLayout | null;
+  /** The model's layout (an MLP or a list of layers), or null for the logistic unit (whose path is the fused twins). */
+  private readonly layout: ModelLayout | null;
   /** Floats of one task's adapted parameters: D (logistic; CAML: w + Wφ_t), or the MLP's vector. */
   private readonly width: number;
   /** Meta-SGD: θ is followed by its learned step sizes α, and meta-gradients by α's. */
@@ -58,7 +59,7 @@ export class CpuEngine implements Engine {
   private pool: Promise<WorkerPool> | null = null;
 
   constructor(private readonly options: ResolvedLearnerOptions, initialParams: Float32Array) {
-    this.layout = mlpLayoutOf(options);
+    this.layout = modelLayoutOf(options);
     this.width = this.layout ? this.layout.vector : options.dim;
     this.stepSizes = capabilitiesOf(options).stepSizes;
     // Meta-SGD's MLP holds [θ | α]: two vectors (the logistic count is the algorithm's paramVectors).
@@ -71,7 +72,8 @@ export class CpuEngine implements Engine {
 
   /** Threads for this batch: 1 for small batches (a thread hop costs more than the work), else the pool's. */
   private async poolFor(batch: Batch): Promise<WorkerPool | null> {
-    const work = batch.tasks * (batch.supportShots + batch.queryShots) * (this.layout ? this.layout.params : this.options.dim);
+    const perRow = !this.layout ? this.options.dim : this.layout.kind === 'net' ? forwardMacs(this.layout.net) : this.layout.params;
+    const work = batch.tasks * (batch.supportShots + batch.queryShots) * perRow;
     if (this.options.threads === 1 || batch.tasks < 2 || (this.options.threads === 0 && work < PARALLEL_MIN_WORK)) return null;
     this.pool ??= acquirePool(this.options.threads);
     const pool = await this.pool;
@@ -100,7 +102,7 @@ export class CpuEngine implements Engine {
   /** Scratch of the last batch shape, reused across iterations (allocating ~10 MB per meta-iteration
    * at T = 1024, D = 784 made the garbage collector the bottleneck). */
   private scratch: {
-    key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null; mlp: MlpTaskOutputs | null;
+    key: string; advSupportX: Float32Array; advQueryX: Float32Array; maml: TaskOutputs | null; caml: CamlOutputs | null; mlp: ModelTaskOutputs | null;
     /** Reptile: each task's support then query rows (and labels), the rows its inner loop adapts on. */
     jointX: Float32Array; jointY: Float32Array;
   } | null = null;
@@ -122,7 +124,7 @@ export class CpuEngine implements Engine {
       advQueryX: this.arena.floats(batch.queryX.length),
       maml: kernel === 'maml' ? zeros(taskScratchSizes(shape, sets)) : null,
       caml: kernel === 'caml' ? zeros(camlScratchSizes(shape, sets)) : null,
-      mlp: this.layout ? zeros(mlpTaskScratchSizes({ tasks: batch.tasks, layout: this.layout, stepSizes: this.stepSizes }, sets)) : null,
+      mlp: this.layout ? zeros(modelTaskScratchSizes({ tasks: batch.tasks, layout: this.layout, stepSizes: this.stepSizes }, sets)) : null,
       jointX: this.arena.floats(joint ? batch.supportX.length + batch.queryX.length : 0),
       jointY: this.arena.floats(joint ? batch.supportY.length + batch.queryY.length : 0),
     };
@@ -163,7 +165,7 @@ export class CpuEngine implements Engine {
           const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : W };
           if (layout) {
             if (pool) await pool.run({ kernel: 'mlp-attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack, layout }, T);
-            else mlpAttack(adv[step.rows].x, set, against, shape, step.attack, layout);
+            else modelAttack(adv[step.rows].x, set, against, shape, step.attack, layout);
           } else if (pool) await pool.run({ kernel: 'attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack }, T);
           else attack(adv[step.rows].x, set.x, set.y, against, shape, step.attack);
           break;
@@ -173,9 +175,9 @@ export class CpuEngine implements Engine {
           const query = side(step.query).query;
           const rowsBatch = step.support === 'joint' ? jointBatch! : batch;
           if (mlpOut && layout) {
-            const p = mlpTaskParamsFor(rowsBatch, o, step, layout);
+            const p = modelTaskParamsFor(rowsBatch, o, step, layout);
             if (pool) await pool.run({ kernel: 'mlp', out: mlpOut, support, query, params: this.params, p }, T);
-            else mlpAdaptAndMetaGrad(mlpOut, support, query, this.params, p);
+            else modelAdaptAndMetaGrad(mlpOut, support, query, this.params, p);
             break;
           }
           const p = camlOut ? camlParamsFor(rowsBatch, o, step, D) : taskParamsFor(rowsBatch, o, step, D);
@@ -202,7 +204,7 @@ export class CpuEngine implements Engine {
         case 'score-attacked':
           state.attackedStats = new Float32Array(2 * T);
           if (layout) {
-            mlpScore(state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W }, layout);
+            modelScore(state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W }, layout);
             break;
           }
           forwardGrad(new Float32Array(T * D), state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: D });

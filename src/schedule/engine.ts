@@ -6,8 +6,8 @@
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { TaskParams } from '../cpu/maml-task.js';
 import type { CamlParams } from '../cpu/caml-task.js';
-import type { MlpTaskParams } from '../cpu/mlp-task.js';
-import type { MlpLayout } from '../models/mlp.js';
+import type { ModelTaskParams } from '../cpu/model-task.js';
+import type { ModelLayout } from '../models/model.js';
 import { UPDATE_RULE, type UpdateParams } from '../cpu/meta-update.js';
 import type { PlanStep } from '../algorithms/plan.js';
 import { capabilitiesOf, perturbOf } from '../algorithms/index.js';
@@ -96,9 +96,9 @@ export function camlParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksS
   return { ...sharedTaskFields(batch, o, s, dim), context: o.contextDim };
 }
 
-/** Uniform contents of the MLP per-task pass (the generic MAML core) for one plan step: the algorithm
- * adapts all parameters, or only the context φ of `layout` (CAML). */
-export function mlpTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, layout: MlpLayout): MlpTaskParams {
+/** Uniform contents of the model's per-task pass (the MAML core) for one plan step: the algorithm
+ * adapts all parameters, the head (ANIL), or only the context φ of `layout` (CAML). */
+export function modelTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: TasksStep, layout: ModelLayout): ModelTaskParams {
   return {
     ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: capabilitiesOf(o).adapt,
     thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack, stepSizes: capabilitiesOf(o).stepSizes,

@@ -25,9 +25,9 @@ import type { CheckedBatch as Batch, BackendInfo, ResolvedLearnerOptions } from 
 import { packImages, SampleTasksKernel } from '../kernels/sample-tasks.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
-import { camlParamsFor, mlpTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
+import { camlParamsFor, modelTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
 import { FiniteCheckKernel } from '../kernels/finite-check.js';
-import { mlpLayoutOf, modelCount } from '../models/model.js';
+import { modelLayoutOf, modelCount } from '../models/model.js';
 import type { MlpLayout } from '../models/mlp.js';
 import { MlpPass, mlpPassScratchFloats, mlpTapeFloats, type Rows } from './mlp-pass.js';
 import { TASK_BLOCK } from '../kernels/meta-update.js';
@@ -127,7 +127,9 @@ export class GpuEngine implements Engine {
     this.info = { kind: 'webgpu', adapter: acquired.description, software: acquired.software };
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
-    this.mlp = mlpLayoutOf(options);
+    const layout = modelLayoutOf(options);
+    if (layout?.kind === 'net') throw new Error('GpuEngine: layer-list models run on the CPU backend (createLearner refuses them on WebGPU)');
+    this.mlp = layout;
     this.stepSizes = capabilitiesOf(options).stepSizes;
     this.vectors = this.mlp ? modelCount(options) * (this.stepSizes ? 2 : 1) : paramVectors(options);
     this.taskVector = this.mlp ? this.mlp.vector : this.Dp;
@@ -409,7 +411,7 @@ export class GpuEngine implements Engine {
             parts.push(...pass.attackStep(step.against === 'theta' ? theta : pass.adaptedSet0(), rowsOf(c.data, step.rows), c.advData, step.attack));
             break;
           case 'tasks': {
-            const p = mlpTaskParamsFor(batch, o, step, this.mlp!);
+            const p = modelTaskParamsFor(batch, o, step, this.mlp!);
             const joint = step.support === 'joint';
             if (joint) parts.push(this.joinRows(c, Ks, Kq));
             const support: Rows = joint ? { buffer: c.joint!, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq } : rowsOf(dataOf(step.support as 'clean' | 'adv'), 'support');

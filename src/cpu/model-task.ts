@@ -1,22 +1,19 @@
-// The generic MAML core over the MLP model (docs/neural-models.md "The seam"), task by task on the CPU:
-// inner loop on the adapted index set M (MAML: every parameter; CAML: the context φ only; ANIL: the head
-// W_L, b_L only), optionally with AMP's perturbed gradient or Meta-SGD's learned per-parameter step sizes;
-// query statistics; first- or second-order meta-gradient. Also the
-// FGSM / PGD attack through the network and the scoring of given rows. Same contract as
-// adaptAndMetaGrad (src/cpu/maml-task.ts): per-task vectors are stored as float32 (as on the GPU),
-// gradients and Hessian-vector products are float64 sums, computed by the fast kernels of
-// src/cpu/mlp-fast.ts (the same sums in the same order as the float64 reference src/cpu/mlp.ts).
-import type { MlpLayout } from '../models/mlp.js';
+// The MAML core (docs/neural-models.md "The seam"), task by task on the CPU, over any model with a
+// TaskModel (src/cpu/task-model.ts: the MLP's fused kernels, or a list of layers — conv, pooling, norm,
+// dense): inner loop on the adapted index set M (MAML: every parameter; CAML: the context φ only; ANIL:
+// the head only), optionally with AMP's perturbed gradient or Meta-SGD's learned per-parameter step
+// sizes; query statistics; first- or second-order meta-gradient. Also the FGSM / PGD attack through the
+// network and the scoring of given rows. It knows no layer. Same contract as adaptAndMetaGrad
+// (src/cpu/maml-task.ts): per-task vectors are stored as float32 (as on the GPU), gradients and
+// Hessian-vector products are float64 sums (for the MLP, the same sums in the same order as its float64
+// reference src/cpu/mlp.ts).
+import type { ModelLayout } from '../models/model.js';
 import type { AttackParams } from './fgsm.js';
 import type { PerturbParams, RowSet, TaskPassParams } from './maml-task.js';
-import type { MlpRows } from './mlp.js';
-import {
-  contextGradient, fastInputGrad, fastLossGrad, forwardPass, gradientInto, headLossAndDeltas, hvpStep, hvpStepScaled, lossAndDeltas,
-  mlpPointAt, mlpWorkspace, sgdStepAll, sgdStepHead, sgdStepScaled, weightGradientInto32, type MlpPoint, type MlpTape, type MlpWorkspace,
-} from './mlp-fast.js';
+import { taskModelFor, type TaskModel, type TaskPoint, type TaskRows, type TaskTape } from './task-model.js';
 
-export interface MlpTaskParams extends TaskPassParams {
-  layout: MlpLayout;
+export interface ModelTaskParams extends TaskPassParams {
+  layout: ModelLayout;
   /** The adapted index set M: 'all' parameters (MAML, ADML, GA-MAML, AMP, Meta-SGD), the 'context' φ
    * (CAML) or the 'head' W_L, b_L (ANIL: the body stays θ's; no context, no perturbation). */
   adapt: 'all' | 'context' | 'head';
@@ -31,13 +28,13 @@ export interface MlpTaskParams extends TaskPassParams {
   stepSizes?: boolean;
 }
 
-export interface MlpTaskOutputs {
+export interface ModelTaskOutputs {
   adapted: Float32Array;    // sets×T×V: θ'_t⁽ⁿ⁾ (CAML: θ with the task's adapted φ)
   metaGrad: Float32Array;   // sets×T×V (stepSizes: sets×T×2V, [g_θ | g_α]): φ and pad entries 0 (untouched when wantMetaGrad is false)
   taskStats: Float32Array;  // sets×T×2: query (loss, accuracy) of θ'_t⁽ⁿ⁾
 }
 
-export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout; stepSizes?: boolean }, sets = 1): Record<keyof MlpTaskOutputs, number> {
+export function modelTaskScratchSizes(p: { tasks: number; layout: ModelLayout; stepSizes?: boolean }, sets = 1): Record<keyof ModelTaskOutputs, number> {
   const metaGradFloats = (p.stepSizes ? 2 : 1) * p.layout.vector;
   return { adapted: sets * p.tasks * p.layout.vector, metaGrad: sets * p.tasks * metaGradFloats, taskStats: sets * p.tasks * 2 };
 }
@@ -59,24 +56,24 @@ export function mlpTaskScratchSizes(p: { tasks: number; layout: MlpLayout; stepS
  * Meta-SGD (stepSizes): θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s, g_s = ∇L(θ'⁽ˢ⁾; S) kept in float64. Order 1 (the inner
  * gradients as constants): g_θ = v_n, g_α = −(Σ_s g_s) ⊙ v_n, v_n the query gradient at θ'⁽ⁿ⁾. Order 2:
  * from v = v_n, for s = n−1 … 0: g_α −= g_s ⊙ v, then v ← v − H_s (α ⊙ v); g_θ = v. */
-export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: MlpTaskParams, taskRange?: [number, number]): void {
+export function modelAdaptAndMetaGrad(out: ModelTaskOutputs, support: RowSet, query: RowSet, theta: Float32Array, p: ModelTaskParams, taskRange?: [number, number]): void {
   const { layout, dim: D, supportRows: Ks, queryRows: Kq, innerSteps: n, innerLr: alpha } = p;
   const V = layout.vector;
   const C = layout.context;
-  const ws = mlpWorkspace(layout);
+  const ws = taskModelFor(layout);
   const contextOnly = p.adapt === 'context';
   const headOnly = p.adapt === 'head';
   const stepSizes = !!p.stepSizes;
   const perturb = p.perturb && p.perturb.steps > 0 ? p.perturb : null;
   const secondOrder = p.wantMetaGrad && p.order === 2;
   if (headOnly && (C !== 0 || perturb)) {
-    throw new Error(`mlpAdaptAndMetaGrad: adapt 'head' (ANIL) takes no context (layout.context is ${C}) and no perturbation (perturb ${JSON.stringify(p.perturb)})`);
+    throw new Error(`modelAdaptAndMetaGrad: adapt 'head' (ANIL) takes no context (layout.context is ${C}) and no perturbation (perturb ${JSON.stringify(p.perturb)})`);
   }
   if (stepSizes && (p.adapt !== 'all' || p.thetaPerTask || p.writeBack || perturb || C !== 0)) {
-    throw new Error(`mlpAdaptAndMetaGrad: stepSizes (Meta-SGD) needs adapt 'all' (got '${p.adapt}'), one θ (thetaPerTask ${p.thetaPerTask}, writeBack ${!!p.writeBack}), no perturbation and no context (layout.context is ${C})`);
+    throw new Error(`modelAdaptAndMetaGrad: stepSizes (Meta-SGD) needs adapt 'all' (got '${p.adapt}'), one θ (thetaPerTask ${p.thetaPerTask}, writeBack ${!!p.writeBack}), no perturbation and no context (layout.context is ${C})`);
   }
   if (stepSizes && theta.length < 2 * V) {
-    throw new Error(`mlpAdaptAndMetaGrad: stepSizes (Meta-SGD) needs θ and α in θ, 2 × ${V} floats; got ${theta.length}`);
+    throw new Error(`modelAdaptAndMetaGrad: stepSizes (Meta-SGD) needs θ and α in θ, 2 × ${V} floats; got ${theta.length}`);
   }
   // 'all' and 'head': θ'⁽ˢ⁾ for 0 < s < n. CAML: φ⁽ˢ⁾ for s ≤ n. AMP: the points θ'⁽ˢ⁾+Δ (every step's, for order 2).
   const steps = contextOnly ? null : ws.f32('steps', Math.max(0, n - 1) * V);
@@ -93,9 +90,9 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
   const direction = stepSizes && secondOrder ? ws.f64('direction', V) : null;
   // θ_t is overwritten by writeBack: the order-2 backward then reads θ'⁽⁰⁾ from a copy.
   const thetaCopy = !contextOnly && secondOrder && p.writeBack ? ws.f32('theta0', V) : null;
-  const points: MlpPoint[] = [];
-  const supportRows: MlpRows = { x: support.x, xOff: 0, xStride: D, y: support.y, yOff: 0, rows: Ks };
-  const queryRows: MlpRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq };
+  const points: TaskPoint[] = [];
+  const supportRows: TaskRows = { x: support.x, xOff: 0, xStride: D, y: support.y, yOff: 0, rows: Ks };
+  const queryRows: TaskRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq };
   // ANIL keeps one support tape: the body's activations are those of every step.
   const tapeOf = (s: number) => ws.tape(`support${secondOrder && !headOnly ? s : 0}`, Ks);
   const metaGradStride = stepSizes ? 2 * V : V;
@@ -116,12 +113,12 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
       out.adapted.fill(0, own + layout.contextOffset, own + layout.contextOffset + C);
       phis!.fill(0, 0, C);
       for (let s = 0; s < n; s++) {
-        const point: MlpPoint = perturb
+        const point: TaskPoint = perturb
           ? perturbInto(ws, perturbed!, secondOrder ? s * V : 0, out.adapted, own, supportRows, perturb, ascent!)
           : { P: out.adapted, pOff: own, phi: phis!, phiOff: s * C };
         const tape = tapeOf(s);
-        lossAndDeltas(ws, point, supportRows, tape, true);
-        contextGradient(ws, point, tape, contextGrad);
+        ws.lossAndDeltas(point, supportRows, tape, true);
+        ws.contextGradient(point, tape, contextGrad);
         for (let c = 0; c < C; c++) {
           const next = (phis![(s + 1) * C + c] = phis![s * C + c] - alpha * contextGrad[c]);
           out.adapted[own + layout.contextOffset + c] = next;
@@ -140,21 +137,21 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
         const dstOff = last ? own : s * V;
         const point = perturb
           ? perturbInto(ws, perturbed!, secondOrder ? s * V : 0, src, srcOff, supportRows, perturb, ascent!)
-          : mlpPointAt(src, srcOff, layout);
+          : ws.pointAt(src, srcOff);
         const tape = tapeOf(s);
         if (headOnly) {
           // The body's forward once (at θ'⁽⁰⁾ = θ), the head's layer at every step.
-          if (s === 0) forwardPass(ws, point, supportRows, tape, false);
-          headLossAndDeltas(ws, point, supportRows, tape);
-          sgdStepHead(ws, tape, alpha, src, srcOff, dst, dstOff);
+          if (s === 0) ws.forwardBody(point, supportRows, tape);
+          ws.headLossAndDeltas(point, supportRows, tape);
+          ws.sgdStepHead(tape, alpha, src, srcOff, dst, dstOff);
         } else if (stepSizes) {
-          lossAndDeltas(ws, point, supportRows, tape, true);
+          ws.lossAndDeltas(point, supportRows, tape, true);
           const gradOff = secondOrder ? s * V : 0;
-          sgdStepScaled(ws, point, tape, theta, V, src, srcOff, dst, dstOff, innerGrads!, gradOff);
+          ws.sgdStepScaled(point, tape, theta, V, src, srcOff, dst, dstOff, innerGrads!, gradOff);
           if (innerGradSum) for (let k = 0; k < V; k++) innerGradSum[k] += innerGrads![gradOff + k];
         } else {
-          lossAndDeltas(ws, point, supportRows, tape, true);
-          sgdStepAll(ws, point, tape, alpha, src, srcOff, dst, dstOff);
+          ws.lossAndDeltas(point, supportRows, tape, true);
+          ws.sgdStepAll(point, tape, alpha, src, srcOff, dst, dstOff);
         }
         points.push(point);
         src = dst;
@@ -163,11 +160,11 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
     }
     if (p.writeBack) theta.set(out.adapted.subarray(own, own + V), t * V);
 
-    const queryPoint = mlpPointAt(out.adapted, own, layout);
+    const queryPoint = ws.pointAt(out.adapted, own);
     const queryTape = ws.tape('query', Kq);
-    lossAndDeltas(ws, queryPoint, queryRows, queryTape, p.wantMetaGrad);
+    ws.lossAndDeltas(queryPoint, queryRows, queryTape, p.wantMetaGrad);
     out.taskStats[2 * slot] = queryTape.lossSum / Kq;
-    out.taskStats[2 * slot + 1] = queryTape.hits / Kq;
+    out.taskStats[2 * slot + 1] = queryTape.metricSum / Kq;
     if (!p.wantMetaGrad) continue;
     if (stepSizes) {
       metaSgdBackward(ws, out.metaGrad, slot * metaGradStride, queryPoint, queryTape, points, tapeOf, theta, v!, innerGrads!, innerGradSum, stepSizeGrad!, direction);
@@ -175,15 +172,15 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
     }
     if (!secondOrder) {
       // W and b entries of the query gradient at θ'⁽ⁿ⁾ (order 1 treats φ as a constant); φ and pad 0.
-      weightGradientInto32(ws, queryTape, out.metaGrad, own);
+      ws.weightGradientInto32(queryTape, out.metaGrad, own);
       continue;
     }
     // v ← v − α·H(point_s; S)·(M ⊙ v): the transpose of d θ'⁽ˢ⁺¹⁾/d θ'⁽ˢ⁾ = I − α M H (H symmetric).
-    gradientInto(ws, queryPoint, queryTape, v!, 0);
+    ws.gradientInto(queryPoint, queryTape, v!, 0);
     for (let s = n - 1; s >= 0; s--) {
       // ANIL's one support tape holds the last step's head: redo step s's (one layer) before its product.
-      if (headOnly) headLossAndDeltas(ws, points[s], supportRows, tapeOf(s));
-      hvpStep(ws, points[s], tapeOf(s), v!, 0, alpha, p.adapt);
+      if (headOnly) ws.headLossAndDeltas(points[s], supportRows, tapeOf(s));
+      ws.hvpStep(points[s], tapeOf(s), v!, 0, alpha, p.adapt);
     }
     // φ starts at 0 for every task and is not meta-learned; pad entries hold nothing.
     out.metaGrad.set(v!.subarray(0, layout.params), own);
@@ -195,11 +192,11 @@ export function mlpAdaptAndMetaGrad(out: MlpTaskOutputs, support: RowSet, query:
  * params = W and b). innerGrads: the inner gradients g_s at s·V (order 2) or, with innerGradSum (order
  * 1), their sum there; α = theta[V …]. v, stepSizeGrad, direction: scratch (V). */
 function metaSgdBackward(
-  ws: MlpWorkspace, metaGrad: Float32Array, at: number, queryPoint: MlpPoint, queryTape: MlpTape, points: MlpPoint[], tapeOf: (s: number) => MlpTape,
+  ws: TaskModel, metaGrad: Float32Array, at: number, queryPoint: TaskPoint, queryTape: TaskTape, points: TaskPoint[], tapeOf: (s: number) => TaskTape,
   theta: Float32Array, v: Float64Array, innerGrads: Float64Array, innerGradSum: Float64Array | null, stepSizeGrad: Float64Array, direction: Float64Array | null,
 ): void {
   const { params, vector: V } = ws.layout;
-  gradientInto(ws, queryPoint, queryTape, v, 0);
+  ws.gradientInto(queryPoint, queryTape, v, 0);
   stepSizeGrad.fill(0);
   if (innerGradSum) {
     // Order 1: ∂θ'⁽ⁿ⁾/∂α = −Σ_s g_s with the g_s held constant.
@@ -208,7 +205,7 @@ function metaSgdBackward(
     // v = ∂L_Q/∂θ'⁽ˢ⁺¹⁾ here; θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s gives ∂/∂α −g_s ⊙ v and ∂/∂θ'⁽ˢ⁾ (I − H_s diag α) v.
     for (let s = points.length - 1; s >= 0; s--) {
       for (let k = 0; k < params; k++) stepSizeGrad[k] -= innerGrads[s * V + k] * v[k];
-      hvpStepScaled(ws, points[s], tapeOf(s), v, 0, theta, V, direction!);
+      ws.hvpStepScaled(points[s], tapeOf(s), v, 0, theta, V, direction!);
     }
   }
   for (let k = 0; k < params; k++) {
@@ -222,14 +219,14 @@ function metaSgdBackward(
 /** AMP's inner optimizer into perturbed[pOff … + V): θ' + Δ, θ' = adapted[aOff …], after `steps` ascent
  * steps Δ ← Δ + ζ∇L(θ'+Δ; S) from Δ = 0, each followed by projecting Δ of every tensor (each W_l, each
  * b_l) onto the L2 ball of radius ε. The context and pad entries are never perturbed. `grad`: scratch (V). */
-function perturbInto(ws: MlpWorkspace, perturbed: Float32Array, pOff: number, adapted: Float32Array, aOff: number, rows: MlpRows, perturb: PerturbParams, grad: Float64Array): MlpPoint {
+function perturbInto(ws: TaskModel, perturbed: Float32Array, pOff: number, adapted: Float32Array, aOff: number, rows: TaskRows, perturb: PerturbParams, grad: Float64Array): TaskPoint {
   const layout = ws.layout;
   perturbed.set(adapted.subarray(aOff, aOff + layout.vector), pOff);
-  const point = mlpPointAt(perturbed, pOff, layout);
+  const point = ws.pointAt(perturbed, pOff);
   const tape = ws.tape('perturb', rows.rows);
   for (let i = 0; i < perturb.steps; i++) {
-    lossAndDeltas(ws, point, rows, tape, true);
-    gradientInto(ws, point, tape, grad, 0);
+    ws.lossAndDeltas(point, rows, tape, true);
+    ws.gradientInto(point, tape, grad, 0);
     for (const [start, stop] of layout.tensors) {
       for (let k = start; k < stop; k++) perturbed[pOff + k] += perturb.lr * grad[k];
       clipAt(perturbed, pOff, adapted, aOff, start, stop, perturb.radius);
@@ -239,8 +236,8 @@ function perturbInto(ws: MlpWorkspace, perturbed: Float32Array, pOff: number, ad
 }
 
 /** AMP's inner optimizer: perturbed[0 … V) = θ' + Δ, θ' = adapted[own …] (see perturbInto). */
-export function mlpPerturb(perturbed: Float32Array, adapted: Float32Array, own: number, rows: MlpRows, layout: MlpLayout, perturb: PerturbParams, grad: Float64Array): void {
-  perturbInto(mlpWorkspace(layout), perturbed, 0, adapted, own, rows, perturb, grad);
+export function modelPerturb(perturbed: Float32Array, adapted: Float32Array, own: number, rows: TaskRows, layout: ModelLayout, perturb: PerturbParams, grad: Float64Array): void {
+  perturbInto(taskModelFor(layout), perturbed, 0, adapted, own, rows, perturb, grad);
 }
 
 /** Projects perturbed[start … stop) onto the L2 ball of radius ε around adapted[own + start …]. */
@@ -259,7 +256,7 @@ function clipAt(perturbed: Float32Array, pOff: number, adapted: Float32Array, ow
 
 /** Sizes of an attack or a scoring: T tasks of `rows` rows of `dim` features; the vector of task t
  * starts at t·paramStride (0: one θ for every task). */
-export interface MlpRowsShape {
+export interface ModelRowsShape {
   tasks: number;
   rows: number;
   dim: number;
@@ -268,20 +265,22 @@ export interface MlpRowsShape {
 
 /** FGSM / PGD through the network (SPEC.md): k steps x ← clip(Π_ε(x + s·sign(∇x ℓ_r)), lo, hi) from the
  * clean rows, Π_ε the L∞ ball around them; sign(0) = 0. The gradient's sign is taken on float32-rounded
- * values (mlpInputGrad's float32 mode) and each bound and stepped value rounds to float32 where the
+ * values (the MLP's float32 mode of its input gradient; a layer-list net takes the float64 gradient's
+ * sign) and each bound and stepped value rounds to float32 where the
  * logistic attack (src/cpu/fgsm.ts) rounds them. */
-export function mlpAttack(out: Float32Array, clean: RowSet, params: Float32Array, shape: MlpRowsShape, attack: AttackParams, layout: MlpLayout, taskRange?: [number, number]): void {
+export function modelAttack(out: Float32Array, clean: RowSet, params: Float32Array, shape: ModelRowsShape, attack: AttackParams, layout: ModelLayout, taskRange?: [number, number]): void {
   const { rows: K, dim: D } = shape;
   const fround = Math.fround;
+  const model = taskModelFor(layout);
   const current = new Float32Array(K * D);
   const inputGrad = new Float64Array(K * D);
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
     const off = t * K * D;
     current.set(clean.x.subarray(off, off + K * D));
-    const rows: MlpRows = { x: current, xOff: 0, xStride: D, y: clean.y, yOff: t * K, rows: K };
+    const rows: TaskRows = { x: current, xOff: 0, xStride: D, y: clean.y, yOff: t * K, rows: K };
     for (let i = 0; i < attack.steps; i++) {
-      fastInputGrad(layout, params, t * shape.paramStride, rows, inputGrad, { float32: true });
+      model.inputGrad(params, t * shape.paramStride, rows, inputGrad, true);
       for (let e = 0; e < K * D; e++) {
         const x0 = clean.x[off + e];
         let v = fround(current[e] + attack.stepSize * Math.sign(inputGrad[e]));
@@ -295,13 +294,14 @@ export function mlpAttack(out: Float32Array, clean: RowSet, params: Float32Array
   }
 }
 
-/** stats[2t], stats[2t + 1] = mean loss and accuracy of task t's vector on its rows of x, y. */
-export function mlpScore(stats: Float32Array, x: Float32Array, y: Float32Array, params: Float32Array, shape: MlpRowsShape, layout: MlpLayout, taskRange?: [number, number]): void {
+/** stats[2t], stats[2t + 1] = mean loss and metric (accuracy, or MSE) of task t's vector on its rows of x, y. */
+export function modelScore(stats: Float32Array, x: Float32Array, y: Float32Array, params: Float32Array, shape: ModelRowsShape, layout: ModelLayout, taskRange?: [number, number]): void {
   const { rows: K, dim: D } = shape;
+  const model = taskModelFor(layout);
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
-    const s = fastLossGrad(layout, params, t * shape.paramStride, { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K }, null);
+    const s = model.lossGrad(params, t * shape.paramStride, { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K }, null);
     stats[2 * t] = s.loss;
-    stats[2 * t + 1] = s.accuracy;
+    stats[2 * t + 1] = s.metric;
   }
 }
