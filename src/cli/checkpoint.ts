@@ -3,6 +3,7 @@
 // atomically: a temporary file in the same directory, fsync, then rename over the old checkpoint, so a
 // crash at any moment leaves either the previous checkpoint or the new one, never a torn file (and at
 // most a stale temporary file, which removeStaleTemps clears when the run folder is used again).
+import { describeLayout, modelLayoutOf } from '../models/model.js';
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { FileError, MetagradError } from '../errors.js';
@@ -161,7 +162,8 @@ export function restoreState(learner: Learner, c: Checkpoint, file: string): voi
   } catch (e) {
     if (!(e instanceof MetagradError)) throw e;
     const o = learner.options;
-    const model = o.model.kind === 'mlp' ? `an MLP ${[o.dim, ...o.model.hidden, o.model.classes].join('-')}` : 'the logistic unit';
+    const layout = modelLayoutOf(o);
+    const model = layout ? `the ${describeLayout(layout)}` : 'the logistic unit';
     throw new FileError(`Checkpoint ${file} is damaged: its state does not fit its ${o.algorithm} learner (D=${o.dim}, ${model}, ${learner.paramCount} parameters): ${firstLine(e)}`,
       'The state was written by another run (another dim, algorithm or model) or was altered: restore the file from a copy of the run folder, or retrain.');
   }

@@ -46,10 +46,12 @@ export const TRAIN_FLAGS: FlagSpecs = {
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
   'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots, set by --shots; file: the file\'s unless given)' },
   'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class; file: the file\'s unless given)' },
-  model: { default: 'auto', help: 'model: the binary logistic unit, or an MLP with a softmax head (auto: mlp for N-way episodes, omniglot and fashion-episodes; logistic otherwise)', choices: ['auto', 'logistic', 'mlp'] },
+  model: { default: 'auto', help: "model: the binary logistic unit, an MLP with a softmax head, or conv4 (MAML's Conv-4 on 28 × 28 images; CPU backend) (auto: mlp for N-way episodes, omniglot and fashion-episodes; logistic otherwise)", choices: ['auto', 'logistic', 'mlp', 'conv4'] },
+  filters: { default: '64', kind: 'int', help: 'conv4: filters of every conv layer (64 in MAML; fewer train faster)' },
+  pooling: { default: 'stride', help: "conv4: 'stride' (MAML's Omniglot net: stride-2 convolutions, mean over space) or 'max' (its mini-ImageNet net: 2 × 2 max-pools)", choices: ['stride', 'max'] },
   hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
   norm: { default: 'none', help: "mlp: 'task' normalises each hidden unit over the rows of the task's set (MAML's batch norm), or 'none'", choices: ['none', 'task'] },
-  classes: { default: 'auto', help: 'mlp: classes N of the softmax head (labels 0 … N−1; auto: --ways for N-way episodes, else 2)' },
+  classes: { default: 'auto', help: 'mlp, conv4: classes N of the softmax head (labels 0 … N−1; auto: --ways for N-way episodes, else 2)' },
   // The command line's own rule: pixels of image sources lie in [0, 1].
   ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
   'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end; the command line\'s default: train()\'s evalEvery is 0, never)' },
@@ -196,7 +198,9 @@ function parseNumber(v: string): number {
 const FLAG_APPLIES: Record<string, { when: (f: FlagValues, source: string) => boolean; to: string }> = {
   hidden: { when: (f) => f.model === 'mlp', to: '--model mlp' },
   norm: { when: (f) => f.model === 'mlp', to: '--model mlp' },
-  classes: { when: (f) => f.model === 'mlp', to: '--model mlp' },
+  classes: { when: (f) => f.model === 'mlp' || f.model === 'conv4', to: '--model mlp or conv4' },
+  filters: { when: (f) => f.model === 'conv4', to: '--model conv4' },
+  pooling: { when: (f) => f.model === 'conv4', to: '--model conv4' },
   ways: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes' },
   shots: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes (others: --support-shots)' },
   'support-shots': { when: (_, s) => !EPISODES.includes(s), to: 'sources other than omniglot and fashion-episodes (whose support rows are --ways × --shots)' },
@@ -234,6 +238,7 @@ export function learnerOptionsFromFlags(flags: FlagValues, source: TaskSource): 
   const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
   if (f.clip === 'auto' && isPixels(source)) values.clip = [0, 1];
   if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes), norm: String(f.norm) as 'none' | 'task' };
+  if (f.model === 'conv4') values.model = { kind: 'conv4', classes: Number(f.classes), filters: Number(f.filters), pooling: String(f.pooling) as 'stride' | 'max' };
   // One model per task (AMP): --tasks is the number of models.
   if (capabilitiesOf({ algorithm }).thetaPerTask) values.models = Number(f.tasks);
   return pickOptions(algorithm, values);
@@ -611,9 +616,9 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
 
   const restored = await createLearner({ ...stripForAlgorithm(o), backend });
   restoreState(restored, ckpt, String(f.checkpoint));
-  // The baseline without meta-learning: the zero initialisation for the logistic unit; for an MLP (where
-  // zero weights cannot learn: every hidden unit is dead) its untrained He initialisation.
-  const mlp = o.model.kind === 'mlp';
+  // The baseline without meta-learning: the zero initialisation for the logistic unit; for a network
+  // (MLP or conv: zero weights cannot learn, every hidden unit is dead) its untrained He initialisation.
+  const mlp = o.model.kind !== 'logistic';
   const zeros = await createLearner({ ...stripForAlgorithm(o), backend, ...(mlp ? {} : { initScale: 0 }) } as LearnerOptions);
   if (can.adapt === 'context' && !mlp) {
     // A context-adapting model's zero baseline keeps W (else no context can move the model): w = 0, W as
