@@ -81,6 +81,32 @@ test('an MLP through the CLI: --model mlp --hidden --classes train, resume exact
   assert.match(bad.err, /--hidden: "x" is not a positive integer width/);
 });
 
+test('Conv-4 through the CLI: --model conv4 --filters trains on Omniglot episodes, resumes exactly, evaluates with its baselines; the GPU backend is refused with the fix', async () => {
+  const common = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'conv4', '--filters', '4', '--classes', '3',
+    '--tasks', '3', '--eval-every', '0', '--eval-tasks', '9', '--inner-lr', '0.4', '--backend', 'cpu', '--quiet'];
+  const [a, b] = [tmp(), tmp()];
+  const run = await cli('train', ...common, '--iterations', '4', '--out', a);
+  assert.is(run.code, 0, run.err);
+  assert.is((await cli('train', ...common, '--iterations', '2', '--out', b)).code, 0);
+  const resumed = await cli('train', '--resume', '--iterations', '4', '--out', b, '--backend', 'cpu', '--quiet');
+  assert.is(resumed.code, 0, resumed.err);
+  const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
+  assert.equal(ca.options.model, { kind: 'conv4', classes: 3, filters: 4, pooling: 'stride' });
+  // (9·1 + 1)·4 + 3·(9·4 + 1)·4 + (4 + 1)·3 parameters
+  assert.is(ca.state.params.length, 40 + 3 * 148 + 15);
+  assertClose('Conv-4 params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
+  const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '9', '--max-steps', '1', '--backend', 'cpu', '--attack', 'none');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /from scratch \(He init, same steps\)/);
+  assert.match(ev.out, /nearest neighbour/);
+  const gpu = await cli('train', ...common.map((v) => (v === 'cpu' ? 'webgpu' : v)), '--iterations', '1', '--out', tmp());
+  assert.is(gpu.code, 2);
+  assert.match(gpu.err, /CPU backend only[\s\S]*hint: /);
+  const misplaced = await cli('train', '--source', 'omniglot', '--model', 'mlp', '--filters', '8', '--iterations', '1', '--backend', 'cpu', '--out', tmp());
+  assert.is(misplaced.code, 2);
+  assert.match(misplaced.err, /--filters does not apply here/);
+});
+
 test('Omniglot through the CLI: --source omniglot --ways --shots --query-shots train an MLP on N-way episodes and evaluate on held-out alphabets', async () => {
   const dir = tmp();
   const args = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'mlp', '--hidden', '8', '--classes', '3',
