@@ -19,49 +19,81 @@ import type { AdaptedSet, TaskModel, TaskPoint, TaskRows } from '../task-model.j
 
 // ---- GEMMs (all float64, row-major) --------------------------------------------------------------
 
-/** Y[m·N + n] += Σ_k A[m·K + k]·W[wOff + k·N + n] for m < M (zero a skipped: ReLU and padding zeros). */
+/** Y[m·N + n] += Σ_k A[m·K + k]·W[wOff + k·N + n] for m < M: two rows of Y per pass over W (each W
+ * value loaded once for both), four k per step; blocks of four zero a are skipped (ReLU and padding). */
 function gemmAcc(Y: Float64Array, A: Float64Array, M: number, K: number, W: Float64Array, wOff: number, N: number): void {
-  for (let m = 0; m < M; m++) {
-    const y = m * N;
-    const a = m * K;
+  let m = 0;
+  for (; m + 2 <= M; m += 2) {
+    const y = m * N, z = y + N;
+    const a = m * K, c = a + K;
     let k = 0;
     for (; k + 4 <= K; k += 4) {
       const a0 = A[a + k], a1 = A[a + k + 1], a2 = A[a + k + 2], a3 = A[a + k + 3];
-      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
+      const c0 = A[c + k], c1 = A[c + k + 1], c2 = A[c + k + 2], c3 = A[c + k + 3];
+      const nzA = a0 !== 0 || a1 !== 0 || a2 !== 0 || a3 !== 0;
+      const nzC = c0 !== 0 || c1 !== 0 || c2 !== 0 || c3 !== 0;
       const w0 = wOff + k * N, w1 = w0 + N, w2 = w1 + N, w3 = w2 + N;
-      for (let n = 0; n < N; n++) Y[y + n] += a0 * W[w0 + n] + a1 * W[w1 + n] + a2 * W[w2 + n] + a3 * W[w3 + n];
+      if (nzA && nzC) {
+        for (let n = 0; n < N; n++) {
+          const x0 = W[w0 + n], x1 = W[w1 + n], x2 = W[w2 + n], x3 = W[w3 + n];
+          Y[y + n] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3;
+          Y[z + n] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3;
+        }
+      } else if (nzA) {
+        for (let n = 0; n < N; n++) Y[y + n] += a0 * W[w0 + n] + a1 * W[w1 + n] + a2 * W[w2 + n] + a3 * W[w3 + n];
+      } else if (nzC) {
+        for (let n = 0; n < N; n++) Y[z + n] += c0 * W[w0 + n] + c1 * W[w1 + n] + c2 * W[w2 + n] + c3 * W[w3 + n];
+      }
     }
     for (; k < K; k++) {
-      const a0 = A[a + k];
-      if (a0 === 0) continue;
+      const a0 = A[a + k], c0 = A[c + k];
       const w0 = wOff + k * N;
-      for (let n = 0; n < N; n++) Y[y + n] += a0 * W[w0 + n];
-    }
-  }
-}
-
-/** dA[m·K + k] (+)= Σ_n dY[m·N + n]·W[wOff + k·N + n] (the transposed product; `add`: accumulate). */
-function gemmBt(dA: Float64Array, dY: Float64Array, M: number, N: number, W: Float64Array, wOff: number, K: number, add: boolean): void {
-  for (let m = 0; m < M; m++) {
-    const d = m * N;
-    const o = m * K;
-    for (let k = 0; k < K; k++) {
-      const w = wOff + k * N;
-      let s0 = 0, s1 = 0;
-      let n = 0;
-      for (; n + 2 <= N; n += 2) {
-        s0 += dY[d + n] * W[w + n];
-        s1 += dY[d + n + 1] * W[w + n + 1];
+      for (let n = 0; n < N; n++) {
+        Y[y + n] += a0 * W[w0 + n];
+        Y[z + n] += c0 * W[w0 + n];
       }
-      if (n < N) s0 += dY[d + n] * W[w + n];
-      dA[o + k] = add ? dA[o + k] + s0 + s1 : s0 + s1;
     }
+  }
+  if (m < M) gemmAccRow(Y, m * N, A, m * K, K, W, wOff, N);
+}
+
+/** One row of gemmAcc: Y[y + n] += Σ_k A[a + k]·W[wOff + k·N + n]. */
+function gemmAccRow(Y: Float64Array, y: number, A: Float64Array, a: number, K: number, W: Float64Array, wOff: number, N: number): void {
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const a0 = A[a + k], a1 = A[a + k + 1], a2 = A[a + k + 2], a3 = A[a + k + 3];
+    if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
+    const w0 = wOff + k * N, w1 = w0 + N, w2 = w1 + N, w3 = w2 + N;
+    for (let n = 0; n < N; n++) Y[y + n] += a0 * W[w0 + n] + a1 * W[w1 + n] + a2 * W[w2 + n] + a3 * W[w3 + n];
+  }
+  for (; k < K; k++) {
+    const a0 = A[a + k];
+    if (a0 === 0) continue;
+    const w0 = wOff + k * N;
+    for (let n = 0; n < N; n++) Y[y + n] += a0 * W[w0 + n];
   }
 }
 
-/** G[gOff + k·N + n] += Σ_m A[m·K + k]·dY[m·N + n] (a weight gradient; zero a skipped). */
+/** WT[n·K + k] = W[wOff + k·N + n]: the transpose that turns δ·Wᵀ into a gemmAcc. */
+function transpose(WT: Float64Array, W: Float64Array, wOff: number, K: number, N: number): void {
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) WT[n * K + k] = W[wOff + k * N + n];
+}
+
+/** G[gOff + k·N + n] += Σ_m A[m·K + k]·dY[m·N + n] (a weight gradient): four m per pass over G (each G
+ * value loaded and stored once for four rows); blocks of four zero a skipped. */
 function gemmAtB(G: Float64Array, gOff: number, A: Float64Array, M: number, K: number, dY: Float64Array, N: number): void {
-  for (let m = 0; m < M; m++) {
+  let m = 0;
+  for (; m + 4 <= M; m += 4) {
+    const a = m * K;
+    const d0 = m * N, d1 = d0 + N, d2 = d1 + N, d3 = d2 + N;
+    for (let k = 0; k < K; k++) {
+      const x0 = A[a + k], x1 = A[a + K + k], x2 = A[a + 2 * K + k], x3 = A[a + 3 * K + k];
+      if (x0 === 0 && x1 === 0 && x2 === 0 && x3 === 0) continue;
+      const g = gOff + k * N;
+      for (let n = 0; n < N; n++) G[g + n] += x0 * dY[d0 + n] + x1 * dY[d1 + n] + x2 * dY[d2 + n] + x3 * dY[d3 + n];
+    }
+  }
+  for (; m < M; m++) {
     const a = m * K;
     const d = m * N;
     for (let k = 0; k < K; k++) {
@@ -256,6 +288,8 @@ export class NetWorkspace implements TaskModel<NetTape> {
   private readonly w64: Float64Array;
   /** Scratch: im2col-shaped δ, per-channel means. */
   private dcols = new Float64Array(0);
+  /** A layer's Wᵀ (productT). */
+  private wT = new Float64Array(0);
   private readonly unit: Float64Array;
   private readonly unit2: Float64Array;
   private readonly unit3: Float64Array;
@@ -306,6 +340,14 @@ export class NetWorkspace implements TaskModel<NetTape> {
     let v = this.vectors.get(name);
     if (!(v instanceof Float64Array) || v.length < length) this.vectors.set(name, (v = new Float64Array(length)));
     return v;
+  }
+
+  /** dA[m·K + k] (+)= Σ_n dY[m·N + n]·W[wOff + k·N + n] (`add`: accumulate): δ·Wᵀ as a gemmAcc on Wᵀ. */
+  private productT(dA: Float64Array, dY: Float64Array, M: number, N: number, W: Float64Array, wOff: number, K: number, add: boolean): void {
+    if (this.wT.length < K * N) this.wT = new Float64Array(K * N);
+    transpose(this.wT, W, wOff, K, N);
+    if (!add) dA.fill(0, 0, M * K);
+    gemmAcc(dA, dY, M, N, this.wT, 0, K);
   }
 
   private dcolsFor(n: number): Float64Array {
@@ -466,14 +508,14 @@ export class NetWorkspace implements TaskModel<NetTape> {
       const nIn = size(l.input) * R;
       switch (l.spec.kind) {
         case 'dense':
-          gemmBt(dX, dY, R, l.output.c, w, l.offset, l.weights / l.output.c, false);
+          this.productT(dX, dY, R, l.output.c, w, l.offset, l.weights / l.output.c, false);
           break;
         case 'conv2d': {
           const F = l.output.c;
           const M = (size(l.output) * R) / F;
           const K = l.weights / F;
           const dcols = this.dcolsFor(M * K);
-          gemmBt(dcols, dY, M, F, w, l.offset, K, false);
+          this.productT(dcols, dY, M, F, w, l.offset, K, false);
           col2im(l, dcols, R, dX);
           break;
         }
@@ -703,12 +745,12 @@ export class NetWorkspace implements TaskModel<NetTape> {
           sumRows(hv, l.offset + l.weights, RdY, M, F);
           if (!wantDX) break;
           if (l.spec.kind === 'dense') {
-            gemmBt(RdX, RdY, M, F, w, l.offset, K, false);
-            if (i >= first) gemmBt(RdX, dY, M, F, d, l.offset, K, true);
+            this.productT(RdX, RdY, M, F, w, l.offset, K, false);
+            if (i >= first) this.productT(RdX, dY, M, F, d, l.offset, K, true);
           } else {
             const dcols = this.dcolsFor(M * K);
-            gemmBt(dcols, RdY, M, F, w, l.offset, K, false);
-            if (i >= first) gemmBt(dcols, dY, M, F, d, l.offset, K, true);
+            this.productT(dcols, RdY, M, F, w, l.offset, K, false);
+            if (i >= first) this.productT(dcols, dY, M, F, d, l.offset, K, true);
             col2im(l, dcols, R, RdX);
           }
           break;
