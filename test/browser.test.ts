@@ -109,6 +109,41 @@ test('train page: CAML with per-task norm is refused in the error box; MAML trai
   await page.close();
 });
 
+test('train page: Conv-4 is refused on WebGPU with the reason in the error box, and trains on the CPU backend when the address leaves the backend to the page', async () => {
+  const { page, problems } = await open('train');
+  await page.select('#model', 'conv4');
+  assert.is(await page.$eval('#filters', (el) => (el as HTMLInputElement).disabled), false, 'the filters box is live for Conv-4');
+  assert.is(await page.$eval('#hidden', (el) => (el as HTMLInputElement).disabled), true, "the MLP's widths are not");
+  await page.click('#start');
+  await page.waitForFunction('window.__metagrad.errors.length > 0', { timeout: 60_000 });
+  assert.match(await page.$eval('#errors', (el) => el.textContent ?? ''), /conv4 model runs on the CPU backend only/);
+  assert.equal(problems, []);
+  await page.close();
+
+  const auto = await browser.newPage();
+  const autoProblems: string[] = [];
+  auto.on('pageerror', (e) => autoProblems.push(`uncaught: ${e instanceof Error ? e.message : String(e)}`));
+  await auto.goto(`${base}/train.html`, { waitUntil: 'load' });
+  await auto.waitForFunction('window.__metagrad && (window.__metagrad.ready || window.__metagrad.errors.length > 0)', { timeout: 240_000 });
+  await auto.select('#model', 'conv4');
+  const set = (id: string, v: string) => auto.$eval(`#${id}`, (el, value) => { (el as HTMLInputElement).value = value; }, v);
+  await set('filters', '4');
+  await set('iterations', '20');
+  await set('evalEvery', '20');
+  await set('evalTasks', '10');
+  await set('tasks', '4');
+  await auto.click('#start');
+  await auto.waitForFunction('window.__metagrad.done === true || window.__metagrad.errors.length > 0', { timeout: 240_000 });
+  const s = await auto.evaluate('({ losses: window.__metagrad.losses, evals: window.__metagrad.evals, errors: window.__metagrad.errors, model: window.__metagrad.model, backend: window.__metagrad.backend })') as { losses: number[]; evals: number[]; errors: string[]; model: unknown; backend: { kind: string } };
+  assert.equal(s.errors, []);
+  assert.is(s.backend.kind, 'cpu');
+  assert.equal(s.model, { kind: 'conv4', classes: 5, filters: 4, pooling: 'stride' });
+  assert.ok(s.losses.length >= 2 && s.losses.every((l) => Number.isFinite(l) && l > 0), `losses ${s.losses}`);
+  assert.ok(s.evals.length === 1 && s.evals[0] > 0 && s.evals[0] <= 1, `held-out accuracy ${s.evals}`);
+  assert.equal(autoProblems, []);
+  await auto.close();
+});
+
 test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML and from scratch', async () => {
   const { page, problems } = await open('adapt', '?iterations=20&tasks=8&hidden=32,32');
   assert.match(await page.$eval('#backend', (el) => el.textContent ?? ''), /WebGPU: .*software adapter: correct, but slow/);

@@ -1,6 +1,6 @@
-// Train page: pick an algorithm, a model (the logistic unit or an MLP, with or without per-task
-// normalisation), a task source (Omniglot N-way K-shot episodes, the Fashion-MNIST subset, the linear
-// family) and hyperparameters; start, pause, reset; a live chart of the training query loss and of
+// Train page: pick an algorithm, a model (the logistic unit, an MLP with or without per-task
+// normalisation, or MAML's Conv-4 on the CPU backend), a task source (Omniglot N-way K-shot episodes,
+// the Fashion-MNIST subset, the linear family) and hyperparameters; start, pause, reset; a live chart of the training query loss and of
 // held-out accuracy (clean and under FGSM) while the GPU trains. Options the library refuses (e.g. CAML
 // with norm 'task') are shown in the error box.
 import type { Learner } from '../../src/learner.js';
@@ -60,6 +60,7 @@ function modelOf(source: TaskSource): ModelSpec {
     }
     return { kind: 'logistic' };
   }
+  if (select('model').value === 'conv4') return { kind: 'conv4', classes, filters: Number(input('filters').value) };
   const text = input('hidden').value.trim();
   const hidden = text === '' ? [] : text.split(',').map((w) => Number(w.trim()));
   if (hidden.some((w) => !Number.isInteger(w) || w < 1)) throw new InvalidOptionError(`hidden widths must be positive integers separated by commas, got "${text}".`, 'e.g. 256,128,64,64 or 64,64.');
@@ -137,10 +138,11 @@ input('reset').addEventListener('click', () => {
   $('heldout').textContent = '';
 });
 // The learner is rebuilt with the new settings on the next start.
-for (const id of ['algorithm', 'model', 'hidden', 'norm', 'source', 'ways', 'shots', 'queries', 'innerLr', 'outerLr', 'order', 'epsilon', 'tasks']) $(id).addEventListener('change', () => $('reset').click());
-// The MLP's controls only matter for the MLP; episode sizes only for Omniglot.
+for (const id of ['algorithm', 'model', 'hidden', 'norm', 'filters', 'source', 'ways', 'shots', 'queries', 'innerLr', 'outerLr', 'order', 'epsilon', 'tasks']) $(id).addEventListener('change', () => $('reset').click());
+// The MLP's controls only matter for the MLP, the filters for Conv-4; episode sizes only for Omniglot.
 const sync = () => {
   for (const id of ['hidden', 'norm']) (($(id) as HTMLInputElement).disabled = select('model').value !== 'mlp');
+  (($('filters') as HTMLInputElement).disabled = select('model').value !== 'conv4');
   for (const id of ['ways', 'shots', 'queries']) (($(id) as HTMLInputElement).disabled = select('source').value !== 'omniglot');
 };
 select('model').addEventListener('change', sync);
