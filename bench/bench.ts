@@ -10,6 +10,8 @@
 // MLP rows (configs named "mlp …"): MAML on the MLP with an N-way softmax head at Omniglot shapes; their
 // reference is metagrad's CPU backend (θ after one step), against which the WebGPU backend and the two
 // PyTorch peers (bench/peers/mlp_peers.py: batched over tasks, per-task loop) verify before being timed.
+// Conv-4 rows (bench/conv.ts, configs named "conv4 …"): MAML on MAML's Omniglot Conv-4 on the CPU backend
+// against the PyTorch peers of bench/peers/conv_peers.py (grouped convolutions over tasks; per-task loop).
 // Env: BENCH_SECONDS (time per measurement, default 1), BENCH_ONLY (substring of "config algorithm",
 // e.g. "mlp"), BENCH_BACKENDS (e.g. "cpu"), BENCH_PEERS=0 (no peers), BENCH_ROW_CAP (MLP rows: seconds a
 // measurement may take, default 30), BENCH_TORCH_DEVICE (MLP peers: cpu (default), cuda or auto).
@@ -24,6 +26,8 @@ import { uniform01 } from '../src/rng.js';
 import { pickOptions } from '../src/algorithms/index.js';
 import { mlpInit, mlpLayout, type MlpLayout } from '../src/models/mlp.js';
 import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
+import { convRows } from './conv.js';
+import { SECONDS, findPython, fmt, fmtRate, median, relChangeError, timeIt, writeFloats, type Timing } from './common.js';
 
 interface Config { tasks: number; supportShots: number; queryShots: number; dim: number; innerSteps: number }
 const CONFIGS: Config[] = [
@@ -35,7 +39,6 @@ const CONFIGS: Config[] = [
 const INNER_LR = 0.01;
 const OUTER_LR = 0.001;
 const ADML = { epsilon: 0.05, innerLrAdv: 0.02, outerLrAdv: 0.0005 };
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ITERATIONS_PER_SUBMIT = 10;
 
 /** An algorithm row; `peer` names the peers' algorithm when they implement it. */
@@ -54,7 +57,6 @@ const VARIANTS: Variant[] = [
 const PEER_IMPLS = [['numpy', 'numpy'], ['torch', 'torch batched'], ['loop', 'torch per-task loop']] as const;
 
 const configName = (c: Config) => `T=${c.tasks} Ks=${c.supportShots} Kq=${c.queryShots} D=${c.dim} n=${c.innerSteps}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function makeBatch(c: Config, seed: number): Batch {
   const fill = (n: number, stream: number, labels: boolean) => {
@@ -73,35 +75,8 @@ function makeBatch(c: Config, seed: number): Batch {
 /** θ0 shared by metagrad and the peers (AMP: one row per model). */
 const makeTheta = (n: number) => new Float32Array(n).map((_, i) => 0.01 * (uniform01(7, 9, i) - 0.5));
 
-interface Timing { median: number; min: number; max: number; repeats: number; gpuMedianMs: number | null; capped?: boolean }
 
-/** Repeats `once` (which ends with the work finished) for ~SECONDS after a warm-up (at least 3 repeats,
- * unless the next repeat would end past capS seconds after the warm-up: then `capped`, ≥ 1 repeat). */
-async function timeIt(once: () => Promise<number | void>, capS = Infinity, warm = true): Promise<Timing> {
-  if (warm) await once();
-  const times: number[] = [];
-  const gpu: number[] = [];
-  const start = performance.now();
-  const end = start + SECONDS * 1000;
-  let capped = false;
-  while (times.length < 3 || (performance.now() < end && times.length < 100)) {
-    if (times.length && (performance.now() - start) / 1000 + times[times.length - 1] > capS) { capped = true; break; }
-    const t0 = performance.now();
-    const g = await once();
-    times.push((performance.now() - t0) / 1000);
-    if (typeof g === 'number') gpu.push(g);
-  }
-  return { median: median(times), min: Math.min(...times), max: Math.max(...times), repeats: times.length, gpuMedianMs: gpu.length ? median(gpu) : null, ...(capped ? { capped } : {}) };
-}
 
-function findPython(): { py: string; torch: boolean } | null {
-  let numpyOnly: string | null = null;
-  for (const py of ['/usr/bin/python3', 'python3']) {
-    if (spawnSync(py, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0) return { py, torch: true };
-    if (!numpyOnly && spawnSync(py, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0) numpyOnly = py;
-  }
-  return numpyOnly ? { py: numpyOnly, torch: false } : null;
-}
 
 interface PeerResult { name: string; impl: string; variant: string; tasksPerS?: number; medianS?: number; minS?: number; maxS?: number; device?: string; version?: string; theta?: Float32Array; skipped?: string }
 
@@ -167,9 +142,7 @@ async function deviceBandwidth(backend: BackendChoice): Promise<number> {
 const minimalBytes = (c: Config) => c.tasks * (c.supportShots + c.queryShots) * (c.dim + 1) * 4;
 
 /** Rates: whole numbers, two significant digits below 10. */
-const fmtRate = (x: number) => (Number.isFinite(x) && x < 10 ? x.toPrecision(2) : fmt(x));
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-const fmt = (x: number | undefined | null, digits = 0) => (x === undefined || x === null || !Number.isFinite(x) ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 // ---------------------------------------------------------------- MLP rows
 
@@ -247,16 +220,6 @@ function mlpFlopsPerTask(layout: MlpLayout, c: MlpConfig, order: 1 | 2): number 
   return 2 * m * (3 * c.supportShots * c.innerSteps + 3 * c.queryShots + (order === 2 ? 6 * c.supportShots * c.innerSteps : 0));
 }
 
-/** max|Δθ − Δθ_ref| / max|Δθ_ref| with Δθ = θ1 − θ0 (in float64; the numerator is max|θ1 − θ_ref|). */
-function relChangeError(theta0: Float32Array, theta1: Float32Array, ref: Float32Array): { relErr: number; maxAbsDiff: number } {
-  if (theta1.length !== ref.length || theta1.some((v) => !Number.isFinite(v))) return { relErr: Infinity, maxAbsDiff: Infinity };
-  let diff = 0, change = 0;
-  for (let i = 0; i < theta0.length; i++) {
-    diff = Math.max(diff, Math.abs(theta1[i] - ref[i]));
-    change = Math.max(change, Math.abs(ref[i] - theta0[i]));
-  }
-  return { relErr: change > 0 ? diff / change : Infinity, maxAbsDiff: diff };
-}
 
 interface MlpPeerResult extends PeerResult { repeats?: number; capped?: boolean; threads?: number; firstS?: number; failed?: string; verify?: { relErr: number; maxAbsDiff: number; ok: boolean; against: string } }
 
@@ -265,11 +228,7 @@ interface MlpPeerResult extends PeerResult { repeats?: number; capped?: boolean;
 function runMlpPeers(py: string, c: MlpConfig, variants: readonly MlpVariant[], batch: MlpBatch, theta0: Float32Array, refs: Map<string, Float32Array>): MlpPeerResult[] {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-bench-mlp-'));
   const batchFile = path.join(dir, 'batch.bin');
-  const write = (file: string, arrays: Float32Array[]) => {
-    const fd = openSync(file, 'w');
-    for (const p of arrays) writeSync(fd, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
-    closeSync(fd);
-  };
+  const write = writeFloats;
   write(batchFile, [theta0, batch.supportX, batch.supportY, batch.queryX, batch.queryY]);
   const jobs = variants.flatMap((v) => {
     const key = v.name.replace(/\W+/g, '_');
@@ -564,7 +523,7 @@ async function main() {
       }
     }
   }
-  const failures = await mlpRows(backends, python, rows);
+  const failures = (await mlpRows(backends, python, rows)) + (backends.includes('cpu') ? await convRows(python, rows) : 0);
   const dir = path.join('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${os.hostname().replace(/[^\w.-]/g, '_')}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);

@@ -1,0 +1,153 @@
+// The bench's Conv-4 rows (issue 20): MAML on MAML's Omniglot Conv-4 (64 filters, 28 × 28 × 1, 5-way
+// 1-shot, 5 queries per class, α = 0.4, one inner step), T = 16 and 128, orders 1 and 2. Reference:
+// metagrad cpu's θ after one SGD step from θ0; the PyTorch peers (bench/peers/conv_peers.py: batched over
+// tasks with grouped convolutions, and the per-task loop) verify against it before they are timed (rel
+// err of Δθ ≤ CONV_TOLERANCE), then every row reports tasks per second and its ratio to the fastest
+// verified peer. Conv nets run on the CPU backend only (no GPU pass yet): no webgpu row.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { createLearner, type Learner } from '../src/learner.js';
+import { modelInit, netModelLayout } from '../src/models/model.js';
+import { uniform01 } from '../src/rng.js';
+import type { Batch } from '../src/types.js';
+import { SECONDS, fmt, fmtRate, timeIt, writeFloats, type Timing } from './common.js';
+
+const CONV_CONFIGS = [
+  { tasks: 16, ways: 5, shots: 1, queries: 5, filters: 64 },
+  { tasks: 128, ways: 5, shots: 1, queries: 5, filters: 64 },
+];
+type ConvConfig = (typeof CONV_CONFIGS)[number];
+const ORDERS = [1, 2] as const;
+const INNER_LR = 0.4;
+const OUTER_LR = 0.001;
+/** Float32 storage of the adapted parameters and a different summation order on each side; wrong math
+ * (order 1 for order 2) is far above this. */
+const CONV_TOLERANCE = 1e-3;
+const CAP = Number(process.env.BENCH_ROW_CAP ?? 30);
+const TORCH_DEVICE = process.env.BENCH_TORCH_DEVICE ?? 'cpu';
+const IMAGE = { h: 28, w: 28, c: 1 };
+const D = 784;
+
+const nameOf = (c: ConvConfig) => `conv4 T=${c.tasks} ${c.ways}-way ${c.shots}-shot Kq=${c.ways * c.queries} F=${c.filters}`;
+
+/** Omniglot-like images from the seed: per task and class a random stroke image (20% ink), each row
+ * that image with per-pixel jitter; support row k has class k mod N, query row k class k mod N. */
+function makeBatch(c: ConvConfig, seed: number): Batch & { supportY: Float32Array; queryY: Float32Array } {
+  const N = c.ways;
+  const rows = (perClass: number, stream: number): [Float32Array, Float32Array] => {
+    const R = N * perClass;
+    const x = new Float32Array(c.tasks * R * D);
+    const y = new Float32Array(c.tasks * R);
+    for (let t = 0; t < c.tasks; t++) {
+      for (let k = 0; k < R; k++) {
+        const r = t * R + k;
+        y[r] = k % N;
+        for (let d = 0; d < D; d++) {
+          const ink = uniform01(seed, 21, (t * N + y[r]) * D + d) < 0.2 ? 1 : 0;
+          x[r * D + d] = ink * (0.75 + 0.25 * uniform01(seed, stream, r * D + d));
+        }
+      }
+    }
+    return [x, y];
+  };
+  const [supportX, supportY] = rows(c.shots, 22);
+  const [queryX, queryY] = rows(c.queries, 23);
+  return { tasks: c.tasks, supportShots: N * c.shots, queryShots: N * c.queries, supportX, supportY, queryX, queryY };
+}
+
+interface PeerRow { name: string; impl: string; order: number; tasksPerS?: number; medianS?: number; repeats?: number; capped?: boolean; failed?: string; skipped?: string; version?: string; device?: string; threads?: number; relErr?: number; ok?: boolean }
+
+function runPeers(py: string, c: ConvConfig, batch: Batch, theta0: Float32Array, refs: Map<number, Float32Array>): PeerRow[] {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'metagrad-bench-conv-'));
+  const batchFile = path.join(dir, 'batch.bin');
+  writeFloats(batchFile, [theta0, batch.supportX, batch.supportY as Float32Array, batch.queryX, batch.queryY as Float32Array]);
+  const jobs = ORDERS.flatMap((order) => {
+    const ref = refs.get(order);
+    if (ref) writeFloats(path.join(dir, `expected_o${order}.bin`), [ref]);
+    return (['torch', 'loop'] as const).map((impl) => ({ name: `o${order}__${impl}`, impl, order, expected: ref ? `expected_o${order}.bin` : null }));
+  });
+  writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({
+    tasks: c.tasks, supportShots: c.ways * c.shots, queryShots: c.ways * c.queries, image: [IMAGE.h, IMAGE.w, IMAGE.c], filters: c.filters, classes: c.ways,
+    innerLr: INNER_LR, outerLr: OUTER_LR, innerSteps: 1, seconds: SECONDS, capSeconds: CAP, tolerance: CONV_TOLERANCE, jobs,
+  }));
+  const r = spawnSync(py, [path.join('bench', 'peers', 'conv_peers.py'), batchFile, path.join(dir, 'meta.json'), dir, '--device', TORCH_DEVICE],
+    { encoding: 'utf8', maxBuffer: 1 << 26, timeout: jobs.length * (4 * CAP + 600) * 1000 });
+  const out: PeerRow[] = [];
+  for (const line of (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{'))) {
+    const j = JSON.parse(line);
+    if (j.skipped) return [{ name: 'all', impl: 'torch', order: 0, skipped: j.skipped }];
+    const job = jobs.find((x) => x.name === j.name)!;
+    out.push({
+      name: j.name, impl: job.impl, order: job.order, tasksPerS: j.tasks_per_s, medianS: j.median_s, repeats: j.repeats, capped: j.capped, failed: j.failed,
+      version: j.version, device: j.device, threads: j.threads, relErr: j.verify?.rel_err, ok: j.verify?.ok,
+    });
+  }
+  if (r.status !== 0) console.log(`conv peers failed for ${nameOf(c)} (${r.error ? r.error.message : `exit ${r.status}`}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+  rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+/** The Conv-4 rows; returns the number of rows that failed verification. */
+export async function convRows(python: { py: string; torch: boolean } | null, rows: Record<string, unknown>[]): Promise<number> {
+  const only = process.env.BENCH_ONLY;
+  const todo = CONV_CONFIGS.filter((c) => !only || nameOf(c).includes(only) || only === 'conv');
+  if (!todo.length) return 0;
+  let failures = 0;
+  console.log(`\nConv-4 rows: MAML on MAML's Omniglot Conv-4 (4 × [conv 3×3 s2 → per-task norm → ReLU], mean, dense), α = ${INNER_LR}, one inner step, β = ${OUTER_LR} (SGD), ` +
+    `synthetic Omniglot-like images. metagrad cpu's θ after one step is the reference; each peer verifies against it (rel err of Δθ ≤ ${CONV_TOLERANCE}) before it is timed. ` +
+    `Conv nets have no GPU pass yet: CPU rows only. * = fewer than 3 repeats within the ${CAP} s cap.`);
+  console.log('| config | order | impl | tasks/s | vs best peer | rel err of Δθ vs cpu |');
+  console.log('|---|---|---|---|---|---|');
+  for (const c of todo) {
+    const layout = netModelLayout({ kind: 'conv4', classes: c.ways, filters: c.filters }, D, 0)!;
+    const theta0 = modelInit(layout, 5).slice(0, layout.params);
+    const batch = makeBatch(c, 42);
+    const refs = new Map<number, Float32Array>();
+    const mine = new Map<number, { timing: Timing; adapter: string } | { error: string }>();
+    for (const order of ORDERS) {
+      let learner: Learner | null = null;
+      try {
+        learner = await createLearner({ algorithm: 'maml', dim: D, model: { kind: 'conv4', classes: c.ways, filters: c.filters }, backend: 'cpu', innerLr: INNER_LR, outerLr: OUTER_LR, optimizer: 'sgd', order });
+        learner.setParams(theta0);
+        await learner.step(batch);
+        refs.set(order, await learner.getParams());
+        const l = learner;
+        mine.set(order, { timing: await timeIt(async () => { await l.step(batch); }, CAP, false), adapter: learner.backend.adapter });
+      } catch (e) {
+        failures++;
+        mine.set(order, { error: (e as Error).message.split('\n')[0] });
+      } finally {
+        learner?.destroy();
+      }
+    }
+    const peers = python?.torch ? runPeers(python.py, c, batch, theta0, refs) : [];
+    if (python && !python.torch) console.log('(conv peers: skipped, no torch)');
+    for (const order of ORDERS) {
+      const ofOrder = peers.filter((p) => p.order === order);
+      for (const p of ofOrder) if (p.failed || p.ok === false) failures++;
+      const fastest = Math.max(0, ...ofOrder.filter((p) => !p.failed && p.ok !== false).map((p) => p.tasksPerS ?? 0));
+      const m = mine.get(order)!;
+      const row: Record<string, unknown> = { model: 'conv4', config: c, order, impl: 'metagrad-cpu' };
+      if ('error' in m) {
+        console.log(`| ${nameOf(c)} | ${order} | metagrad cpu | ERROR: ${m.error} | | |`);
+        row.error = m.error;
+      } else {
+        const rate = c.tasks / m.timing.median;
+        console.log(`| ${nameOf(c)} | ${order} | metagrad cpu | ${fmtRate(rate)}${m.timing.capped ? '*' : ''} | ${fastest > 0 ? fmt(rate / fastest, 2) + '×' : '—'} | reference |`);
+        Object.assign(row, { adapter: m.adapter, tasksPerS: rate, step: m.timing, vsBestPeer: fastest > 0 ? rate / fastest : null });
+      }
+      rows.push(row);
+      for (const p of ofOrder) {
+        const label = `${p.impl === 'torch' ? 'torch batched (grouped conv)' : 'torch loop'}${p.device && p.device !== 'cpu' ? ` (${p.device})` : ''}`;
+        const verified = p.relErr !== undefined ? p.relErr.toExponential(1) : 'unverified';
+        if (p.failed || p.ok === false) console.log(`| ${nameOf(c)} | ${order} | ${label} | VERIFY FAILED or error, not timed: ${p.failed ?? ''} | | ${verified} |`);
+        else console.log(`| ${nameOf(c)} | ${order} | ${label} | ${fmtRate(p.tasksPerS ?? NaN)}${p.capped ? '*' : ''} | ${fmt((p.tasksPerS ?? 0) / fastest, 2)}× | ${verified} |`);
+        rows.push({ model: 'conv4', config: c, order, impl: p.impl, device: p.device, version: p.version, threads: p.threads, tasksPerS: p.tasksPerS ?? null, medianS: p.medianS, relErr: p.relErr, failed: p.failed });
+      }
+    }
+    if (peers[0]?.version) console.log(`(conv peers: ${peers[0].version}, ${peers[0].threads} threads, on ${peers[0].device})`);
+  }
+  return failures;
+}

@@ -1,0 +1,224 @@
+"""PyTorch peers of metagrad's Conv-4 benchmark rows: one MAML meta-iteration on MAML's Omniglot
+Conv-4 (../shared/SPEC.md "Layers and losses", "Conv-4"; src/models/layers.ts conv4Omniglot):
+  4 × [conv 3×3, stride 2, padding 1 → per-task norm (per channel over the set's rows and positions,
+  biased variance, eps 1e-3, no affine) → ReLU], mean over space, dense N; softmax cross-entropy.
+  inner: θ'_t = θ − α ∇ L(θ; S_t) (innerSteps times); outer: θ ← θ − β · mean_t g_t (SGD), g_t the exact
+  order-2 meta-gradient (create_graph through the inner steps) or, order 1, ∇ L(θ'_t; Q_t).
+Two implementations:
+  torch  "torch batched": every task at once. The tasks are the groups of grouped convolutions (a
+         task's C channels are group t of T·C channels, its filters group t of the weights), so one
+         conv2d per layer serves the whole batch with per-task weights; F.batch_norm over that tensor
+         is exactly the per-task norm (its statistics are per channel, i.e. per task and channel, over
+         rows × positions); the head is one einsum.
+  loop   "torch loop": the learn2learn way: per task, adapt a copy of θ with autograd.grad, the query
+         loss .backward() accumulates into θ.grad, then ÷ tasks and step.
+
+Parameters are one flat float32 vector in metagrad's layout: per conv layer W (k × k × C_in × C_out,
+C_out fastest) then b; the head W (F × N, row-major) then b. Rows are images H × W × C, channel
+fastest (Omniglot: 28 × 28 × 1).
+
+Usage (the same protocol as mlp_peers.py):
+  conv_peers.py BATCH.bin META.json OUT_DIR [--device cpu|cuda|auto]
+      BATCH.bin: θ0, supportX, supportY, queryX, queryY (float32, task-major). META.json: tasks,
+      supportShots, queryShots, image [h, w, c], filters, classes, innerLr, outerLr, innerSteps,
+      seconds, capSeconds, tolerance, jobs: [{name, impl, order, expected}]. Each job verifies one step
+      from θ0 against `expected` (metagrad's θ after one step): rel = max|Δθ_peer − Δθ_ref| / max|Δθ_ref|
+      ≤ tolerance, else it is not timed; then timed steps; one JSON line per job.
+  conv_peers.py --selftest [--device ...]
+      batched vs loop on one step; order-2 and order-1 meta-gradients against central finite
+      differences in float64.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
+
+
+def layout(image, filters, classes):
+    """[(kind, offset, shape)]: conv layers (W offset, cin, cout, b offset), then the head."""
+    h, w, c = image
+    layers = []
+    off = 0
+    cin = c
+    for _ in range(4):
+        layers.append(('conv', off, cin, filters, off + 9 * cin * filters))
+        off += 9 * cin * filters + filters
+        cin = filters
+    layers.append(('dense', off, filters, classes, off + filters * classes))
+    off += filters * classes + classes
+    return layers, off
+
+
+def task_losses(fast, x, y, image, filters, classes, layers):
+    """Per-task mean loss (T,) of T tasks at once: fast (T × P), x (T × rows × H·W·C), y (T × rows)."""
+    T, rows = x.shape[0], x.shape[1]
+    h, w, c = image
+    # NHWC rows → (rows, T·C, H, W): task t's channels are group t.
+    a = x.view(T, rows, h, w, c).permute(1, 0, 4, 2, 3).reshape(rows, T * c, h, w)
+    for kind, wo, cin, cout, bo in layers[:-1]:
+        W = fast[:, wo:wo + 9 * cin * cout].view(T, 3, 3, cin, cout).permute(0, 4, 3, 1, 2).reshape(T * cout, cin, 3, 3)
+        b = fast[:, bo:bo + cout].reshape(T * cout)
+        a = F.conv2d(a, W, b, stride=2, padding=1, groups=T)
+        a = F.batch_norm(a, None, None, training=True, eps=1e-3)
+        a = F.relu(a)
+    feats = a.mean(dim=(2, 3)).view(rows, T, filters)
+    _, wo, fin, n, bo = layers[-1]
+    Wd = fast[:, wo:wo + fin * n].view(T, fin, n)
+    bd = fast[:, bo:bo + n]
+    logits = torch.einsum('rtf,tfn->trn', feats, Wd) + bd.unsqueeze(1)
+    ce = F.cross_entropy(logits.reshape(T * rows, n), y.reshape(T * rows).long(), reduction='none')
+    return ce.view(T, rows).mean(dim=1)
+
+
+def meta_grad_batched(theta, sx, sy, qx, qy, meta, order):
+    """mean_t g_t for all tasks at once."""
+    T = sx.shape[0]
+    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
+    args = (meta['image'], meta['filters'], meta['classes'], layers)
+    fast = theta.unsqueeze(0).expand(T, -1)
+    for _ in range(meta['innerSteps']):
+        loss = task_losses(fast, sx, sy, *args).sum()
+        g, = torch.autograd.grad(loss, fast, create_graph=(order == 2))
+        fast = fast - meta['innerLr'] * g
+    q = task_losses(fast, qx, qy, *args).mean()
+    g, = torch.autograd.grad(q, theta)
+    return g
+
+
+def meta_grad_loop(theta, sx, sy, qx, qy, meta, order):
+    T = sx.shape[0]
+    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
+    args = (meta['image'], meta['filters'], meta['classes'], layers)
+    if theta.grad is not None:
+        theta.grad = None
+    for t in range(T):
+        fast = theta.unsqueeze(0)
+        for _ in range(meta['innerSteps']):
+            loss = task_losses(fast, sx[t:t + 1], sy[t:t + 1], *args).sum()
+            g, = torch.autograd.grad(loss, fast, create_graph=(order == 2))
+            fast = fast - meta['innerLr'] * g
+        task_losses(fast, qx[t:t + 1], qy[t:t + 1], *args).sum().backward()
+    return theta.grad / T
+
+
+def step(theta, data, meta, impl, order):
+    g = (meta_grad_batched if impl == 'torch' else meta_grad_loop)(theta, *data, meta, order)
+    with torch.no_grad():
+        theta -= meta['outerLr'] * g
+        if theta.grad is not None:
+            theta.grad = None
+
+
+def pick_device(want):
+    if want == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return want
+
+
+def run(batch_file, meta_file, out_dir, device):
+    meta = json.load(open(meta_file))
+    T, Ks, Kq = meta['tasks'], meta['supportShots'], meta['queryShots']
+    h, w, c = meta['image']
+    D = h * w * c
+    _, P = layout(meta['image'], meta['filters'], meta['classes'])
+    raw = np.fromfile(batch_file, dtype=np.float32)
+    sizes = [P, T * Ks * D, T * Ks, T * Kq * D, T * Kq]
+    parts, off = [], 0
+    for n in sizes:
+        parts.append(raw[off:off + n])
+        off += n
+    theta0, sx, sy, qx, qy = parts
+    dev = pick_device(device)
+    torch.set_num_threads(os.cpu_count() or 1)  # as the other peers: every core (metagrad's CPU backend uses them)
+    tensor = lambda a, shape: torch.tensor(a, device=dev).view(*shape)
+    data = (tensor(sx, (T, Ks, D)), tensor(sy, (T, Ks)), tensor(qx, (T, Kq, D)), tensor(qy, (T, Kq)))
+    sync = (lambda: torch.cuda.synchronize()) if dev == 'cuda' else (lambda: None)
+    for job in meta['jobs']:
+        out = {'name': job['name'], 'device': dev, 'version': f'torch {torch.__version__}', 'threads': torch.get_num_threads()}
+        try:
+            theta = torch.tensor(theta0, device=dev, requires_grad=True)
+            t0 = time.perf_counter()
+            step(theta, data, meta, job['impl'], job['order'])
+            sync()
+            out['first_s'] = time.perf_counter() - t0
+            theta1 = theta.detach().cpu().numpy().astype(np.float32)
+            theta1.tofile(os.path.join(out_dir, job['name'] + '.bin'))
+            if job.get('expected'):
+                ref = np.fromfile(os.path.join(out_dir, job['expected']), dtype=np.float32).astype(np.float64)
+                change = np.max(np.abs(ref - theta0.astype(np.float64)))
+                diff = np.max(np.abs(theta1.astype(np.float64) - ref))
+                rel = float(diff / change) if change > 0 else float('inf')
+                out['verify'] = {'rel_err': rel, 'max_abs_diff': float(diff), 'ok': rel <= meta['tolerance']}
+                if rel > meta['tolerance']:
+                    out['failed'] = f'rel err {rel:.2e} > {meta["tolerance"]}'
+                    print(json.dumps(out), flush=True)
+                    continue
+            times = []
+            start = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                step(theta, data, meta, job['impl'], job['order'])
+                sync()
+                times.append(time.perf_counter() - t0)
+                spent = time.perf_counter() - start
+                if spent + times[-1] > meta['capSeconds'] or (spent >= meta['seconds'] and len(times) >= 3):
+                    break
+            med = float(np.median(times))
+            out.update({'tasks_per_s': T / med, 'median_s': med, 'min_s': min(times), 'max_s': max(times), 'repeats': len(times), 'capped': len(times) < 3})
+        except Exception as e:  # reported, not fatal: the other jobs still run
+            out['failed'] = f'{type(e).__name__}: {e}'
+        print(json.dumps(out), flush=True)
+
+
+def selftest(device):
+    torch.manual_seed(0)
+    dev = pick_device(device)
+    meta = {'image': [12, 12, 1], 'filters': 3, 'classes': 3, 'innerLr': 0.3, 'innerSteps': 2}
+    _, P = layout(meta['image'], meta['filters'], meta['classes'])
+    T, Ks, Kq, D = 3, 4, 5, 144
+    dt = torch.float64
+    theta = (0.3 * torch.randn(P, dtype=dt, device=dev)).requires_grad_()
+    data = (torch.rand(T, Ks, D, dtype=dt, device=dev), torch.randint(0, 3, (T, Ks), device=dev).to(dt),
+            torch.rand(T, Kq, D, dtype=dt, device=dev), torch.randint(0, 3, (T, Kq), device=dev).to(dt))
+    for order in (1, 2):
+        gb = meta_grad_batched(theta, *data, meta, order)
+        gl = meta_grad_loop(theta, *data, meta, order)
+        assert torch.allclose(gb, gl, rtol=1e-9, atol=1e-12), f'order {order}: batched vs loop'
+    # Order 2 against finite differences of the adapted query loss (float64).
+    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
+    args = (meta['image'], meta['filters'], meta['classes'], layers)
+
+    def objective(th):
+        fast = th.unsqueeze(0).expand(T, -1)
+        with torch.enable_grad():
+            for _ in range(meta['innerSteps']):
+                g, = torch.autograd.grad(task_losses(fast, data[0], data[1], *args).sum(), fast)
+                fast = fast - meta['innerLr'] * g
+        return task_losses(fast, data[2], data[3], *args).mean().item()
+
+    g2 = meta_grad_batched(theta, *data, meta, 2)
+    u = torch.randn(P, dtype=dt, device=dev)
+    h = 1e-5
+    th = theta.detach()
+    fd = (objective((th + h * u).requires_grad_()) - objective((th - h * u).requires_grad_())) / (2 * h)
+    assert abs(float(g2 @ u) - fd) <= 1e-6 * max(1, abs(fd)), f'order 2 vs finite differences: {float(g2 @ u)} vs {fd}'
+    print('conv peers selftest: ok (batched = loop at both orders; order 2 = finite differences)')
+
+
+if __name__ == '__main__':
+    if torch is None:
+        print(json.dumps({'skipped': 'no torch'}))
+        sys.exit(0)
+    device = sys.argv[sys.argv.index('--device') + 1] if '--device' in sys.argv else 'cpu'
+    if '--selftest' in sys.argv:
+        selftest(device)
+    else:
+        run(sys.argv[1], sys.argv[2], sys.argv[3], device)
