@@ -5,9 +5,12 @@
 import { meanWithInterval } from './stats.js';
 import type { AttackOptions, CheckedBatch, MeanWithInterval, ResolvedLearnerOptions } from './types.js';
 import { resolveEvaluateOptions } from './validate.js';
-import { mlpInit, mlpLayout, type MlpLayout } from './models/mlp.js';
+import { mlpLayout, type ModelSpec } from './models/mlp.js';
+import { modelInit, netModelLayout, type ModelLayout } from './models/model.js';
 import { mlpBodyFeatures, mlpLossGrad, type Floats, type MlpRows } from './cpu/mlp.js';
-import { fastLossGrad } from './cpu/mlp-fast.js';
+import { taskModelFor } from './cpu/task-model.js';
+import { netWorkspace } from './cpu/net/fast.js';
+import { InvalidOptionError } from './errors.js';
 import { modelAttack } from './cpu/model-task.js';
 import { randomBelow, rotatedSource } from './cpu/sample-tasks.js';
 import type { AttackParams } from './cpu/fgsm.js';
@@ -44,11 +47,12 @@ export function nearestNeighbourAccuracy(batch: CheckedBatch): { taskAccuracy: F
 }
 
 // ---- The transfer baseline ------------------------------------------------------------------------
-// "Pretrain, then fine-tune a fresh head": one MLP with the meta-learner's hidden widths (and norm)
-// trained as a plain classifier over every meta-train class by minibatch Adam; per held-out task the
-// body is frozen and a new N-way head, zero-initialised, is fitted to the support set alone by full-batch
-// gradient descent (a convex problem: softmax regression on the body's features). The fine-tuned
-// network is an MLP of the standard layout with N classes, so it is scored and attacked like any other.
+// "Pretrain, then fine-tune a fresh head": the meta-learner's network (an MLP with its hidden widths and
+// norm, or a layer list such as Conv-4: its body) with a head over every meta-train class, trained as a
+// plain classifier by minibatch Adam; per held-out task the body is frozen and a new N-way head,
+// zero-initialised, is fitted to the support set alone by full-batch gradient descent (a convex problem:
+// softmax regression on the body's features). The fine-tuned network is the model of the standard
+// layout with N classes, so it is scored and attacked like any other.
 
 /** A labelled set of examples to pretrain on: example i (0 ≤ i < size) of `dim` features, label in [0, classes). */
 export interface LabelledSet {
@@ -100,8 +104,10 @@ export interface PretrainOptions {
 }
 
 export interface Pretrained {
-  /** The pretraining network: the hidden widths, a head over every class of the set. */
-  layout: MlpLayout;
+  /** The pretraining network: the model's body, a head over every class of the set. */
+  layout: ModelLayout;
+  /** The model with that head (its classes: the set's). */
+  model: ModelSpec;
   params: Float32Array;
   /** Minibatch loss of every iteration (before its update). */
   losses: Float64Array;
@@ -110,12 +116,33 @@ export interface Pretrained {
 
 const TRANSFER_STREAM = 0x7472616e;  // 'tran': the pretraining's minibatch draws
 
-/** Minibatch Adam on the mean cross-entropy from the He initialisation of the seed (mlpInit: the body
- * starts where the meta-learner's does). Deterministic from the seed. */
+/** pretrainModel for the MLP of `o.hidden` (and norm). */
 export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
+  return pretrainModel(set, { kind: 'mlp', hidden: o.hidden, classes: set.classes, norm: o.norm ? 'task' : 'none' }, o);
+}
+
+/** The model spec with `classes` outputs (the head is the part that changes). */
+function withClasses(model: ModelSpec, classes: number): ModelSpec {
+  if (model.kind === 'mlp' || model.kind === 'conv4') return { ...model, classes };
+  if (model.kind === 'layers') {
+    const layers = model.layers.slice();
+    const last = layers[layers.length - 1];
+    if (last.kind !== 'dense') throw new InvalidOptionError('The transfer baseline replaces the head, the last layer, which must be dense.', "End the layer list with { kind: 'dense', units: N }.");
+    layers[layers.length - 1] = { kind: 'dense', units: classes };
+    return { ...model, layers };
+  }
+  throw new InvalidOptionError('The transfer baseline needs a network (mlp, conv4 or layers), not the logistic unit.', 'Leave the transfer baseline out for the logistic model.');
+}
+
+/** Minibatch Adam on the mean cross-entropy from the He initialisation of the seed (modelInit: the
+ * body starts where the meta-learner's does), for `model` with a head over the set's classes.
+ * Deterministic from the seed. */
+export function pretrainModel(set: LabelledSet, model: ModelSpec, o: Omit<PretrainOptions, 'hidden' | 'norm'>): Pretrained {
   const t0 = performance.now();
-  const layout = mlpLayout(set.dim, o.hidden, set.classes, 0, o.norm);
-  const params = mlpInit(layout, o.seed);
+  const spec = withClasses(model, set.classes);
+  const layout = modelLayoutOf(spec, set.dim);
+  const params = modelInit(layout, o.seed);
+  const ops = taskModelFor(layout);
   const n = layout.params;
   const grad = new Float64Array(layout.vector);
   const m = new Float64Array(n);
@@ -128,7 +155,7 @@ export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
   const losses = new Float64Array(o.iterations);
   for (let it = 0; it < o.iterations; it++) {
     for (let r = 0; r < B; r++) y[r] = set.example(randomBelow(o.seed, TRANSFER_STREAM, it * B + r, set.size), x, r * set.dim);
-    losses[it] = fastLossGrad(layout, params, 0, rows, grad).loss;
+    losses[it] = ops.lossGrad(params, 0, rows, grad).loss;
     const c1 = 1 - b1 ** (it + 1), c2 = 1 - b2 ** (it + 1);
     for (let k = 0; k < n; k++) {
       const g = grad[k];
@@ -137,14 +164,29 @@ export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
       params[k] -= (o.lr * (m[k] / c1)) / (Math.sqrt(v[k] / c2) + eps);
     }
   }
-  return { layout, params, losses, seconds: (performance.now() - t0) / 1000 };
+  return { layout, model: spec, params, losses, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): the
- * reference forward (src/cpu/mlp.ts) up to the last hidden layer, normalised over these rows with
- * layout.norm. rows × h_{L−1} (the inputs when there is no hidden layer). */
-export function bodyFeatures(layout: MlpLayout, params: Floats, x: Floats, xOff: number, rows: number): Float64Array {
-  return mlpBodyFeatures(layout, params, 0, { x, xOff, xStride: layout.dim, y: new Float32Array(rows), yOff: 0, rows });
+/** The layout of a model spec on rows of `dim` features (no context). */
+function modelLayoutOf(model: ModelSpec, dim: number): ModelLayout {
+  if (model.kind === 'mlp') return mlpLayout(dim, model.hidden, model.classes, 0, model.norm === 'task');
+  const net = netModelLayout(model, dim, 0);
+  if (!net) throw new InvalidOptionError('The transfer baseline needs a network, not the logistic unit.', 'Leave it out for the logistic model.');
+  return net;
+}
+
+/** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): for the
+ * MLP the reference forward (src/cpu/mlp.ts) up to the last hidden layer, normalised over these rows with
+ * layout.norm (rows × h_{L−1}; the inputs when there is no hidden layer); for a layer list the fast
+ * path's forward up to the head (the input of the last, dense, layer). */
+export function bodyFeatures(layout: ModelLayout, params: Floats, x: Floats, xOff: number, rows: number): Float64Array {
+  const set = { x, xOff, xStride: layout.dim, y: new Float32Array(rows), yOff: 0, rows };
+  if (layout.kind === 'mlp') return mlpBodyFeatures(layout, params, 0, set);
+  const ws = netWorkspace(layout);
+  const tape = ws.tape('body', rows);
+  ws.forwardBody(ws.pointAt(Float32Array.from(params), 0), set, tape);
+  const L = layout.net.layers.length;
+  return tape.acts[L - 1].slice(0, rows * layout.net.layers[L - 1].input.c);
 }
 
 /** The head's step when none is given: 1/L for L = ½·mean_r(‖f_r‖² + 1), an upper bound on the
@@ -177,14 +219,13 @@ export function fineTuneHead(features: Float64Array, labels: Floats, labelOff: n
   return { head: head.subarray(0, layout.params), losses, lr };
 }
 
-/** The pretrained body with a head of `classes` outputs as one vector of the standard MLP layout. */
-export function withHead(pre: Pretrained, classes: number, head: Float64Array): { layout: MlpLayout; params: Float32Array } {
-  const { dim, widths, norm } = pre.layout;
-  const layout = mlpLayout(dim, widths.slice(1, -1), classes, 0, norm);
+/** The pretrained body with a head of `classes` outputs as one vector of the model's standard layout. */
+export function withHead(pre: Pretrained, classes: number, head: Float64Array): { layout: ModelLayout; params: Float32Array } {
+  const layout = modelLayoutOf(withClasses(pre.model, classes), pre.layout.dim);
   const params = new Float32Array(layout.vector);
-  const last = layout.layers[layout.layers.length - 1];
-  params.set(pre.params.subarray(0, last.w));  // the body: the same offsets in both layouts
-  for (let k = 0; k < head.length; k++) params[last.w + k] = head[k];  // W_L then b_L, contiguous
+  const headStart = layout.kind === 'mlp' ? layout.layers[layout.layers.length - 1].w : layout.net.layers[layout.net.layers.length - 1].offset;
+  params.set(pre.params.subarray(0, headStart));  // the body: the same offsets in both layouts
+  for (let k = 0; k < head.length; k++) params[headStart + k] = head[k];  // W then b of the head, contiguous
   return { layout, params };
 }
 
@@ -231,14 +272,15 @@ export function transferAccuracy(pre: Pretrained, batch: CheckedBatch, o: Transf
     supportLoss += fit.losses[o.steps];
     lrSum += fit.lr;
     const net = withHead(pre, o.ways, fit.head);
-    const score = (x: Float32Array, xOff: number, y: Float32Array, yOff: number) => fastLossGrad(net.layout, net.params, 0, { x, xOff, xStride: D, y, yOff, rows: Kq }, null);
-    taskAccuracy[t] = score(batch.queryX, t * Kq * D, batch.queryY, t * Kq).accuracy;
+    const ops = taskModelFor(net.layout);
+    const score = (x: Float32Array, xOff: number, y: Float32Array, yOff: number) => ops.lossGrad(net.params, 0, { x, xOff, xStride: D, y, yOff, rows: Kq }, null);
+    taskAccuracy[t] = score(batch.queryX, t * Kq * D, batch.queryY, t * Kq).metric;
     if (o.attack && attackedAccuracy) {
       // The engines' attack (src/cpu/model-task.ts) on this one task's query rows.
       const clean = { x: batch.queryX.subarray(t * Kq * D, (t + 1) * Kq * D), y: batch.queryY.subarray(t * Kq, (t + 1) * Kq) };
       const adv = new Float32Array(Kq * D);
       modelAttack(adv, clean, net.params, { tasks: 1, rows: Kq, dim: D, paramStride: 0 }, o.attack, net.layout);
-      attackedAccuracy[t] = score(adv, 0, clean.y, 0).accuracy;
+      attackedAccuracy[t] = score(adv, 0, clean.y, 0).metric;
     }
   }
   return {

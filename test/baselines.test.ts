@@ -3,11 +3,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  bodyFeatures, fineTuneHead, headStepSize, nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, transferAccuracy, withHead, type LabelledSet,
+  bodyFeatures, fineTuneHead, headStepSize, nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, pretrainModel, transferAccuracy, withHead, type LabelledSet,
 } from '../src/baselines.js';
 import { normal, uniform01 } from '../src/rng.js';
 import { distinctBelow, rotatedSource } from '../src/cpu/sample-tasks.js';
 import { mlpLossGrad } from '../src/cpu/mlp.js';
+import { taskModelFor } from '../src/cpu/task-model.js';
+import type { ModelSpec } from '../src/models/mlp.js';
 import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
 import { omniglotPool, type OmniglotSource } from '../src/tasks/source.js';
 import type { CheckedBatch } from '../src/types.js';
@@ -119,6 +121,7 @@ for (const norm of [false, true]) {
       // The heads' losses are the whole network's (body + head, the standard layout) on the support set.
       const loss = (head: Float64Array) => {
         const net = withHead(pre, 3, head);
+        if (net.layout.kind !== 'mlp') throw new Error('an MLP was pretrained');
         return mlpLossGrad(net.layout, net.params, 0, { x: batch.supportX, xOff: t * Ks * DIM, xStride: DIM, y: batch.supportY, yOff: t * Ks, rows: Ks }, null).loss;
       };
       assert.ok(Math.abs(loss(fit.head) - fit.losses[60]) < 1e-5, `the network's support loss ${loss(fit.head)} is the head's ${fit.losses[60]}`);
@@ -131,6 +134,30 @@ for (const norm of [false, true]) {
     }
   });
 }
+
+test('transfer with a conv body (a layer list): pretraining lowers its loss; the network with a fine-tuned head has the head\'s support loss; tasks are scored and attacked', () => {
+  // The toy rows as 2 × 5 single-channel images.
+  const model: ModelSpec = {
+    kind: 'layers', input: { h: 2, w: 5, c: 1 },
+    layers: [{ kind: 'conv2d', filters: 8, size: 2, stride: 1, padding: 0 }, { kind: 'norm' }, { kind: 'relu' }, { kind: 'meanpool' }, { kind: 'dense', units: 99 }],
+  };
+  const pre = pretrainModel(toySet, model, { seed: 3, iterations: 200, batch: 24, lr: 0.01 });
+  assert.equal(pre.model.kind === 'layers' && pre.model.layers[4], { kind: 'dense', units: CLASSES }, 'the head covers the set\'s classes');
+  assert.ok(mean(pre.losses, 180, 200) < 0.7 * mean(pre.losses, 0, 20), `pretraining loss ${mean(pre.losses, 0, 20)} → ${mean(pre.losses, 180, 200)}`);
+  const batch = toyTasks(4, 3, 2, 4, 21);
+  const Ks = batch.supportShots;
+  for (let t = 0; t < batch.tasks; t++) {
+    const features = bodyFeatures(pre.layout, pre.params, batch.supportX, t * Ks * DIM, Ks);
+    assert.is(features.length, Ks * 8, 'the head sees the 8 mean-pooled channels');
+    const fit = fineTuneHead(features, batch.supportY, t * Ks, Ks, 3, { steps: 40 });
+    const net = withHead(pre, 3, fit.head);
+    const support = taskModelFor(net.layout).lossGrad(net.params, 0, { x: batch.supportX, xOff: t * Ks * DIM, xStride: DIM, y: batch.supportY, yOff: t * Ks, rows: Ks }, null);
+    assert.ok(Math.abs(support.loss - fit.losses[40]) < 1e-5, `task ${t}: the network's support loss ${support.loss} is the head's ${fit.losses[40]}`);
+  }
+  const r = transferAccuracy(pre, batch, { ways: 3, steps: 40, attack: { kind: 'fgsm', epsilon: 0, steps: 1, stepSize: 0, lo: -Infinity, hi: Infinity } });
+  assert.is(r.taskAccuracy.length, 4);
+  assert.equal(Array.from(r.attacked!.taskAccuracy), Array.from(r.taskAccuracy), 'an ε = 0 attack changes nothing');
+});
 
 test('transfer: the Omniglot meta-train set is every train character × 4 rotations, turned as the sampler turns them', () => {
   const source: OmniglotSource = { kind: 'omniglot', set: loadOmniglotEmbedded(), ways: 5, shots: 1, queries: 5 };

@@ -10,7 +10,7 @@ import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, optionU
 import { MAX_ROWS, resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
 import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
-import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, resolveAttack, transferAccuracy } from '../baselines.js';
+import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, pretrainModel, resolveAttack, transferAccuracy } from '../baselines.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, withValidation, type TaskSource } from '../tasks/source.js';
 import { sampleTasks } from '../cpu/sample-tasks.js';
@@ -81,8 +81,8 @@ const EVAL_FLAGS: FlagSpecs = {
   // The task shape is the checkpoint's.
   ...Object.fromEntries(['ways', 'shots', 'val-alphabets', 'dim'].map((name) => [name, { help: '', refused: { why: 'eval scores tasks of the shape the checkpoint was trained on', hint: `Leave --${name} out: eval reads it from the checkpoint (train with another --${name} to evaluate that).` } }])),
   'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it; not for N-way Omniglot, whose random relabelling makes one joint model meaningless)' },
-  'transfer-iterations': { default: '1000', kind: 'int', help: 'mlp on N-way episodes (omniglot, fashion-episodes): minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; 0 skips it)' },
-  'transfer-norm': { default: 'auto', help: "per-task norm of the transfer baseline's network: auto (the checkpoint's), none or task", choices: ['auto', 'none', 'task'] },
+  'transfer-iterations': { default: '1000', kind: 'int', help: 'a network (mlp, conv4) on Omniglot episodes: minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; Conv-4 with 64 filters: minutes; 0 skips it)' },
+  'transfer-norm': { default: 'auto', help: "mlp: per-task norm of the transfer baseline's network: auto (the checkpoint's), none or task (a conv net keeps its norm layers)", choices: ['auto', 'none', 'task'] },
   'transfer-lr': { default: '0.001', kind: 'number', help: 'Adam rate of the transfer baseline\'s pretraining' },
   'transfer-batch': { default: '64', kind: 'int', help: 'images per pretraining minibatch (with --norm task: the normalisation set)' },
   'transfer-steps': { default: '100', kind: 'int', help: 'gradient steps fitting the transfer baseline\'s fresh zero head to each task\'s support set (body frozen)' },
@@ -601,9 +601,9 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   if (source.kind === 'file' && given.has('eval-tasks')) {
     throw new InvalidOptionError(`--eval-tasks does not apply to a task file: eval scores each of its ${source.test.count} held-out tasks once.`, 'Leave --eval-tasks out (add held-out tasks to the file, or pass --test-file, for a tighter interval).');
   }
-  const transferApplies = o.model.kind === 'mlp' && source.kind === 'omniglot';
+  const transferApplies = o.model.kind !== 'logistic' && source.kind === 'omniglot';
   const transferFlag = [...given].find((n) => n.startsWith('transfer-'));
-  if (transferFlag && !transferApplies) throw new InvalidOptionError(`--${transferFlag} does not apply here: the transfer baseline is for an MLP checkpoint on N-way episodes (omniglot, fashion-episodes).`, `Leave --${transferFlag} out.`);
+  if (transferFlag && !transferApplies) throw new InvalidOptionError(`--${transferFlag} does not apply here: the transfer baseline is for a network's checkpoint (mlp, conv4) on N-way Omniglot episodes.`, `Leave --${transferFlag} out.`);
   const fileHeldOut = source.kind === 'file' ? heldOutFileTasks(source) : null;
   const tasks = fileHeldOut ? fileHeldOut.tasks : Number(f['eval-tasks']);
   const shots = fileHeldOut ? { supportShots: fileHeldOut.supportShots, queryShots: fileHeldOut.queryShots } : shotsOf(trained, source);
@@ -662,29 +662,33 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     console.log(`| ${name} | ${clean.join(' | ')} |`);
     if (attacked.length) console.log(`| ${name}, ${attack!.kind} | ${attacked.join(' | ')} |`);
   }
-  // The transfer baseline (MLP on Omniglot): pretrain over every meta-train class, fine-tune a fresh
-  // head per task; it takes no inner steps, so one value fills every column.
+  // The transfer baseline (a network on Omniglot): pretrain over every meta-train class, fine-tune a
+  // fresh head per task; it takes no inner steps, so one value fills every column.
   let transfer: Record<string, unknown> | undefined;
   const transferIterations = Number(f['transfer-iterations']);
-  if (o.model.kind === 'mlp' && source.kind === 'omniglot' && transferIterations > 0) {
+  if (o.model.kind !== 'logistic' && source.kind === 'omniglot' && transferIterations > 0) {
     const set = omniglotTrainSet(source);
-    const pretrainOptions = { hidden: o.model.hidden, norm: f['transfer-norm'] === 'auto' ? o.model.norm === 'task' : f['transfer-norm'] === 'task', seed: o.seed, iterations: transferIterations, batch: Number(f['transfer-batch']), lr: Number(f['transfer-lr']) };
-    process.stderr.write(`pretraining the transfer baseline: ${[784, ...o.model.hidden, set.classes].join('-')} over ${set.classes} meta-train classes, ${transferIterations} Adam iterations of ${pretrainOptions.batch} images…\n`);
-    const pre = pretrainMlp(set, pretrainOptions);
+    const mlpModel = o.model.kind === 'mlp' ? o.model : null;
+    // --transfer-norm is the MLP's choice; a conv net keeps its own norm layers.
+    const norm = mlpModel ? (f['transfer-norm'] === 'auto' ? mlpModel.norm === 'task' : f['transfer-norm'] === 'task') : true;
+    const pretrainOptions = { seed: o.seed, iterations: transferIterations, batch: Number(f['transfer-batch']), lr: Number(f['transfer-lr']) };
+    const what = mlpModel ? [784, ...mlpModel.hidden, set.classes].join('-') : `${o.model.kind} with a ${set.classes}-way head`;
+    process.stderr.write(`pretraining the transfer baseline: ${what} over ${set.classes} meta-train classes, ${transferIterations} Adam iterations of ${pretrainOptions.batch} images…\n`);
+    const pre = mlpModel ? pretrainMlp(set, { ...pretrainOptions, hidden: mlpModel.hidden, norm }) : pretrainModel(set, o.model, pretrainOptions);
     const headLr = auto(f['transfer-head-lr']);
     const attackParams = resolveAttack(attack, restored.options);
     const t0 = performance.now();
     const r = transferAccuracy(pre, heldOut, { ways: source.ways, steps: Number(f['transfer-steps']), lr: headLr, attack: attackParams });
     const tail = (xs: Float64Array) => xs.slice(-Math.min(50, xs.length)).reduce((a, v) => a + v, 0) / Math.min(50, xs.length);
-    const name = `transfer (${pretrainOptions.norm ? "norm task, " : ""}pretrained ${transferIterations} it, fresh head ${String(f["transfer-steps"])} steps)`;
+    const name = `transfer (${mlpModel && norm ? "norm task, " : ""}pretrained ${transferIterations} it, fresh head ${String(f["transfer-steps"])} steps)`;
     console.log(`| ${name} | ${steps.map(() => withCi(r.accuracy)).join(' | ')} |`);
     if (r.attacked) console.log(`| ${name}, ${attack!.kind} | ${steps.map(() => withCi(r.attacked!.accuracy)).join(' | ')} |`);
     process.stderr.write(`transfer baseline: pretraining ${pre.seconds.toFixed(1)} s (minibatch loss ${pre.losses[0].toFixed(3)} → ${tail(pre.losses).toFixed(3)}, mean of the last 50), ` +
       `fine-tuning and scoring ${((performance.now() - t0) / 1000).toFixed(1)} s; head rate ${headLr ?? `auto (mean ${r.lr.toPrecision(3)})`}, support loss after ${String(f['transfer-steps'])} steps ${r.supportLoss.toFixed(3)}\n`);
     transfer = {
-      ...pretrainOptions, classes: set.classes, headSteps: Number(f['transfer-steps']), headLr: headLr ?? 'auto', meanHeadLr: r.lr,
+      ...pretrainOptions, ...(mlpModel ? { hidden: mlpModel.hidden, norm } : { model: o.model.kind }), classes: set.classes, headSteps: Number(f['transfer-steps']), headLr: headLr ?? 'auto', meanHeadLr: r.lr,
       pretrainSeconds: pre.seconds, pretrainLoss: { first: pre.losses[0], last50: tail(pre.losses) }, supportLoss: r.supportLoss,
-      transductive: pretrainOptions.norm, clean: r.accuracy, attacked: r.attacked?.accuracy,
+      transductive: norm, clean: r.accuracy, attacked: r.attacked?.accuracy,
     };
   }
   // No training and no steps: 1-nearest-neighbour on the raw inputs (the field's pixel baseline).
