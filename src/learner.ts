@@ -104,8 +104,11 @@ class LearnerImpl implements Learner {
   private readonly mlp: ModelLayout | null;
   /** What the algorithm can do and how it holds its parameters (src/algorithms/common.ts). */
   private readonly can: Capabilities;
+  /** The model's metric: a layer list under MSE regresses; every other model classifies. */
+  private readonly metric: 'accuracy' | 'mse';
   constructor(readonly options: Readonly<ResolvedLearnerOptions>, private readonly engine: Engine, readonly backend: Learner['backend']) {
     this.mlp = modelLayoutOf(options);
+    this.metric = this.mlp?.kind === 'net' && this.mlp.net.loss.kind === 'mse' ? 'mse' : 'accuracy';
     this.can = capabilitiesOf(options);
     // Public θ only: Meta-SGD's α has getStepSizes().
     this.paramCount = this.mlp ? modelCount(options) * this.mlp.params : (this.can.paramVectors(options) / (this.can.stepSizes ? 2 : 1)) * options.dim;
@@ -305,7 +308,8 @@ class LearnerImpl implements Learner {
       this.verify(out.nonFinite, 'checked at step() readback');
       if (!out.stats) return undefined;
       const { loss, accuracy } = splitTaskStats(out.stats);
-      const metrics: StepMetrics = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+      const second = meanWithInterval(accuracy).mean;
+      const metrics: StepMetrics = this.metric === 'mse' ? { loss: meanWithInterval(loss).mean, accuracy: NaN, metric: 'mse', mse: second } : { loss: meanWithInterval(loss).mean, accuracy: second, metric: 'accuracy' };
       if (out.weights) metrics.taskWeights = out.weights;
       return metrics;
     });
@@ -318,7 +322,7 @@ class LearnerImpl implements Learner {
     return this.enqueue(async (engine) => {
       const out = await engine.evaluate(checked, steps, lr, attack);
       await this.checkResult(engine, [out.clean, out.attacked], 'the evaluation', this.evaluationLrText(lr));
-      return scores(out);
+      return scores(out, this.metric);
     });
   }
 
@@ -329,7 +333,7 @@ class LearnerImpl implements Learner {
     return this.enqueue(async (engine) => {
       const out = await engine.evaluate(checked, steps, lr, attack, true);
       await this.checkResult(engine, [out.clean, out.attacked, out.adapted], 'the adaptation', this.evaluationLrText(lr));
-      const result: AdaptResult = { ...scores(out), adapted: this.adaptedToPublic(out.adapted!, checked.tasks) };
+      const result: AdaptResult = { ...scores(out, this.metric), adapted: this.adaptedToPublic(out.adapted!, checked.tasks) };
       if (out.attackedQueryX) result.attackedQueryX = out.attackedQueryX;
       return result;
     });
@@ -365,7 +369,7 @@ class LearnerImpl implements Learner {
     const evalShape = { ...shape, tasks: t.evalTasks };
     const evaluate = async (): Promise<EvaluateResult> => scores(source.kind === 'file'
       ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, t.evalSplit), t.evalSteps, t.evalLr, t.evalAttack)
-      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, t.evalSplit, t.evalSteps, t.evalLr, t.evalAttack));
+      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, t.evalSplit, t.evalSteps, t.evalLr, t.evalAttack), this.metric);
     const start = performance.now();
     const end = t.startIteration + t.iterations;
     let iteration = t.startIteration;
@@ -399,7 +403,8 @@ class LearnerImpl implements Learner {
       last = { iteration, endIteration: end, elapsedSeconds, iterationsPerSecond: (iteration - t.startIteration) / elapsedSeconds };
       if (out.stats) {
         const { loss, accuracy } = splitTaskStats(out.stats);
-        last.train = { loss: meanWithInterval(loss).mean, accuracy: meanWithInterval(accuracy).mean };
+        const second = meanWithInterval(accuracy).mean;
+        last.train = this.metric === 'mse' ? { loss: meanWithInterval(loss).mean, accuracy: NaN, mse: second } : { loss: meanWithInterval(loss).mean, accuracy: second };
       }
       if (evalNow) last.eval = await evaluate();
       if (t.onProgress) await this.callback(() => t.onProgress!(last));
@@ -489,18 +494,24 @@ class LearnerImpl implements Learner {
   }
 }
 
-/** Per-task (loss, accuracy) pairs → means with 95% intervals. */
-function summarize(stats: Float32Array): QueryScores {
-  const { loss, accuracy } = splitTaskStats(stats);
+/** Per-task (loss, metric) pairs → means with 95% intervals, the metric under its name (accuracy, or
+ * a regression model's MSE, whose accuracy fields are NaN). */
+function summarize(stats: Float32Array, metric: 'accuracy' | 'mse'): QueryScores {
+  const { loss, accuracy: second } = splitTaskStats(stats);
   const lossInterval = meanWithInterval(loss);
-  const accuracyInterval = meanWithInterval(accuracy);
-  return { loss: lossInterval.mean, accuracy: accuracyInterval.mean, lossInterval, accuracyInterval, taskLoss: loss, taskAccuracy: accuracy };
+  const secondInterval = meanWithInterval(second);
+  if (metric === 'mse') {
+    const nan = { mean: NaN, ci95: NaN };
+    return { loss: lossInterval.mean, metric, accuracy: NaN, lossInterval, accuracyInterval: nan, taskLoss: loss, taskAccuracy: new Float32Array(loss.length).fill(NaN),
+      mse: secondInterval.mean, mseInterval: secondInterval, taskMse: second };
+  }
+  return { loss: lossInterval.mean, metric, accuracy: secondInterval.mean, lossInterval, accuracyInterval: secondInterval, taskLoss: loss, taskAccuracy: second };
 }
 
 /** An engine's per-task stats → evaluate's result (clean, and attacked when there was an attack). */
-function scores(out: EvaluateOutput): EvaluateResult {
-  const result: EvaluateResult = summarize(out.clean);
-  if (out.attacked) result.attacked = summarize(out.attacked);
+function scores(out: EvaluateOutput, metric: 'accuracy' | 'mse'): EvaluateResult {
+  const result: EvaluateResult = summarize(out.clean, metric);
+  if (out.attacked) result.attacked = summarize(out.attacked, metric);
   return result;
 }
 

@@ -44,7 +44,11 @@ export type ReadbackStepOptions = StepOptions & ({ readback: true } | { returnWe
  * the clean-adapted pass; AMP: support loss before the update is not reported, query metrics are). */
 export interface StepMetrics {
   loss: number;
+  /** Classification models; NaN under a regression (MSE) model, whose `mse` holds its metric. */
   accuracy: number;
+  /** The model's metric: 'accuracy', or 'mse' for a regression model (a layer list with loss 'mse'). */
+  metric: 'accuracy' | 'mse';
+  mse?: number;
   /** GA-MAML task weights, when asked with returnWeights. */
   taskWeights?: Float32Array;
 }
@@ -79,9 +83,16 @@ export interface MeanWithInterval {
 /** Query loss and accuracy over the tasks of a batch: means, 95% intervals and per-task values. */
 export interface QueryScores {
   loss: number;
+  /** The model's metric: 'accuracy' (classification), or 'mse' for a regression model (a layer list
+   * with loss 'mse'), whose mean squared error is in `mse`, `mseInterval` and `taskMse`; its accuracy
+   * fields are then NaN. */
+  metric: 'accuracy' | 'mse';
   accuracy: number;
   lossInterval: MeanWithInterval;
   accuracyInterval: MeanWithInterval;
+  mse?: number;
+  mseInterval?: MeanWithInterval;
+  taskMse?: Float32Array;
   /** Per-task query loss and accuracy after adaptation. */
   taskLoss: Float32Array;
   taskAccuracy: Float32Array;
@@ -145,7 +156,8 @@ export interface TrainProgress {
   endIteration: number;
   elapsedSeconds: number;
   iterationsPerSecond: number;
-  train?: { loss: number; accuracy: number };
+  /** The last batch's query loss and metric (accuracy; NaN with `mse` for a regression model). */
+  train?: { loss: number; accuracy: number; mse?: number };
   eval?: EvaluateResult;
 }
 

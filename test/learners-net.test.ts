@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner, type Learner } from '../src/learner.js';
-import { InvalidOptionError, LabelError } from '../src/errors.js';
+import { InvalidOptionError, LabelError, NonFiniteError } from '../src/errors.js';
 import type { Batch, LearnerOptions } from '../src/types.js';
 import type { LayerSpec } from '../src/models/layers.js';
 import { netModelLayout } from '../src/models/model.js';
@@ -130,6 +130,40 @@ test('conv4 on Omniglot-shaped rows: evaluate under PGD scores every task, the a
     const r = await learner.evaluate(batch, { steps: 3, attack: { kind: 'pgd', epsilon: 0.1, steps: 5, clip: [0, 1] } });
     assert.is(r.taskAccuracy.length, T);
     assert.ok(r.attacked && r.attacked.loss >= r.loss, `attacked loss ${r.attacked?.loss} vs clean ${r.loss}`);
+  } finally {
+    learner.destroy();
+  }
+});
+
+test('a regression net (loss mse): results name the metric — mse with its interval, equal to the loss; accuracy NaN — and training lowers it; non-finite targets are refused', async () => {
+  // Tasks y = a_t·x₁ − x₂ with a_t per task: a dense net regresses them.
+  const T = 4, K = 8, F = 2;
+  const make = (seed: number) => {
+    const x = randomArray(T * K * F, seed, 1);
+    const y = Float32Array.from({ length: T * K }, (_, r) => (1 + Math.floor(r / K) * 0.5) * x[2 * r] - x[2 * r + 1]);
+    return { x, y };
+  };
+  const s = make(1), q = make(2);
+  const batch = { tasks: T, supportShots: K, queryShots: K, supportX: s.x, supportY: s.y, queryX: q.x, queryY: q.y };
+  const model = { kind: 'layers' as const, input: { h: 1, w: 1, c: F }, layers: [{ kind: 'dense', units: 16 }, { kind: 'relu' }, { kind: 'dense', units: 1 }] as LayerSpec[], loss: { kind: 'mse' as const } };
+  const learner = await createLearner({ dim: F, model, backend: 'cpu', threads: 1, innerLr: 0.05, outerLr: 0.01, optimizer: 'adam', order: 2, seed: 2 });
+  try {
+    const first = await learner.evaluate(batch);
+    assert.is(first.metric, 'mse');
+    assert.ok(Number.isNaN(first.accuracy) && Number.isNaN(first.accuracyInterval.mean));
+    assert.ok(Math.abs(first.mse! - first.loss) < 1e-6, `the mse ${first.mse} is the loss ${first.loss}`);
+    assert.is(first.taskMse!.length, T);
+    assert.ok(first.mseInterval!.ci95 >= 0);
+    for (let i = 0; i < 30; i++) await learner.step(batch);
+    const m = await learner.step(batch, { readback: true });
+    assert.is(m.metric, 'mse');
+    assert.ok(m.mse !== undefined && Number.isNaN(m.accuracy));
+    const last = await learner.evaluate(batch);
+    assert.ok(last.mse! < first.mse!, `query mse ${first.mse} → ${last.mse}`);
+    const bad = { ...batch, queryY: batch.queryY.slice() };
+    bad.queryY[3] = Number.NaN;
+    const e = await thrown(() => learner.step(bad));
+    assert.instance(e, NonFiniteError);
   } finally {
     learner.destroy();
   }
