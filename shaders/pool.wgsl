@@ -1,6 +1,9 @@
-// Pooling batched over tasks (CPU twin: src/cpu/net/pool.ts, the float64 oracle). Every row of every
-// task is an image H × W × C (channel fastest); rows of all tasks are contiguous, so a pool sees
-// `images` = tasks × rows images and needs no task index.
+// The parameter-free layers batched over tasks (CPU twins: src/cpu/net/pool.ts and relu.ts, the float64
+// oracle): max- and mean-pooling and ReLU's mask. Every row of every task is an image H × W × C (channel
+// fastest). Activations and their δ live in one `tape` buffer, as the other layer kernels' do: the input
+// side (x, R(x), δ or R(δ) of x) of task t, row r at inOff + t·inTaskStride + r·(H·W·C), the output side
+// at outOff + t·outTaskStride + r·(outH·outW·C); max-pool's choice in `arg`, at argOff + t·argTaskStride
+// + r·(outH·outW·C).
 //   max_forward   2 × 2, stride 2, floor: y = the window's maximum, `arg` = its input index within the
 //                 image (the first of equal maxima, as the twin), kept for the other passes
 //   max_gather    y = x[arg]: R(y) from R(x) with the forward's choice
@@ -8,12 +11,18 @@
 //                 overlap, so each input has at most one window and the scatter is a gather (no atomics)
 //   mean_forward  global mean over positions → C per image (y and R(y))
 //   mean_spread   dx = dy / positions (δ and R(δ))
-// One invocation per output value, or per input value for the scatters; `accumulate` adds.
+//   relu_mask     out = src ⊙ [gate > 0] elementwise (inH·inW·C per row): the forward (src = gate = x),
+//                 R(y), δ and R(δ), all through the input's mask. src at outOff (its strides), gate at
+//                 argOff (as floats of the tape: argTaskStride), out at inOff
+// One invocation per output value (per input value for the scatters and the mask); `accumulate` adds.
 
 struct PoolParams {
-  images: u32,
+  tasks: u32, rows: u32,
   inH: u32, inW: u32, channels: u32,
   outH: u32, outW: u32,
+  inOff: u32, inTaskStride: u32,
+  outOff: u32, outTaskStride: u32,
+  argOff: u32, argTaskStride: u32,
   accumulate: u32,
   total: u32,
   gridX: u32,
@@ -21,9 +30,8 @@ struct PoolParams {
 }
 
 @group(0) @binding(0) var<uniform> pp: PoolParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> tape: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 override WG: u32 = 64u;
 
@@ -32,54 +40,64 @@ fn invocation(wid: vec3<u32>, lid: u32) -> u32 {
 }
 
 fn store(i: u32, v: f32) {
-  if (pp.accumulate != 0u) { dst[i] = dst[i] + v; } else { dst[i] = v; }
+  if (pp.accumulate != 0u) { tape[i] = tape[i] + v; } else { tape[i] = v; }
 }
+
+/** Floats per image on each side. */
+fn inImage() -> u32 { return pp.inH * pp.inW * pp.channels; }
+fn outImage() -> u32 { return pp.outH * pp.outW * pp.channels; }
+
+/** First float (or u32 of arg) of image `image` = t·rows + r on each side. */
+fn inAt(image: u32) -> u32 { return pp.inOff + (image / pp.rows) * pp.inTaskStride + (image % pp.rows) * inImage(); }
+fn outAt(image: u32) -> u32 { return pp.outOff + (image / pp.rows) * pp.outTaskStride + (image % pp.rows) * outImage(); }
+fn argAt(image: u32) -> u32 { return pp.argOff + (image / pp.rows) * pp.argTaskStride + (image % pp.rows) * outImage(); }
 
 @compute @workgroup_size(WG)
 fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
-  let c = i % pp.channels;
-  let ox = (i / pp.channels) % pp.outW;
-  let oy = (i / (pp.channels * pp.outW)) % pp.outH;
-  let image = i / (pp.channels * pp.outW * pp.outH);
-  let base = image * pp.inH * pp.inW * pp.channels;
+  let o = i % outImage();
+  let image = i / outImage();
+  let c = o % pp.channels;
+  let ox = (o / pp.channels) % pp.outW;
+  let oy = o / (pp.channels * pp.outW);
+  let base = inAt(image);
   var best = 0u;
   var value = 0.0;
   for (var d = 0u; d < 4u; d++) {
     let at = ((2u * oy + d / 2u) * pp.inW + 2u * ox + d % 2u) * pp.channels + c;
-    let v = src[base + at];
+    let v = tape[base + at];
     if (d == 0u || v > value) { best = at; value = v; }
   }
-  arg[i] = best;
-  store(i, value);
+  arg[argAt(image) + o] = best;
+  store(outAt(image) + o, value);
 }
 
 @compute @workgroup_size(WG)
 fn max_gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
-  let image = i / (pp.channels * pp.outW * pp.outH);
-  store(i, src[image * pp.inH * pp.inW * pp.channels + arg[i]]);
+  let o = i % outImage();
+  let image = i / outImage();
+  store(outAt(image) + o, tape[inAt(image) + arg[argAt(image) + o]]);
 }
 
 @compute @workgroup_size(WG)
 fn max_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
-  let perImage = pp.inH * pp.inW * pp.channels;
-  let image = i / perImage;
-  let at = i % perImage;
+  let at = i % inImage();
+  let image = i / inImage();
   let c = at % pp.channels;
   let x = (at / pp.channels) % pp.inW;
   let y = at / (pp.channels * pp.inW);
   var v = 0.0;
   // Inputs past the last whole window (odd H or W) belong to none.
   if (y / 2u < pp.outH && x / 2u < pp.outW) {
-    let o = ((image * pp.outH + y / 2u) * pp.outW + x / 2u) * pp.channels + c;
-    if (arg[o] == at) { v = src[o]; }
+    let o = ((y / 2u) * pp.outW + x / 2u) * pp.channels + c;
+    if (arg[argAt(image) + o] == at) { v = tape[outAt(image) + o]; }
   }
-  store(i, v);
+  store(inAt(image) + at, v);
 }
 
 @compute @workgroup_size(WG)
@@ -89,9 +107,10 @@ fn mean_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let c = i % pp.channels;
   let image = i / pp.channels;
   let positions = pp.inH * pp.inW;
+  let base = inAt(image);
   var acc = 0.0;
-  for (var q = 0u; q < positions; q++) { acc += src[(image * positions + q) * pp.channels + c]; }
-  store(i, acc / f32(positions));
+  for (var q = 0u; q < positions; q++) { acc += tape[base + q * pp.channels + c]; }
+  store(outAt(image) + c, acc / f32(positions));
 }
 
 @compute @workgroup_size(WG)
@@ -99,7 +118,22 @@ fn mean_spread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
   let positions = pp.inH * pp.inW;
-  let c = i % pp.channels;
-  let image = i / (positions * pp.channels);
-  store(i, src[image * pp.channels + c] / f32(positions));
+  let at = i % inImage();
+  let image = i / inImage();
+  store(inAt(image) + at, tape[outAt(image) + at % pp.channels] / f32(positions));
+}
+
+@compute @workgroup_size(WG)
+fn relu_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, lid);
+  if (i >= pp.total) { return; }
+  let at = i % inImage();
+  let image = i / inImage();
+  let t = image / pp.rows;
+  let r = image % pp.rows;
+  let src = tape[pp.outOff + t * pp.outTaskStride + r * inImage() + at];
+  let gate = tape[pp.argOff + t * pp.argTaskStride + r * inImage() + at];
+  var v = 0.0;
+  if (gate > 0.0) { v = src; }
+  store(inAt(image) + at, v);
 }

@@ -1,20 +1,24 @@
-// Host side of shaders/pool.wgsl (CPU twin: src/cpu/net/pool.ts): 2 × 2 max-pooling (forward with its
-// argmax, the gather of R(x) through it, the scatter of δ or R(δ)) and global mean-pooling (forward and
-// its spread), each one dispatch over every image (row) of every task of the batch.
+// Host side of shaders/pool.wgsl (CPU twins: src/cpu/net/pool.ts, relu.ts): 2 × 2 max-pooling (forward
+// with its argmax, the gather of R(x) through it, the scatter of δ or R(δ)), global mean-pooling (forward
+// and its spread) and ReLU's mask, each one dispatch over every image (row) of every task of the batch.
+// Activations live in one tape buffer, each array at an offset with a per-task stride (TapeArray, as the
+// conv kernel's); max-pool's argmax in a u32 buffer laid out like its output.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { writeUniform } from '../gpu/uniforms.js';
 import type { LayerLayout } from '../models/layers.js';
 import { foldGrid, gridDispatch, type MlpKernelOptions } from './mlp-common.js';
+import type { TapeArray } from './conv2d.js';
 import { SHADERS } from './shader-source.js';
 
-const KINDS = ['uniform', 'read', 'rw', 'rw'] as const;
+const KINDS = ['uniform', 'rw', 'rw'] as const;
 const WG = 64;
 const ENTRIES = ['max_forward', 'max_gather', 'max_scatter', 'mean_forward', 'mean_spread'] as const;
 export type PoolPass = (typeof ENTRIES)[number];
 
-/** src: what the pass reads (x, R(x), δ or R(δ) of the output); arg: max-pool's argmax (u32, one per
- * output value; any buffer for mean-pool); dst: what it writes. */
-export interface PoolBuffers { src: GPUBuffer; arg: GPUBuffer; dst: GPUBuffer }
+/** Where a pooling pass reads and writes: `input` the layer's input side (x, R(x), δ or R(δ) of x),
+ * `output` its output side, `arg` max-pool's choices (in the arg buffer; unused by mean-pool). Forward
+ * and gather read input and write output; scatter and spread read output and write input. */
+export interface PoolArrays { input: TapeArray; output: TapeArray; arg: TapeArray }
 
 export class PoolKernel {
   private readonly layout: GPUBindGroupLayout;
@@ -22,21 +26,34 @@ export class PoolKernel {
     this.layout = bindGroupLayout(device, 'PoolKernel.layout', [...KINDS]);
   }
 
-  /** `images`: tasks × rows. The scatters and mean_spread write the layer's input size, the rest its output. */
-  bind(pass: PoolPass, buffers: PoolBuffers, layer: LayerLayout, images: number, label: string, accumulate = false): BoundDispatch {
+  bind(pass: PoolPass, buffers: { tape: GPUBuffer; arg: GPUBuffer }, layer: LayerLayout, shape: { tasks: number; rows: number }, at: PoolArrays, label: string, accumulate = false): BoundDispatch {
     const kind = layer.spec.kind;
     if ((pass.startsWith('max') && kind !== 'maxpool') || (pass.startsWith('mean') && kind !== 'meanpool')) {
       throw new Error(`PoolKernel.${label}: pass ${pass} does not belong to a ${kind} layer`);
     }
     const { input, output } = layer;
     const toInput = pass === 'max_scatter' || pass === 'mean_spread';
-    const total = images * (toInput ? input.h * input.w * input.c : output.h * output.w * output.c);
+    const total = shape.tasks * shape.rows * (toInput ? input.h * input.w * input.c : output.h * output.w * output.c);
+    return this.record(pass, buffers, shape, { inH: input.h, inW: input.w, channels: input.c, outH: output.h, outW: output.w }, at, total, accumulate, label);
+  }
+
+  /** out = src ⊙ [gate > 0] over `features` floats per row (ReLU: forward with src = gate = x; R(y), δ
+   * and R(δ) through x's mask). In place is fine (out = src or out = gate). */
+  mask(buffers: { tape: GPUBuffer; arg: GPUBuffer }, shape: { tasks: number; rows: number; features: number }, at: { src: TapeArray; gate: TapeArray; out: TapeArray }, label: string, accumulate = false): BoundDispatch {
+    return this.record('relu_mask', buffers, shape, { inH: 1, inW: 1, channels: shape.features, outH: 1, outW: 1 },
+      { input: at.out, output: at.src, arg: at.gate }, shape.tasks * shape.rows * shape.features, accumulate, label);
+  }
+
+  private record(entry: string, buffers: { tape: GPUBuffer; arg: GPUBuffer }, shape: { tasks: number; rows: number }, dims: { inH: number; inW: number; channels: number; outH: number; outW: number },
+    at: PoolArrays, total: number, accumulate: boolean, label: string): BoundDispatch {
     const grid = foldGrid(this.device, Math.ceil(total / WG), `PoolKernel.${label}`, this.options);
     const uniform = writeUniform(this.device, `PoolKernel.${label}.uniform`, SHADERS.pool, 'pp', {
-      images, inH: input.h, inW: input.w, channels: input.c, outH: output.h, outW: output.w,
+      tasks: shape.tasks, rows: shape.rows, ...dims,
+      inOff: at.input.off, inTaskStride: at.input.taskStride, outOff: at.output.off, outTaskStride: at.output.taskStride,
+      argOff: at.arg.off, argTaskStride: at.arg.taskStride,
       accumulate: accumulate ? 1 : 0, total, gridX: grid.x, gridY: grid.y,
     });
-    const group = bindGroup(this.device, `PoolKernel.${label}.group`, this.layout, [uniform, buffers.src, buffers.arg, buffers.dst]);
-    return gridDispatch(computePipeline(this.device, 'pool.wgsl', SHADERS.pool, pass, this.layout, { WG }), group, grid);
+    const group = bindGroup(this.device, `PoolKernel.${label}.group`, this.layout, [uniform, buffers.tape, buffers.arg]);
+    return gridDispatch(computePipeline(this.device, 'pool.wgsl', SHADERS.pool, entry, this.layout, { WG }), group, grid);
   }
 }
