@@ -34,14 +34,11 @@
 import type { MlpLayout } from '../models/mlp.js';
 import { GemmKernel, SRC, dummyBuffer, type GemmSpec, type Operand } from '../kernels/mlp-gemm.js';
 import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
-import { VectorKernel } from '../kernels/mlp-vector.js';
-import { NormClipKernel } from '../kernels/mlp-norm-clip.js';
-import { SignStepKernel } from '../kernels/mlp-sign-step.js';
 import { TaskNormKernel } from '../kernels/mlp-task-norm.js';
 import type { BoundDispatch } from '../gpu/resources.js';
+import { TaskPass, type GradMode, type PassBuffers, type PassOptions, type Params, type Rows, type TaskStep } from './task-pass.js';
+export type { Params, Rows } from './task-pass.js';
 import type { TaskNormSpec } from '../cpu/mlp-kernels.js';
-import type { AttackParams } from '../cpu/fgsm.js';
-import type { PerturbParams } from '../cpu/maml-task.js';
 
 /** Where an operand lives: the chunk's packed rows, the tape, a parameter-sized buffer, or constant 1. */
 type Home = 'data' | 'tape' | 'one' | GPUBuffer;
@@ -49,14 +46,6 @@ type Home = 'data' | 'tape' | 'one' | GPUBuffer;
 /** An operand with its buffer named directly; `bind` maps the buffers onto the kernel's bindings. */
 interface Ref { home: Home; off: number; taskStride: number; strideI: number; strideJ: number }
 
-/** A parameter vector per task: `buffer` at off + t·taskStride (taskStride 0: one θ for all tasks). */
-export interface Params { buffer: GPUBuffer; off: number; taskStride: number }
-
-/** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
-export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
-
-/** How a gradient is written: G = s·g, G += s·g, or G = from + s·g. */
-type GradMode = 'write' | 'accumulate' | 'from';
 
 /** Floats of the tape per task for `sections` primal sections of `rows` rows. */
 export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number): number {
@@ -113,91 +102,39 @@ function tapeLayout(layout: MlpLayout, rows: number, sections: number) {
   return { primal, r, inputGrad, floats: off + (off % 4 === 0 ? 0 : 4 - (off % 4)) };
 }
 
-export interface MlpPassBuffers {
-  tape: GPUBuffer;
-  adapted: GPUBuffer;
-  /** sets×Tc slots of `metaGradWidth` floats (MlpPassOptions): V, or 2V = [g_θ | g_α] for Meta-SGD. */
-  metaGrad: GPUBuffer;
-  points: GPUBuffer;
-  /** Meta-SGD only: Tc × mlpPassScratchFloats floats (Σ g at [0, Tc·V), α ⊙ v at [Tc·V, 2·Tc·V)). */
-  scratch?: GPUBuffer;
-}
+export type MlpPassBuffers = PassBuffers;
+export type MlpPassOptions = PassOptions;
+export type MlpTaskStep = TaskStep;
 
-export interface MlpPassOptions {
-  /** Floats of one metaGrad slot: layout.vector (default), or 2·layout.vector when the pass serves
-   * Meta-SGD (slot of task t, set s at (s·Tc + t)·2V: [g_θ | g_α]). A step without stepSizes then
-   * writes g_α = 0. */
-  metaGradWidth?: number;
-}
-
-export interface MlpTaskStep {
-  support: Rows;
-  query: Rows;
-  /** θ: one vector for all tasks (taskStride 0), or each task's own model (AMP's trainer). */
-  theta: Params;
-  innerLr: number;
-  innerSteps: number;
-  order: 1 | 2;
-  wantMetaGrad: boolean;
-  /** 'all' (MAML family), 'context' (CAML: only φ adapts) or 'head' (ANIL: only W_L, b_L adapt; no
-   * context, no perturbation). */
-  adapt: 'all' | 'context' | 'head';
-  /** Meta-SGD's per-parameter step sizes α (a vector like θ; the engine's { buffer: params, off: V,
-   * taskStride: 0 }): θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s, innerLr unused. Only with adapt 'all', no perturbation
-   * and no context; needs buffers.scratch and metaGradWidth 2V. Absent or null: the scalar innerLr. */
-  stepSizes?: Params | null;
-  perturb: PerturbParams | null;
-  /** θ_t ← θ'_t after the inner loop (AMP's plain training). */
-  writeBack: boolean;
-  /** Output set: adapted / metaGrad vectors of set s start at s·Tc. */
-  outSet: number;
-  /** Stats of task t go to taskStats[2·(statsBase + t)]. */
-  stats: { buffer: GPUBuffer; base: number };
-}
-
-export class MlpPass {
+export class MlpPass extends TaskPass<Section> {
   private readonly gemmKernel: GemmKernel;
   private readonly softmaxKernel: SoftmaxKernel;
-  private readonly vectorKernel: VectorKernel;
-  private readonly normClipKernel: NormClipKernel;
-  private readonly signStepKernel: SignStepKernel;
   private readonly taskNormKernel: TaskNormKernel;
   /** Per-task floats of the tape, and its sections. */
   readonly tapeFloats: number;
   private readonly tape: ReturnType<typeof tapeLayout>;
-  private readonly V: number;
-  /** Floats of one metaGrad slot (V, or 2V with Meta-SGD's g_α). */
-  private readonly metaGradWidth: number;
-  /** Padded row length of the data buffers (vec4 layout of layout.ts). */
-  private readonly Dp: number;
+  protected readonly writesFrom = true;
+  protected declare readonly layout: MlpLayout;
 
   constructor(
-    private readonly device: GPUDevice,
-    private readonly layout: MlpLayout,
+    device: GPUDevice,
+    layout: MlpLayout,
     /** Tasks of the chunk this pass runs on. */
-    private readonly tasks: number,
+    tasks: number,
     /** The most rows of a set (max of support and query shots). */
     private readonly rows: number,
     /** Primal tape sections: one per inner step kept for order 2 (at least 1), plus the query's. */
     sections: number,
-    private readonly buffers: MlpPassBuffers,
-    private readonly label: string,
+    buffers: MlpPassBuffers,
+    label: string,
     options: MlpPassOptions = {},
   ) {
+    super(device, layout, tasks, buffers, label, options);
     this.gemmKernel = new GemmKernel(device);
     this.softmaxKernel = new SoftmaxKernel(device);
-    this.vectorKernel = new VectorKernel(device);
-    this.normClipKernel = new NormClipKernel(device);
-    this.signStepKernel = new SignStepKernel(device);
     this.taskNormKernel = new TaskNormKernel(device);
     this.tape = tapeLayout(layout, rows, sections);
     this.tapeFloats = this.tape.floats;
-    this.V = layout.vector;
-    this.metaGradWidth = options.metaGradWidth ?? layout.vector;
-    if (this.metaGradWidth !== this.V && this.metaGradWidth !== 2 * this.V) {
-      throw new Error(`MlpPass: metaGradWidth ${this.metaGradWidth} is neither the vector (${this.V}) nor twice it`);
-    }
-    this.Dp = 4 * Math.ceil(layout.dim / 4);
   }
 
   // ---------------------------------------------------------------- kernels with named buffers
@@ -264,29 +201,11 @@ export class MlpPass {
       : { home: 'data', off: rows.xOff, taskStride: rows.rows * Dp, strideI: Dp, strideJ: 1 };
   }
 
-  /** out = a·x + b·y (or a·x + b·y ⊙ z) on `range` of each task's vector; x is not read when a = 0, y
-   * and z not when b = 0, so their buffers are only bound when read (at most three distinct). */
-  private vector(x: Params, a: number, out: Params, range: [number, number], what: string, zeroOutside = false, y?: Params, b = 0, z?: Params): BoundDispatch {
-    const bufs: GPUBuffer[] = [];
-    const idx = (buf: GPUBuffer) => { let i = bufs.indexOf(buf); if (i < 0) i = bufs.push(buf) - 1; return i; };
-    const unused = { buf: 0, off: 0, taskStride: 0 };
-    const operand = (p: Params) => ({ buf: idx(p.buffer), off: p.off, taskStride: p.taskStride });
-    const useY = y !== undefined && b !== 0;
-    const xs = a !== 0 ? operand(x) : unused;
-    const ys = useY ? operand(y) : unused;
-    const zs = useY && z ? operand(z) : undefined;
-    const os = operand(out);
-    const b3 = [0, 1, 2].map((i) => bufs[i] ?? dummyBuffer(this.device, i));
-    return this.vectorKernel.bind({ b0: b3[0], b1: b3[1], b2: b3[2] }, {
-      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: useY ? b : 0, y: ys, z: zs, out: os, zeroOutside, length: this.V,
-    }, `${this.label}.${what}`);
-  }
-
   // ---------------------------------------------------------------- model operations
 
   /** Forward of `rows` through the net at parameters P into primal section `sec`, layers 1 … upTo
    * (ANIL's body: upTo = L − 1). */
-  private forward(P: Params, rows: Rows, sec: Section, what: string, upTo = this.layout.layers.length): BoundDispatch[] {
+  protected forward(P: Params, rows: Rows, sec: Section, what: string, upTo = this.layout.layers.length): BoundDispatch[] {
     const { layout } = this;
     const L = layout.layers.length;
     const out: BoundDispatch[] = [];
@@ -326,7 +245,7 @@ export class MlpPass {
   }
 
   /** Softmax cross-entropy of the logits of section `sec`: δ_L = scale·(p − onehot), optional stats. */
-  private loss(rows: Rows, sec: Section, scale: number, stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch {
+  protected loss(rows: Rows, sec: Section, scale: number, stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch {
     const L = this.layout.layers.length;
     return this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: stats?.buffer ?? dummyBuffer(this.device, 2) }, {
       tasks: this.tasks, rows: rows.rows, classes: this.layout.classes, mode: 'loss', yOff: rows.yOff,
@@ -409,7 +328,7 @@ export class MlpPass {
    * Gradient of the mean loss on `rows` at P, written into G with `scale` (mode): forward, softmax,
    * then the backward sweep. adapt 'context' only produces the context's gradient (CAML's inner step).
    */
-  private gradient(P: Params, rows: Rows, sec: Section, G: Params, mode: GradMode, scale: number, adapt: 'all' | 'context',
+  protected gradient(P: Params, rows: Rows, sec: Section, G: Params, mode: GradMode, scale: number, adapt: 'all' | 'context',
     stats: { buffer: GPUBuffer; base: number } | null, what: string, from?: Params): BoundDispatch[] {
     const L = this.layout.layers.length;
     const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what)];
@@ -430,7 +349,7 @@ export class MlpPass {
    * when adapt = 'all' (MAML); CAML's direction is (0, v_φ). Order of the sweep: R(δ_{l−1}) before the
    * Hv of layer l, so dir may be G itself.
    */
-  private hvp(P: Params, dir: Params, rows: Rows, sec: Section, G: Params, scale: number, adapt: 'all' | 'context', what: string): BoundDispatch[] {
+  protected hvp(P: Params, dir: Params, rows: Rows, sec: Section, G: Params, scale: number, adapt: 'all' | 'context', what: string): BoundDispatch[] {
     const { layout } = this;
     const L = layout.layers.length;
     const R = this.tape.r;
@@ -538,7 +457,7 @@ export class MlpPass {
 
   /** ANIL's head layer: Z_L = A_{L−1}·W_L + b_L, A_{L−1} from the body's section (the rows for L = 1),
    * W_L and b_L from P, Z_L into `head`'s section. */
-  private headForward(P: Params, rows: Rows, body: Section, head: Section, what: string): BoundDispatch {
+  protected headForward(P: Params, rows: Rows, body: Section, head: Section, what: string): BoundDispatch {
     const { layout } = this;
     const L = layout.layers.length;
     return this.gemm(rows.buffer, {
@@ -558,7 +477,7 @@ export class MlpPass {
    * R(n) = ρ = τ = 0, so R(δ_z) = J R(g): the norm kernel's plain backward (its κ output goes to the
    * unused ρ slot of the R section). dir may be G: dir's head is read before G's head is written.
    */
-  private headHvp(theta: Params, point: Params, dir: Params, rows: Rows, body: Section, head: Section, G: Params, scale: number, what: string): BoundDispatch[] {
+  protected headHvp(theta: Params, point: Params, dir: Params, rows: Rows, body: Section, head: Section, G: Params, scale: number, what: string): BoundDispatch[] {
     const { layout } = this;
     const L = layout.layers.length;
     const R = this.tape.r;
@@ -599,249 +518,44 @@ export class MlpPass {
 
   // ---------------------------------------------------------------- plan steps
 
-  private set(buffer: GPUBuffer, outSet: number): Params {
-    return { buffer, off: outSet * this.tasks * this.V, taskStride: this.V };
+
+  // ---------------------------------------------------------------- the core's model operations
+
+  protected section(s: number): Section {
+    return this.tape.primal[s];
   }
 
-  private point(s: number): Params {
-    return { buffer: this.buffers.points, off: s * this.tasks * this.V, taskStride: this.V };
+  protected forwardBody(P: Params, rows: Rows, sec: Section, what: string): BoundDispatch[] {
+    return this.forward(P, rows, sec, what, this.layout.layers.length - 1);
   }
 
-  /** Task t's metaGrad slot of set `outSet` (metaGradWidth floats; g_θ first). */
-  private metaGradSet(outSet: number): Params {
-    return { buffer: this.buffers.metaGrad, off: outSet * this.tasks * this.metaGradWidth, taskStride: this.metaGradWidth };
+  protected headGradient(P: Params, rows: Rows, sec: Section, G: Params, mode: GradMode, scale: number, what: string, body: Section): BoundDispatch[] {
+    return this.layerGrad(P, rows, sec, this.layout.layers.length, G, mode, scale, what, undefined, body);
   }
 
-  /** With 2V-wide metaGrad slots and no step sizes, g_α = 0 (padding included). */
-  private zeroStepSizeGrad(metaGrad: Params): BoundDispatch[] {
-    if (this.metaGradWidth === this.V) return [];
-    const gAlpha = { ...metaGrad, off: metaGrad.off + this.V };
-    return [this.vector(gAlpha, 0, gAlpha, [0, this.V], 'zeroStepSizeGrad')];
+  protected headRange(): [number, number] {
+    const head = this.layout.layers[this.layout.layers.length - 1];
+    return [head.w, head.b + head.outputs];
   }
 
-  /** Throws on combinations the pass does not run (the engine refuses them earlier, with user-facing errors). */
-  private checkStep(step: MlpTaskStep): void {
-    const perturbs = step.perturb !== null && step.perturb.steps > 0;
-    if (step.adapt === 'head') {
-      if (this.layout.context > 0) throw new Error('MlpPass: ANIL (adapt \'head\') with a context');
-      if (perturbs) throw new Error('MlpPass: ANIL (adapt \'head\') with a perturbation');
-      if (step.stepSizes) throw new Error('MlpPass: step sizes with adapt \'head\'');
-    }
-    if (step.stepSizes) {
-      if (step.adapt !== 'all') throw new Error(`MlpPass: step sizes with adapt '${step.adapt}'`);
-      if (perturbs) throw new Error('MlpPass: step sizes with a perturbation');
-      if (this.layout.context > 0) throw new Error('MlpPass: step sizes with a context');
-      if (this.metaGradWidth !== 2 * this.V) throw new Error('MlpPass: step sizes need metaGrad slots of 2V floats (options.metaGradWidth)');
-      if (!this.buffers.scratch) throw new Error('MlpPass: step sizes need buffers.scratch (mlpPassScratchFloats)');
-    }
-  }
-
-  /** The per-task pass: inner loop, query stats, meta-gradient (docs/neural-models.md). */
-  tasksStep(step: MlpTaskStep): BoundDispatch[] {
-    this.checkStep(step);
-    if (step.adapt === 'head') return this.headTasksStep(step);
-    if (step.stepSizes) return this.stepSizesTasksStep(step, step.stepSizes);
-    const { layout } = this;
-    const n = step.innerSteps;
-    const adapt = step.adapt;
-    const adapted = this.set(this.buffers.adapted, step.outSet);
-    const metaGrad = this.metaGradSet(step.outSet);
-    const keep = step.wantMetaGrad && step.order === 2;  // order 2 needs each step's point and tape
-    const amp = step.perturb !== null && step.perturb.steps > 0;
+  protected weightGradients(P: Params, rows: Rows, sec: Section, G: Params, what: string): BoundDispatch[] {
     const out: BoundDispatch[] = [];
-    const all: [number, number] = [0, this.V];
-    // The first plain MAML step writes θ'⁽¹⁾ = θ − α g straight from θ (every W and b entry; the padding
-    // is never written and stays 0): no copy of θ into each task's vector. Otherwise θ'⁽⁰⁾ = θ is copied
-    // (its context entries are 0, the init of φ).
-    const direct = n >= 1 && !amp && adapt === 'all' && layout.context === 0;
-    if (!direct) out.push(this.vector(step.theta, 1, adapted, all, 'init'));
-    const points: Params[] = [];
-    for (let s = 0; s < n; s++) {
-      const sec = this.tape.primal[keep ? s : 0];
-      let point: Params;
-      if (amp) {
-        // Δ from 0: ascend on the gradient at θ'+Δ, each step projected per tensor onto the L2 ball.
-        point = this.point(s);
-        out.push(this.vector(adapted, 1, point, all, `ampStart${s}`));
-        for (let i = 0; i < step.perturb!.steps; i++) {
-          out.push(...this.gradient(point, step.support, sec, point, 'accumulate', step.perturb!.lr, 'all', null, `amp${s}.${i}`));
-          out.push(this.normClipKernel.bind({ pert: point.buffer, base: adapted.buffer }, {
-            tasks: this.tasks, tensors: layout.tensors, radius: step.perturb!.radius,
-            pertOff: point.off, pertTaskStride: point.taskStride, baseOff: adapted.off, baseTaskStride: adapted.taskStride,
-          }, `${this.label}.amp${s}.${i}.clip`));
-        }
-      } else {
-        point = this.innerPoint(s, step.theta, adapted, keep, all, out);
-      }
-      points.push(point);
-      const first = direct && s === 0;
-      out.push(...this.gradient(point, step.support, sec, adapted, first ? 'from' : 'accumulate', -step.innerLr, adapt, null, `inner${s}`, first ? step.theta : undefined));
-    }
-    out.push(...this.queryStep(step, adapted, metaGrad, keep));
-    if (!step.wantMetaGrad) return out;
-    if (step.order === 2) {
-      for (let s = n - 1; s >= 0; s--) {
-        out.push(...this.hvp(points[s], metaGrad, step.support, this.tape.primal[s], metaGrad, -step.innerLr, adapt, `hvp${s}`));
-      }
-    }
-    // φ starts at 0 and is not meta-learned: its meta-gradient is dropped.
-    if (layout.context > 0) out.push(this.vector(metaGrad, 0, metaGrad, [layout.contextOffset, layout.contextOffset + layout.context], 'dropContext'));
-    out.push(...this.zeroStepSizeGrad(metaGrad));
+    for (let l = this.layout.layers.length; l >= 1; l--) out.push(...this.layerGrad(P, rows, sec, l, G, 'write', 1, what));
     return out;
   }
 
-  /** The point of inner step s: θ itself for s = 0 (no copy to read from); with order 2 (`keep`) a copy of
-   * θ'⁽ˢ⁾'s `range` into points[s], kept for the backward; else θ'⁽ˢ⁾ in `adapted` (order 1: the gradient
-   * is accumulated into the very vector it is taken at). */
-  private innerPoint(s: number, theta: Params, adapted: Params, keep: boolean, range: [number, number], out: BoundDispatch[]): Params {
-    if (s === 0) return theta;
-    if (!keep) return adapted;
-    const point = this.point(s);
-    out.push(this.vector(adapted, 1, point, range, `keep${s}`));
-    return point;
-  }
-
-  /** After the inner loop: θ_t ← θ'_t (writeBack); then the query pass at θ'⁽ⁿ⁾ (stats), with its
-   * gradient into G when the step wants a meta-gradient. */
-  private queryStep(step: MlpTaskStep, adapted: Params, G: Params, keep: boolean): BoundDispatch[] {
-    const out: BoundDispatch[] = [];
-    if (step.writeBack) out.push(this.vector(adapted, 1, step.theta, [0, this.V], 'writeBack'));
-    const query = this.tape.primal[keep ? step.innerSteps : 0];
-    if (!step.wantMetaGrad) {
-      out.push(...this.forward(adapted, step.query, query, 'query'), this.loss(step.query, query, 1 / step.query.rows, step.stats, 'query'));
-    } else {
-      out.push(...this.gradient(adapted, step.query, query, G, 'write', 1, 'all', step.stats, 'query'));
-    }
-    return out;
-  }
-
-  /**
-   * ANIL: the inner loop adapts W_L, b_L only. θ is copied whole into the adapted vectors (their body
-   * stays θ's: attacks, scores and evaluation read whole vectors); the body's forward on the support
-   * rows runs once, from θ (taskStride 0) into section 0; each inner step is the head's gemm, softmax
-   * and head gradient (4 dispatches). Meta-gradient: order 1 the full query gradient at θ'⁽ⁿ⁾; order 2
-   * v ← v − α H(θ'⁽ˢ⁾)(M ⊙ v), M the head, through headHvp. Order 2 keeps each step's head (only) in
-   * `points` and each step's head activations in section s (the body's stay in section 0).
-   */
-  private headTasksStep(step: MlpTaskStep): BoundDispatch[] {
+  protected inputGradient(P: Params, rows: Rows, sec: Section, what: string): BoundDispatch[] {
     const { layout } = this;
-    const L = layout.layers.length;
-    const headLayer = layout.layers[L - 1];
-    const headRange: [number, number] = [headLayer.w, headLayer.b + headLayer.outputs];
-    const n = step.innerSteps;
-    const adapted = this.set(this.buffers.adapted, step.outSet);
-    const metaGrad = this.metaGradSet(step.outSet);
-    const keep = step.wantMetaGrad && step.order === 2;
-    const out: BoundDispatch[] = [this.vector(step.theta, 1, adapted, [0, this.V], 'init')];
-    const body = this.tape.primal[0];
-    if (n > 0) out.push(...this.forward(step.theta, step.support, body, 'body', L - 1));
-    const points: Params[] = [];
-    for (let s = 0; s < n; s++) {
-      const sec = this.tape.primal[keep ? s : 0];
-      // Only a kept point's head is ever read.
-      const point = this.innerPoint(s, step.theta, adapted, keep, headRange, out);
-      points.push(point);
-      out.push(this.headForward(point, step.support, body, sec, `inner${s}`));
-      out.push(this.loss(step.support, sec, 1 / step.support.rows, null, `inner${s}`));
-      out.push(...this.layerGrad(point, step.support, sec, L, adapted, 'accumulate', -step.innerLr, `inner${s}`, undefined, body));
-    }
-    out.push(...this.queryStep(step, adapted, metaGrad, keep));
-    if (!step.wantMetaGrad) return out;
-    if (step.order === 2) {
-      for (let s = n - 1; s >= 0; s--) {
-        out.push(...this.headHvp(step.theta, points[s], metaGrad, step.support, body, this.tape.primal[s], metaGrad, -step.innerLr, `hvp${s}`));
-      }
-    }
-    out.push(...this.zeroStepSizeGrad(metaGrad));
+    const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1, null, what)];
+    for (let l = layout.layers.length; l >= 2; l--) out.push(...this.backDelta(P, rows, sec, l, what));
+    out.push(this.gemm(rows.buffer, {
+      M: rows.rows, N: layout.dim, K1: layout.widths[1], A1: this.tapeRef(sec.d[1], layout.widths[1]), B1: this.weightsT(P, 1),
+      mode: 'write', scale: 1, out: this.tapeRef(this.tape.inputGrad, layout.dim),
+    }, `${what}.inputGrad`));
     return out;
   }
 
-  /**
-   * Meta-SGD: θ'⁽ˢ⁺¹⁾ = θ'⁽ˢ⁾ − α ⊙ g_s = θ − α ⊙ Σ_{k≤s} g_k: each inner gradient is summed into the
-   * scratch, and one product from θ writes θ'⁽ˢ⁺¹⁾ whole (its padding zeroed), so no copy of θ is made.
-   * metaGrad slots [g_θ | g_α]: order 1 g_θ = v_n, g_α = −(Σ_{s<n} g_s) ⊙ v_n; order 2 v = v_n, for
-   * s = n−1 … 0: g_α += −g_s ⊙ v (g_s again from step s's kept tape: the weight gradients only), v ← v −
-   * H_s(α ⊙ v); g_θ = v. n = 0: θ' = θ, g_θ = the query gradient at θ, g_α = 0.
-   */
-  private stepSizesTasksStep(step: MlpTaskStep, alpha: Params): BoundDispatch[] {
-    const { layout } = this;
-    const L = layout.layers.length;
-    const V = this.V;
-    const n = step.innerSteps;
-    const all: [number, number] = [0, V];
-    const params: [number, number] = [0, layout.params];
-    const adapted = this.set(this.buffers.adapted, step.outSet);
-    const gTheta = this.metaGradSet(step.outSet);
-    const gAlpha: Params = { ...gTheta, off: gTheta.off + V };
-    const scratch = this.buffers.scratch!;
-    const gradSum: Params = { buffer: scratch, off: 0, taskStride: V };            // Σ_{k≤s} g_k; g_s in the backward
-    const direction: Params = { buffer: scratch, off: this.tasks * V, taskStride: V }; // α ⊙ v
-    const keep = step.wantMetaGrad && step.order === 2;
-    const out: BoundDispatch[] = [];
-    if (n === 0) out.push(this.vector(step.theta, 1, adapted, all, 'init'));
-    const points: Params[] = [];
-    for (let s = 0; s < n; s++) {
-      const sec = this.tape.primal[keep ? s : 0];
-      const point = this.innerPoint(s, step.theta, adapted, keep, all, out);
-      points.push(point);
-      out.push(...this.gradient(point, step.support, sec, gradSum, s === 0 ? 'write' : 'accumulate', 1, 'all', null, `inner${s}`));
-      out.push(this.vector(step.theta, 1, adapted, params, `step${s}`, true, alpha, -1, gradSum));
-    }
-    out.push(...this.queryStep(step, adapted, gTheta, keep));
-    if (!step.wantMetaGrad) return out;
-    if (n === 0) {
-      out.push(this.vector(gAlpha, 0, gAlpha, all, 'stepSizeGrad'));
-    } else if (step.order === 1) {
-      out.push(this.vector(gAlpha, 0, gAlpha, params, 'stepSizeGrad', true, gradSum, -1, gTheta));
-    } else {
-      for (let s = n - 1; s >= 0; s--) {
-        const sec = this.tape.primal[s];
-        for (let l = L; l >= 1; l--) out.push(...this.layerGrad(points[s], step.support, sec, l, gradSum, 'write', 1, `regrad${s}`));
-        const first = s === n - 1;  // writes g_α whole (padding zeroed); the later ones accumulate
-        out.push(this.vector(gAlpha, first ? 0 : 1, gAlpha, params, `stepSizeGrad${s}`, first, gradSum, -1, gTheta));
-        out.push(this.vector(gTheta, 0, direction, params, `direction${s}`, false, alpha, 1, gTheta));
-        out.push(...this.hvp(points[s], direction, step.support, sec, gTheta, -1, 'all', `hvp${s}`));
-      }
-    }
-    return out;
-  }
-
-  /**
-   * FGSM / PGD on `rows` against P (θ: taskStride 0; θ'_t: the adapted set 0), written into `adv`
-   * (same layout as the clean buffer; its labels are already there).
-   */
-  attackStep(P: Params, clean: Rows, adv: GPUBuffer, attack: AttackParams): BoundDispatch[] {
-    const { layout } = this;
-    const L = layout.layers.length;
-    const sec = this.tape.primal[0];
-    const out: BoundDispatch[] = [];
-    for (let k = 0; k < attack.steps; k++) {
-      const current: Rows = { ...clean, buffer: k === 0 ? clean.buffer : adv };
-      // Per-row gradients (scale 1): only their signs are used.
-      out.push(...this.forward(P, current, sec, `attack${k}`), this.loss(current, sec, 1, null, `attack${k}`));
-      for (let l = L; l >= 2; l--) out.push(...this.backDelta(P, current, sec, l, `attack${k}`));
-      out.push(this.gemm(current.buffer, {
-        M: current.rows, N: layout.dim, K1: layout.widths[1], A1: this.tapeRef(sec.d[1], layout.widths[1]), B1: this.weightsT(P, 1),
-        mode: 'write', scale: 1, out: this.tapeRef(this.tape.inputGrad, layout.dim),
-      }, `attack${k}.inputGrad`));
-      out.push(this.signStepKernel.bind({ clean: clean.buffer, adv, tape: this.buffers.tape }, {
-        tasks: this.tasks, rows: clean.rows, dim: layout.dim, rowStride: this.Dp, cleanOff: clean.xOff, advOff: clean.xOff, readClean: k === 0,
-        gOff: this.tape.inputGrad, gTaskStride: this.tapeFloats, gRowStride: layout.dim,
-        stepSize: attack.stepSize, epsilon: attack.epsilon, lo: attack.lo, hi: attack.hi,
-      }, `${this.label}.attack${k}.step`));
-    }
-    return out;
-  }
-
-  /** Query loss/accuracy of θ'_t (adapted set 0) on the attacked rows → stats. */
-  scoreStep(rows: Rows, stats: { buffer: GPUBuffer; base: number }): BoundDispatch[] {
-    const sec = this.tape.primal[0];
-    const adapted = this.set(this.buffers.adapted, 0);
-    return [...this.forward(adapted, rows, sec, 'score'), this.loss(rows, sec, 1 / rows.rows, stats, 'score')];
-  }
-
-  /** Parameters of set 0 of the adapted vectors (for attacks against θ'_t). */
-  adaptedSet0(): Params {
-    return this.set(this.buffers.adapted, 0);
+  protected inputGradAt(): { off: number; rowStride: number } {
+    return { off: this.tape.inputGrad, rowStride: this.layout.dim };
   }
 }
