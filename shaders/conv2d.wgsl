@@ -14,7 +14,8 @@
 //                     into grad[gOff + t·gradStride + j]
 // The direct family (no workgroup tiles) is what software adapters run best (DEVELOPERS.md, mlp-gemm);
 // the tiled family for GPUs is the next step. `accumulate` adds to the output (the R-operator's sums of
-// two products), `bias` adds b (forward) or writes its gradient (weight grad).
+// two products), `bias` adds b (forward) or writes its gradient (weight grad), `scale` multiplies what
+// is written or added (a gradient step's −α, a Hessian-vector product's scale).
 
 struct ConvParams {
   tasks: u32,
@@ -32,6 +33,7 @@ struct ConvParams {
   gOff: u32,
   accumulate: u32,
   bias: u32,
+  scale: f32,         // every output is scale·(the sum): a weight gradient's −α, an R-operator's products
   total: u32,         // invocations that do work
   gridX: u32,
   gridY: u32,
@@ -49,11 +51,11 @@ fn invocation(wid: vec3<u32>, lid: u32) -> u32 {
 }
 
 fn storeTape(i: u32, v: f32) {
-  if (cp.accumulate != 0u) { tape[i] = tape[i] + v; } else { tape[i] = v; }
+  if (cp.accumulate != 0u) { tape[i] = tape[i] + cp.scale * v; } else { tape[i] = cp.scale * v; }
 }
 
 fn storeGrad(i: u32, v: f32) {
-  if (cp.accumulate != 0u) { grad[i] = grad[i] + v; } else { grad[i] = v; }
+  if (cp.accumulate != 0u) { grad[i] = grad[i] + cp.scale * v; } else { grad[i] = cp.scale * v; }
 }
 
 /** First float of row r of task t on the input side, and on the output side. */

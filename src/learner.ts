@@ -7,6 +7,7 @@ import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
 import { mlpInit, type MlpLayout } from './models/mlp.js';
 import { describeLayout, modelInit, modelLayoutOf, modelCount, type ModelLayout } from './models/model.js';
+import { gpuUnsupportedReason } from './schedule/net-pass.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
 import type { Engine, EvaluateOutput, NonFiniteCounts, StepReadback } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
@@ -636,16 +637,17 @@ export async function createLearner(options: CreateLearnerOptions): Promise<Lear
     throw new InvalidOptionError("A device was passed with backend: 'cpu'.", "Leave device out for the CPU backend, or use backend: 'webgpu' (or 'auto') with it.");
   }
   const theta = initialInternalParams(resolved);
-  // Models given as a list of layers (Conv-4, general nets) run on the CPU backend: their GPU kernels
-  // (shaders/conv2d.wgsl, pool.wgsl) exist and are tested, the GPU pass over a layer list does not yet.
-  const cpuOnly = modelLayoutOf(resolved)?.kind === 'net';
-  if (cpuOnly && (resolved.backend === 'webgpu' || device !== undefined)) {
-    throw new InvalidOptionError(`The ${resolved.model.kind} model runs on the CPU backend only in this release (the GPU pass over layer lists is not built yet).`,
-      "Use backend: 'cpu' or 'auto' with it, or model: { kind: 'mlp', … } on the GPU.");
+  // A layer list runs on the GPU unless its model needs what the GPU pass lacks (CAML's context
+  // channels, MSE, rows not a multiple of 4 floats): then on the CPU backend, and WebGPU is refused.
+  const layout = modelLayoutOf(resolved);
+  const gpuBlock = layout?.kind === 'net' ? gpuUnsupportedReason(layout) : null;
+  if (gpuBlock && (resolved.backend === 'webgpu' || device !== undefined)) {
+    throw new InvalidOptionError(`This ${resolved.model.kind} model runs on the CPU backend only: ${gpuBlock}.`,
+      "Use backend: 'cpu' or 'auto' with it.");
   }
-  if (cpuOnly && resolved.backend === 'auto') {
+  if (gpuBlock && resolved.backend === 'auto') {
     const engine = new CpuEngine(resolved, theta);
-    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: `the ${resolved.model.kind} model runs on the CPU backend only in this release` });
+    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: `this ${resolved.model.kind} model runs on the CPU backend only: ${gpuBlock}` });
   }
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);

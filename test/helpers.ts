@@ -2,9 +2,9 @@
 // which runs a test body inside validation / out-of-memory / internal error scopes and fails if any
 // WebGPU error was raised (a test cannot hide one).
 import * as assert from 'uvu/assert';
-import { getSharedDevice } from '../src/learner.js';
+import { createLearner, getSharedDevice } from '../src/learner.js';
 import type { AcquiredDevice } from '../src/gpu/device.js';
-import type { Batch, CheckedBatch } from '../src/types.js';
+import type { Batch, CheckedBatch, LearnerOptions } from '../src/types.js';
 import { uniform01 } from '../src/rng.js';
 import { createBuffer, readFloats, writeFloats } from '../src/gpu/resources.js';
 import { packImages, SampleTasksKernel } from '../src/kernels/sample-tasks.js';
@@ -242,5 +242,30 @@ export async function cli(...args: string[]): Promise<{ code: number; out: strin
     process.stdout.write = o;
     process.stderr.write = e;
     console.log = log;
+  }
+}
+
+/** The GPU engine against the CPU engine on one batch, from the same initial θ: the meta-gradient (not
+ * for AMP), θ after 1 and after 20 steps (tolerance ×10), and evaluation's task losses. */
+export async function compareEngines(options: LearnerOptions, batch: CheckedBatch, atol: number, rtol: number): Promise<void> {
+  const gpu = await createLearner({ ...options, backend: 'webgpu' });
+  const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+  try {
+    assert.is(gpu.backend.kind, 'webgpu');
+    assertClose('initial θ', await gpu.getParams(), await cpu.getParams(), 0, 0);
+    if (options.algorithm !== 'amp') assertClose('meta-gradient', await gpu.metaGradient(batch), await cpu.metaGradient(batch), atol, rtol);
+    await gpu.step(batch);
+    await cpu.step(batch);
+    assertClose('θ after 1 step', await gpu.getParams(), await cpu.getParams(), atol, rtol);
+    for (let i = 0; i < 19; i++) await cpu.step(batch);
+    const m = await gpu.step(batch, { iterations: 19, readback: true });
+    assertClose('θ after 20 steps', await gpu.getParams(), await cpu.getParams(), 10 * atol, 10 * rtol);
+    assert.ok(m && Number.isFinite(m.loss), 'finite query loss');
+    const ge = await gpu.evaluate(batch, { steps: 2 });
+    const ce = await cpu.evaluate(batch, { steps: 2 });
+    assertClose('evaluate task loss', ge.taskLoss, ce.taskLoss, 1e-4, 1e-3);
+  } finally {
+    gpu.destroy();
+    cpu.destroy();
   }
 }

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
 import { InvalidOptionError, LabelError, LimitError } from '../src/errors.js';
 import type { LearnerOptions } from '../src/types.js';
-import { assertClose, centralDifferences, maxAbs, randomArray, randomNWayBatch, submit, thrown, upload, withGpu } from './helpers.js';
+import { assertClose, compareEngines, centralDifferences, maxAbs, randomArray, randomNWayBatch, submit, thrown, upload, withGpu } from './helpers.js';
 import { MetaUpdateKernel } from '../src/kernels/meta-update.js';
 import { metaUpdate } from '../src/cpu/meta-update.js';
 import { readFloats } from '../src/gpu/resources.js';
@@ -38,22 +38,7 @@ for (const c of CASES) {
       const batch = randomNWayBatch(T, 4, 5, D, 3, 3);
       const rates = c.options.algorithm === 'amp' ? { lr: 0.3 } : { innerLr: 0.3, outerLr: 0.05 };
       const options = { dim: D, model, ...rates, ...c.options } as LearnerOptions;
-      const gpu = await createLearner({ ...options, backend: 'webgpu' });
-      const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
-      assertClose('initial θ', await gpu.getParams(), await cpu.getParams(), 0, 0);
-      if (c.options.algorithm !== 'amp') assertClose('meta-gradient', await gpu.metaGradient(batch), await cpu.metaGradient(batch), c.atol, c.rtol);
-      await gpu.step(batch);
-      await cpu.step(batch);
-      assertClose('θ after 1 step', await gpu.getParams(), await cpu.getParams(), c.atol, c.rtol);
-      for (let i = 0; i < 19; i++) await cpu.step(batch);
-      const m = await gpu.step(batch, { iterations: 19, readback: true });
-      assertClose('θ after 20 steps', await gpu.getParams(), await cpu.getParams(), 10 * c.atol, 10 * c.rtol);
-      assert.ok(m && Number.isFinite(m.loss), 'finite query loss');
-      const ge = await gpu.evaluate(batch, { steps: 2 });
-      const ce = await cpu.evaluate(batch, { steps: 2 });
-      assertClose('evaluate task loss', ge.taskLoss, ce.taskLoss, 1e-4, 1e-3);
-      gpu.destroy();
-      cpu.destroy();
+      await compareEngines(options, batch, c.atol, c.rtol);
     }));
 }
 

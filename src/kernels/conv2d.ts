@@ -29,6 +29,8 @@ export interface ConvOptions {
   accumulate?: boolean;
   /** Forward: add the bias; weight grad: write the bias gradient too. Default true. */
   bias?: boolean;
+  /** Multiplies what is written or added (default 1). */
+  scale?: number;
 }
 
 const KINDS = ['uniform', 'rw', 'read', 'rw'] as const;
@@ -76,7 +78,7 @@ export class Conv2dKernel {
       size: layer.spec.size, stride: layer.spec.stride, padding: layer.spec.padding,
       paramStride: o.paramStride, pOff: o.paramOff ?? 0, wOff: layer.offset, bOff: layer.offset + layer.weights,
       inOff: inSide.off, inTaskStride: inSide.taskStride, outOff: outSide.off, outTaskStride: outSide.taskStride, gradStride, gOff,
-      accumulate: o.accumulate ? 1 : 0, bias: o.bias === false ? 0 : 1, total, gridX: grid.x, gridY: grid.y,
+      accumulate: o.accumulate ? 1 : 0, bias: o.bias === false ? 0 : 1, scale: o.scale ?? 1, total, gridX: grid.x, gridY: grid.y,
     });
     const group = bindGroup(this.device, `Conv2dKernel.${label}.group`, this.layout, [uniform, ...buffers]);
     return gridDispatch(this.pipelines[which], group, grid);

@@ -28,7 +28,8 @@ import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, modelTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
 import { FiniteCheckKernel } from '../kernels/finite-check.js';
 import { modelLayoutOf, modelCount } from '../models/model.js';
-import type { MlpLayout } from '../models/mlp.js';
+import type { ModelLayout } from '../models/model.js';
+import { NetPass, gpuUnsupportedReason, netTapeFloats } from './net-pass.js';
 import { MlpPass, mlpPassScratchFloats, mlpTapeFloats, type Rows } from './mlp-pass.js';
 import { TASK_BLOCK } from '../kernels/meta-update.js';
 
@@ -51,7 +52,7 @@ interface BatchSlot {
   partial: GPUBuffer;       // per-block partial sums of the meta-update
   /** MLP: the per-task scratch (adapted, metaGrad, points, tape) holds one chunk of tasks at a time, and
    * each chunk's pass records its kernels into it; logistic: null (its scratch holds the whole batch). */
-  mlp: { passes: MlpPass[]; points: GPUBuffer; tape: GPUBuffer } | null;
+  mlp: { passes: Array<MlpPass | NetPass>; points: GPUBuffer; tape: GPUBuffer } | null;
   /** Compiled plans: the training plan, its gradient-only twin, and recent evaluation plans. */
   compiled: Map<string, CompiledPlan>;
 }
@@ -81,7 +82,8 @@ export class GpuEngine implements Engine {
   private readonly Dp: number;
   private readonly vectors: number;
   /** The MLP's layout, or null for the logistic unit. */
-  private readonly mlp: MlpLayout | null;
+  /** The model's layout (an MLP or a layer list; null: the logistic unit). */
+  private readonly mlp: ModelLayout | null;
   /** Floats of the parameters held (internal layout). */
   private readonly paramFloats: number;
   /** Floats of one task's parameter-sized vectors (θ'_t, g_t): Dp (logistic) or layout.vector (MLP). */
@@ -128,7 +130,8 @@ export class GpuEngine implements Engine {
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
     const layout = modelLayoutOf(options);
-    if (layout?.kind === 'net') throw new Error('GpuEngine: layer-list models run on the CPU backend (createLearner refuses them on WebGPU)');
+    const unsupported = layout?.kind === 'net' ? gpuUnsupportedReason(layout) : null;
+    if (unsupported) throw new Error(`GpuEngine: ${unsupported} (createLearner refuses it on WebGPU)`);
     this.mlp = layout;
     this.stepSizes = capabilitiesOf(options).stepSizes;
     this.vectors = this.mlp ? modelCount(options) * (this.stepSizes ? 2 : 1) : paramVectors(options);
@@ -252,6 +255,13 @@ export class GpuEngine implements Engine {
     return this.joint ? batch.supportShots + batch.queryShots : Math.max(batch.supportShots, batch.queryShots);
   }
 
+  /** Floats per task of the model's tape for `sections` primal sections (and a layer list's max-pool choices). */
+  private tapeFloats(batch: Batch, sections: number): { tape: number; arg: number } {
+    const layout = this.mlp!;
+    const rows = this.passRows(batch);
+    return layout.kind === 'net' ? netTapeFloats(layout, rows, sections) : { tape: mlpTapeFloats(layout, rows, sections), arg: 1 };
+  }
+
   /** Floats per task of the MLP's chunk scratch (docs/neural-models.md "Memory per task"). */
   private mlpScratchPerTask(batch: Batch, innerSteps: number) {
     const o = this.options;
@@ -263,7 +273,9 @@ export class GpuEngine implements Engine {
       metaGrad: this.sets * this.gradVector,
       // θ'⁽ˢ⁾ (+Δ) of each inner step: AMP's perturbed points, and order 2's points for s ≥ 1.
       points: amp || order2 ? innerSteps * V : 1,
-      tape: mlpTapeFloats(this.mlp!, this.passRows(batch), order2 ? innerSteps + 1 : 1),
+      tape: this.tapeFloats(batch, order2 ? innerSteps + 1 : 1).tape,
+      // A layer list's max-pool choices (u32s).
+      poolChoices: this.tapeFloats(batch, order2 ? innerSteps + 1 : 1).arg,
       // Meta-SGD: Σ g_s (and order 2's α ⊙ v) per task.
       scratch: Math.max(1, mlpPassScratchFloats(this.mlp!, { innerSteps, order: o.order, stepSizes: this.stepSizes, head: capabilitiesOf(o).adapt === 'head' })),
     };
@@ -354,8 +366,13 @@ export class GpuEngine implements Engine {
       const scratch = make('stepScratch', scratchTasks * mlpSizes.scratch);
       const rows = this.passRows(batch);
       const sections = this.options.order === 2 ? needed + 1 : 1;
-      const passes = chunks.map((c) => new MlpPass(this.device, this.mlp!, c.tasks, rows, sections,
-        { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points, scratch }, `GpuEngine.mlp[${key}]@${c.first}`, { metaGradWidth: this.gradVector }));
+      const layout = this.mlp!;
+      const extra = layout.kind === 'net' ? make('poolChoices', scratchTasks * mlpSizes.poolChoices) : undefined;
+      const passBuffers = { tape, adapted: slot.adapted, metaGrad: slot.metaGrad, points, scratch, extra };
+      const options = { metaGradWidth: this.gradVector };
+      const passes = chunks.map((c) => (layout.kind === 'net'
+        ? new NetPass(this.device, layout, c.tasks, rows, sections, passBuffers, `GpuEngine.net[${key}]@${c.first}`, options)
+        : new MlpPass(this.device, layout, c.tasks, rows, sections, passBuffers, `GpuEngine.mlp[${key}]@${c.first}`, options)));
       slot.mlp = { passes, points, tape };
     }
     this.slot = slot;

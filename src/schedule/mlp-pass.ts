@@ -36,16 +36,9 @@ import { GemmKernel, SRC, dummyBuffer, type GemmSpec, type Operand } from '../ke
 import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
 import { TaskNormKernel } from '../kernels/mlp-task-norm.js';
 import type { BoundDispatch } from '../gpu/resources.js';
-import { TaskPass, type GradMode, type PassBuffers, type PassOptions, type Params, type Rows, type TaskStep } from './task-pass.js';
+import { TaskPass, type Ref, type GradMode, type PassBuffers, type PassOptions, type Params, type Rows, type TaskStep } from './task-pass.js';
 export type { Params, Rows } from './task-pass.js';
 import type { TaskNormSpec } from '../cpu/mlp-kernels.js';
-
-/** Where an operand lives: the chunk's packed rows, the tape, a parameter-sized buffer, or constant 1. */
-type Home = 'data' | 'tape' | 'one' | GPUBuffer;
-
-/** An operand with its buffer named directly; `bind` maps the buffers onto the kernel's bindings. */
-interface Ref { home: Home; off: number; taskStride: number; strideI: number; strideJ: number }
-
 
 /** Floats of the tape per task for `sections` primal sections of `rows` rows. */
 export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number): number {
@@ -58,7 +51,7 @@ export function mlpTapeFloats(layout: MlpLayout, rows: number, sections: number)
  * 0 without stepSizes: ANIL needs nothing beyond `points` and the tape, which keep their sizes
  * (points: innerSteps·V for order 2; tape: innerSteps + 1 sections for order 2, else 1).
  */
-export function mlpPassScratchFloats(layout: MlpLayout, o: { innerSteps: number; order: 1 | 2; stepSizes: boolean; head: boolean }): number {
+export function mlpPassScratchFloats(layout: { vector: number }, o: { innerSteps: number; order: 1 | 2; stepSizes: boolean; head: boolean }): number {
   if (!o.stepSizes) return 0;
   return layout.vector * (o.order === 2 ? 2 : 1);
 }
@@ -107,7 +100,6 @@ export type MlpPassOptions = PassOptions;
 export type MlpTaskStep = TaskStep;
 
 export class MlpPass extends TaskPass<Section> {
-  private readonly gemmKernel: GemmKernel;
   private readonly softmaxKernel: SoftmaxKernel;
   private readonly taskNormKernel: TaskNormKernel;
   /** Per-task floats of the tape, and its sections. */
@@ -130,7 +122,6 @@ export class MlpPass extends TaskPass<Section> {
     options: MlpPassOptions = {},
   ) {
     super(device, layout, tasks, buffers, label, options);
-    this.gemmKernel = new GemmKernel(device);
     this.softmaxKernel = new SoftmaxKernel(device);
     this.taskNormKernel = new TaskNormKernel(device);
     this.tape = tapeLayout(layout, rows, sections);
@@ -138,37 +129,6 @@ export class MlpPass extends TaskPass<Section> {
   }
 
   // ---------------------------------------------------------------- kernels with named buffers
-
-  /** Binds a gemm whose operands name their buffers; distinct parameter buffers go to p0, p1, p2. */
-  private gemm(data: GPUBuffer, s: Omit<GemmSpec, 'A1' | 'B1' | 'A2' | 'B2' | 'out' | 'from' | 'mask' | 'out2' | 'out2Mask' | 'bias1' | 'bias2' | 'tasks'> & {
-    A1: Ref; B1: Ref; A2?: Ref; B2?: Ref; out: Ref; from?: Ref; mask?: Ref; out2?: Ref; out2Mask?: Ref; bias1?: Ref; bias2?: Ref;
-  }, what: string): BoundDispatch {
-    const params: GPUBuffer[] = [];
-    const srcOf = (home: Home): number => {
-      if (home === 'data') return SRC.DATA;
-      if (home === 'tape') return SRC.TAPE;
-      if (home === 'one') return SRC.ONE;
-      let i = params.indexOf(home);
-      if (i < 0) {
-        if (params.length === 3) throw new Error(`MlpPass.${what}: more than three parameter buffers in one gemm`);
-        i = params.push(home) - 1;
-      }
-      return SRC.P0 + i;
-    };
-    const op = (r: Ref | undefined): Operand | undefined => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride, strideI: r.strideI, strideJ: r.strideJ } : undefined);
-    const bias = (r: Ref | undefined) => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride } : undefined);
-    const spec: GemmSpec = {
-      tasks: this.tasks, M: s.M, N: s.N, K1: s.K1, K2: s.K2, mode: s.mode, scale: s.scale,
-      A1: op(s.A1)!, B1: op(s.B1)!, A2: op(s.A2), B2: op(s.B2), out: op(s.out)!, from: op(s.from), mask: op(s.mask),
-      out2: op(s.out2), out2Mask: op(s.out2Mask), bias1: bias(s.bias1), bias2: bias(s.bias2),
-    };
-    const p = [0, 1, 2].map((i) => params[i] ?? dummyBuffer(this.device, i));
-    return this.gemmKernel.bind({ data, tape: this.buffers.tape, p0: p[0], p1: p[1], p2: p[2] }, spec, `${this.label}.${what}`);
-  }
-
-  private tapeRef(off: number, width: number): Ref {
-    return { home: 'tape', off, taskStride: this.tapeFloats, strideI: width, strideJ: 1 };
-  }
 
   /** W_l of parameters P as the right operand (inputs × outputs), rows from `firstRow`. */
   private weights(P: Params, l: number, firstRow = 0): Ref {

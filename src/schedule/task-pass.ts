@@ -21,6 +21,7 @@
 // Its scratch per task: `scratch` = [Σ g (or g_s) | α ⊙ v], mlpPassScratchFloats.
 import type { ModelLayout } from '../models/model.js';
 import { dummyBuffer } from '../kernels/mlp-common.js';
+import { GemmKernel, SRC, type GemmSpec, type Operand } from '../kernels/mlp-gemm.js';
 import { VectorKernel } from '../kernels/mlp-vector.js';
 import { NormClipKernel } from '../kernels/mlp-norm-clip.js';
 import { SignStepKernel } from '../kernels/mlp-sign-step.js';
@@ -33,6 +34,13 @@ export interface Params { buffer: GPUBuffer; off: number; taskStride: number }
 
 /** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
 export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
+
+/** Where an operand lives: the chunk's packed rows, the tape, a parameter-sized buffer, or constant 1. */
+export type Home = 'data' | 'tape' | 'one' | GPUBuffer;
+
+/** An operand with its buffer named directly; `bind` maps the buffers onto the kernel's bindings. */
+export interface Ref { home: Home; off: number; taskStride: number; strideI: number; strideJ: number }
+
 
 /** How a gradient is written: G = s·g, G += s·g, or G = from + s·g. */
 export type GradMode = 'write' | 'accumulate' | 'from';
@@ -82,6 +90,7 @@ export interface TaskStep {
 }
 
 export abstract class TaskPass<Sec> {
+  protected readonly gemmKernel: GemmKernel;
   protected readonly vectorKernel: VectorKernel;
   protected readonly normClipKernel: NormClipKernel;
   protected readonly signStepKernel: SignStepKernel;
@@ -104,6 +113,7 @@ export abstract class TaskPass<Sec> {
     protected readonly label: string,
     options: PassOptions = {},
   ) {
+    this.gemmKernel = new GemmKernel(device);
     this.vectorKernel = new VectorKernel(device);
     this.normClipKernel = new NormClipKernel(device);
     this.signStepKernel = new SignStepKernel(device);
@@ -147,6 +157,38 @@ export abstract class TaskPass<Sec> {
   protected abstract inputGradAt(sec: Sec): { off: number; rowStride: number };
 
   // ---------------------------------------------------------------- kernels with named buffers
+
+  /** Binds a gemm whose operands name their buffers; distinct parameter buffers go to p0, p1, p2. */
+  protected gemm(data: GPUBuffer, s: Omit<GemmSpec, 'A1' | 'B1' | 'A2' | 'B2' | 'out' | 'from' | 'mask' | 'out2' | 'out2Mask' | 'bias1' | 'bias2' | 'tasks'> & {
+    A1: Ref; B1: Ref; A2?: Ref; B2?: Ref; out: Ref; from?: Ref; mask?: Ref; out2?: Ref; out2Mask?: Ref; bias1?: Ref; bias2?: Ref;
+  }, what: string): BoundDispatch {
+    const params: GPUBuffer[] = [];
+    const srcOf = (home: Home): number => {
+      if (home === 'data') return SRC.DATA;
+      if (home === 'tape') return SRC.TAPE;
+      if (home === 'one') return SRC.ONE;
+      let i = params.indexOf(home);
+      if (i < 0) {
+        if (params.length === 3) throw new Error(`${this.constructor.name}.${what}: more than three parameter buffers in one gemm`);
+        i = params.push(home) - 1;
+      }
+      return SRC.P0 + i;
+    };
+    const op = (r: Ref | undefined): Operand | undefined => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride, strideI: r.strideI, strideJ: r.strideJ } : undefined);
+    const bias = (r: Ref | undefined) => (r ? { src: srcOf(r.home), off: r.off, taskStride: r.taskStride } : undefined);
+    const spec: GemmSpec = {
+      tasks: this.tasks, M: s.M, N: s.N, K1: s.K1, K2: s.K2, mode: s.mode, scale: s.scale,
+      A1: op(s.A1)!, B1: op(s.B1)!, A2: op(s.A2), B2: op(s.B2), out: op(s.out)!, from: op(s.from), mask: op(s.mask),
+      out2: op(s.out2), out2Mask: op(s.out2Mask), bias1: bias(s.bias1), bias2: bias(s.bias2),
+    };
+    const p = [0, 1, 2].map((i) => params[i] ?? dummyBuffer(this.device, i));
+    return this.gemmKernel.bind({ data, tape: this.buffers.tape, p0: p[0], p1: p[1], p2: p[2] }, spec, `${this.label}.${what}`);
+  }
+
+  protected tapeRef(off: number, width: number): Ref {
+    return { home: 'tape', off, taskStride: this.tapeFloats, strideI: width, strideJ: 1 };
+  }
+
 
   /** out = a·x + b·y (or a·x + b·y ⊙ z) on `range` of each task's vector; x is not read when a = 0, y
    * and z not when b = 0, so their buffers are only bound when read (at most three distinct). */

@@ -1,5 +1,5 @@
 // Train page: pick an algorithm, a model (the logistic unit, an MLP with or without per-task
-// normalisation, or MAML's Conv-4 on the CPU backend), a task source (Omniglot N-way K-shot episodes,
+// normalisation, or MAML's Conv-4), a task source (Omniglot N-way K-shot episodes,
 // the Fashion-MNIST subset, the linear family) and hyperparameters; start, pause, reset; a live chart of the training query loss and of
 // held-out accuracy (clean and under FGSM) while the GPU trains. Options the library refuses (e.g. CAML
 // with norm 'task') are shown in the error box.

@@ -1,0 +1,85 @@
+// Issue 20: layer-list models on both backends — the GPU engine (src/schedule/net-pass.ts: conv2d, pool,
+// norm, gemm and softmax kernels under the MAML core of task-pass.ts) against the CPU engine (src/cpu/net/
+// fast.ts, float64 sums checked against the oracle by net-fast.test.ts), for every algorithm the GPU pass
+// runs on a small conv net with stride, padding, norm, max-pool and mean-pool: the meta-gradient, 1 and
+// 20 meta-iterations, evaluation, and attacks; and what the GPU refuses (CAML's context channels, MSE).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createLearner } from '../src/learner.js';
+import { InvalidOptionError } from '../src/errors.js';
+import type { LayerSpec } from '../src/models/layers.js';
+import type { LearnerOptions } from '../src/types.js';
+import { assertClose, compareEngines, randomNWayBatch, thrown, withGpu } from './helpers.js';
+
+const IMAGE = { h: 8, w: 8, c: 1 };
+const D = 64;
+const N = 3;
+const LAYERS: LayerSpec[] = [
+  { kind: 'conv2d', filters: 3, size: 3, stride: 1, padding: 1 }, { kind: 'norm' }, { kind: 'relu' }, { kind: 'maxpool' },
+  { kind: 'conv2d', filters: 4, size: 3, stride: 2, padding: 1 }, { kind: 'norm' }, { kind: 'relu' }, { kind: 'meanpool' },
+  { kind: 'dense', units: N },
+];
+const model = { kind: 'layers' as const, input: IMAGE, layers: LAYERS };
+
+// float32 sums over a few hundred terms against float64: DEVELOPERS.md's kernel bounds.
+const CASES: Array<{ name: string; options: Partial<LearnerOptions>; tasks?: number; atol: number; rtol: number }> = [
+  { name: 'maml order 1', options: { algorithm: 'maml', order: 1, innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'maml order 2', options: { algorithm: 'maml', order: 2, innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'maml, amp inner optimizer, order 2', options: { algorithm: 'maml', order: 2, innerOptimizer: 'amp', perturbEpsilon: 0.05, perturbSteps: 1 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'ga-maml', options: { algorithm: 'ga-maml', order: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'anil order 2', options: { algorithm: 'anil', order: 2, innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'meta-sgd order 2', options: { algorithm: 'meta-sgd', order: 2, innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'meta-sgd order 1', options: { algorithm: 'meta-sgd', order: 1 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'reptile', options: { algorithm: 'reptile', innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'amp', options: { algorithm: 'amp', models: 4, epsilon: 0.05, perturbSteps: 1 }, tasks: 4, atol: 2e-5, rtol: 1e-3 },
+  { name: 'adml order 2 (ε = 0: no sign flips)', options: { algorithm: 'adml', order: 2, epsilon: 0 }, atol: 2e-5, rtol: 1e-3 },
+];
+
+for (const c of CASES) {
+  test(`conv net, ${c.name}: the GPU engine matches the CPU engine (meta-gradient, 1 and 20 steps, evaluation)`, () =>
+    withGpu(async () => {
+      const T = c.tasks ?? 4;
+      const batch = randomNWayBatch(T, 4, 5, D, N, 3);
+      const rates = c.options.algorithm === 'amp' ? { lr: 0.1 } : { innerLr: 0.1, outerLr: 0.02 };
+      const options = { dim: D, model, ...rates, ...c.options } as LearnerOptions;
+      await compareEngines(options, batch, c.atol, c.rtol);
+    }));
+}
+
+test('conv net under PGD on both backends: the attacked rows stay in the ε-ball and the scores agree (ties of the sign aside)', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(3, 3, 4, D, N, 8);
+    const options = { dim: D, model, innerLr: 0.1, backend: 'webgpu' } as LearnerOptions;
+    const gpu = await createLearner(options);
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    try {
+      const attack = { kind: 'pgd' as const, epsilon: 0.05, steps: 3 };
+      const g = await gpu.adapt(batch, { steps: 1, attack });
+      const c = await cpu.adapt(batch, { steps: 1, attack });
+      for (let i = 0; i < batch.queryX.length; i++) {
+        assert.ok(Math.abs(g.attackedQueryX![i] - batch.queryX[i]) <= 0.05 + 1e-6, `row value ${i} within ε`);
+      }
+      // The sign of an input gradient near 0 may differ between float32 and float64; most values agree.
+      let same = 0;
+      for (let i = 0; i < batch.queryX.length; i++) if (Math.abs(g.attackedQueryX![i] - c.attackedQueryX![i]) < 1e-5) same++;
+      assert.ok(same / batch.queryX.length > 0.95, `${same} of ${batch.queryX.length} attacked values agree`);
+      assertClose('clean task loss', g.taskLoss, c.taskLoss, 1e-4, 1e-3);
+    } finally {
+      gpu.destroy();
+      cpu.destroy();
+    }
+  }));
+
+test('layer lists the GPU pass does not run are refused on WebGPU with the reason (CAML context channels, MSE) and run on the CPU under auto', async () => {
+  let e = await thrown(() => createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'webgpu' } as LearnerOptions));
+  assert.instance(e, InvalidOptionError);
+  assert.match(e.message, /context channels/);
+  e = await thrown(() => createLearner({ dim: 2, backend: 'webgpu', model: { kind: 'layers', input: { h: 1, w: 1, c: 2 }, layers: [{ kind: 'dense', units: 1 }], loss: { kind: 'mse' } } }));
+  assert.match(e.message, /mean squared error/);
+  const auto = await createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'auto' } as LearnerOptions);
+  assert.is(auto.backend.kind, 'cpu');
+  assert.match(auto.backend.fallbackReason ?? '', /CPU backend only/);
+  auto.destroy();
+});
+
+test.run();
