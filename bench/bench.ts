@@ -523,7 +523,7 @@ async function main() {
       }
     }
   }
-  const failures = (await mlpRows(backends, python, rows)) + (backends.includes('cpu') ? await convRows(python, rows) : 0);
+  const failures = (await mlpRows(backends, python, rows)) + (backends.includes('cpu') ? await convRows(backends, python, rows) : 0);
   const dir = path.join('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${os.hostname().replace(/[^\w.-]/g, '_')}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);

@@ -3,7 +3,8 @@
 // metagrad cpu's θ after one SGD step from θ0; the PyTorch peers (bench/peers/conv_peers.py: batched over
 // tasks with grouped convolutions, and the per-task loop) verify against it before they are timed (rel
 // err of Δθ ≤ CONV_TOLERANCE), then every row reports tasks per second and its ratio to the fastest
-// verified peer. Conv nets run on the CPU backend only (no GPU pass yet): no webgpu row.
+// verified peer; the webgpu rows (when benchmarked) verify against the same reference, then time
+// resident submits of 10 iterations.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -11,8 +12,8 @@ import path from 'node:path';
 import { createLearner, type Learner } from '../src/learner.js';
 import { modelInit, netModelLayout } from '../src/models/model.js';
 import { uniform01 } from '../src/rng.js';
-import type { Batch } from '../src/types.js';
-import { SECONDS, fmt, fmtRate, timeIt, writeFloats, type Timing } from './common.js';
+import type { BackendChoice, Batch } from '../src/types.js';
+import { SECONDS, fmt, fmtRate, relChangeError, timeIt, writeFloats, type Timing } from './common.js';
 
 const CONV_CONFIGS = [
   { tasks: 16, ways: 5, shots: 1, queries: 5, filters: 64 },
@@ -29,6 +30,8 @@ const CAP = Number(process.env.BENCH_ROW_CAP ?? 30);
 const TORCH_DEVICE = process.env.BENCH_TORCH_DEVICE ?? 'cpu';
 const IMAGE = { h: 28, w: 28, c: 1 };
 const D = 784;
+
+const RESIDENT = 10;
 
 const nameOf = (c: ConvConfig) => `conv4 T=${c.tasks} ${c.ways}-way ${c.shots}-shot Kq=${c.ways * c.queries} F=${c.filters}`;
 
@@ -90,14 +93,14 @@ function runPeers(py: string, c: ConvConfig, batch: Batch, theta0: Float32Array,
 }
 
 /** The Conv-4 rows; returns the number of rows that failed verification. */
-export async function convRows(python: { py: string; torch: boolean } | null, rows: Record<string, unknown>[]): Promise<number> {
+export async function convRows(backends: BackendChoice[], python: { py: string; torch: boolean } | null, rows: Record<string, unknown>[]): Promise<number> {
   const only = process.env.BENCH_ONLY;
   const todo = CONV_CONFIGS.filter((c) => !only || nameOf(c).includes(only) || only === 'conv');
   if (!todo.length) return 0;
   let failures = 0;
   console.log(`\nConv-4 rows: MAML on MAML's Omniglot Conv-4 (4 × [conv 3×3 s2 → per-task norm → ReLU], mean, dense), α = ${INNER_LR}, one inner step, β = ${OUTER_LR} (SGD), ` +
     `synthetic Omniglot-like images. metagrad cpu's θ after one step is the reference; each peer verifies against it (rel err of Δθ ≤ ${CONV_TOLERANCE}) before it is timed. ` +
-    `Conv nets have no GPU pass yet: CPU rows only. * = fewer than 3 repeats within the ${CAP} s cap.`);
+    `webgpu rows verify against it the same way, then time ${RESIDENT} iterations per submit (resident; GPU time from timestamp queries when the adapter has them). * = fewer than 3 repeats within the ${CAP} s cap.`);
   console.log('| config | order | impl | tasks/s | vs best peer | rel err of Δθ vs cpu |');
   console.log('|---|---|---|---|---|---|');
   for (const c of todo) {
@@ -122,6 +125,33 @@ export async function convRows(python: { py: string; torch: boolean } | null, ro
         learner?.destroy();
       }
     }
+    // metagrad webgpu: verify one step against the CPU's, then time resident submits.
+    const gpuRows = new Map<number, { timing?: Timing; relErr?: number; error?: string; gpuMs?: number | null }>();
+    if (backends.includes('webgpu')) {
+      for (const order of ORDERS) {
+        let learner: Learner | null = null;
+        try {
+          learner = await createLearner({ algorithm: 'maml', dim: D, model: { kind: 'conv4', classes: c.ways, filters: c.filters }, backend: 'webgpu', innerLr: INNER_LR, outerLr: OUTER_LR, optimizer: 'sgd', order });
+          learner.setParams(theta0);
+          await learner.step(batch);
+          const ref = refs.get(order);
+          const e = ref ? relChangeError(theta0, await learner.getParams(), ref) : null;
+          if (e && e.relErr > CONV_TOLERANCE) {
+            failures++;
+            gpuRows.set(order, { relErr: e.relErr, error: `verify failed: rel err ${e.relErr.toExponential(1)}` });
+            continue;
+          }
+          const l = learner;
+          const timing = await timeIt(async () => { await l.step(batch, { iterations: RESIDENT }); await l.sync(); return (await l.gpuTime()) ?? undefined; }, CAP);
+          gpuRows.set(order, { timing, relErr: e?.relErr, gpuMs: timing.gpuMedianMs });
+        } catch (err) {
+          failures++;
+          gpuRows.set(order, { error: (err as Error).message.split('\n')[0] });
+        } finally {
+          learner?.destroy();
+        }
+      }
+    }
     const peers = python?.torch ? runPeers(python.py, c, batch, theta0, refs) : [];
     if (python && !python.torch) console.log('(conv peers: skipped, no torch)');
     for (const order of ORDERS) {
@@ -139,6 +169,13 @@ export async function convRows(python: { py: string; torch: boolean } | null, ro
         Object.assign(row, { adapter: m.adapter, tasksPerS: rate, step: m.timing, vsBestPeer: fastest > 0 ? rate / fastest : null });
       }
       rows.push(row);
+      const g = gpuRows.get(order);
+      if (g) {
+        const rate = g.timing ? (c.tasks * RESIDENT) / g.timing.median : NaN;
+        const gpuRate = g.gpuMs ? (c.tasks * RESIDENT) / (g.gpuMs / 1000) : null;
+        console.log(`| ${nameOf(c)} | ${order} | metagrad webgpu (resident${gpuRate ? `; GPU time ${fmtRate(gpuRate)}` : ''}) | ${g.error ? `ERROR: ${g.error}` : `${fmtRate(rate)}${g.timing!.capped ? '*' : ''}`} | ${fastest > 0 && g.timing ? fmt(rate / fastest, 2) + '×' : '—'} | ${g.relErr !== undefined ? g.relErr.toExponential(1) : '—'} |`);
+        rows.push({ model: 'conv4', config: c, order, impl: 'metagrad-webgpu', tasksPerS: g.timing ? rate : null, gpuTimeTasksPerS: gpuRate, step: g.timing, relErr: g.relErr, error: g.error });
+      }
       for (const p of ofOrder) {
         const label = `${p.impl === 'torch' ? 'torch batched (grouped conv)' : 'torch loop'}${p.device && p.device !== 'cpu' ? ` (${p.device})` : ''}`;
         const verified = p.relErr !== undefined ? p.relErr.toExponential(1) : 'unverified';
