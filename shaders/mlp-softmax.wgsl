@@ -1,12 +1,15 @@
-// Softmax cross-entropy of each task's rows (docs/neural-models.md "mlp-softmax"; CPU twin: softmaxXent
-// in src/cpu/mlp-kernels.ts). Row r of task t: logits z_c = tape[zOff + t·tapeTaskStride + r·C + c],
-// label y = data[yOff + t·rows + r] (a class index held in a float), C = classes.
+// The losses of each task's rows (docs/neural-models.md "mlp-softmax"; CPU twin: softmaxXent in
+// src/cpu/mlp-kernels.ts): softmax cross-entropy, and squared error for regression (a layer list under
+// MSE). Row r of task t: outputs z_c = tape[zOff + t·tapeTaskStride + r·C + c], label
+// y = data[yOff + t·rows + r] (a class index held in a float, or the real target), C = classes.
 //   mode 0 (loss): p = softmax(z) with the max subtracted (finite for any finite logits);
 //                  tape[pOff…] = p, tape[dOff…] = scale·(p − onehot(y)); when wantStats:
 //                  stats[statsOff + 2t] = mean_r (log Σ_c e^{z_c − max} + max − z_y),
 //                  stats[statsOff + 2t + 1] = mean_r [argmax z = y]   (argmax: the smallest index of the max)
 //   mode 1 (R):    tape[dOff…] = scale·p_c·(Rz_c − Σ_k p_k Rz_k), p at pOff, Rz at rzOff
 //                  (the R-operator of the softmax gradient: R(p) = p ⊙ (Rz − pᵀRz)).
+//   mode 2 (mse):  C = 1: tape[dOff…] = scale·2(z − y); stats: mean_r (z − y)² as loss and as metric
+//   mode 3 (mse R): tape[dOff…] = scale·2·Rz
 // Thread mapping: one workgroup per task (the grid is folded into x/y/z by the host), one invocation per
 // row (rows beyond WG loop). A row reads all its logits before writing p or d, so pOff/dOff may equal
 // zOff. The per-task means take one barrier: invocation 0 sums the WG partials in a fixed order.
@@ -15,7 +18,7 @@ struct SoftmaxParams {
   tasks: u32,
   rows: u32,
   classes: u32,
-  mode: u32,            // 0 loss, 1 R
+  mode: u32,            // 0 loss, 1 R, 2 squared error, 3 its R
   yOff: u32,
   zOff: u32,
   pOff: u32,
@@ -48,7 +51,14 @@ fn softmax_xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   var hits = 0.0;
   for (var r = lid; r < sp.rows; r += WG) {
     let row = t * sp.tapeTaskStride + r * C;
-    if (sp.mode == 0u) {
+    if (sp.mode == 2u) {
+      let e = tape[sp.zOff + row] - data[sp.yOff + t * sp.rows + r];
+      loss += e * e;
+      hits += e * e;
+      tape[sp.dOff + row] = sp.scale * 2.0 * e;
+    } else if (sp.mode == 3u) {
+      tape[sp.dOff + row] = sp.scale * 2.0 * tape[sp.rzOff + row];
+    } else if (sp.mode == 0u) {
       let z = sp.zOff + row;
       let y = u32(data[sp.yOff + t * sp.rows + r]);
       var top = tape[z];
@@ -74,7 +84,7 @@ fn softmax_xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       }
     }
   }
-  if (sp.mode != 0u || sp.wantStats == 0u) { return; }
+  if ((sp.mode != 0u && sp.mode != 2u) || sp.wantStats == 0u) { return; }
   lossPart[lid] = loss;
   hitPart[lid] = hits;
   workgroupBarrier();

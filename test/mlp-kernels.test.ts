@@ -264,6 +264,8 @@ const SOFTMAX_CASES: Array<{ name: string; spec: SoftmaxSpec; logitScale: number
   { name: 'loss without stats, one class', spec: softmaxSpec({ tasks: 2, rows: 4, classes: 1, wantStats: false }), logitScale: 2 },
   { name: 'R-operator', spec: softmaxSpec({ tasks: 3, rows: 9, classes: 6, mode: 'r', scale: 0.5 }), logitScale: 1 },
   { name: 'loss + stats on a grid folded into x/y/z (5 tasks, 2 per dimension)', spec: softmaxSpec({ tasks: 5, rows: 3, classes: 4 }), logitScale: 2, kernel: { maxWorkgroupsPerDimension: 2 } },
+  { name: 'squared error + stats (one output, real targets)', spec: softmaxSpec({ tasks: 3, rows: 7, classes: 1, mode: 'mse' }), logitScale: 3 },
+  { name: 'squared error R-operator', spec: softmaxSpec({ tasks: 2, rows: 5, classes: 1, mode: 'mse-r', scale: 0.25 }), logitScale: 1 },
 ];
 
 SOFTMAX_CASES.forEach((c, i) => {
@@ -283,6 +285,23 @@ SOFTMAX_CASES.forEach((c, i) => {
       assertClose('softmax stats', stats, twin.stats, ATOL * c.logitScale, RTOL);
       for (const b of gpu) b.destroy();
     }));
+});
+
+test('squared-error twin equals the direct formulas: loss and metric (z − y)², δ = scale·2(z − y), R(δ) = scale·2·Rz', () => {
+  const spec = softmaxSpec({ tasks: 1, rows: 2, classes: 1, mode: 'mse', scale: 0.5 });
+  const data = new Float32Array(6);
+  data[4] = 1.5;
+  data[5] = -2;
+  const tape = new Float32Array(spec.tapeTaskStride);
+  tape.set([0.5, 1]);
+  const stats = new Float32Array(4);
+  softmaxXent({ data, tape, stats }, spec);
+  // errors −1 and 3: mean of squares 5
+  assert.equal([stats[2], stats[3]], [5, 5]);
+  assert.equal(Array.from(tape.subarray(4, 6)), [0.5 * 2 * -1, 0.5 * 2 * 3]);
+  tape.set([0.25, -1], 6);  // Rz at rzOff = 3·block = 6
+  softmaxXent({ data, tape, stats }, { ...spec, mode: 'mse-r' });
+  assert.equal(Array.from(tape.subarray(4, 6)), [0.25, -1]);
 });
 
 test('softmax twin equals the direct formulas on one row (loss = −log p_y, argmax tie → smallest index)', () => {

@@ -9,7 +9,7 @@ import { createLearner } from '../src/learner.js';
 import { InvalidOptionError } from '../src/errors.js';
 import type { LayerSpec } from '../src/models/layers.js';
 import type { LearnerOptions } from '../src/types.js';
-import { assertClose, compareEngines, randomNWayBatch, thrown, withGpu } from './helpers.js';
+import { assertClose, compareEngines, randomArray, randomNWayBatch, thrown, withGpu } from './helpers.js';
 
 const IMAGE = { h: 8, w: 8, c: 1 };
 const D = 64;
@@ -70,12 +70,25 @@ test('conv net under PGD on both backends: the attacked rows stay in the ε-ball
     }
   }));
 
-test('layer lists the GPU pass does not run are refused on WebGPU with the reason (CAML context channels, MSE) and run on the CPU under auto', async () => {
-  let e = await thrown(() => createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'webgpu' } as LearnerOptions));
+test('a regression net (loss mse): the GPU engine matches the CPU engine, MAML order 2', () =>
+  withGpu(async () => {
+    const T = 4, K = 6, F = 4;
+    const x = randomArray(T * 2 * K * F, 9, 1);
+    const y = Float32Array.from({ length: T * 2 * K }, (_, r) => x[r * F] * (1 + (Math.floor(r / (2 * K)) % 3)) - x[r * F + 1]);
+    const batch = { tasks: T, supportShots: K, queryShots: K, supportX: x.subarray(0, T * K * F), supportY: y.subarray(0, T * K), queryX: x.subarray(T * K * F), queryY: y.subarray(T * K) };
+    const regression = { kind: 'layers' as const, input: { h: 1, w: 1, c: F }, layers: [{ kind: 'dense', units: 8 }, { kind: 'relu' }, { kind: 'dense', units: 1 }] as LayerSpec[], loss: { kind: 'mse' as const } };
+    await compareEngines({ dim: F, model: regression, algorithm: 'maml', order: 2, innerSteps: 2, innerLr: 0.05, outerLr: 0.01 }, batch, 2e-5, 1e-3);
+    const gpu = await createLearner({ dim: F, model: regression, backend: 'webgpu', innerLr: 0.05 });
+    const r = await gpu.evaluate(batch, { steps: 1 });
+    assert.is(r.metric, 'mse');
+    assert.ok(Math.abs(r.mse! - r.loss) < 1e-5, 'on the GPU too the metric is the loss');
+    gpu.destroy();
+  }));
+
+test('layer lists the GPU pass does not run (CAML context channels) are refused on WebGPU with the reason and run on the CPU under auto', async () => {
+  const e = await thrown(() => createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'webgpu' } as LearnerOptions));
   assert.instance(e, InvalidOptionError);
   assert.match(e.message, /context channels/);
-  e = await thrown(() => createLearner({ dim: 2, backend: 'webgpu', model: { kind: 'layers', input: { h: 1, w: 1, c: 2 }, layers: [{ kind: 'dense', units: 1 }], loss: { kind: 'mse' } } }));
-  assert.match(e.message, /mean squared error/);
   const auto = await createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'auto' } as LearnerOptions);
   assert.is(auto.backend.kind, 'cpu');
   assert.match(auto.backend.fallbackReason ?? '', /CPU backend only/);

@@ -135,7 +135,9 @@ export function gemm(arrays: GemmArrays, spec: GemmSpec): void {
  */
 export interface SoftmaxSpec {
   tasks: number; rows: number; classes: number;
-  mode: 'loss' | 'r';
+  /** Softmax cross-entropy ('loss', its R pass 'r'), or squared error on one output per row ('mse',
+   * its R pass 'mse-r': classes 1, p unused). */
+  mode: 'loss' | 'r' | 'mse' | 'mse-r';
   yOff: number; zOff: number; pOff: number; dOff: number; rzOff: number;
   tapeTaskStride: number;
   scale: number;
@@ -151,7 +153,8 @@ export function checkSoftmaxSpec(spec: SoftmaxSpec): void {
   for (const [name, n] of Object.entries(counts)) {
     if (!isCount(n)) throw new ShapeError(`softmax ${name} = ${n} is not a non-negative integer.`, 'Pass sizes and offsets as integers ≥ 0.');
   }
-  if (spec.mode !== 'loss' && spec.mode !== 'r') throw new ShapeError(`softmax mode '${String(spec.mode)}' is unknown.`, "Use 'loss' or 'r'.");
+  if (!['loss', 'r', 'mse', 'mse-r'].includes(spec.mode)) throw new ShapeError(`softmax mode '${String(spec.mode)}' is unknown.`, "Use 'loss', 'r', 'mse' or 'mse-r'.");
+  if ((spec.mode === 'mse' || spec.mode === 'mse-r') && spec.classes !== 1) throw new ShapeError(`squared error regresses one output per row, got classes = ${spec.classes}.`, 'Pass classes: 1 with modes mse and mse-r.');
   if (!Number.isFinite(spec.scale)) throw new ShapeError(`softmax scale ${spec.scale} is not finite.`, 'Pass a finite scale.');
 }
 
@@ -166,7 +169,15 @@ export function softmaxXent(arrays: SoftmaxArrays, spec: SoftmaxSpec): void {
     let hits = 0;
     for (let r = 0; r < rows; r++) {
       const row = t * spec.tapeTaskStride + r * C;
-      if (spec.mode === 'loss') {
+      if (spec.mode === 'mse') {
+        // Squared error: loss and metric (y − z)², δ = scale·2(z − y).
+        const e = tape[spec.zOff + row] - data[spec.yOff + t * rows + r];
+        loss += e * e;
+        hits += e * e;
+        tape[spec.dOff + row] = scale * 2 * e;
+      } else if (spec.mode === 'mse-r') {
+        tape[spec.dOff + row] = scale * 2 * tape[spec.rzOff + row];
+      } else if (spec.mode === 'loss') {
         const z = spec.zOff + row;
         const y = data[spec.yOff + t * rows + r];
         let max = -Infinity;
@@ -188,7 +199,7 @@ export function softmaxXent(arrays: SoftmaxArrays, spec: SoftmaxSpec): void {
         for (let c = 0; c < C; c++) tape[spec.dOff + row + c] = p[c];
       }
     }
-    if (spec.mode === 'loss' && spec.wantStats) {
+    if ((spec.mode === 'loss' || spec.mode === 'mse') && spec.wantStats) {
       stats[spec.statsOff + 2 * t] = rows > 0 ? loss / rows : 0;
       stats[spec.statsOff + 2 * t + 1] = rows > 0 ? hits / rows : 0;
     }

@@ -34,7 +34,7 @@ export class SoftmaxKernel {
     checkSoftmaxSpec(spec);
     const grid = foldGrid(this.device, spec.rows > 0 || spec.wantStats ? spec.tasks : 0, `SoftmaxKernel.${label}`, this.options);
     const uniform = writeUniform(this.device, `SoftmaxKernel.${label}.uniform`, SHADERS.mlpSoftmax, 'sp', {
-      tasks: spec.tasks, rows: spec.rows, classes: spec.classes, mode: spec.mode === 'loss' ? 0 : 1,
+      tasks: spec.tasks, rows: spec.rows, classes: spec.classes, mode: ['loss', 'r', 'mse', 'mse-r'].indexOf(spec.mode),
       yOff: spec.yOff, zOff: spec.zOff, pOff: spec.pOff, dOff: spec.dOff, rzOff: spec.rzOff, tapeTaskStride: spec.tapeTaskStride,
       wantStats: spec.wantStats ? 1 : 0, statsOff: spec.statsOff, gridX: grid.x, gridY: grid.y, scale: spec.scale,
     });

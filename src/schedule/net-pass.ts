@@ -16,8 +16,9 @@
 // R-backward a layer's R(δ) (which reads the direction's weights) before its Hv (which may write them):
 // a gradient may be accumulated into the very vector it differentiates (AMP, order-1 inner steps) and the
 // direction of a Hessian-vector product may be the meta-gradient itself (order 2).
-// Not here: CAML's context channels, and rows whose length is not a multiple of 4 (createLearner refuses
-// both on the GPU: gpuSupportsNet).
+// The loss: softmax cross-entropy, or squared error (the loss kernel's regression modes). Not here:
+// CAML's context channels, and rows whose length is not a multiple of 4 (createLearner refuses both on
+// the GPU: gpuUnsupportedReason).
 import { features, type LayerLayout } from '../models/layers.js';
 import type { NetModelLayout } from '../models/model.js';
 import { Conv2dKernel, type TapeArray } from '../kernels/conv2d.js';
@@ -47,7 +48,6 @@ interface NetSection {
 /** Why a layer list cannot run on the GPU, or null when it can. */
 export function gpuUnsupportedReason(layout: NetModelLayout): string | null {
   if (layout.context > 0) return "CAML's context channels have no GPU pass yet";
-  if (layout.net.loss.kind !== 'softmax-ce') return 'mean squared error has no GPU loss kernel yet';
   if (layout.dim % 4 !== 0) return `the rows' ${layout.dim} features are not a multiple of 4 (the GPU's data rows are padded to vec4s)`;
   return null;
 }
@@ -116,6 +116,11 @@ export class NetPass extends TaskPass<NetSection> {
   }
 
   // ---------------------------------------------------------------- addressing
+
+  /** Regression: the loss kernel's squared-error modes. */
+  private get mse(): boolean {
+    return this.layout.net.loss.kind === 'mse';
+  }
 
   private get layers(): LayerLayout[] {
     return this.layout.net.layers;
@@ -294,7 +299,7 @@ export class NetPass extends TaskPass<NetSection> {
   protected loss(rows: Rows, sec: NetSection, scale: number, stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch {
     const L = this.layers.length;
     return this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: stats?.buffer ?? dummyBuffer(this.device, 2) }, {
-      tasks: this.tasks, rows: rows.rows, classes: this.layout.net.outputs, mode: 'loss', yOff: rows.yOff,
+      tasks: this.tasks, rows: rows.rows, classes: this.layout.net.outputs, mode: this.mse ? 'mse' : 'loss', yOff: rows.yOff,
       zOff: sec.acts[L], pOff: sec.p, dOff: sec.deltas[L], rzOff: 0, tapeTaskStride: this.tapeFloats, scale,
       wantStats: stats !== null, statsOff: 2 * (stats?.base ?? 0),
     }, `${this.label}.${what}.softmax`);
@@ -371,7 +376,7 @@ export class NetPass extends TaskPass<NetSection> {
     }
     // R(δ_L) = (diag p − p pᵀ)·R(Z_L) / rows.
     out.push(this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: dummyBuffer(this.device, 2) }, {
-      tasks: this.tasks, rows: rows.rows, classes: this.layout.net.outputs, mode: 'r', yOff: rows.yOff,
+      tasks: this.tasks, rows: rows.rows, classes: this.layout.net.outputs, mode: this.mse ? 'mse-r' : 'r', yOff: rows.yOff,
       zOff: sec.acts[L], pOff: sec.p, dOff: R.deltas[L], rzOff: R.acts[L], tapeTaskStride: this.tapeFloats, scale: 1 / rows.rows,
       wantStats: false, statsOff: 0,
     }, `${this.label}.${what}.Rsoftmax`));
