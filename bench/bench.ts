@@ -537,7 +537,7 @@ async function main() {
     rows,
   }, null, 2));
   console.log(`\nwrote ${file}`);
-  if (failures) console.log(`${failures} MLP row(s) failed verification or raised an unexpected error (see above)`);
+  if (failures) console.log(`${failures} MLP or Conv-4 row(s) failed verification or raised an unexpected error (see above)`);
   return failures;
 }
 

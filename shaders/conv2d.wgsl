@@ -147,7 +147,9 @@ fn conv_weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     let co = j - weights;
     for (var r = 0u; r < cp.rows; r++) {
       let outRow = outRowAt(t, r);
-      for (var q = 0u; q < positions; q++) { acc += tape[outRow + q * cp.outC + co]; }
+      var rowAcc = 0.0;
+      for (var q = 0u; q < positions; q++) { rowAcc += tape[outRow + q * cp.outC + co]; }
+      acc += rowAcc;
     }
     storeGrad(g, acc);
     return;
@@ -157,18 +159,23 @@ fn conv_weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
   let tap = j / (cp.outC * cp.inC);
   let kx = tap % cp.size;
   let ky = tap / cp.size;
+  // Summed per row, then over rows (a sum of rows × positions terms loses less in float32 that way).
   for (var r = 0u; r < cp.rows; r++) {
     let inRow = inRowAt(t, r);
     let outRow = outRowAt(t, r);
+    var rowAcc = 0.0;
     for (var oy = 0u; oy < cp.outH; oy++) {
       let iy = i32(oy * cp.stride + ky) - i32(cp.padding);
       if (iy < 0 || iy >= i32(cp.inH)) { continue; }
+      var lineAcc = 0.0;
       for (var ox = 0u; ox < cp.outW; ox++) {
         let ix = i32(ox * cp.stride + kx) - i32(cp.padding);
         if (ix < 0 || ix >= i32(cp.inW)) { continue; }
-        acc += tape[inRow + (u32(iy) * cp.inW + u32(ix)) * cp.inC + ci] * tape[outRow + (oy * cp.outW + ox) * cp.outC + co];
+        lineAcc += tape[inRow + (u32(iy) * cp.inW + u32(ix)) * cp.inC + ci] * tape[outRow + (oy * cp.outW + ox) * cp.outC + co];
       }
+      rowAcc += lineAcc;
     }
+    acc += rowAcc;
   }
   storeGrad(g, acc);
 }
