@@ -13,6 +13,10 @@ export * from './types.js';
 export { ALGORITHMS, ALGORITHM_NAMES, DEFAULT_ALGORITHM, optionKeys } from './algorithms/index.js';
 // The MLP's flat parameter layout (named views: W_l and b_l offsets of each layer) and its He init.
 export { mlpLayout, mlpInit, TASK_NORM_EPS, type MlpLayout, type LayerView } from './models/mlp.js';
+// Models as lists of layers: the specs, the papers' Conv-4 presets, the checked layout (shapes and
+// parameter offsets of every layer), and the per-task vector of a learner's layer-list model.
+export { netLayout, conv4Omniglot, conv4MiniImagenet, mlpLayers, NORM_EPS, type LayerSpec, type LossSpec, type Shape, type NetLayout, type LayerLayout } from './models/layers.js';
+export { netModelLayout, modelInit, type NetModelLayout, type ModelLayout } from './models/model.js';
 export { acquireDevice, adoptDevice, type AcquiredDevice, type AdapterPath } from './gpu/device.js';
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
@@ -22,5 +26,5 @@ export { parseTaskCsv, fileSource } from './tasks/file.js';
 export { parseIdx, encodeIdx, imageSetFromIdx } from './tasks/idx.js';
 // Baselines of the few-shot protocol: nearest neighbour on the inputs, and the transfer baseline
 // (pretrain over every meta-train class, a fresh head fine-tuned per task).
-export { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, transferAccuracy, type Pretrained, type PretrainOptions, type TransferOptions, type TransferResult } from './baselines.js';
+export { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, pretrainModel, transferAccuracy, type Pretrained, type PretrainOptions, type TransferOptions, type TransferResult } from './baselines.js';
 export { parseOmniglot, type OmniglotSet } from './tasks/omniglot.js';

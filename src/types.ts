@@ -25,6 +25,7 @@ export type {
 } from './algorithms/index.js';
 export { NO_CLIP } from './algorithms/common.js';
 export type { ModelSpec, MlpModelSpec, LogisticModelSpec } from './models/mlp.js';
+export type { Conv4ModelSpec, LayersModelSpec } from './models/layers.js';
 
 export interface StepOptions {
   /** Meta-iterations to run on this batch, recorded into one command buffer (default 1). */
