@@ -6,9 +6,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLearner } from '../src/learner.js';
-import { InvalidOptionError } from '../src/errors.js';
+import { InvalidOptionError, LimitError } from '../src/errors.js';
 import type { LayerSpec } from '../src/models/layers.js';
 import type { LearnerOptions } from '../src/types.js';
+import { netModelLayout } from '../src/models/model.js';
+import { netTapeFloats } from '../src/schedule/net-pass.js';
 import { assertClose, compareEngines, randomArray, randomNWayBatch, thrown, withGpu } from './helpers.js';
 
 const IMAGE = { h: 8, w: 8, c: 1 };
@@ -45,6 +47,39 @@ for (const c of CASES) {
       await compareEngines(options, batch, c.atol, c.rtol);
     }));
 }
+
+test('conv net, a batch split into chunks of tasks (a small binding limit) matches the CPU engine: maml order 2 with an attacked evaluation', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(7, 4, 5, D, N, 12);
+    const options = { dim: D, model, innerLr: 0.1, outerLr: 0.02, order: 2, seed: 4 } as LearnerOptions;
+    // A binding that holds two tasks' tapes (order 2, one inner step: 2 primal sections of 5 rows): 7 tasks run in 4 chunks.
+    const tape = netTapeFloats(netModelLayout(model, D, 0)!, 5, 2).tape * 4;
+    process.env.METAGRAD_MAX_BINDING = String(2 * tape + 64);
+    let gpu;
+    try {
+      gpu = await createLearner({ ...options, backend: 'webgpu' });
+    } finally {
+      delete process.env.METAGRAD_MAX_BINDING;
+    }
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    // The limit binds the tape: one float less than a task's tape is refused, so 2 tapes' worth makes chunks of 2.
+    process.env.METAGRAD_MAX_BINDING = String(tape - 4);
+    const tooSmall = await createLearner({ ...options, backend: 'webgpu' });
+    delete process.env.METAGRAD_MAX_BINDING;
+    assert.instance(await thrown(() => tooSmall.step(batch)), LimitError);
+    tooSmall.destroy();
+    try {
+      for (let i = 0; i < 3; i++) { await gpu.step(batch); await cpu.step(batch); }
+      assertClose('θ after 3 steps in chunks', await gpu.getParams(), await cpu.getParams(), 1e-4, 1e-3);
+      const attack = { kind: 'fgsm' as const, epsilon: 0 };
+      const [g, c] = [await gpu.evaluate(batch, { steps: 1, attack }), await cpu.evaluate(batch, { steps: 1, attack })];
+      assertClose('clean task losses', g.taskLoss, c.taskLoss, 1e-4, 1e-3);
+      assertClose('ε = 0 attacked task losses', g.attacked!.taskLoss, c.attacked!.taskLoss, 1e-4, 1e-3);
+    } finally {
+      gpu.destroy();
+      cpu.destroy();
+    }
+  }));
 
 test('conv net under PGD on both backends: the attacked rows stay in the ε-ball and the scores agree (ties of the sign aside)', () =>
   withGpu(async () => {
