@@ -14,6 +14,14 @@
 //   relu_mask     out = src ⊙ [gate > 0] elementwise (inH·inW·C per row): the forward (src = gate = x),
 //                 R(y), δ and R(δ), all through the input's mask. src at outOff (its strides), gate at
 //                 argOff (as floats of the tape: argTaskStride), out at inOff
+//   context_join   CAML's input: out (inOff; rows of H·W positions × C channels) = the data channel
+//                  values (src at outOff, rows of H·W·split floats) then the context φ (at argOff, as
+//                  floats of the tape: C − split per task) at every position; srcZero: data channels 0
+//                  (the R pass, where only φ moves)
+//   context_sum    out (inOff, C − split floats per task) = Σ over rows and positions of the context
+//                  channels of src (outOff, rows of H·W·C): φ's gradient or its Hessian-vector entries
+//   context_split  out (inOff, rows of H·W·split floats) = the data channels of src (outOff, rows of
+//                  H·W·C): the input gradient an attack steps along
 // One invocation per output value (per input value for the scatters and the mask); `accumulate` adds.
 
 struct PoolParams {
@@ -23,6 +31,8 @@ struct PoolParams {
   inOff: u32, inTaskStride: u32,
   outOff: u32, outTaskStride: u32,
   argOff: u32, argTaskStride: u32,
+  split: u32,           // context passes: the data channels per position (the rest are φ)
+  srcZero: u32,         // context_join: data channels read as 0
   accumulate: u32,
   total: u32,
   gridX: u32,
@@ -136,4 +146,52 @@ fn relu_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
   var v = 0.0;
   if (gate > 0.0) { v = src; }
   store(inAt(image) + at, v);
+}
+
+@compute @workgroup_size(WG)
+fn context_join(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, lid);
+  if (i >= pp.total) { return; }
+  let at = i % inImage();
+  let image = i / inImage();
+  let t = image / pp.rows;
+  let r = image % pp.rows;
+  let c = at % pp.channels;
+  let q = at / pp.channels;
+  var v = 0.0;
+  if (c < pp.split) {
+    if (pp.srcZero == 0u) { v = tape[pp.outOff + t * pp.outTaskStride + (r * pp.inH * pp.inW + q) * pp.split + c]; }
+  } else {
+    v = tape[pp.argOff + t * pp.argTaskStride + c - pp.split];
+  }
+  store(inAt(image) + at, v);
+}
+
+@compute @workgroup_size(WG)
+fn context_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, lid);
+  if (i >= pp.total) { return; }
+  let contexts = pp.channels - pp.split;
+  let t = i / contexts;
+  let c = pp.split + i % contexts;
+  let m = pp.rows * pp.inH * pp.inW;
+  var acc = 0.0;
+  for (var j = 0u; j < m; j++) { acc += tape[pp.outOff + t * pp.outTaskStride + j * pp.channels + c]; }
+  let o = pp.inOff + t * pp.inTaskStride + i % contexts;
+  if (pp.accumulate != 0u) { tape[o] = tape[o] + acc; } else { tape[o] = acc; }
+}
+
+@compute @workgroup_size(WG)
+fn context_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, lid);
+  if (i >= pp.total) { return; }
+  let perRow = pp.inH * pp.inW * pp.split;
+  let image = i / perRow;
+  let at = i % perRow;
+  let t = image / pp.rows;
+  let r = image % pp.rows;
+  let q = at / pp.split;
+  let c = at % pp.split;
+  let v = tape[pp.outOff + t * pp.outTaskStride + (r * pp.inH * pp.inW + q) * pp.channels + c];
+  store(pp.inOff + t * pp.inTaskStride + r * perRow + at, v);
 }

@@ -34,6 +34,8 @@ const CASES: Array<{ name: string; options: Partial<LearnerOptions>; tasks?: num
   { name: 'meta-sgd order 1', options: { algorithm: 'meta-sgd', order: 1 }, atol: 2e-5, rtol: 1e-3 },
   { name: 'reptile', options: { algorithm: 'reptile', innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
   { name: 'amp', options: { algorithm: 'amp', models: 4, epsilon: 0.05, perturbSteps: 1 }, tasks: 4, atol: 2e-5, rtol: 1e-3 },
+  { name: 'caml order 2 (2 context channels)', options: { algorithm: 'caml', contextDim: 2, innerSteps: 2 }, atol: 2e-5, rtol: 1e-3 },
+  { name: 'caml order 1', options: { algorithm: 'caml', contextDim: 3, order: 1 }, atol: 2e-5, rtol: 1e-3 },
   { name: 'adml order 2 (ε = 0: no sign flips)', options: { algorithm: 'adml', order: 2, epsilon: 0 }, atol: 2e-5, rtol: 1e-3 },
 ];
 
@@ -120,11 +122,31 @@ test('a regression net (loss mse): the GPU engine matches the CPU engine, MAML o
     gpu.destroy();
   }));
 
-test('layer lists the GPU pass does not run (CAML context channels) are refused on WebGPU with the reason and run on the CPU under auto', async () => {
-  const e = await thrown(() => createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'webgpu' } as LearnerOptions));
+test('CAML over a conv net under PGD on both backends: the attack steps along the data channels only', () =>
+  withGpu(async () => {
+    const batch = randomNWayBatch(3, 3, 4, D, N, 8);
+    const options = { dim: D, model, algorithm: 'caml', contextDim: 2, innerLr: 0.5, backend: 'webgpu' } as LearnerOptions;
+    const gpu = await createLearner(options);
+    const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+    try {
+      const attack = { kind: 'fgsm' as const, epsilon: 0.05 };
+      const [g, c] = [await gpu.evaluate(batch, { steps: 2, attack }), await cpu.evaluate(batch, { steps: 2, attack })];
+      assertClose('clean task losses', g.taskLoss, c.taskLoss, 1e-4, 1e-3);
+      // FGSM's signs may differ where the input gradient is ~0; the attacked losses agree closely anyway.
+      assertClose('attacked task losses', g.attacked!.taskLoss, c.attacked!.taskLoss, 1e-3, 1e-2);
+      assert.ok(g.attacked!.loss > g.loss, 'the attack raises the loss');
+    } finally {
+      gpu.destroy();
+      cpu.destroy();
+    }
+  }));
+
+test('a layer list whose rows are not a multiple of 4 floats is refused on WebGPU with the reason and runs on the CPU under auto', async () => {
+  const odd = { kind: 'layers' as const, input: { h: 5, w: 5, c: 1 }, layers: [{ kind: 'conv2d', filters: 2, size: 3, stride: 2, padding: 1 }, { kind: 'meanpool' }, { kind: 'dense', units: 3 }] as LayerSpec[] };
+  const e = await thrown(() => createLearner({ dim: 25, model: odd, backend: 'webgpu' }));
   assert.instance(e, InvalidOptionError);
-  assert.match(e.message, /context channels/);
-  const auto = await createLearner({ dim: D, model, algorithm: 'caml', contextDim: 2, backend: 'auto' } as LearnerOptions);
+  assert.match(e.message, /not a multiple of 4/);
+  const auto = await createLearner({ dim: 25, model: odd, backend: 'auto' });
   assert.is(auto.backend.kind, 'cpu');
   assert.match(auto.backend.fallbackReason ?? '', /CPU backend only/);
   auto.destroy();

@@ -44,13 +44,28 @@ export class PoolKernel {
       { input: at.out, output: at.src, arg: at.gate }, shape.tasks * shape.rows * shape.features, accumulate, label);
   }
 
+  /**
+   * CAML's context channels of a layer list's input (image h × w with `channels` = data + context channels):
+   * 'join' writes out = [data | φ] per position from rows (h·w·data floats per row; zero with srcZero)
+   * and φ; 'sum' writes out[c] = Σ over rows and positions of src's context channel c; 'split' writes
+   * out = the data channels of src (rows of h·w·data floats).
+   */
+  context(pass: 'join' | 'sum' | 'split', buffers: { tape: GPUBuffer; arg: GPUBuffer }, shape: { tasks: number; rows: number }, image: { h: number; w: number; channels: number; data: number },
+    at: { out: TapeArray; src: TapeArray; phi?: TapeArray }, label: string, o: { srcZero?: boolean; accumulate?: boolean } = {}): BoundDispatch {
+    const positions = image.h * image.w;
+    const total = pass === 'join' ? shape.tasks * shape.rows * positions * image.channels
+      : pass === 'sum' ? shape.tasks * (image.channels - image.data) : shape.tasks * shape.rows * positions * image.data;
+    return this.record(`context_${pass}`, buffers, shape, { inH: image.h, inW: image.w, channels: image.channels, outH: 1, outW: 1 },
+      { input: at.out, output: at.src, arg: at.phi ?? { off: 0, taskStride: 0 } }, total, !!o.accumulate, label, { split: image.data, srcZero: o.srcZero ? 1 : 0 });
+  }
+
   private record(entry: string, buffers: { tape: GPUBuffer; arg: GPUBuffer }, shape: { tasks: number; rows: number }, dims: { inH: number; inW: number; channels: number; outH: number; outW: number },
-    at: PoolArrays, total: number, accumulate: boolean, label: string): BoundDispatch {
+    at: PoolArrays, total: number, accumulate: boolean, label: string, context = { split: 0, srcZero: 0 }): BoundDispatch {
     const grid = foldGrid(this.device, Math.ceil(total / WG), `PoolKernel.${label}`, this.options);
     const uniform = writeUniform(this.device, `PoolKernel.${label}.uniform`, SHADERS.pool, 'pp', {
       tasks: shape.tasks, rows: shape.rows, ...dims,
       inOff: at.input.off, inTaskStride: at.input.taskStride, outOff: at.output.off, outTaskStride: at.output.taskStride,
-      argOff: at.arg.off, argTaskStride: at.arg.taskStride,
+      argOff: at.arg.off, argTaskStride: at.arg.taskStride, ...context,
       accumulate: accumulate ? 1 : 0, total, gridX: grid.x, gridY: grid.y,
     });
     const group = bindGroup(this.device, `PoolKernel.${label}.group`, this.layout, [uniform, buffers.tape, buffers.arg]);

@@ -16,9 +16,11 @@
 // R-backward a layer's R(δ) (which reads the direction's weights) before its Hv (which may write them):
 // a gradient may be accumulated into the very vector it differentiates (AMP, order-1 inner steps) and the
 // direction of a Hessian-vector product may be the meta-gradient itself (order 2).
-// The loss: softmax cross-entropy, or squared error (the loss kernel's regression modes). Not here:
-// CAML's context channels, and rows whose length is not a multiple of 4 (createLearner refuses both on
-// the GPU: gpuUnsupportedReason).
+// The loss: softmax cross-entropy, or squared error (the loss kernel's regression modes). CAML's context
+// φ enters as extra input channels: the rows are copied to a scratch, φ beside them, and pool.wgsl's
+// context_join interleaves them per position; φ's gradient (and its Hessian-vector entries) is
+// context_sum of δ_0 (R(δ_0)); an attack's input gradient is context_split of δ_0. Not here: rows whose
+// length is not a multiple of 4 (createLearner refuses them on the GPU: gpuUnsupportedReason).
 import { features, type LayerLayout } from '../models/layers.js';
 import type { NetModelLayout } from '../models/model.js';
 import { Conv2dKernel, type TapeArray } from '../kernels/conv2d.js';
@@ -43,11 +45,15 @@ interface NetSection {
   /** Max-pool layers: their choices in buffers.extra; -1 elsewhere. */
   arg: number[];
   p: number;
+  /** CAML (context C > 0; else -1): the data rows (rows × D: copied in before the join, and an attack's
+   * input gradient after the split), φ (C floats) and Σ of the context channels' δ (C floats). */
+  rows: number;
+  phi: number;
+  contextSum: number;
 }
 
 /** Why a layer list cannot run on the GPU, or null when it can. */
 export function gpuUnsupportedReason(layout: NetModelLayout): string | null {
-  if (layout.context > 0) return "CAML's context channels have no GPU pass yet";
   if (layout.dim % 4 !== 0) return `the rows' ${layout.dim} features are not a multiple of 4 (the GPU's data rows are padded to vec4s)`;
   return null;
 }
@@ -60,7 +66,7 @@ function tapeLayout(layout: NetModelLayout, rows: number, sections: number) {
   let argOff = 0;
   const take = (n: number) => { const o = off; off += n; return o; };
   const section = (kind: 'primal' | 'r'): NetSection => {
-    const sec: NetSection = { acts: [], deltas: [], s: [], kappa: [], rho: [], normRelu: [], arg: [], p: 0 };
+    const sec: NetSection = { acts: [], deltas: [], s: [], kappa: [], rho: [], normRelu: [], arg: [], p: 0, rows: -1, phi: -1, contextSum: -1 };
     sec.acts[0] = take(rows * features(layout.net.input));
     sec.deltas[0] = take(rows * features(layout.net.input));
     for (let i = 0; i < L; i++) {
@@ -77,6 +83,11 @@ function tapeLayout(layout: NetModelLayout, rows: number, sections: number) {
       sec.arg[i] = l.spec.kind === 'maxpool' && kind === 'primal' ? (argOff += n) - n : -1;
     }
     sec.p = take(rows * layout.net.outputs);
+    if (layout.context > 0) {
+      sec.rows = take(rows * layout.dim);
+      sec.phi = take(layout.context);
+      sec.contextSum = take(layout.context);
+    }
     return sec;
   };
   const primal = Array.from({ length: sections }, () => section('primal'));
@@ -165,6 +176,41 @@ export class NetPass extends TaskPass<NetSection> {
     return sec.normRelu[i] >= 0 ? sec.normRelu[i] : sec.acts[i + 2];
   }
 
+  /** to[0 … n) = from[0 … n) per task (the vector kernel as a strided copy). */
+  private copy(from: Params, to: Params, n: number, what: string): BoundDispatch {
+    const same = from.buffer === to.buffer;
+    return this.vectorKernel.bind({ b0: from.buffer, b1: same ? dummyBuffer(this.device, 1) : to.buffer, b2: dummyBuffer(this.device, 2) }, {
+      tasks: this.tasks, lo: 0, hi: n, a: 1, b: 0, length: n,
+      x: { buf: 0, off: from.off, taskStride: from.taskStride }, y: { buf: 0, off: 0, taskStride: 0 }, out: { buf: same ? 0 : 1, off: to.off, taskStride: to.taskStride }, zeroOutside: false,
+    }, `${this.label}.${what}`);
+  }
+
+  /** CAML: φ of `phiFrom` into `into`'s φ slot, then `into`'s acts[0] = [rows of `sec` | φ] per position
+   * (dataZero: the data channels 0 — the R pass, where only φ moves). */
+  private joinContext(phiFrom: Params, rows: Rows, sec: NetSection, into: NetSection, dataZero: boolean, what: string): BoundDispatch[] {
+    const { context: C, dim: D, contextOffset } = this.layout;
+    const input = this.layout.net.input;
+    return [
+      this.copy({ ...phiFrom, off: phiFrom.off + contextOffset }, { buffer: this.buffers.tape, off: into.phi, taskStride: this.tapeFloats }, C, `${what}.phi`),
+      this.pool.context('join', this.poolBuffers(), { tasks: this.tasks, rows: rows.rows }, { h: input.h, w: input.w, channels: input.c, data: D / (input.h * input.w) },
+        { out: this.at(into.acts[0]), src: this.at(sec.rows), phi: this.at(into.phi) }, `${this.label}.${what}.join`, { srcZero: dataZero }),
+    ];
+  }
+
+  /** CAML: G[φ] (+)= scale·Σ over rows and positions of the context channels of the δ-like array at
+   * `deltaOff` (through `sum`'s context-sum slot). */
+  private contextInto(rows: Rows, deltaOff: number, sum: NetSection, G: Params, mode: 'write' | 'accumulate', scale: number, what: string): BoundDispatch[] {
+    const { context: C, dim: D, contextOffset } = this.layout;
+    const input = this.layout.net.input;
+    const Gphi: Params = { ...G, off: G.off + contextOffset };
+    const sumAt: Params = { buffer: this.buffers.tape, off: sum.contextSum, taskStride: this.tapeFloats };
+    return [
+      this.pool.context('sum', this.poolBuffers(), { tasks: this.tasks, rows: rows.rows }, { h: input.h, w: input.w, channels: input.c, data: D / (input.h * input.w) },
+        { out: this.at(sum.contextSum), src: this.at(deltaOff) }, `${this.label}.${what}.contextSum`),
+      this.vector(Gphi, mode === 'accumulate' ? 1 : 0, Gphi, [0, C], `${what}.context`, false, sumAt, scale),
+    ];
+  }
+
   // ---------------------------------------------------------------- passes
 
   /** Layers first … last−1 forward at P (acts[first] in place); first = 0 copies the rows in. */
@@ -173,11 +219,11 @@ export class NetPass extends TaskPass<NetSection> {
     const shape = { tasks: this.tasks, rows: rows.rows };
     const D = this.layout.dim;
     if (first === 0) {
-      // acts[0] = the rows (Dp = D: gpuUnsupportedReason).
-      out.push(this.vectorKernel.bind({ b0: rows.buffer, b1: this.buffers.tape, b2: dummyBuffer(this.device, 2) }, {
-        tasks: this.tasks, lo: 0, hi: rows.rows * D, a: 1, b: 0, length: rows.rows * D,
-        x: { buf: 0, off: rows.xOff, taskStride: rows.rows * this.Dp }, y: { buf: 0, off: 0, taskStride: 0 }, out: { buf: 1, off: sec.acts[0], taskStride: this.tapeFloats }, zeroOutside: false,
-      }, `${this.label}.${what}.rows`));
+      // acts[0] = the rows (Dp = D: gpuUnsupportedReason); with CAML's context, the rows go to their
+      // scratch and φ beside them, then the join interleaves them per position.
+      const C = this.layout.context;
+      out.push(this.copy({ buffer: rows.buffer, off: rows.xOff, taskStride: rows.rows * this.Dp }, { buffer: this.buffers.tape, off: C > 0 ? sec.rows : sec.acts[0], taskStride: this.tapeFloats }, rows.rows * D, `${what}.rows`));
+      if (C > 0) out.push(...this.joinContext(P, rows, sec, sec, false, what));
     }
     for (let i = first; i < last; i++) {
       const l = this.layers[i];
@@ -307,53 +353,68 @@ export class NetPass extends TaskPass<NetSection> {
 
   protected gradient(P: Params, rows: Rows, sec: NetSection, G: Params, mode: GradMode, scale: number, adapt: 'all' | 'context',
     stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch[] {
-    if (mode === 'from' || adapt === 'context') throw new Error(`NetPass.${what}: mode '${mode}', adapt '${adapt}' are not supported`);
-    const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what), ...this.backwardLayers(P, rows, sec, what, 1)];
+    if (mode === 'from') throw new Error(`NetPass.${what}: mode 'from' is not supported`);
+    const contextOnly = adapt === 'context';
+    const C = this.layout.context;
+    const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1 / rows.rows, stats, what), ...this.backwardLayers(P, rows, sec, what, C > 0 ? 0 : 1)];
+    // φ's entries (CAML's inner step takes them alone; the query gradient's φ entries seed CAML's
+    // order-2 backward, v = (g_W, g_φ), before the core drops them from the meta-gradient).
+    if (C > 0) out.push(...this.contextInto(rows, sec.deltas[0], sec, G, mode, scale, what));
+    if (contextOnly) return out;
     // Every δ is computed (reading P's weights) before any gradient is written (G may be P).
     for (const i of this.parameterised()) out.push(...this.layerGrad(rows, i, sec.acts[i], sec.deltas[i + 1], G, mode, scale, what));
     return out;
   }
 
   protected hvp(P: Params, dir: Params, rows: Rows, sec: NetSection, G: Params, scale: number, adapt: 'all' | 'context', what: string): BoundDispatch[] {
-    if (adapt === 'context') throw new Error(`NetPass.${what}: adapt 'context' is not supported`);
-    return this.rPasses(P, P, dir, rows, sec, sec, G, scale, what, 0);
+    return this.rPasses(P, P, dir, rows, sec, sec, G, scale, what, adapt === 'context' ? 'context' : 'all');
   }
 
   /**
-   * G += scale·H·dir by the R-operator over the tape of `sec` (primal: acts, δ, s, κ, argmax) — body
-   * activations from `body` below layer `first`, where R(acts) = 0 (ANIL's head-only direction: first = L − 1;
-   * else first = 0, where R(rows) = 0). Weights of P (the head's from `headP` at layer L − 1).
+   * G += scale·H·dir by the R-operator over the tape of `sec` (primal: acts, δ, s, κ, argmax), weights of
+   * P (the head's from `headP`). `how` says which entries of dir are not 0: 'all' (R(rows) = 0);
+   * 'head' (ANIL: R(acts) = 0 below the head, whose input is `body`'s activations); 'context' (CAML:
+   * only φ, so the weights do not move and R(acts[0]) is φ's channels; down to R(δ_0) for (Hv)_φ).
    */
-  private rPasses(P: Params, headP: Params, dir: Params, rows: Rows, body: NetSection, sec: NetSection, G: Params, scale: number, what: string, first: number): BoundDispatch[] {
+  private rPasses(P: Params, headP: Params, dir: Params, rows: Rows, body: NetSection, sec: NetSection, G: Params, scale: number, what: string, how: 'all' | 'head' | 'context'): BoundDispatch[] {
     const L = this.layers.length;
     const R = this.tape.r;
     const shape = { tasks: this.tasks, rows: rows.rows };
+    const first = how === 'head' ? L - 1 : 0;
+    const weightsMove = how !== 'context';
+    const rInput = how === 'context';
     const out: BoundDispatch[] = [];
     // Layer inputs: the body's activations (for the full product, body is sec).
     const actsOf = (i: number) => body.acts[i];
     const weightsAt = (i: number) => (i === L - 1 ? headP : P);
-    // R-forward from layer `first` (R(acts[first]) = 0).
+    // R(acts[i]) ≠ 0 above `first`, and at the input under CAML.
+    const rxAt = (i: number) => i > first || (i === 0 && rInput);
+    if (rInput) out.push(...this.joinContext(dir, rows, sec, R, true, `${what}.Rinput`));
+    // R-forward from layer `first`.
     for (let i = first; i < L; i++) {
       const l = this.layers[i];
       const w = `${what}.R${i}`;
       const Pw = weightsAt(i);
+      const withRX = rxAt(i);
       switch (l.spec.kind) {
         case 'dense': {
           const inF = features(l.input);
-          // R(Y) = R(X)·W + X·V + v_b (R(X) = 0 at `first`).
-          const withRX = i > first;
-          out.push(this.gemm(rows.buffer, {
-            M: rows.rows, N: l.output.c, K1: inF, A1: this.tapeRef(actsOf(i), inF), B1: this.denseW(dir, l), bias1: this.denseB(dir, l),
-            K2: withRX ? inF : 0, A2: withRX ? this.tapeRef(R.acts[i], inF) : undefined, B2: withRX ? this.denseW(Pw, l) : undefined,
-            mode: 'write', scale: 1, out: this.tapeRef(R.acts[i + 1], l.output.c),
-          }, w));
+          // R(Y) = R(X)·W + X·V + v_b.
+          const rx = { A: this.tapeRef(R.acts[i], inF), B: this.denseW(Pw, l) };
+          out.push(this.gemm(rows.buffer, weightsMove
+            ? {
+              M: rows.rows, N: l.output.c, K1: inF, A1: this.tapeRef(actsOf(i), inF), B1: this.denseW(dir, l), bias1: this.denseB(dir, l),
+              K2: withRX ? inF : 0, A2: withRX ? rx.A : undefined, B2: withRX ? rx.B : undefined,
+              mode: 'write', scale: 1, out: this.tapeRef(R.acts[i + 1], l.output.c),
+            }
+            : { M: rows.rows, N: l.output.c, K1: inF, A1: rx.A, B1: rx.B, mode: 'write', scale: 1, out: this.tapeRef(R.acts[i + 1], l.output.c) }, w));
           break;
         }
         case 'conv2d': {
           const conv = { tape: this.buffers.tape };
           const sh = { ...shape, layer: l };
-          out.push(this.conv.forward({ ...conv, params: dir.buffer }, sh, { ...this.convOptions(dir), x: this.at(actsOf(i)), y: this.at(R.acts[i + 1]) }, `${this.label}.${w}.V`));
-          if (i > first) out.push(this.conv.forward({ ...conv, params: Pw.buffer }, sh, { ...this.convOptions(Pw), accumulate: true, bias: false, x: this.at(R.acts[i]), y: this.at(R.acts[i + 1]) }, `${this.label}.${w}.RX`));
+          if (weightsMove) out.push(this.conv.forward({ ...conv, params: dir.buffer }, sh, { ...this.convOptions(dir), x: this.at(actsOf(i)), y: this.at(R.acts[i + 1]) }, `${this.label}.${w}.V`));
+          if (withRX) out.push(this.conv.forward({ ...conv, params: Pw.buffer }, sh, { ...this.convOptions(Pw), accumulate: weightsMove, bias: false, x: this.at(R.acts[i]), y: this.at(R.acts[i + 1]) }, `${this.label}.${w}.RX`));
           break;
         }
         case 'norm':
@@ -384,11 +445,12 @@ export class NetPass extends TaskPass<NetSection> {
     for (let i = L - 1; i >= 0; i--) {
       const l = this.layers[i];
       const w = `${what}.Rback${i}`;
-      const moving = i >= first;        // the direction has this layer's weights; R(acts[i]) ≠ 0 above `first`
-      const withRX = i > first;
+      const rActive = i >= first;                // the R-forward ran here
+      const moving = weightsMove && rActive;     // the direction has this layer's weights
+      const withRX = rxAt(i);
       const Pw = weightsAt(i);
       const shape2 = { ...shape, layer: l };
-      if (i > 0) {
+      if (i > 0 || rInput) {
         switch (l.spec.kind) {
           case 'dense': {
             const inF = features(l.input);
@@ -404,7 +466,7 @@ export class NetPass extends TaskPass<NetSection> {
             if (moving) out.push(this.conv.inputGrad({ tape: this.buffers.tape, params: dir.buffer }, shape2, { ...this.convOptions(dir), accumulate: true, dy: this.at(sec.deltas[i + 1]), dx: this.at(R.deltas[i]) }, `${this.label}.${w}.dV`));
             break;
           case 'norm':
-            out.push(moving
+            out.push(rActive
               ? this.norm(rows, l, { mode: 'r-backward', inOff: R.deltas[i + 1], outOff: R.deltas[i], nOff: sec.acts[i + 1], sOff: sec.s[i], kappaOff: sec.kappa[i], rhoOff: R.rho[i], deltaOff: sec.deltas[i], rnOff: R.acts[i + 1] }, w)
               // Below the head: R(n) = ρ = τ = 0, R(δ) = J R(g) — the plain backward (its κ into the R section's unused ρ).
               : this.norm(rows, l, { mode: 'backward', inOff: R.deltas[i + 1], outOff: R.deltas[i], nOff: body.acts[i + 1], sOff: body.s[i], kappaOff: R.rho[i] }, w));
@@ -413,7 +475,7 @@ export class NetPass extends TaskPass<NetSection> {
             out.push(this.pool.mask(this.poolBuffers(), { ...shape, features: features(l.input) }, { src: this.at(R.deltas[i + 1]), gate: this.at(actsOf(i)), out: this.at(R.deltas[i]) }, `${this.label}.${w}`));
             break;
           case 'maxpool':
-            out.push(this.pool.bind('max_scatter', this.poolBuffers(), l, shape, { input: this.at(R.deltas[i]), output: this.at(R.deltas[i + 1]), arg: this.argAt((moving ? sec : body).arg[i]) }, `${this.label}.${w}`));
+            out.push(this.pool.bind('max_scatter', this.poolBuffers(), l, shape, { input: this.at(R.deltas[i]), output: this.at(R.deltas[i + 1]), arg: this.argAt((rActive ? sec : body).arg[i]) }, `${this.label}.${w}`));
             break;
           case 'meanpool':
             out.push(this.pool.bind('mean_spread', this.poolBuffers(), l, shape, { input: this.at(R.deltas[i]), output: this.at(R.deltas[i + 1]), arg: this.argAt(0) }, `${this.label}.${w}`));
@@ -422,9 +484,11 @@ export class NetPass extends TaskPass<NetSection> {
             break;
         }
       }
-      // (Hv) of this layer: Xᵀ R(δ) (+ R(X)ᵀ δ above `first`); bias Σ R(δ).
+      // (Hv) of this layer: Xᵀ R(δ) (+ R(X)ᵀ δ where R(X) ≠ 0); bias Σ R(δ).
       if (l.count > 0) out.push(...this.layerGrad(rows, i, actsOf(i), R.deltas[i + 1], G, 'accumulate', scale, w, withRX ? { inputs: R.acts[i], delta: sec.deltas[i + 1] } : undefined));
     }
+    // CAML: (Hv)_φ = Σ over rows and positions of R(δ_0)'s context channels; last, since G may be dir.
+    if (rInput) out.push(...this.contextInto(rows, R.deltas[0], R, G, 'accumulate', scale, `${what}.Hvctx`));
     return out;
   }
 
@@ -445,7 +509,7 @@ export class NetPass extends TaskPass<NetSection> {
   }
 
   protected headHvp(theta: Params, point: Params, dir: Params, rows: Rows, body: NetSection, head: NetSection, G: Params, scale: number, what: string): BoundDispatch[] {
-    return this.rPasses(theta, point, dir, rows, body, head, G, scale, what, this.layers.length - 1);
+    return this.rPasses(theta, point, dir, rows, body, head, G, scale, what, 'head');
   }
 
   protected headRange(): [number, number] {
@@ -458,10 +522,17 @@ export class NetPass extends TaskPass<NetSection> {
   }
 
   protected inputGradient(P: Params, rows: Rows, sec: NetSection, what: string): BoundDispatch[] {
-    return [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1, null, what), ...this.backwardLayers(P, rows, sec, what, 0)];
+    const out = [...this.forward(P, rows, sec, what), this.loss(rows, sec, 1, null, what), ...this.backwardLayers(P, rows, sec, what, 0)];
+    if (this.layout.context > 0) {
+      // The data channels of δ_0, as rows of D floats (the context channels are not inputs to attack).
+      const input = this.layout.net.input;
+      out.push(this.pool.context('split', this.poolBuffers(), { tasks: this.tasks, rows: rows.rows }, { h: input.h, w: input.w, channels: input.c, data: this.layout.dim / (input.h * input.w) },
+        { out: this.at(sec.rows), src: this.at(sec.deltas[0]) }, `${this.label}.${what}.split`));
+    }
+    return out;
   }
 
   protected inputGradAt(sec: NetSection): { off: number; rowStride: number } {
-    return { off: sec.deltas[0], rowStride: this.layout.dim };
+    return { off: this.layout.context > 0 ? sec.rows : sec.deltas[0], rowStride: this.layout.dim };
   }
 }
