@@ -57,6 +57,12 @@ fn store(i: u32, v: f32) {
 fn inImage() -> u32 { return pp.inH * pp.inW * pp.channels; }
 fn outImage() -> u32 { return pp.outH * pp.outW * pp.channels; }
 
+/** Invocation i over `per` values per image: (task t, row r, the value's index in the image). */
+fn imageOf(i: u32, per: u32) -> vec3<u32> {
+  let image = i / per;
+  return vec3<u32>(image / pp.rows, image % pp.rows, i % per);
+}
+
 /** First float (or u32 of arg) of image `image` = t·rows + r on each side. */
 fn inAt(image: u32) -> u32 { return pp.inOff + (image / pp.rows) * pp.inTaskStride + (image % pp.rows) * inImage(); }
 fn outAt(image: u32) -> u32 { return pp.outOff + (image / pp.rows) * pp.outTaskStride + (image % pp.rows) * outImage(); }
@@ -137,10 +143,11 @@ fn mean_spread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 fn relu_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
-  let at = i % inImage();
+  let p = imageOf(i, inImage());
+  let t = p.x;
+  let r = p.y;
+  let at = p.z;
   let image = i / inImage();
-  let t = image / pp.rows;
-  let r = image % pp.rows;
   let src = tape[pp.outOff + t * pp.outTaskStride + r * inImage() + at];
   let gate = tape[pp.argOff + t * pp.argTaskStride + r * inImage() + at];
   var v = 0.0;
@@ -152,10 +159,11 @@ fn relu_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 fn context_join(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
-  let at = i % inImage();
+  let p = imageOf(i, inImage());
+  let t = p.x;
+  let r = p.y;
+  let at = p.z;
   let image = i / inImage();
-  let t = image / pp.rows;
-  let r = image % pp.rows;
   let c = at % pp.channels;
   let q = at / pp.channels;
   var v = 0.0;
@@ -186,10 +194,10 @@ fn context_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   let i = invocation(wid, lid);
   if (i >= pp.total) { return; }
   let perRow = pp.inH * pp.inW * pp.split;
-  let image = i / perRow;
-  let at = i % perRow;
-  let t = image / pp.rows;
-  let r = image % pp.rows;
+  let p = imageOf(i, perRow);
+  let t = p.x;
+  let r = p.y;
+  let at = p.z;
   let q = at / pp.split;
   let c = at % pp.split;
   let v = tape[pp.outOff + t * pp.outTaskStride + (r * pp.inH * pp.inW + q) * pp.channels + c];
