@@ -9,7 +9,8 @@
 // Every array lives in the tape: a rows × units array of task t at off + t·tapeTaskStride (element (r, j)
 // at + r·units + j), a per-unit array (s, κ, ρ) at off + t·tapeTaskStride + j. `in` (z, g, R(z), R(g)) and
 // `out` (n, δ, R(n), R(δ)) may be the same array: each element is read before the same invocation writes it.
-// Thread mapping: one invocation per (task, unit), looping over the rows (≤ 256); at a fixed row consecutive
+// Thread mapping: one invocation per (task, unit), looping over the rows (an MLP set's rows; a conv layer's
+// rows × positions, thousands); at a fixed row consecutive
 // invocations read consecutive units (coalesced). No workgroup memory, no barriers. A workgroup covers
 // WG units of one task (`blocks` workgroups per task); the grid is folded into x/y/z by the host.
 
