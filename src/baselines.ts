@@ -6,7 +6,7 @@ import { meanWithInterval } from './stats.js';
 import type { AttackOptions, CheckedBatch, MeanWithInterval, ResolvedLearnerOptions } from './types.js';
 import { resolveEvaluateOptions } from './validate.js';
 import { mlpLayout, type ModelSpec } from './models/mlp.js';
-import { modelInit, netModelLayout, type ModelLayout } from './models/model.js';
+import { layoutOfModel, modelInit, type ModelLayout } from './models/model.js';
 import { mlpBodyFeatures, mlpLossGrad, type Floats, type MlpRows } from './cpu/mlp.js';
 import { taskModelFor } from './cpu/task-model.js';
 import { netWorkspace } from './cpu/net/fast.js';
@@ -169,10 +169,9 @@ export function pretrainModel(set: LabelledSet, model: ModelSpec, o: Omit<Pretra
 
 /** The layout of a model spec on rows of `dim` features (no context). */
 function modelLayoutOf(model: ModelSpec, dim: number): ModelLayout {
-  if (model.kind === 'mlp') return mlpLayout(dim, model.hidden, model.classes, 0, model.norm === 'task');
-  const net = netModelLayout(model, dim, 0);
-  if (!net) throw new InvalidOptionError('The transfer baseline needs a network, not the logistic unit.', 'Leave it out for the logistic model.');
-  return net;
+  const layout = layoutOfModel(model, dim);
+  if (!layout) throw new InvalidOptionError('The transfer baseline needs a network, not the logistic unit.', 'Leave it out for the logistic model.');
+  return layout;
 }
 
 /** The body's output (what the head sees) for `rows` rows of x from xOff (stride layout.dim): for the

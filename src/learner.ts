@@ -5,7 +5,6 @@ import { adapterFromEnv, isNode } from './gpu/node-env.js';
 import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
-import { mlpInit, type MlpLayout } from './models/mlp.js';
 import { describeLayout, modelInit, modelLayoutOf, modelCount, type ModelLayout } from './models/model.js';
 import { gpuUnsupportedReason } from './schedule/net-pass.js';
 import { CpuEngine } from './schedule/cpu-engine.js';

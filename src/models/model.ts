@@ -61,11 +61,16 @@ export function netModelLayout(model: ModelSpec, dim: number, context: number): 
   };
 }
 
+/** The layout of a model spec on rows of `dim` features with `context` context inputs, or null for
+ * the logistic unit. */
+export function layoutOfModel(model: ModelSpec, dim: number, context = 0): ModelLayout | null {
+  if (model.kind === 'mlp') return mlpLayout(dim, model.hidden, model.classes, context, model.norm === 'task');
+  return netModelLayout(model, dim, context);
+}
+
 /** The layout of a learner's model (CAML adds its context), or null for the logistic unit. */
 export function modelLayoutOf(o: ResolvedLearnerOptions): ModelLayout | null {
-  const context = capabilitiesOf(o).context(o);
-  if (o.model.kind === 'mlp') return mlpLayout(o.dim, o.model.hidden, o.model.classes, context, o.model.norm === 'task');
-  return netModelLayout(o.model, o.dim, context);
+  return layoutOfModel(o.model, o.dim, capabilitiesOf(o).context(o));
 }
 
 /** He-normal weights (dense: N(0, 2/fan-in); conv: fan-in k²·C_in), zero biases, φ = 0, from the seed

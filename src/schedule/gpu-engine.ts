@@ -27,8 +27,7 @@ import type { SampleShape } from '../cpu/sample-tasks.js';
 import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, modelTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
 import { FiniteCheckKernel } from '../kernels/finite-check.js';
-import { modelLayoutOf, modelCount } from '../models/model.js';
-import type { ModelLayout } from '../models/model.js';
+import { modelLayoutOf, modelCount, type ModelLayout } from '../models/model.js';
 import { NetPass, gpuUnsupportedReason, netTapeFloats } from './net-pass.js';
 import { MlpPass, mlpPassScratchFloats, mlpTapeFloats, type Rows } from './mlp-pass.js';
 import { TASK_BLOCK } from '../kernels/meta-update.js';
@@ -268,14 +267,15 @@ export class GpuEngine implements Engine {
     const V = this.mlp!.vector;
     const amp = perturbOf(o) !== null;
     const order2 = o.order === 2;
+    const tape = this.tapeFloats(batch, order2 ? innerSteps + 1 : 1);
     return {
       adapted: this.sets * V,
       metaGrad: this.sets * this.gradVector,
       // θ'⁽ˢ⁾ (+Δ) of each inner step: AMP's perturbed points, and order 2's points for s ≥ 1.
       points: amp || order2 ? innerSteps * V : 1,
-      tape: this.tapeFloats(batch, order2 ? innerSteps + 1 : 1).tape,
+      tape: tape.tape,
       // A layer list's max-pool choices (u32s).
-      poolChoices: this.tapeFloats(batch, order2 ? innerSteps + 1 : 1).arg,
+      poolChoices: tape.arg,
       // Meta-SGD: Σ g_s (and order 2's α ⊙ v) per task.
       scratch: Math.max(1, mlpPassScratchFloats(this.mlp!, { innerSteps, order: o.order, stepSizes: this.stepSizes, head: capabilitiesOf(o).adapt === 'head' })),
     };

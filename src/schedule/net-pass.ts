@@ -176,22 +176,13 @@ export class NetPass extends TaskPass<NetSection> {
     return sec.normRelu[i] >= 0 ? sec.normRelu[i] : sec.acts[i + 2];
   }
 
-  /** to[0 … n) = from[0 … n) per task (the vector kernel as a strided copy). */
-  private copy(from: Params, to: Params, n: number, what: string): BoundDispatch {
-    const same = from.buffer === to.buffer;
-    return this.vectorKernel.bind({ b0: from.buffer, b1: same ? dummyBuffer(this.device, 1) : to.buffer, b2: dummyBuffer(this.device, 2) }, {
-      tasks: this.tasks, lo: 0, hi: n, a: 1, b: 0, length: n,
-      x: { buf: 0, off: from.off, taskStride: from.taskStride }, y: { buf: 0, off: 0, taskStride: 0 }, out: { buf: same ? 0 : 1, off: to.off, taskStride: to.taskStride }, zeroOutside: false,
-    }, `${this.label}.${what}`);
-  }
-
   /** CAML: φ of `phiFrom` into `into`'s φ slot, then `into`'s acts[0] = [rows of `sec` | φ] per position
    * (dataZero: the data channels 0 — the R pass, where only φ moves). */
   private joinContext(phiFrom: Params, rows: Rows, sec: NetSection, into: NetSection, dataZero: boolean, what: string): BoundDispatch[] {
     const { context: C, dim: D, contextOffset } = this.layout;
     const input = this.layout.net.input;
     return [
-      this.copy({ ...phiFrom, off: phiFrom.off + contextOffset }, { buffer: this.buffers.tape, off: into.phi, taskStride: this.tapeFloats }, C, `${what}.phi`),
+      this.vector({ ...phiFrom, off: phiFrom.off + contextOffset }, 1, { buffer: this.buffers.tape, off: into.phi, taskStride: this.tapeFloats }, [0, C], `${what}.phi`),
       this.pool.context('join', this.poolBuffers(), { tasks: this.tasks, rows: rows.rows }, { h: input.h, w: input.w, channels: input.c, data: D / (input.h * input.w) },
         { out: this.at(into.acts[0]), src: this.at(sec.rows), phi: this.at(into.phi) }, `${this.label}.${what}.join`, { srcZero: dataZero }),
     ];
@@ -222,7 +213,7 @@ export class NetPass extends TaskPass<NetSection> {
       // acts[0] = the rows (Dp = D: gpuUnsupportedReason); with CAML's context, the rows go to their
       // scratch and φ beside them, then the join interleaves them per position.
       const C = this.layout.context;
-      out.push(this.copy({ buffer: rows.buffer, off: rows.xOff, taskStride: rows.rows * this.Dp }, { buffer: this.buffers.tape, off: C > 0 ? sec.rows : sec.acts[0], taskStride: this.tapeFloats }, rows.rows * D, `${what}.rows`));
+      out.push(this.vector({ buffer: rows.buffer, off: rows.xOff, taskStride: rows.rows * this.Dp }, 1, { buffer: this.buffers.tape, off: C > 0 ? sec.rows : sec.acts[0], taskStride: this.tapeFloats }, [0, rows.rows * D], `${what}.rows`));
       if (C > 0) out.push(...this.joinContext(P, rows, sec, sec, false, what));
     }
     for (let i = first; i < last; i++) {

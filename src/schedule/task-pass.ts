@@ -204,7 +204,9 @@ export abstract class TaskPass<Sec> {
     const os = operand(out);
     const b3 = [0, 1, 2].map((i) => bufs[i] ?? dummyBuffer(this.device, i));
     return this.vectorKernel.bind({ b0: b3[0], b1: b3[1], b2: b3[2] }, {
-      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: useY ? b : 0, y: ys, z: zs, out: os, zeroOutside, length: this.V,
+      tasks: this.tasks, lo: range[0], hi: range[1], a, x: xs, b: useY ? b : 0, y: ys, z: zs, out: os, zeroOutside,
+      // A per-task vector's length (what zeroOutside clears); a longer range (rows copied into the tape) is its own.
+      length: Math.max(this.V, range[1]),
     }, `${this.label}.${what}`);
   }
 

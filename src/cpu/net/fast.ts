@@ -118,7 +118,6 @@ function im2col(l: LayerLayout, X: Float64Array, rows: number, cols: Float64Arra
   const { size: k, stride: s, padding: p } = l.spec;
   const { h: H, w: W, c: C } = l.input;
   const { h: Ho, w: Wo } = l.output;
-  const K = k * k * C;
   let o = 0;
   for (let r = 0; r < rows; r++) {
     const base = r * H * W * C;
@@ -139,7 +138,6 @@ function im2col(l: LayerLayout, X: Float64Array, rows: number, cols: Float64Arra
       }
     }
   }
-  void K;
 }
 
 /** dX = 0, then the taps of dcols scattered back (the transpose of im2col). */
@@ -193,7 +191,6 @@ export class NetTape {
   /** Σ over rows of the metric: hits (softmax-ce) or squared errors (mse). */
   metricSum = 0;
   constructor(net: NetModelLayout['net'], readonly rows: number) {
-    const L = net.layers.length;
     this.acts = [new Float64Array(rows * size(net.input)), ...net.layers.map((l) => new Float64Array(rows * size(l.output)))];
     this.deltas = this.acts.map((a) => new Float64Array(a.length));
     this.cols = net.layers.map((l) => new Float64Array(l.spec.kind === 'conv2d' ? rows * size(l.output) / l.output.c * l.spec.size ** 2 * l.input.c : 0));
@@ -201,7 +198,6 @@ export class NetTape {
     this.sd = net.layers.map((l) => new Float64Array(l.spec.kind === 'norm' ? l.input.c : 0));
     this.kappa = net.layers.map((l) => new Float64Array(l.spec.kind === 'norm' ? l.input.c : 0));
     this.prob = new Float64Array(rows * net.outputs);
-    void L;
   }
 }
 
