@@ -15,7 +15,7 @@ xz -T2 -c "$(command -v node)" > .gpu/node.xz
 tmp=$(mktemp -d)
 mkdir -p "$tmp/node_modules"
 # pngjs (metagrad/node); uvu and its dependencies; webgpu with only the linux-x64 binary, and its runtime dependency (debug → ms).
-cp -r node_modules/pngjs node_modules/uvu node_modules/kleur node_modules/dequal node_modules/diff node_modules/sade node_modules/mri node_modules/debug node_modules/ms node_modules/ffi-rs "$tmp/node_modules/"
+cp -r node_modules/pngjs node_modules/wabt node_modules/uvu node_modules/kleur node_modules/dequal node_modules/diff node_modules/sade node_modules/mri node_modules/debug node_modules/ms node_modules/ffi-rs "$tmp/node_modules/"
 mkdir -p "$tmp/node_modules/@yuuang" && cp -r node_modules/@yuuang/ffi-rs-linux-x64-gnu "$tmp/node_modules/@yuuang/"
 mkdir -p "$tmp/node_modules/webgpu/dist"
 cp -r node_modules/webgpu/package.json node_modules/webgpu/index.js node_modules/webgpu/build "$tmp/node_modules/webgpu/"

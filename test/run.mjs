@@ -22,7 +22,7 @@ if (!noBuild) await build({
   entryPoints: files.map((f) => `test/${f}`),
   outdir,
   outExtension: { '.js': '.mjs' },
-  external: [...esbuildOptions.external, 'uvu', 'uvu/assert', 'puppeteer-core', 'esbuild'],
+  external: [...esbuildOptions.external, 'uvu', 'uvu/assert', 'puppeteer-core', 'esbuild', 'wabt'],
 });
 
 // The CPU backend's worker threads load cpu-worker.js from beside the bundle that starts them.

@@ -14,6 +14,7 @@ import { joinRows } from '../cpu/join-rows.js';
 import type { AttackParams } from '../cpu/fgsm.js';
 import type { CamlParams } from '../cpu/caml-task.js';
 import type { TaskParams } from '../cpu/maml-task.js';
+import { cpuSimdActive } from '../cpu/wasm/gemm.js';
 import { acquirePool, isShared, releasePool, SharedArena, type WorkerPool } from '../cpu/pool.js';
 import { isNode } from '../gpu/node-env.js';
 
@@ -37,10 +38,12 @@ interface PlanState {
 }
 
 export class CpuEngine implements Engine {
-  // Worker threads exist in Node only; a browser page runs the CPU backend on its own thread.
+  // Worker threads exist in Node only; a browser page runs the CPU backend on its own thread. The conv
+  // nets' GEMMs run as WebAssembly SIMD where the engine has it (the same bits as without).
   readonly info: BackendInfo = {
     kind: 'cpu', software: true,
-    adapter: isNode() ? 'cpu (TypeScript; worker threads for large batches)' : 'cpu (TypeScript, on the page\'s thread)',
+    adapter: (isNode() ? 'cpu (TypeScript; worker threads for large batches' : 'cpu (TypeScript, on the page\'s thread')
+      + (cpuSimdActive() ? '; WebAssembly SIMD GEMMs)' : ')'),
   };
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
