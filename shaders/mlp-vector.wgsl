@@ -1,7 +1,8 @@
 // Elementwise per-task vector ops (docs/neural-models.md "mlp-vector"; CPU twin: vectorOp in
 // src/cpu/mlp-kernels.ts): out(t, i) = a·X(t, i) + b·Y(t, i) — or, with a Z operand (USE_Z),
 // a·X(t, i) + b·Y(t, i)·Z(t, i) — for lo ≤ i < hi, t < tasks, where an operand (buf, off, taskStride)
-// is element b{buf}[off + t·taskStride + i] (buf: a pipeline constant). X is not read when a = 0, Y and
+// is element b{buf}[off + t·taskStride + i] (buf: a pipeline constant), or with rowLen > 0 element
+// b{buf}[off + t·taskStride + ⌊i/rowLen⌋·rowStride + i mod rowLen] (the data's padded rows gathered). X is not read when a = 0, Y and
 // Z not when b = 0 (so they may hold anything). out may be X (in-place accumulation). With
 // zeroOutside, out(t, i) = 0 for the other i < length; else they are untouched.
 // Copies θ into each task's θ', scales or masks a direction to the adapted indices, zeroes φ; with
@@ -9,7 +10,12 @@
 // Thread mapping: one invocation per element; workgroup (x-block, task) linearised as
 // block + blocks·t and folded into x/y/z by the host. Consecutive invocations touch consecutive floats.
 
-struct Vec { off: u32, taskStride: u32 }
+struct Vec { off: u32, taskStride: u32, rowLen: u32, rowStride: u32 }
+
+fn at(v: Vec, t: u32, i: u32) -> u32 {
+  if (v.rowLen == 0u) { return v.off + t * v.taskStride + i; }
+  return v.off + t * v.taskStride + (i / v.rowLen) * v.rowStride + i % v.rowLen;
+}
 
 struct VectorParams {
   tasks: u32,
@@ -69,12 +75,12 @@ fn vector_op(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
   if (i >= vp.end) { return; }
   var v = 0.0;
   if (i >= vp.lo && i < vp.hi) {
-    if (USE_X) { v = vp.a * load(X_BUF, vp.x.off + t * vp.x.taskStride + i); }
+    if (USE_X) { v = vp.a * load(X_BUF, at(vp.x, t, i)); }
     if (USE_Y) {
-      var term = load(Y_BUF, vp.y.off + t * vp.y.taskStride + i);
-      if (USE_Z) { term *= load(Z_BUF, vp.z.off + t * vp.z.taskStride + i); }
+      var term = load(Y_BUF, at(vp.y, t, i));
+      if (USE_Z) { term *= load(Z_BUF, at(vp.z, t, i)); }
       v += vp.b * term;
     }
   }
-  store(OUT_BUF, vp.dst.off + t * vp.dst.taskStride + i, v);
+  store(OUT_BUF, at(vp.dst, t, i), v);
 }

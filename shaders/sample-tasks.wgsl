@@ -17,6 +17,11 @@
 //              i is label i mod N, image shot ⌊i/N⌋; query row i: label i mod N, shot K + ⌊i/N⌋; x =
 //              the 28×28 image turned clockwise by rotation·90°, / 255 (no bias feature). Images buffer:
 //              [32-word header | train pool: first image (P), image count (P) | test pool: same | pixels].
+//   4 sinusoid (src/tasks/sinusoid.ts) A = (ampLo + randomBelow(seed, stream, 0, ampCount))·2⁻¹², phase
+//              index p = phaseLo + randomBelow(seed, stream, 1, phaseCount); row r: x index
+//              i = xLo + randomBelow(seed + 1, stream, r, xCount), x = i·2⁻¹², y = A·table[i − p −
+//              tableLo], the sine table (float32 bits) in the images buffer. Every value but y is exact;
+//              y is one float32 product, so the CPU twin gets the same bits (no GPU sin, no FMA).
 // Data is written as floats (not vec4): the labels of neighbouring tasks share vec4s, and a partial
 // vec4 write from two workgroups would race.
 
@@ -46,7 +51,13 @@ struct SampleParams {
   poolOff: u32,        // omniglot: word offset of the split's first-image list (counts follow, poolCount on)
   poolCount: u32,      // omniglot: characters in the split's pool
   pixelBase: u32,      // omniglot: word offset of the pixels
-  _pad1: u32,
+  sinAmpLo: i32,       // sinusoid: grid indices (value = index·2⁻¹²) and counts
+  sinAmpCount: u32,
+  sinPhaseLo: i32,
+  sinPhaseCount: u32,
+  sinXLo: i32,
+  sinXCount: u32,
+  sinTableLo: i32,     // sinusoid: grid index of table[0]
 }
 
 @group(0) @binding(0) var<uniform> sp: SampleParams;
@@ -143,6 +154,22 @@ fn sampleOmniglot(t: u32, lid: u32, stream: u32) {
   }
 }
 
+const SIN_STEP: f32 = 1.0 / 4096.0;   // 2⁻¹², SINUSOID_GRID_BITS of src/tasks/sinusoid.ts
+
+fn sampleSinusoid(t: u32, lid: u32, stream: u32) {
+  let amplitude = f32(sp.sinAmpLo + i32(randomBelow(sp.seed, stream, 0u, sp.sinAmpCount))) * SIN_STEP;
+  let phase = sp.sinPhaseLo + i32(randomBelow(sp.seed, stream, 1u, sp.sinPhaseCount));
+  for (var r = lid; r < sp.supportRows + sp.queryRows; r += WG_SAMPLE) {
+    let at = rowAt(t, r);
+    let ix = sp.sinXLo + i32(randomBelow(sp.seed + 1u, stream, r, sp.sinXCount));
+    data[at.xOff] = f32(ix) * SIN_STEP;
+    for (var d = 1u; d < sp.dimPadded; d++) { data[at.xOff + d] = 0.0; }
+    let y = amplitude * bitcast<f32>(images[u32(ix - phase - sp.sinTableLo)]);
+    data[at.yAt] = y;
+    advLabels[at.yAt] = y;
+  }
+}
+
 @compute @workgroup_size(WG_SAMPLE)
 fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wid.y * sp.groupsPerRow + wid.x;
@@ -151,6 +178,10 @@ fn sample_tasks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let stream = pcgHash(pcgHash(iteration ^ sp.splitKey) ^ (sp.taskBase + t));
   if (sp.kind == 3u) {
     sampleOmniglot(t, lid, stream);
+    return;
+  }
+  if (sp.kind == 4u) {
+    sampleSinusoid(t, lid, stream);
     return;
   }
   let Ks = sp.supportRows;

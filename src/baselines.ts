@@ -123,6 +123,7 @@ export function pretrainMlp(set: LabelledSet, o: PretrainOptions): Pretrained {
 
 /** The model spec with `classes` outputs (the head is the part that changes). */
 function withClasses(model: ModelSpec, classes: number): ModelSpec {
+  if (model.kind === 'mlp' && model.loss === 'mse') throw new InvalidOptionError('The transfer baseline pretrains a classifier; this mlp model is a regressor (loss mse).', 'Leave the transfer baseline out for regression models.');
   if (model.kind === 'mlp' || model.kind === 'conv4') return { ...model, classes };
   if (model.kind === 'layers') {
     const layers = model.layers.slice();

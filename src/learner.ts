@@ -6,7 +6,6 @@ import { initialParams } from './rng.js';
 import { capabilitiesOf } from './algorithms/index.js';
 import type { Capabilities } from './algorithms/common.js';
 import { describeLayout, modelInit, modelLayoutOf, modelCount, type ModelLayout } from './models/model.js';
-import { gpuUnsupportedReason } from './schedule/net-pass.js';
 import { CpuEngine } from './schedule/cpu-engine.js';
 import type { Engine, EvaluateOutput, NonFiniteCounts, StepReadback } from './schedule/engine.js';
 import { GpuEngine } from './schedule/gpu-engine.js';
@@ -636,18 +635,6 @@ export async function createLearner(options: CreateLearnerOptions): Promise<Lear
     throw new InvalidOptionError("A device was passed with backend: 'cpu'.", "Leave device out for the CPU backend, or use backend: 'webgpu' (or 'auto') with it.");
   }
   const theta = initialInternalParams(resolved);
-  // A layer list runs on the GPU unless its model needs what the GPU pass lacks (CAML's context
-  // channels, MSE, rows not a multiple of 4 floats): then on the CPU backend, and WebGPU is refused.
-  const layout = modelLayoutOf(resolved);
-  const gpuBlock = layout?.kind === 'net' ? gpuUnsupportedReason(layout) : null;
-  if (gpuBlock && (resolved.backend === 'webgpu' || device !== undefined)) {
-    throw new InvalidOptionError(`This ${resolved.model.kind} model runs on the CPU backend only: ${gpuBlock}.`,
-      "Use backend: 'cpu' or 'auto' with it.");
-  }
-  if (gpuBlock && resolved.backend === 'auto') {
-    const engine = new CpuEngine(resolved, theta);
-    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: `this ${resolved.model.kind} model runs on the CPU backend only: ${gpuBlock}` });
-  }
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);

@@ -9,6 +9,7 @@ import { modelLayoutOf, netModelLayout } from './models/model.js';
 import { COMMON_DEFAULTS } from './algorithms/common.js';
 import { classRange, omniglotPool, sourceDim, type TaskSource } from './tasks/source.js';
 import { missingClasses } from './tasks/idx.js';
+import { sinusoidGrid, sinusoidQueries, type SinusoidSource } from './tasks/sinusoid.js';
 import type { AttackParams } from './cpu/fgsm.js';
 
 /** Rows per task set that the kernels hold in workgroup memory (MAX_ROWS in logistic-common.wgsl). */
@@ -156,15 +157,21 @@ export function checkModel(model: unknown): ModelSpec {
   }
   if (m.kind === 'conv4' || m.kind === 'layers') return checkNetModel(m);
   if (m.kind !== 'mlp') throw new InvalidOptionError(`model.kind must be 'logistic', 'mlp', 'conv4' or 'layers', got ${JSON.stringify(m.kind)}.`, hint);
-  const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes', 'norm'].includes(k));
+  const extra = Object.keys(m).filter((k) => !['kind', 'hidden', 'classes', 'norm', 'loss'].includes(k));
   if (extra.length) throw new InvalidOptionError(`Unknown option(s) of the mlp model: ${extra.join(', ')}.`, hint);
   const hidden = m.hidden ?? [];
   if (!Array.isArray(hidden) || hidden.length > MAX_LAYERS - 1 || !hidden.every((h) => Number.isInteger(h) && h >= 1 && h <= MAX_WIDTH)) {
     throw new InvalidOptionError(`model.hidden must be an array of at most ${MAX_LAYERS - 1} integer widths in [1, ${MAX_WIDTH}], got ${JSON.stringify(hidden)}.`, 'e.g. hidden: [256, 128, 64, 64]; [] is multinomial logistic regression.');
   }
-  checkInteger('model.classes', m.classes, 2, MAX_CLASSES, 'classes is N of N-way tasks, e.g. 5.');
   const norm = m.norm ?? 'none';
   if (norm !== 'none' && norm !== 'task') throw new InvalidOptionError(`model.norm must be 'none' or 'task', got ${JSON.stringify(m.norm)}.`, "norm: 'task' normalises each hidden unit over the rows of the task's set (MAML's transductive batch norm).");
+  const loss = m.loss ?? 'softmax-ce';
+  if (loss !== 'softmax-ce' && loss !== 'mse') throw new InvalidOptionError(`model.loss must be 'softmax-ce' (classification) or 'mse' (regression), got ${JSON.stringify(m.loss)}.`, "e.g. { kind: 'mlp', hidden: [40, 40], loss: 'mse' } for MAML's sinusoid regressor.");
+  if (loss === 'mse') {
+    if (m.classes !== undefined) throw new InvalidOptionError(`The mlp regressor (loss 'mse') has one real output; it takes no classes (got ${JSON.stringify(m.classes)}).`, "Leave classes out, or use loss 'softmax-ce' for N-way classification.");
+    return { kind: 'mlp', hidden: [...(hidden as number[])], loss, norm };
+  }
+  checkInteger('model.classes', m.classes, 2, MAX_CLASSES, 'classes is N of N-way tasks, e.g. 5.');
   return { kind: 'mlp', hidden: [...(hidden as number[])], classes: m.classes as number, norm };
 }
 
@@ -359,7 +366,7 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean, classes:
 export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLearnerOptions) {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('train needs an options object { source, iterations, … }.', "e.g. train({ source: { kind: 'linear', dim: 21 }, iterations: 1000 }).");
   const source = options.source;
-  const kinds = ['seed', 'linear', 'images', 'file', 'omniglot'];
+  const kinds = ['seed', 'linear', 'images', 'file', 'omniglot', 'sinusoid'];
   if (source === null || typeof source !== 'object' || !kinds.includes((source as TaskSource).kind)) {
     throw new InvalidOptionError(`train: source must be a task source with kind ${kinds.map((k) => `'${k}'`).join(', ')}.`, 'See src/tasks/source.ts, or the CLI flag --source.');
   }
@@ -380,8 +387,8 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     source,
     iterations: int('iterations', options.iterations, 1, 1e9, 'Train for 1 or more meta-iterations.'),
     tasksPerBatch,
-    supportShots: int('supportShots', options.supportShots ?? (source.kind === 'omniglot' ? source.ways * source.shots : 10), 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
-    queryShots: int('queryShots', options.queryShots ?? (source.kind === 'omniglot' ? source.ways * source.queries : 10), 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    supportShots: int('supportShots', options.supportShots ?? sourceRows(source)?.support ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
+    queryShots: int('queryShots', options.queryShots ?? sourceRows(source)?.query ?? 10, 1, MAX_ROWS, `1 to ${MAX_ROWS} rows.`),
     startIteration: int('startIteration', options.startIteration ?? 0, 0, 2 ** 31 - 1, 'Start at 0, or at the iteration of a checkpoint.'),
     evalEvery: int('evalEvery', options.evalEvery ?? 0, 0, 1e9, 'Evaluate every N iterations, or 0 for never.'),
     evalTasks: int('evalTasks', options.evalTasks ?? (perTask ? models : 600), 1, 1 << 20, 'Use ≥ 600 held-out tasks for tight intervals.'),
@@ -409,6 +416,7 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
       throw new ShapeError(`The Omniglot source labels ${N} classes per task but the model has ${classes} outputs.`, `Create the learner with model: { kind: 'mlp', classes: ${N}, … }, or use ways: ${classes}.`);
     }
   }
+  if (source.kind === 'sinusoid') checkSinusoidSource(source, t, modelLayoutOf(learner)?.classes ?? 2);
   if (source.kind === 'images') {
     checkImageSource(source, 'train');
     checkImageSource(source, 'test');
@@ -422,6 +430,28 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     }
   }
   return t;
+}
+
+/** Rows per task a source makes by itself (Omniglot: ways × shots and ways × queries; sinusoid: its
+ * points), or null where the caller chooses them. */
+export function sourceRows(source: TaskSource): { support: number; query: number } | null {
+  if (source.kind === 'omniglot') return { support: source.ways * source.shots, query: source.ways * source.queries };
+  if (source.kind === 'sinusoid') return { support: source.shots, query: sinusoidQueries(source) };
+  return null;
+}
+
+/** A sinusoid source: integer points, valid ranges (sinusoidGrid's checks), rows that match, and a
+ * regression model (real targets: the MSE loss, classes 0). */
+export function checkSinusoidSource(source: SinusoidSource, rows: { supportShots: number; queryShots: number }, modelClasses: number): void {
+  checkInteger('sinusoid shots', source.shots, 1, MAX_ROWS, 'K points per task, e.g. shots: 10.');
+  checkInteger('sinusoid queries', sinusoidQueries(source), 1, MAX_ROWS, 'Query points per task (default: shots).');
+  sinusoidGrid(source);
+  if (rows.supportShots !== source.shots || rows.queryShots !== sinusoidQueries(source)) {
+    throw new ShapeError(`The sinusoid source makes ${source.shots} support and ${sinusoidQueries(source)} query points per task; train asked for ${rows.supportShots} and ${rows.queryShots}.`, 'Leave supportShots and queryShots out (the source sets them).');
+  }
+  if (modelClasses !== 0) {
+    throw new ShapeError('The sinusoid source has real targets (y = A·sin(x − φ)), but the model is a classifier.', "Use a regression model: { kind: 'mlp', hidden: [40, 40], loss: 'mse' } (MAML's 1-40-40-1), or a layers model with loss { kind: 'mse' }.");
+  }
 }
 
 /** An images source's class range of `split` (classRange: at least 2 classes) and the images of each of

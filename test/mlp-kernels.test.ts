@@ -345,7 +345,18 @@ const VECTOR_CASES: Array<{ name: string; spec: VectorSpec; kernel?: MlpKernelOp
     spec: { tasks: 7, length: 300, lo: 0, hi: 300, a: 2, b: 1, x: { buf: 0, off: 0, taskStride: 300 }, y: { buf: 1, off: 0, taskStride: 300 }, out: { buf: 2, off: 0, taskStride: 300 } },
     kernel: { maxWorkgroupsPerDimension: 3 },
   },
+  {
+    name: 'rows gathered: 25 rows of 3 floats, 4 apart (the data\'s padded rows) into a packed tape section',
+    spec: { tasks: 3, length: 75, lo: 0, hi: 75, a: 1, b: 0, x: { buf: 0, off: 5, taskStride: 100, rowLen: 3, rowStride: 4 }, out: { buf: 1, off: 2, taskStride: 80 } },
+  },
 ];
+
+test('vector op, rows gathered: element i of task t is X[off + t·taskStride + ⌊i/rowLen⌋·rowStride + i mod rowLen]', () => {
+  const b0 = Float32Array.from({ length: 400 }, (_, i) => i);
+  const b1 = new Float32Array(400);
+  vectorOp({ b0, b1, b2: new Float32Array(1) }, { tasks: 2, length: 6, lo: 0, hi: 6, a: 1, b: 0, x: { buf: 0, off: 1, taskStride: 100, rowLen: 2, rowStride: 4 }, out: { buf: 1, off: 0, taskStride: 6 } });
+  assert.equal(Array.from(b1.subarray(0, 12)), [1, 2, 5, 6, 9, 10, 101, 102, 105, 106, 109, 110]);
+});
 
 /** `a` with 0 where both `a` and `b` hold NaN (an untouched NaN-filled Y), so that assertClose can compare them. */
 const withoutNaN = (a: Float32Array, b: Float32Array) => a.map((v, i) => (Number.isNaN(v) && Number.isNaN(b[i]) ? 0 : v));

@@ -210,7 +210,13 @@ export function softmaxXent(arrays: SoftmaxArrays, spec: SoftmaxSpec): void {
 // mlp-vector
 
 /** A per-task vector in one of the three bound buffers: element (t, i) at b{buf}[off + t·taskStride + i], buf ∈ {0, 1, 2}. */
-export interface VectorOperand { buf: number; off: number; taskStride: number }
+/** Element i of task t is buf[off + t·taskStride + i]; with rowLen > 0 (a gather of strided rows, e.g.
+ * the data's rows of D floats padded to rowStride = ⌈D/4⌉·4) buf[off + t·taskStride + ⌊i/rowLen⌋·rowStride
+ * + i mod rowLen]. */
+export interface VectorOperand { buf: number; off: number; taskStride: number; rowLen?: number; rowStride?: number }
+
+const operandIndex = (v: VectorOperand, t: number, i: number): number =>
+  v.off + t * v.taskStride + (v.rowLen ? Math.floor(i / v.rowLen) * v.rowStride! + (i % v.rowLen) : i);
 
 /**
  * out(t, i) = a·X(t, i) + b·Y(t, i), or with a `z` operand a·X(t, i) + b·Y(t, i)·Z(t, i) (elementwise
@@ -247,8 +253,8 @@ export function checkVectorSpec(spec: VectorSpec): void {
   if (!Number.isFinite(spec.a) || !Number.isFinite(spec.b)) throw new ShapeError(`vector a = ${spec.a}, b = ${spec.b}: not finite.`, 'Pass finite coefficients.');
   if (spec.b !== 0 && !spec.y) throw new ShapeError(`vector b = ${spec.b} without a y operand.`, 'Give spec.y, or b = 0.');
   for (const [name, op] of [['x', spec.x], ['y', spec.y], ['z', spec.z], ['out', spec.out]] as const) {
-    if (op && (![0, 1, 2].includes(op.buf) || !isCount(op.off) || !isCount(op.taskStride))) {
-      throw new ShapeError(`vector operand ${name} is invalid: ${JSON.stringify(op)}.`, 'buf ∈ {0, 1, 2}; off and taskStride integers ≥ 0.');
+    if (op && (![0, 1, 2].includes(op.buf) || !isCount(op.off) || !isCount(op.taskStride) || !isCount(op.rowLen ?? 0) || (op.rowLen ? !isCount(op.rowStride ?? -1) || op.rowStride! < op.rowLen : op.rowStride !== undefined && op.rowStride !== 0))) {
+      throw new ShapeError(`vector operand ${name} is invalid: ${JSON.stringify(op)}.`, 'buf ∈ {0, 1, 2}; off and taskStride integers ≥ 0; rowStride ≥ rowLen when rowLen > 0.');
     }
   }
 }
@@ -265,14 +271,14 @@ export function vectorOp(arrays: VectorArrays, spec: VectorSpec): void {
     for (let i = first; i < end; i++) {
       let v = 0;
       if (i >= spec.lo && i < spec.hi) {
-        if (spec.a !== 0) v = spec.a * bufs[x.buf][x.off + t * x.taskStride + i];
+        if (spec.a !== 0) v = spec.a * bufs[x.buf][operandIndex(x, t, i)];
         if (spec.b !== 0) {
-          let term = bufs[y!.buf][y!.off + t * y!.taskStride + i];
-          if (z) term *= bufs[z.buf][z.off + t * z.taskStride + i];
+          let term = bufs[y!.buf][operandIndex(y!, t, i)];
+          if (z) term *= bufs[z.buf][operandIndex(z, t, i)];
           v += spec.b * term;
         }
       }
-      bufs[out.buf][out.off + t * out.taskStride + i] = v;
+      bufs[out.buf][operandIndex(out, t, i)] = v;
     }
   }
 }

@@ -1,10 +1,11 @@
 // CPU twin of shaders/sample-tasks.wgsl: the same batch from the same (seed, iteration, split), bit for
-// bit for the seed, images and omniglot sources; for linear, rows are identical and labels agree except where
+// bit for the seed, images, omniglot and sinusoid sources; for linear, rows are identical and labels agree except where
 // u lands within float32 rounding of σ(x·w_t) (the GPU computes w_t with float32 log/cos).
 import { pcgHash, uniform01, normal, STREAM } from '../rng.js';
 import { InvalidOptionError } from '../errors.js';
 import { classRange, LINEAR_DEFAULTS, omniglotPool, sourceDim, SPLIT_STREAM_KEY, trainRotations, type OmniglotSource, type Split, type TaskSource } from '../tasks/source.js';
 import { OMNIGLOT_SIZE } from '../tasks/omniglot.js';
+import { gridValue, sinusoidGrid, sinusoidQueries, sinusoidTaskIndices, type SinusoidSource } from '../tasks/sinusoid.js';
 import type { CheckedBatch } from '../types.js';
 import { sigmoid } from './logistic.js';
 
@@ -29,6 +30,7 @@ const INV_255 = Math.fround(1 / 255);
 export function sampleTasks(source: TaskSource, shape: SampleShape, seed: number, iteration: number, split: Split): CheckedBatch {
   if (source.kind === 'file') throw new Error('file sources are sampled by sampleFileTasks');
   if (source.kind === 'omniglot') return sampleOmniglot(source, shape, seed, iteration, split);
+  if (source.kind === 'sinusoid') return sampleSinusoid(source, shape, seed, iteration, split);
   const D = sourceDim(source);
   const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
   const batch: CheckedBatch = {
@@ -146,6 +148,47 @@ function sampleOmniglot(source: OmniglotSource, shape: SampleShape, seed: number
     }
   }
   return batch;
+}
+
+/** Sinusoid tasks (src/tasks/sinusoid.ts): per task, A and φ are grid indices drawn with counters 0 and 1
+ * of its stream under `seed`; row r (support rows, then query rows) has x drawn with counter r under
+ * seed + 1, and y = A·sin(x − φ) from the grid's sine table (one float32 product). */
+function sampleSinusoid(source: SinusoidSource, shape: SampleShape, seed: number, iteration: number, split: Split): CheckedBatch {
+  const { tasks: T, supportShots: Ks, queryShots: Kq } = shape;
+  if (Ks !== source.shots || Kq !== sinusoidQueries(source)) throw new Error(`sampleTasks: the sinusoid source makes ${source.shots} support and ${sinusoidQueries(source)} query rows per task, not ${Ks} and ${Kq}`);
+  const g = sinusoidGrid(source);
+  const batch: CheckedBatch = {
+    tasks: T, supportShots: Ks, queryShots: Kq,
+    supportX: new Float32Array(T * Ks), supportY: new Float32Array(T * Ks),
+    queryX: new Float32Array(T * Kq), queryY: new Float32Array(T * Kq),
+  };
+  for (let t = 0; t < T; t++) {
+    const stream = taskStream(iteration, t, split);
+    const task = sinusoidTaskIndices(g, (counter, n) => randomBelow(seed, stream, counter, n));
+    const amplitude = gridValue(g.ampLo + task.amp);
+    const phase = g.phaseLo + task.phase;
+    for (let r = 0; r < Ks + Kq; r++) {
+      const ix = g.xLo + randomBelow(seed + 1, stream, r, g.xCount);
+      const at = r < Ks ? t * Ks + r : t * Kq + r - Ks;
+      (r < Ks ? batch.supportX : batch.queryX)[at] = gridValue(ix);
+      (r < Ks ? batch.supportY : batch.queryY)[at] = amplitude * g.table[ix - phase - g.tableLo];
+    }
+  }
+  return batch;
+}
+
+/** The amplitude and phase of tasks 0 … tasks−1 of batch `iteration` (what sampleTasks draws them as):
+ * evaluation's oracle, and the tests' check of y = A·sin(x − φ). */
+export function sinusoidTasks(source: SinusoidSource, tasks: number, seed: number, iteration: number, split: Split): { amplitude: Float64Array; phase: Float64Array } {
+  const g = sinusoidGrid(source);
+  const amplitude = new Float64Array(tasks), phase = new Float64Array(tasks);
+  for (let t = 0; t < tasks; t++) {
+    const stream = taskStream(iteration, t, split);
+    const task = sinusoidTaskIndices(g, (counter, n) => randomBelow(seed, stream, counter, n));
+    amplitude[t] = gridValue(g.ampLo + task.amp);
+    phase[t] = gridValue(g.phaseLo + task.phase);
+  }
+  return { amplitude, phase };
 }
 
 /** A batch of the user's file tasks: task t of iteration i is drawn uniformly from the split's tasks. */

@@ -6,6 +6,7 @@ import { classRange, LINEAR_DEFAULTS, omniglotPool, SOURCE_KIND_CODE, sourceDim,
 import { SHADERS } from './shader-source.js';
 import { dataLayout, paddedDim } from './layout.js';
 import type { SampleShape } from '../cpu/sample-tasks.js';
+import { sinusoidGrid, sinusoidQueries } from '../tasks/sinusoid.js';
 
 const IMAGE_HEADER_WORDS = 32;
 
@@ -23,8 +24,8 @@ export function omniglotLayout(source: OmniglotSource) {
   return { train, test, val, trainOff, testOff, valOff, pixelBase, words: pixelBase + Math.ceil(source.set.images.length / 4) };
 }
 
-/** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32] (images), or
- * omniglotLayout's (omniglot). */
+/** The resident image buffer: [classStart(16) | classCount(16) | pixels, 4 per u32] (images),
+ * omniglotLayout's (omniglot), or the sine table (sinusoid). */
 export function packImages(device: GPUDevice, source: TaskSource): GPUBuffer {
   if (source.kind === 'omniglot') {
     const l = omniglotLayout(source);
@@ -38,6 +39,12 @@ export function packImages(device: GPUDevice, source: TaskSource): GPUBuffer {
     new Uint8Array(words.buffer, l.pixelBase * 4).set(source.set.images);
     const buffer = createBuffer(device, 'sampler.omniglot', words.length);
     device.queue.writeBuffer(buffer, 0, words);
+    return buffer;
+  }
+  if (source.kind === 'sinusoid') {
+    const table = sinusoidGrid(source).table;
+    const buffer = createBuffer(device, 'sampler.sineTable', table.length);
+    device.queue.writeBuffer(buffer, 0, table);
     return buffer;
   }
   if (source.kind !== 'images') {
@@ -89,12 +96,18 @@ export class SampleTasksKernel {
       const pool = l[split];
       omni = { ways: N, shots: K, rotations: trainRotations(source, split), poolOff: { train: l.trainOff, test: l.testOff, val: l.valOff }[split], poolCount: pool.characters.length, pixelBase: l.pixelBase };
     }
+    let sin = { sinAmpLo: 0, sinAmpCount: 1, sinPhaseLo: 0, sinPhaseCount: 1, sinXLo: 0, sinXCount: 1, sinTableLo: 0 };
+    if (source.kind === 'sinusoid') {
+      if (shape.supportShots !== source.shots || shape.queryShots !== sinusoidQueries(source)) throw new Error(`SampleTasksKernel: the sinusoid source makes ${source.shots} support and ${sinusoidQueries(source)} query rows per task, not ${shape.supportShots} and ${shape.queryShots}`);
+      const g = sinusoidGrid(source);
+      sin = { sinAmpLo: g.ampLo, sinAmpCount: g.ampCount, sinPhaseLo: g.phaseLo, sinPhaseCount: g.phaseCount, sinXLo: g.xLo, sinXCount: g.xCount, sinTableLo: g.tableLo };
+    }
     const uniform = writeUniform(this.device, 'SampleTasksKernel.params', SHADERS.sampleTasks, 'sp', {
       tasks: shape.tasks, supportRows: shape.supportShots, queryRows: shape.queryShots, dim: D, dimPadded: paddedDim(D), seed: seed >>> 0,
       kind: SOURCE_KIND_CODE[source.kind as keyof typeof SOURCE_KIND_CODE], splitKey: SPLIT_STREAM_KEY[split],
       supportXOff: off.supportX, supportYOff: off.supportY, queryXOff: off.queryX, queryYOff: off.queryY, groupsPerRow: grid.x,
       classBase: range[0], classCount: range[1] - range[0], pixelsPerImage: source.kind === 'images' ? source.images.pixels : 0,
-      taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase, ...omni,
+      taskSpread: lin.taskSpread, meanScale: lin.meanScale, taskBase, ...omni, ...sin,
     });
     const group = bindGroup(this.device, 'SampleTasksKernel.group', this.layout, [uniform, b.data, b.sampleState, b.images, b.advData]);
     const sample = boundDispatch(this.sample, group, grid.x, grid.y);

@@ -16,7 +16,8 @@ export interface LogisticModelSpec {
   kind: 'logistic';
 }
 
-/** An MLP with ReLU hidden layers and an N-way softmax head; hidden: [] is multinomial logistic regression. */
+/** An MLP with ReLU hidden layers and an N-way softmax head; hidden: [] is multinomial logistic
+ * regression. With loss: 'mse' it is a regressor instead (MlpRegressorSpec). */
 export interface MlpModelSpec {
   kind: 'mlp';
   /** Hidden layer widths, input side first, e.g. [256, 128, 64, 64]. */
@@ -27,12 +28,23 @@ export interface MlpModelSpec {
    * ε = TASK_NORM_EPS, no affine parameters), before its ReLU: the transductive batch norm of MAML's own
    * networks. Default 'none'. */
   norm?: 'none' | 'task';
+  loss?: 'softmax-ce';
+}
+
+/** An MLP regressor: ReLU hidden layers and one real output under the mean squared error (labels: real
+ * targets; metric: MSE), e.g. MAML's sinusoid net { kind: 'mlp', hidden: [40, 40], loss: 'mse' }
+ * (1-40-40-1). It runs as the layer list dense → (norm) → relu … → dense(1) (src/models/model.ts). */
+export interface MlpRegressorSpec {
+  kind: 'mlp';
+  hidden: number[];
+  loss: 'mse';
+  norm?: 'none' | 'task';
 }
 
 /** ε of the per-task normalisation: n = (z − μ) / √(σ² + ε) (MAML's reference value). */
 export const TASK_NORM_EPS = 1e-3;
 
-export type ModelSpec = LogisticModelSpec | MlpModelSpec | Conv4ModelSpec | LayersModelSpec;
+export type ModelSpec = LogisticModelSpec | MlpModelSpec | MlpRegressorSpec | Conv4ModelSpec | LayersModelSpec;
 
 /** One affine layer: W (inputs × outputs, row-major) at float offset w, b (outputs) at offset b. */
 export interface LayerView {

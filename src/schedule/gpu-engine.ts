@@ -28,7 +28,7 @@ import type { Split, TaskSource } from '../tasks/source.js';
 import { camlParamsFor, modelTaskParamsFor, taskParamsFor, updateParamsFor, type Engine, type EvaluateOutput, type NonFiniteCounts, type StepReadback, type StepWant } from './engine.js';
 import { FiniteCheckKernel } from '../kernels/finite-check.js';
 import { modelLayoutOf, modelCount, type ModelLayout } from '../models/model.js';
-import { NetPass, gpuUnsupportedReason, netTapeFloats } from './net-pass.js';
+import { NetPass, netTapeFloats } from './net-pass.js';
 import { MlpPass, mlpPassScratchFloats, mlpTapeFloats, type Rows } from './mlp-pass.js';
 import { TASK_BLOCK } from '../kernels/meta-update.js';
 
@@ -129,8 +129,6 @@ export class GpuEngine implements Engine {
     // Each parameter vector holds paddedDim floats; the padding stays 0 (zero features, zero gradient).
     this.Dp = paddedDim(options.dim);
     const layout = modelLayoutOf(options);
-    const unsupported = layout?.kind === 'net' ? gpuUnsupportedReason(layout) : null;
-    if (unsupported) throw new Error(`GpuEngine: ${unsupported} (createLearner refuses it on WebGPU)`);
     this.mlp = layout;
     this.stepSizes = capabilitiesOf(options).stepSizes;
     this.vectors = this.mlp ? modelCount(options) * (this.stepSizes ? 2 : 1) : paramVectors(options);

@@ -19,8 +19,8 @@
 // The loss: softmax cross-entropy, or squared error (the loss kernel's regression modes). CAML's context
 // φ enters as extra input channels: the rows are copied to a scratch, φ beside them, and pool.wgsl's
 // context_join interleaves them per position; φ's gradient (and its Hessian-vector entries) is
-// context_sum of δ_0 (R(δ_0)); an attack's input gradient is context_split of δ_0. Not here: rows whose
-// length is not a multiple of 4 (createLearner refuses them on the GPU: gpuUnsupportedReason).
+// context_sum of δ_0 (R(δ_0)); an attack's input gradient is context_split of δ_0. Rows of any length:
+// the data's rows are padded to vec4s, and the copy into acts[0] gathers them.
 import { features, type LayerLayout } from '../models/layers.js';
 import type { NetModelLayout } from '../models/model.js';
 import { Conv2dKernel, type TapeArray } from '../kernels/conv2d.js';
@@ -50,12 +50,6 @@ interface NetSection {
   rows: number;
   phi: number;
   contextSum: number;
-}
-
-/** Why a layer list cannot run on the GPU, or null when it can. */
-export function gpuUnsupportedReason(layout: NetModelLayout): string | null {
-  if (layout.dim % 4 !== 0) return `the rows' ${layout.dim} features are not a multiple of 4 (the GPU's data rows are padded to vec4s)`;
-  return null;
 }
 
 /** The tape's sections for `rows` rows: `sections` primal ones, then the R section. */
@@ -114,8 +108,6 @@ export class NetPass extends TaskPass<NetSection> {
 
   constructor(device: GPUDevice, layout: NetModelLayout, tasks: number, rows: number, sections: number, buffers: PassBuffers, label: string, options: PassOptions = {}) {
     super(device, layout, tasks, buffers, label, options);
-    const why = gpuUnsupportedReason(layout);
-    if (why) throw new Error(`NetPass: ${why}`);
     if (!buffers.extra) throw new Error('NetPass: needs buffers.extra (the max-pool choices)');
     this.conv = new Conv2dKernel(device);
     this.pool = new PoolKernel(device);
@@ -210,10 +202,12 @@ export class NetPass extends TaskPass<NetSection> {
     const shape = { tasks: this.tasks, rows: rows.rows };
     const D = this.layout.dim;
     if (first === 0) {
-      // acts[0] = the rows (Dp = D: gpuUnsupportedReason); with CAML's context, the rows go to their
-      // scratch and φ beside them, then the join interleaves them per position.
+      // acts[0] = the rows (gathered from the data's rows of Dp floats where D is not a multiple of 4);
+      // with CAML's context, the rows go to their scratch and φ beside them, then the join interleaves
+      // them per position.
       const C = this.layout.context;
-      out.push(this.vector({ buffer: rows.buffer, off: rows.xOff, taskStride: rows.rows * this.Dp }, 1, { buffer: this.buffers.tape, off: C > 0 ? sec.rows : sec.acts[0], taskStride: this.tapeFloats }, [0, rows.rows * D], `${what}.rows`));
+      const gather = this.Dp !== D ? { rowLen: D, rowStride: this.Dp } : {};
+      out.push(this.vector({ buffer: rows.buffer, off: rows.xOff, taskStride: rows.rows * this.Dp, ...gather }, 1, { buffer: this.buffers.tape, off: C > 0 ? sec.rows : sec.acts[0], taskStride: this.tapeFloats }, [0, rows.rows * D], `${what}.rows`));
       if (C > 0) out.push(...this.joinContext(P, rows, sec, sec, false, what));
     }
     for (let i = first; i < last; i++) {

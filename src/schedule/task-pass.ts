@@ -30,7 +30,9 @@ import type { AttackParams } from '../cpu/fgsm.js';
 import type { PerturbParams } from '../cpu/maml-task.js';
 
 /** A parameter vector per task: `buffer` at off + t·taskStride (taskStride 0: one θ for all tasks). */
-export interface Params { buffer: GPUBuffer; off: number; taskStride: number }
+/** A per-task operand: element i of task t at off + t·taskStride + i (with rowLen: rows of rowLen floats
+ * gathered from rows rowStride apart, VectorOperand in src/cpu/mlp-kernels.ts). */
+export interface Params { buffer: GPUBuffer; off: number; taskStride: number; rowLen?: number; rowStride?: number }
 
 /** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
 export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
@@ -196,7 +198,7 @@ export abstract class TaskPass<Sec> {
     const bufs: GPUBuffer[] = [];
     const idx = (buf: GPUBuffer) => { let i = bufs.indexOf(buf); if (i < 0) i = bufs.push(buf) - 1; return i; };
     const unused = { buf: 0, off: 0, taskStride: 0 };
-    const operand = (p: Params) => ({ buf: idx(p.buffer), off: p.off, taskStride: p.taskStride });
+    const operand = (p: Params) => ({ buf: idx(p.buffer), off: p.off, taskStride: p.taskStride, ...(p.rowLen ? { rowLen: p.rowLen, rowStride: p.rowStride } : {}) });
     const useY = y !== undefined && b !== 0;
     const xs = a !== 0 ? operand(x) : unused;
     const ys = useY ? operand(y) : unused;

@@ -1,9 +1,10 @@
-// Task sources: where batches of tasks come from. Device sources (seed, linear, images, omniglot) are sampled on
+// Task sources: where batches of tasks come from. Device sources (seed, linear, images, omniglot, sinusoid) are sampled on
 // the GPU by shaders/sample-tasks.wgsl (CPU twin: src/cpu/sample-tasks.ts) from a counter-based
 // generator, so a (seed, iteration, split) gives the same batch on both backends. The file source holds
 // the user's own tasks on the CPU and uploads the batch each iteration.
 import { InvalidOptionError, ShapeError } from '../errors.js';
 import { OMNIGLOT_SIZE, type OmniglotSet } from './omniglot.js';
+import type { SinusoidSource } from './sinusoid.js';
 
 /** Images of one dataset, grouped by class: class c holds images classStart[c] … classStart[c]+classCount[c]−1. */
 export interface ImageSet {
@@ -25,7 +26,8 @@ export type TaskSource =
   | { kind: 'linear'; dim: number; taskSpread?: number; meanScale?: number }
   | { kind: 'images'; images: ImageSet; split: ClassSplit; name?: string }
   | { kind: 'file'; dim: number; train: FileTasks; test: FileTasks; name?: string }
-  | OmniglotSource;
+  | OmniglotSource
+  | SinusoidSource;
 
 /**
  * N-way K-shot Omniglot episodes: each task draws `ways` distinct classes of its split, `shots` support
@@ -148,10 +150,11 @@ export const SPLIT_STREAM_KEY: Record<Split, number> = { train: 0, test: 0x80000
 /** Features per row a source produces (bias included where the source adds one). */
 export function sourceDim(source: TaskSource): number {
   if (source.kind === 'omniglot') return OMNIGLOT_SIZE * OMNIGLOT_SIZE;
+  if (source.kind === 'sinusoid') return 1;
   return source.kind === 'images' ? source.images.pixels + 1 : source.dim;
 }
 
-export const SOURCE_KIND_CODE = { seed: 0, linear: 1, images: 2, omniglot: 3 } as const;
+export const SOURCE_KIND_CODE = { seed: 0, linear: 1, images: 2, omniglot: 3, sinusoid: 4 } as const;
 
 export const LINEAR_DEFAULTS = { taskSpread: 0.5, meanScale: 1.5 };
 
