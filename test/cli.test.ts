@@ -81,6 +81,54 @@ test('an MLP through the CLI: --model mlp --hidden --classes train, resume exact
   assert.match(bad.err, /--hidden: "x" is not a positive integer width/);
 });
 
+test("sinusoid through the CLI: --source sinusoid --shots trains MAML's 1-40-40-1 regressor, resumes exactly, reports MSE, plots the adaptation curve; eval's rows (pretrained, scratch, oracle) and curve", async () => {
+  const common = ['--source', 'sinusoid', '--shots', '5', '--tasks', '10', '--eval-every', '20', '--eval-tasks', '40', '--attack', 'none',
+    '--inner-lr', '0.01', '--outer-lr', '0.001', '--optimizer', 'adam', '--backend', 'cpu', '--quiet'];
+  const [a, b] = [tmp(), tmp()];
+  const full = await cli('train', ...common, '--iterations', '40', '--out', a);
+  assert.is(full.code, 0, full.err);
+  assert.match(full.out, /held-out MSE \d+\.\d{3} ± \d+\.\d{3}/);
+  assert.is((await cli('train', ...common, '--iterations', '20', '--out', b)).code, 0);
+  const resumed = await cli('train', '--resume', '--iterations', '40', '--out', b, '--backend', 'cpu', '--quiet');
+  assert.is(resumed.code, 0, resumed.err);
+  const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
+  assert.equal(ca.options.model, { kind: 'mlp', hidden: [40, 40], loss: 'mse', norm: 'none' });
+  assert.is(ca.options.dim, 1);
+  assertClose('regressor params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
+  const metrics = readFileSync(path.join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(metrics.every((m) => m.eval.mse > 0 && m.eval.mseCi95 > 0 && m.eval.accuracy === undefined), 'records hold the MSE');
+  const summary = JSON.parse(readFileSync(path.join(a, 'summary.json'), 'utf8'));
+  assert.is(summary.final.metric, 'mse');
+  assert.equal(summary.final.curve.map((c: { steps: number }) => c.steps), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.is(summary.final.curve[1].mse.mean, summary.final.mse.mean, 'the curve at the training steps is the final evaluation');
+  const svg = readFileSync(path.join(a, 'curves.svg'), 'utf8');
+  assert.match(svg, /held-out MSE \(95% CI\)/);
+  assert.match(svg, /held-out MSE after k inner steps/);
+  const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '40', '--attack', 'none', '--backend', 'cpu', '--joint-iterations', '20');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /query MSE mean ± 95% CI/);
+  assert.match(ev.out, /\| model \| 0 steps \| 1 step \|[\s\S]*\| 10 steps \|/);
+  assert.match(ev.out, /from scratch \(nn.Linear's init, same steps\)/);
+  assert.match(ev.out, /pretrained \(jointly on all meta-train tasks/);
+  assert.match(ev.out, /oracle \(knows A and φ/);
+  assert.not.match(ev.out, /nearest neighbour/);
+  const json = JSON.parse(readFileSync(path.join(a, 'eval.json'), 'utf8'));
+  assert.is(json.metric, 'mse');
+  assert.ok(json.oracle.mean < 1e-10, `the oracle's MSE is float32 rounding: ${json.oracle.mean}`);
+  const meta = json.results[Object.keys(json.results)[0]];
+  assert.is(meta.length, 11);
+  assert.ok(meta[1].clean.mean < meta[0].clean.mean, 'one inner step lowers the held-out MSE of the meta-learned model');
+  assert.match(readFileSync(path.join(a, 'eval.svg'), 'utf8'), /<polyline/);
+  // Flags of other sources, and ranges that are not lo,hi, are refused.
+  for (const [args, message] of [[['--support-shots', '5'], /--support-shots does not apply here/], [['--classes', '3'], /--classes does not apply here/], [['--amplitude', '1'], /--amplitude must be lo,hi/]] as const) {
+    const r = await cli('train', '--source', 'sinusoid', ...args, '--iterations', '1', '--backend', 'cpu', '--quiet', '--out', tmp());
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, message);
+  }
+  const phase = await cli('train', '--source', 'linear', '--phase', '0,1', '--iterations', '1', '--backend', 'cpu', '--quiet', '--out', tmp());
+  assert.match(phase.err, /--phase does not apply here[\s\S]*--source sinusoid/);
+});
+
 test('Conv-4 through the CLI: --model conv4 --filters trains on Omniglot episodes, resumes exactly, evaluates with its baselines; trains on WebGPU too', async () => {
   const common = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'conv4', '--filters', '4', '--classes', '3',
     '--tasks', '3', '--eval-every', '0', '--eval-tasks', '9', '--inner-lr', '0.4', '--backend', 'cpu', '--quiet'];

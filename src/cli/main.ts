@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { backendReasonInBrief, createLearner, pickAutoBackend, releaseSharedDevice, type Learner } from '../learner.js';
 import { FileError, InvalidOptionError, MetagradError } from '../errors.js';
-import type { Algorithm, AttackOptions, CheckedBatch, EvaluateResult, LearnerOptions, ResolvedLearnerOptions, TrainOptions, TrainProgress } from '../types.js';
+import type { Algorithm, AttackOptions, CheckedBatch, EvaluateResult, LearnerOptions, QueryScores, ResolvedLearnerOptions, TrainOptions, TrainProgress } from '../types.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, optionUsers, pickOptions } from '../algorithms/index.js';
 import { MAX_ROWS, resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
 import { embeddedSubsetDir, loadFashionMnist } from '../node/images.js';
@@ -13,7 +13,9 @@ import { loadOmniglotDir, loadOmniglotEmbedded } from '../node/omniglot.js';
 import { nearestNeighbourAccuracy, omniglotTrainSet, pretrainMlp, pretrainModel, resolveAttack, transferAccuracy } from '../baselines.js';
 import { fileSource } from '../tasks/file.js';
 import { FASHION_SPLIT, fashionEpisodes, OMNIGLOT_EMBEDDED_SPLIT, sourceDim, withValidation, type TaskSource } from '../tasks/source.js';
-import { sampleTasks } from '../cpu/sample-tasks.js';
+import { sampleTasks, sinusoidTasks } from '../cpu/sample-tasks.js';
+import type { SinusoidSource } from '../tasks/sinusoid.js';
+import { meanWithInterval } from '../stats.js';
 import { acquireDevice, type AdapterPath } from '../gpu/device.js';
 import { closest, flagName, helpText, optionFlagKeys, optionFlags, optionsFromFlags, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
 import { cliVocabulary, flagNames } from './vocabulary.js';
@@ -24,10 +26,13 @@ import { svgPlot, type Panel } from './plot.js';
 const VERSION = '0.1.0';
 
 const SOURCE_FLAGS: FlagSpecs = {
-  source: { default: 'fashion-mnist', help: 'task source', choices: ['fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file'] },
+  source: { default: 'fashion-mnist', help: "task source (sinusoid: MAML's regression tasks y = A·sin(x − φ))", choices: ['fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file', 'sinusoid'] },
   data: { help: 'Fashion-MNIST directory with the IDX files, or Omniglot\'s images_background/ + images_evaluation/ (default: the embedded sets)' },
   ways: { default: '5', kind: 'int', help: 'omniglot: classes N per task' },
-  shots: { default: '1', kind: 'int', help: 'omniglot: support images K per class (--query-shots: query images per class)' },
+  shots: { default: 'auto', help: 'omniglot: support images K per class (--query-shots: query images per class; auto: 1); sinusoid: support points K per task (auto: 10)' },
+  amplitude: { default: '0.1,5', help: 'sinusoid: range lo,hi of the amplitude A' },
+  phase: { default: '0,pi', help: 'sinusoid: range lo,hi of the phase φ (pi may be written for π)' },
+  'x-range': { default: '-5,5', help: 'sinusoid: range lo,hi of the inputs x' },
   'val-alphabets': { default: '', help: 'omniglot: alphabets moved from meta-train to a validation split (comma-separated, e.g. Greek); train then evaluates on it, never on the test alphabets' },
   file: { help: 'CSV of your own tasks (--source file; format in README)' },
   'test-file': { help: 'CSV of held-out tasks (default: the last 20% of --file)' },
@@ -45,13 +50,13 @@ export const TRAIN_FLAGS: FlagSpecs = {
   iterations: { default: '300', kind: 'int', help: 'meta-iterations (the command line\'s default; train() has none)' },
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
   'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots, set by --shots; file: the file\'s unless given)' },
-  'query-shots': { default: '10', kind: 'int', help: 'query rows per task (omniglot: query images per class; file: the file\'s unless given)' },
+  'query-shots': { default: 'auto', help: 'query rows per task (omniglot: query images per class; sinusoid: query points per task; file: the file\'s unless given; auto: 10, sinusoid: = --shots)' },
   model: { default: 'auto', help: "model: the binary logistic unit, an MLP with a softmax head, or conv4 (MAML's Conv-4 on 28 × 28 images; CPU backend) (auto: mlp for N-way episodes, omniglot and fashion-episodes; logistic otherwise)", choices: ['auto', 'logistic', 'mlp', 'conv4'] },
   filters: { default: '64', kind: 'int', help: 'conv4: filters of every conv layer (64 in MAML; fewer train faster)' },
   pooling: { default: 'stride', help: "conv4: 'stride' (MAML's Omniglot net: stride-2 convolutions, mean over space) or 'max' (its mini-ImageNet net: 2 × 2 max-pools)", choices: ['stride', 'max'] },
-  hidden: { default: '', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression)' },
+  hidden: { default: 'auto', help: 'mlp: hidden widths, comma-separated (e.g. 256,128,64,64; empty: softmax regression; auto: empty, or 40,40 for sinusoid: MAML\'s 1-40-40-1 regressor)' },
   norm: { default: 'none', help: "mlp: 'task' normalises each hidden unit over the rows of the task's set (MAML's batch norm), or 'none'", choices: ['none', 'task'] },
-  classes: { default: 'auto', help: 'mlp, conv4: classes N of the softmax head (labels 0 … N−1; auto: --ways for N-way episodes, else 2)' },
+  classes: { default: 'auto', help: 'mlp, conv4: classes N of the softmax head (labels 0 … N−1; auto: --ways for N-way episodes, else 2; sinusoid: a regressor, one real output under MSE)' },
   // The command line's own rule: pixels of image sources lie in [0, 1].
   ...optionFlags(ALGORITHM_OPTION_FLAGS, { clip: '0,1 for images, none otherwise' }),
   'eval-every': { default: '50', kind: 'int', help: 'evaluate on held-out tasks every N iterations (0: only at the end; the command line\'s default: train()\'s evalEvery is 0, never)' },
@@ -70,16 +75,16 @@ export const TRAIN_FLAGS: FlagSpecs = {
 const EVAL_FLAGS: FlagSpecs = {
   checkpoint: { default: 'run/checkpoint.json', help: 'checkpoint to evaluate (what metagrad train wrote in its --out)' },
   ...SOURCE_FLAGS,
-  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file'] },
+  source: { default: 'auto', help: 'task source (auto: the one the checkpoint was trained on)', choices: ['auto', 'fashion-mnist', 'fashion-episodes', 'omniglot', 'linear', 'seed', 'file', 'sinusoid'] },
   'eval-tasks': { default: '600', kind: 'int', help: 'held-out tasks (≥ 600 for tight intervals; file: each held-out task of the file once, not a flag there)' },
-  'max-steps': { default: '5', kind: 'int', help: 'adaptation curve after 0 … k inner steps' },
+  'max-steps': { default: 'auto', help: 'adaptation curve after 0 … k inner steps (auto: 5; sinusoid: 10, as in MAML)' },
   steps: { default: 'auto', help: 'inner-step counts to score, comma-separated (e.g. 3; auto: 0 … --max-steps); each attacked column costs a full attack' },
   'inner-lr': { default: 'auto', help: 'inner rate at evaluation (auto: the checkpoint\'s)' },
   attack: { default: 'fgsm', help: 'attack against each adapted model', choices: ['fgsm', 'pgd', 'none'] },
   'attack-epsilon': { default: '0.1', kind: 'number', help: 'L∞ budget of the attack (as in train)' },
   epsilon: { help: '', refused: { why: 'the attack\'s L∞ budget is --attack-epsilon, as in train (where --epsilon is ADML\'s training step)', hint: 'Pass --attack-epsilon {value}.' } },
   // The task shape is the checkpoint's.
-  ...Object.fromEntries(['ways', 'shots', 'val-alphabets', 'dim'].map((name) => [name, { help: '', refused: { why: 'eval scores tasks of the shape the checkpoint was trained on', hint: `Leave --${name} out: eval reads it from the checkpoint (train with another --${name} to evaluate that).` } }])),
+  ...Object.fromEntries(['ways', 'shots', 'val-alphabets', 'dim', 'amplitude', 'phase', 'x-range'].map((name) => [name, { help: '', refused: { why: 'eval scores tasks of the shape the checkpoint was trained on', hint: `Leave --${name} out: eval reads it from the checkpoint (train with another --${name} to evaluate that).` } }])),
   'joint-iterations': { default: 'auto', help: 'iterations of the jointly-trained baseline (auto: the checkpoint\'s; 0 skips it; not for N-way Omniglot, whose random relabelling makes one joint model meaningless)' },
   'transfer-iterations': { default: '1000', kind: 'int', help: 'a network (mlp, conv4) on Omniglot episodes: minibatch Adam iterations pretraining the transfer baseline, one classifier over every meta-train class (784-256-128-64-64 on one core: ≈ 35 s, with norm task ≈ 50 s; Conv-4 with 64 filters: minutes; 0 skips it)' },
   'transfer-norm': { default: 'auto', help: "mlp: per-task norm of the transfer baseline's network: auto (the checkpoint's), none or task (a conv net keeps its norm layers)", choices: ['auto', 'none', 'task'] },
@@ -113,7 +118,15 @@ const COMMANDS = ['train', 'eval', 'info'];
  * head with one class per way; other sources are binary (the logistic unit, or an MLP of 2 classes). */
 export function resolveModelFlags(f: FlagValues): FlagValues {
   const episodes = EPISODES.includes(String(f.source));
-  const model = f.model === 'auto' || f.model === undefined ? (episodes ? 'mlp' : 'logistic') : f.model;
+  const sinusoid = f.source === 'sinusoid';
+  const model = f.model === 'auto' || f.model === undefined ? (episodes || sinusoid ? 'mlp' : 'logistic') : f.model;
+  // 'auto' shots and widths: the source's usual (MAML's K = 10 points and 1-40-40-1 net for sinusoids).
+  const shots = f.shots === 'auto' || f.shots === undefined ? (sinusoid ? 10 : 1) : Number(f.shots);
+  const queryShots = f['query-shots'] === 'auto' || f['query-shots'] === undefined ? (sinusoid ? shots : 10) : Number(f['query-shots']);
+  for (const [flag, v] of [['shots', shots], ['query-shots', queryShots]] as const) {
+    if (!Number.isInteger(v)) throw new InvalidOptionError(`--${flag} must be an integer or auto; got "${String(f[flag])}".`, `e.g. --${flag} 5`);
+  }
+  const hidden = f.hidden === 'auto' || f.hidden === undefined ? (sinusoid ? '40,40' : '') : f.hidden;
   let classes = f.classes;
   if (classes === 'auto' || classes === undefined) classes = episodes ? Number(f.ways) : 2;
   else if (typeof classes === 'string') {
@@ -121,7 +134,7 @@ export function resolveModelFlags(f: FlagValues): FlagValues {
     if (classes.trim() === '' || !Number.isInteger(n)) throw new InvalidOptionError(`--classes must be an integer or auto; got "${classes}".`, 'e.g. --classes 5');
     classes = n;
   }
-  return { ...f, model, classes };
+  return { ...f, model, classes, shots, 'query-shots': queryShots, hidden };
 }
 
 /** Rows per task of N-way episodes, checked in the flags' words (the API would name supportShots = 300). */
@@ -164,6 +177,17 @@ export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSou
       const split = val.length ? withValidation(base, val) : base;
       return { kind: 'omniglot', set, ways: Number(f.ways), shots: Number(f.shots), queries: Number(f['query-shots']), split, name: f.data ? String(f.data) : 'embedded Omniglot (minimal background sets)' };
     }
+    case 'sinusoid': {
+      const range = (flag: string): [number, number] => {
+        const parts = String(f[flag]).split(',').map((w) => w.trim());
+        const values = parts.map((w) => (/^-?pi$/i.test(w) ? (w.startsWith('-') ? -Math.PI : Math.PI) : Number(w)));
+        if (values.length !== 2 || !values.every(Number.isFinite) || parts.some((w) => w === '')) {
+          throw new InvalidOptionError(`--${flag} must be lo,hi (two numbers; pi for π); got "${String(f[flag])}".`, `e.g. --${flag} ${TRAIN_FLAGS[flag].default}`);
+        }
+        return values as [number, number];
+      };
+      return { kind: 'sinusoid', shots: Number(f.shots), queries: Number(f['query-shots']), amplitude: range('amplitude'), phase: range('phase'), x: range('x-range') };
+    }
     case 'linear': return { kind: 'linear', dim: Number(f.dim) };
     case 'seed': return { kind: 'seed', dim: Number(f.dim) };
     case 'file': {
@@ -173,7 +197,7 @@ export function sourceFromFlags(f: FlagValues, kind = String(f.source)): TaskSou
       };
       return fileSource(read(String(f.file)), String(f.file), f['test-file'] ? read(String(f['test-file'])) : undefined, f['test-file'] ? String(f['test-file']) : undefined);
     }
-    default: throw new InvalidOptionError(`Unknown source ${kind}.`, 'Use fashion-mnist, omniglot, linear, seed or file.');
+    default: throw new InvalidOptionError(`Unknown source ${kind}.`, 'Use fashion-mnist, fashion-episodes, omniglot, sinusoid, linear, seed or file.');
   }
 }
 
@@ -183,6 +207,7 @@ const isPixels = (source: TaskSource): boolean => source.kind === 'images' || so
 /** Rows per task set: the flags as given, or for Omniglot episodes ways × images per class. */
 function shotsOf(f: FlagValues, source: TaskSource): { supportShots: number; queryShots: number } {
   if (source.kind === 'omniglot') return { supportShots: source.ways * source.shots, queryShots: source.ways * source.queries };
+  if (source.kind === 'sinusoid') return { supportShots: source.shots, queryShots: source.queries ?? source.shots };
   return { supportShots: Number(f['support-shots']), queryShots: Number(f['query-shots']) };
 }
 
@@ -198,12 +223,15 @@ function parseNumber(v: string): number {
 const FLAG_APPLIES: Record<string, { when: (f: FlagValues, source: string) => boolean; to: string }> = {
   hidden: { when: (f) => f.model === 'mlp', to: '--model mlp' },
   norm: { when: (f) => f.model === 'mlp', to: '--model mlp' },
-  classes: { when: (f) => f.model === 'mlp' || f.model === 'conv4', to: '--model mlp or conv4' },
+  classes: { when: (f, s) => (f.model === 'mlp' || f.model === 'conv4') && s !== 'sinusoid', to: '--model mlp or conv4 on classification sources (a sinusoid model is a regressor)' },
   filters: { when: (f) => f.model === 'conv4', to: '--model conv4' },
   pooling: { when: (f) => f.model === 'conv4', to: '--model conv4' },
   ways: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes' },
-  shots: { when: (_, s) => EPISODES.includes(s), to: '--source omniglot or fashion-episodes (others: --support-shots)' },
-  'support-shots': { when: (_, s) => !EPISODES.includes(s), to: 'sources other than omniglot and fashion-episodes (whose support rows are --ways × --shots)' },
+  shots: { when: (_, s) => EPISODES.includes(s) || s === 'sinusoid', to: '--source omniglot, fashion-episodes or sinusoid (others: --support-shots)' },
+  'support-shots': { when: (_, s) => !EPISODES.includes(s) && s !== 'sinusoid', to: 'sources other than omniglot, fashion-episodes (whose support rows are --ways × --shots) and sinusoid (--shots points)' },
+  amplitude: { when: (_, s) => s === 'sinusoid', to: '--source sinusoid' },
+  phase: { when: (_, s) => s === 'sinusoid', to: '--source sinusoid' },
+  'x-range': { when: (_, s) => s === 'sinusoid', to: '--source sinusoid' },
   'val-alphabets': { when: (_, s) => s === 'omniglot', to: '--source omniglot' },
   data: { when: (_, s) => ['fashion-mnist', 'fashion-episodes', 'omniglot'].includes(s), to: '--source fashion-mnist, fashion-episodes or omniglot' },
   dim: { when: (_, s) => s === 'linear' || s === 'seed', to: '--source linear or seed' },
@@ -237,7 +265,11 @@ export function learnerOptionsFromFlags(flags: FlagValues, source: TaskSource): 
   const algorithm = String(f.algo) as Algorithm;
   const values: Record<string, unknown> = { ...optionsFromFlags(f, [...ALGORITHM_OPTION_FLAGS, ...SHARED_OPTION_FLAGS]), dim: sourceDim(source) };
   if (f.clip === 'auto' && isPixels(source)) values.clip = [0, 1];
-  if (f.model === 'mlp') values.model = { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes), norm: String(f.norm) as 'none' | 'task' };
+  if (f.model === 'mlp') {
+    values.model = source.kind === 'sinusoid'
+      ? { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), loss: 'mse', norm: String(f.norm) as 'none' | 'task' }
+      : { kind: 'mlp', hidden: parseWidths(String(f.hidden ?? '')), classes: Number(f.classes), norm: String(f.norm) as 'none' | 'task' };
+  }
   if (f.model === 'conv4') values.model = { kind: 'conv4', classes: Number(f.classes), filters: Number(f.filters), pooling: String(f.pooling) as 'stride' | 'max' };
   // One model per task (AMP): --tasks is the number of models.
   if (capabilitiesOf({ algorithm }).thetaPerTask) values.models = Number(f.tasks);
@@ -260,6 +292,11 @@ function attackFromFlags(kind: unknown, epsilon: unknown, clip?: [number, number
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const withCi = (r: { mean: number; ci95: number }) => `${pct(r.mean)} ± ${(100 * r.ci95).toFixed(1)}`;
+/** A figure of merit: accuracy (%), or a regression model's MSE (3 significant decimals). */
+const mseWithCi = (r: { mean: number; ci95: number }) => `${r.mean.toFixed(3)} ± ${r.ci95.toFixed(3)}`;
+const metricInterval = (r: QueryScores) => (r.metric === 'mse' ? r.mseInterval! : r.accuracyInterval);
+const showMetric = (r: QueryScores) => (r.metric === 'mse' ? mseWithCi(r.mseInterval!) : withCi(r.accuracyInterval));
+const metricName = (r: QueryScores) => (r.metric === 'mse' ? 'MSE' : 'accuracy');
 
 /** Flags a resumed run may change: its length, and what only changes how it is watched, saved or
  * computed (the CPU engine is the GPU's twin). Every other flag given with --resume must match the run. */
@@ -473,6 +510,7 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
     process.stderr.write(`\nmetagrad: ${signal}: stopping after the iterations in flight, then writing the checkpoint (${signal} again stops at once)\n`);
   };
   let lastEval: EvaluateResult | undefined;
+  const brief = (r: QueryScores) => (r.metric === 'mse' ? `MSE ${r.mse!.toFixed(3)}` : pct(r.accuracy));
   const onProgress = async (progress: TrainProgress) => {
     // Let the event loop deliver signals (the CPU engine may run many submits without yielding to it).
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -483,18 +521,21 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
       : progress;
     if (p.eval) {
       lastEval = p.eval;
+      // Scores as the metric of the model: accuracy, or a regression model's MSE.
+      const scores = (r: QueryScores) => (r.metric === 'mse'
+        ? { loss: r.loss, mse: r.mse, mseCi95: r.mseInterval!.ci95 }
+        : { loss: r.loss, accuracy: r.accuracy, accuracyCi95: r.accuracyInterval.ci95 });
       const record = {
         iteration: p.iteration, elapsedSeconds: before + p.elapsedSeconds, train: p.train,
-        eval: { loss: p.eval.loss, accuracy: p.eval.accuracy, accuracyCi95: p.eval.accuracyInterval.ci95 },
-        attacked: p.eval.attacked ? { loss: p.eval.attacked.loss, accuracy: p.eval.attacked.accuracy, accuracyCi95: p.eval.attacked.accuracyInterval.ci95 } : undefined,
+        eval: scores(p.eval), attacked: p.eval.attacked ? scores(p.eval.attacked) : undefined,
       };
       appendFileSync(metricsFile, JSON.stringify(record) + '\n');
     }
     if (p.iteration - lastSaved >= checkpointEvery || p.iteration === p.endIteration) await save(p.iteration);
     const metrics = [
       p.train ? `loss ${p.train.loss.toFixed(3)}` : '',
-      lastEval ? `${evalSplitName} ${pct(lastEval.accuracy)}` : '',
-      lastEval?.attacked ? `${String(flags.attack)} ${pct(lastEval.attacked.accuracy)}` : '',
+      lastEval ? `${evalSplitName} ${brief(lastEval)}` : '',
+      lastEval?.attacked ? `${String(flags.attack)} ${brief(lastEval.attacked)}` : '',
     ].filter(Boolean).join('  ');
     bar?.update(p.iteration, p.iterationsPerSecond, metrics, before + p.elapsedSeconds);
     if (interrupted && p.iteration < p.endIteration) {
@@ -523,38 +564,60 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
   }
   bar?.finish();
   const seconds = (performance.now() - t0) / 1000;
-  writePlot(out);
+  // A regression run ends with its adaptation curve: held-out MSE after 0 … 10 inner steps (cheap for
+  // the small nets regression uses), in summary.json and curves.svg.
+  const curve = lastEval?.metric === 'mse' && !fileHeldOut ? await adaptationCurve(learner, source, plan) : undefined;
+  writePlot(out, curve);
   const summary = {
     algorithm: learner.options.algorithm, source: config.source, iterations, seconds: before + seconds, backend: learner.backend,
     ...(resumeFrom ? { resumedFrom: start, sessionSeconds: seconds } : {}),
-    final: lastEval ? { accuracy: lastEval.accuracyInterval, attacked: lastEval.attacked?.accuracyInterval, attack: evalAttack } : null,
+    final: lastEval ? (lastEval.metric === 'mse'
+      ? { metric: 'mse', mse: lastEval.mseInterval, attacked: lastEval.attacked?.mseInterval, attack: evalAttack, curve }
+      : { accuracy: lastEval.accuracyInterval, attacked: lastEval.attacked?.accuracyInterval, attack: evalAttack }) : null,
   };
   writeAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`done: ${iterations - start} iterations in ${formatSeconds(seconds)} (${((iterations - start) / seconds).toFixed(1)} it/s)` +
     (resumeFrom ? `, ${formatSeconds(before + seconds)} of training in all` : '') +
-    (lastEval ? `; ${evalSplitName} accuracy ${withCi(lastEval.accuracyInterval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${withCi(lastEval.attacked.accuracyInterval)}` : '') : '') +
+    (lastEval ? `; ${evalSplitName} ${metricName(lastEval)} ${showMetric(lastEval)}` + (lastEval.attacked ? `, under ${String(flags.attack)} ε=${String(flags['attack-epsilon'])}: ${showMetric(lastEval.attacked)}` : '') : '') +
     ` (${scored}, 95% CI)`);
   console.log(`wrote ${out}/checkpoint.json, metrics.jsonl, curves.svg, summary.json`);
   return 0;
 }
 
-/** curves.svg from metrics.jsonl: held-out accuracy (clean, attacked) and training loss. */
-export function writePlot(out: string): void {
+/** Held-out MSE after 0 … 10 inner steps of the trained model (the evaluation tasks of train). */
+async function adaptationCurve(learner: Learner, source: TaskSource, plan: TrainPlan): Promise<Array<{ steps: number; mse: { mean: number; ci95: number } }>> {
+  const o = plan.options;
+  const split = resolveTrainOptions(o, learner.options).evalSplit;
+  const batch = sampleTasks(source, { tasks: plan.evalTasks, supportShots: o.supportShots!, queryShots: o.queryShots! }, learner.options.seed, 0, split);
+  const curve = [];
+  for (let k = 0; k <= 10; k++) {
+    const r = await learner.evaluate(batch, { steps: k, lr: o.evalLr });
+    curve.push({ steps: k, mse: r.mseInterval! });
+  }
+  return curve;
+}
+
+/** curves.svg from metrics.jsonl: held-out accuracy or MSE (clean, attacked) and training loss; a
+ * regression run's adaptation curve (MSE after k inner steps) as a third panel. */
+export function writePlot(out: string, curve?: Array<{ steps: number; mse: { mean: number; ci95: number } }>): void {
   const file = path.join(out, 'metrics.jsonl');
   if (!existsSync(file)) return;
   // Records with an evaluation; a line torn by a crash (dropped when the run resumes) is left out.
   const rows = readFileSync(file, 'utf8').split('\n').flatMap((l) => {
     try { return [JSON.parse(l)]; } catch { return []; }
-  }).filter((r) => typeof r?.iteration === 'number' && typeof r.eval?.accuracy === 'number');
+  }).filter((r) => typeof r?.iteration === 'number' && (typeof r.eval?.accuracy === 'number' || typeof r.eval?.mse === 'number'));
+  // A regression model's records hold its MSE instead of an accuracy.
+  const key = rows.some((r) => typeof r.eval.mse === 'number') ? 'mse' : 'accuracy';
   const panels: Panel[] = [
     {
-      title: 'held-out accuracy (95% CI)', yLabel: 'accuracy', series: [
-        { name: 'clean', color: '#1f77b4', points: rows.map((r) => ({ x: r.iteration, y: r.eval.accuracy, ci: r.eval.accuracyCi95 })) },
-        { name: 'attacked', color: '#d62728', points: rows.filter((r) => r.attacked).map((r) => ({ x: r.iteration, y: r.attacked.accuracy, ci: r.attacked.accuracyCi95 })) },
+      title: `held-out ${key === 'mse' ? 'MSE' : 'accuracy'} (95% CI)`, yLabel: key === 'mse' ? 'MSE' : 'accuracy', series: [
+        { name: 'clean', color: '#1f77b4', points: rows.map((r) => ({ x: r.iteration, y: r.eval[key], ci: r.eval[`${key}Ci95`] })) },
+        { name: 'attacked', color: '#d62728', points: rows.filter((r) => r.attacked).map((r) => ({ x: r.iteration, y: r.attacked[key], ci: r.attacked[`${key}Ci95`] })) },
       ],
     },
     { title: 'training query loss', yLabel: 'loss', series: [{ name: 'meta-batch', color: '#2ca02c', points: rows.filter((r) => r.train).map((r) => ({ x: r.iteration, y: r.train.loss })) }] },
   ];
+  if (curve) panels.push({ title: 'held-out MSE after k inner steps (95% CI)', yLabel: 'MSE', xLabel: 'inner steps', series: [{ name: 'meta-learned', color: '#9467bd', points: curve.map((c) => ({ x: c.steps, y: c.mse.mean, ci: c.mse.ci95 })) }] });
   writeFileSync(path.join(out, 'curves.svg'), svgPlot(panels, 'meta-iteration'));
 }
 
@@ -574,7 +637,10 @@ async function evaluate(args: string[]): Promise<void> {
                             model).
                             It takes no inner steps: one value for every column.
   nearest neighbour         1-NN on the raw pixels of the support set: no training, no steps
-each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
+  oracle                    (sinusoid, instead of 1-NN) ŷ = A·sin(x − φ) with each task's true A and φ: the floor
+each clean and, with --attack, under FGSM/PGD against that very (adapted) model. Scores are accuracy, or for
+a regression model (sinusoid) the query MSE (mean over tasks of each task's mean squared error).
+eval.json holds the table; eval.svg plots each model's curve over the inner steps.
 `;
   if (args.includes('--help')) { process.stdout.write(helpText('eval', 'adaptation curves of a checkpoint against baselines', EVAL_FLAGS) + '\n' + rows); return; }
   const given = new Set<string>();
@@ -609,7 +675,8 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   const shots = fileHeldOut ? { supportShots: fileHeldOut.supportShots, queryShots: fileHeldOut.queryShots } : shotsOf(trained, source);
   const clip = isPixels(source) ? ([0, 1] as [number, number]) : undefined;
   const attack = attackFromFlags(f.attack, f['attack-epsilon'], clip);
-  const steps = f.steps === 'auto' ? Array.from({ length: Number(f['max-steps']) + 1 }, (_, k) => k) : parseSteps(String(f.steps));
+  const maxSteps = f['max-steps'] === 'auto' ? (source.kind === 'sinusoid' ? 10 : 5) : parseSteps(String(f['max-steps']), '--max-steps')[0];
+  const steps = f.steps === 'auto' ? Array.from({ length: maxSteps + 1 }, (_, k) => k) : parseSteps(String(f.steps));
   // Every flag is checked before an adapter is acquired.
   const resolved = resolveLearnerOptions({ ...stripForAlgorithm(o), backend });
   for (const k of steps) resolveEvaluateOptions({ steps: k, lr: evalLr, attack }, resolved);
@@ -629,7 +696,9 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
   }
   // From scratch: the same network from its untrained initialisation, adapted with the same steps and rate.
   // (ANIL's own inner loop adapts only the head of the untrained network: its row says so.)
-  const scratchName = mlp ? `from scratch (He init, same steps${can.adapt === 'head' ? ', head only' : ''})` : 'from scratch (zero init, same steps)';
+  const regression = source.kind === 'sinusoid';
+  const initName = regression ? "nn.Linear's init" : 'He init';
+  const scratchName = mlp ? `from scratch (${initName}, same steps${can.adapt === 'head' ? ', head only' : ''})` : 'from scratch (zero init, same steps)';
   const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [scratchName, zeros]];
   const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
   // N-way Omniglot tasks relabel their classes at random: one jointly trained model has no fixed
@@ -639,11 +708,11 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     const joint = await createLearner({ algorithm: 'maml', dim: o.dim, model: o.model, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
     process.stderr.write(`training the joint baseline for ${jointIterations} iterations…\n`);
     await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
-    models.push(['jointly trained', joint]);
+    models.push([regression ? 'pretrained (jointly on all meta-train tasks, no inner loop), fine-tuned with the same steps' : 'jointly trained', joint]);
   }
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
   console.log(`metagrad eval: ${fileHeldOut ? `each of the ${tasks} held-out task${tasks === 1 ? '' : 's'} of ${String(f['test-file'] ?? trained['test-file'] ?? trained.file)}${trained['test-file'] || f['test-file'] ? '' : ' (its last 20%)'} once` : `${tasks} held-out tasks`} of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
-    `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; accuracy mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
+    `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; ${regression ? 'query MSE' : 'accuracy'} mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
   // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
   const heldOut = fileHeldOut ?? sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
@@ -655,9 +724,9 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
     const attacked: string[] = [];
     for (const k of steps) {
       const r = await learner.evaluate(heldOut, { steps: k, lr: evalLr, attack });
-      results[name].push({ steps: k, clean: r.accuracyInterval, attacked: r.attacked?.accuracyInterval });
-      clean.push(withCi(r.accuracyInterval));
-      if (r.attacked) attacked.push(withCi(r.attacked.accuracyInterval));
+      results[name].push({ steps: k, clean: metricInterval(r), attacked: r.attacked ? metricInterval(r.attacked) : undefined });
+      clean.push(showMetric(r));
+      if (r.attacked) attacked.push(showMetric(r.attacked));
     }
     console.log(`| ${name} | ${clean.join(' | ')} |`);
     if (attacked.length) console.log(`| ${name}, ${attack!.kind} | ${attacked.join(' | ')} |`);
@@ -691,13 +760,46 @@ each clean and, with --attack, under FGSM/PGD against that very (adapted) model.
       transductive: norm, clean: r.accuracy, attacked: r.attacked?.accuracy,
     };
   }
-  // No training and no steps: 1-nearest-neighbour on the raw inputs (the field's pixel baseline).
-  const nn = nearestNeighbourAccuracy(heldOut);
-  console.log(`| nearest neighbour (raw inputs, no steps) | ${steps.map(() => withCi(nn.accuracy)).join(' | ')} |`);
+  // No training and no steps: 1-nearest-neighbour on the raw inputs (the field's pixel baseline) for
+  // classification; for sinusoids the oracle that knows each task's A and φ.
+  let extra: Record<string, unknown>;
+  if (source.kind === 'sinusoid') {
+    const oracle = sinusoidOracleMse(source, heldOut, o.seed);
+    console.log(`| oracle (knows A and φ: ŷ = A·sin(x − φ); its MSE is the targets' float32 rounding) | ${steps.map(() => mseWithCi(oracle)).join(' | ')} |`);
+    extra = { oracle };
+  } else {
+    const nn = nearestNeighbourAccuracy(heldOut);
+    console.log(`| nearest neighbour (raw inputs, no steps) | ${steps.map(() => withCi(nn.accuracy)).join(' | ')} |`);
+    extra = { nearestNeighbour: nn.accuracy };
+  }
   const outFile = f.out === 'auto' ? path.join(path.dirname(String(f.checkpoint)), 'eval.json') : String(f.out);
-  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, results, ...(transfer ? { transfer } : {}), nearestNeighbour: nn.accuracy }, null, 2) + '\n');
-  console.log(`\nwrote ${outFile}`);
+  writeAtomic(outFile, JSON.stringify({ checkpoint: f.checkpoint, iteration: ckpt.iteration, tasks, lr, attack, metric: regression ? 'mse' : 'accuracy', results, ...(transfer ? { transfer } : {}), ...extra }, null, 2) + '\n');
+  // The adaptation curves as a plot beside eval.json.
+  const svgFile = outFile.replace(/\.json$/, '') + '.svg';
+  writeFileSync(svgFile, svgPlot([{
+    title: `held-out ${regression ? 'MSE' : 'accuracy'} after k inner steps (95% CI)`, yLabel: regression ? 'MSE' : 'accuracy',
+    series: Object.entries(results).map(([name, rs], i) => ({ name: name.replace(/ \(.*$/, ''), color: PALETTE[i % PALETTE.length], points: rs.map((r) => ({ x: r.steps, y: (r.clean as { mean: number }).mean, ci: (r.clean as { ci95: number }).ci95 })) })),
+  }], 'inner steps'));
+  console.log(`\nwrote ${outFile}, ${svgFile}`);
   for (const [, l] of models) l.destroy();
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+/** The oracle of sinusoid regression: ŷ = A·sin(x − φ) with each held-out task's own A and φ (in float64),
+ * scored as the models are: the mean over tasks of each task's query MSE, with its 95% interval. */
+export function sinusoidOracleMse(source: SinusoidSource, batch: CheckedBatch, seed: number): { mean: number; ci95: number } {
+  const { amplitude, phase } = sinusoidTasks(source, batch.tasks, seed, 0, 'test');
+  const Kq = batch.queryShots;
+  const perTask = Float64Array.from({ length: batch.tasks }, (_, t) => {
+    let sum = 0;
+    for (let k = 0; k < Kq; k++) {
+      const e = batch.queryY[t * Kq + k] - amplitude[t] * Math.sin(batch.queryX[t * Kq + k] - phase[t]);
+      sum += e * e;
+    }
+    return sum / Kq;
+  });
+  return meanWithInterval(perTask);
 }
 
 /** Resolved options → the options createLearner accepts for that algorithm. */
@@ -773,11 +875,11 @@ function unknownCommand(command: string): number {
   return 2;
 }
 
-/** --steps: a comma-separated list of inner-step counts. */
-function parseSteps(v: string): number[] {
+/** --steps: a comma-separated list of inner-step counts (--max-steps: one). */
+function parseSteps(v: string, flag = '--steps'): number[] {
   const steps = v.split(',').map((w) => w.trim()).filter(Boolean).map(Number);
-  if (steps.length === 0 || !steps.every((k) => Number.isInteger(k) && k >= 0 && k <= 1000)) {
-    throw new InvalidOptionError(`--steps: "${v}" is not a list of inner-step counts.`, 'e.g. --steps 3 or --steps 0,1,5');
+  if (steps.length === 0 || !steps.every((k) => Number.isInteger(k) && k >= 0 && k <= 1000) || (flag === '--max-steps' && steps.length !== 1)) {
+    throw new InvalidOptionError(`${flag}: "${v}" is not ${flag === '--max-steps' ? 'an inner-step count' : 'a list of inner-step counts'}.`, flag === '--max-steps' ? 'e.g. --max-steps 10' : 'e.g. --steps 3 or --steps 0,1,5');
   }
   return steps;
 }

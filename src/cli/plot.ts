@@ -2,7 +2,8 @@
 // series, axes with ticks, and the 95% interval as a band when a series has one.
 
 export interface Series { name: string; color: string; points: Array<{ x: number; y: number; ci?: number }> }
-export interface Panel { title: string; yLabel: string; series: Series[]; yRange?: [number, number] }
+/** xLabel: the panel's own x axis (default: the plot's). */
+export interface Panel { title: string; yLabel: string; xLabel?: string; series: Series[]; yRange?: [number, number] }
 
 const W = 520, H = 300, M = { left: 56, right: 16, top: 30, bottom: 44 };
 const esc = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
@@ -56,5 +57,5 @@ export function svgPlot(panels: Panel[], xLabel: string): string {
   const shown = panels.filter((p) => p.series.some((s) => s.points.length > 0));
   const width = W * Math.max(shown.length, 1);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif" font-size="11">\n` +
-    `<rect width="100%" height="100%" fill="white"/>\n${shown.map((p, i) => panel(p, xLabel, i * W)).join('\n')}\n</svg>\n`;
+    `<rect width="100%" height="100%" fill="white"/>\n${shown.map((p, i) => panel(p, p.xLabel ?? xLabel, i * W)).join('\n')}\n</svg>\n`;
 }

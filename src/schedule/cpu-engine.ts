@@ -42,8 +42,7 @@ export class CpuEngine implements Engine {
   // nets' GEMMs run as WebAssembly SIMD where the engine has it (the same bits as without).
   readonly info: BackendInfo = {
     kind: 'cpu', software: true,
-    adapter: (isNode() ? 'cpu (TypeScript; worker threads for large batches' : 'cpu (TypeScript, on the page\'s thread')
-      + (cpuSimdActive() ? '; WebAssembly SIMD GEMMs)' : ')'),
+    adapter: `cpu (TypeScript${cpuSimdActive() ? ' + WebAssembly SIMD' : ''}${isNode() ? '; worker threads' : ', on the page\'s thread'})`,
   };
   private readonly params: Float32Array;
   private readonly optState: Float32Array;
