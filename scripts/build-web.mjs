@@ -12,7 +12,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export async function buildWeb() {
   await build({
     absWorkingDir: root,
-    entryPoints: { train: 'web/src/train.ts', adapt: 'web/src/adapt.ts', attack: 'web/src/attack.ts' },
+    entryPoints: { train: 'web/src/train.ts', adapt: 'web/src/adapt.ts', attack: 'web/src/attack.ts', sinusoid: 'web/src/sinusoid.ts' },
     outdir: 'web/dist',
     bundle: true,
     format: 'esm',

@@ -21,7 +21,9 @@ export { acquireDevice, adoptDevice, type AcquiredDevice, type AdapterPath } fro
 export { meanWithInterval } from './stats.js';
 // Task sources: their types, the Fashion-MNIST split, the CPU sampler (the GPU sampler's twin), CSV and IDX readers.
 export * from './tasks/source.js';
-export { sampleTasks, sampleFileTasks, type SampleShape } from './cpu/sample-tasks.js';
+export { sampleTasks, sampleFileTasks, sinusoidTasks, type SampleShape } from './cpu/sample-tasks.js';
+// MAML's sinusoid regression tasks (their ranges, and the grid the device and CPU samplers share).
+export { SINUSOID_DEFAULTS, SINUSOID_GRID_BITS, sinusoidGrid, type SinusoidSource, type SinusoidGrid } from './tasks/sinusoid.js';
 export { parseTaskCsv, fileSource } from './tasks/file.js';
 export { parseIdx, encodeIdx, imageSetFromIdx } from './tasks/idx.js';
 // Baselines of the few-shot protocol: nearest neighbour on the inputs, and the transfer baseline

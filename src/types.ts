@@ -24,7 +24,7 @@ export type {
   MetaSgdOptions, AnilOptions, ReptileOptions, MetaLearnerOptions, MetaLearnerCoreOptions, AmpInnerOptimizerOptions, CommonOptions, BackendChoice, Optimizer,
 } from './algorithms/index.js';
 export { NO_CLIP } from './algorithms/common.js';
-export type { ModelSpec, MlpModelSpec, LogisticModelSpec } from './models/mlp.js';
+export type { ModelSpec, MlpModelSpec, MlpRegressorSpec, LogisticModelSpec } from './models/mlp.js';
 export type { Conv4ModelSpec, LayersModelSpec } from './models/layers.js';
 
 export interface StepOptions {

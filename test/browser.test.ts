@@ -173,6 +173,52 @@ test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML
   await page.close();
 });
 
+test('sinusoid page: MAML and the pretrained baseline train on WebGPU with a live loss plot; a click adds a point, a drag moves one, the slider sets the steps, and the curves follow, agreeing with the library', async () => {
+  const { page, problems } = await open('sinusoid', '?iterations=300');
+  type S = { agree: Record<string, boolean>; mse: Record<string, number>; points: number; pointList: Array<{ x: number; y: number }>; steps: number; losses: number[]; chart: number; updates: number; title: string };
+  const read = () => page.evaluate('({ agree: window.__metagrad.agree, mse: window.__metagrad.mse, points: window.__metagrad.points, pointList: window.__metagrad.pointList, steps: window.__metagrad.steps, losses: window.__metagrad.losses, chart: window.__metagrad.chartPoints(), updates: window.__metagrad.updates, title: window.__metagrad.title })') as Promise<S>;
+  const allAgree = (s: S) => ['meta', 'pretrained', 'scratch'].every((n) => s.agree[n] === true);
+  let s = await read();
+  assert.is(s.points, 10, "the wave's own K = 10 points");
+  assert.is(s.steps, 1);
+  assert.ok(allAgree(s), `the page's curves agree with the library's MSE: ${JSON.stringify(s.agree)}`);
+  assert.ok(s.losses.length >= 10 && s.losses.every((l) => Number.isFinite(l) && l > 0), `losses ${s.losses}`);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(mean(s.losses.slice(-5)) < mean(s.losses.slice(0, 5)), `MAML's loss went down: ${s.losses.map((l) => l.toFixed(2)).join(' ')}`);
+  assert.ok(s.chart >= 20, `the loss chart drew ${s.chart} points`);
+  assert.is(await page.$$eval('#wave-svg path[data-model]', (p) => p.length), 3, 'three model curves');
+  // A click on empty plot adds a point there.
+  await page.$eval('#wave-svg', (el) => el.scrollIntoView());
+  const box = (await (await page.$('#wave-svg'))!.boundingBox())!;
+  let before = s.updates;
+  await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.2);
+  await page.waitForFunction(`window.__metagrad.updates > ${before} && window.__metagrad.points === 11`, { timeout: 60_000 });
+  s = await read();
+  const added = s.pointList[10];
+  assert.ok(Math.abs(added.x) < 0.2 && added.y > 2, `the point lands where the click was: ${JSON.stringify(added)}`);
+  // Dragging the added point (alone up there; the wave's own points may overlap) downwards moves it.
+  const dot = (await (await page.$('#wave-svg circle[data-point="10"]'))!.boundingBox())!;
+  before = s.updates;
+  await page.mouse.move(dot.x + dot.width / 2, dot.y + dot.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(dot.x + dot.width / 2, dot.y + dot.height / 2 + 60, { steps: 3 });
+  await page.mouse.up();
+  await page.waitForFunction(`window.__metagrad.updates > ${before} && window.__metagrad.pointList[10].y < ${added.y - 1}`, { timeout: 60_000 });
+  s = await read();
+  assert.is(s.points, 11, 'a drag moves a point, it adds none');
+  assert.ok(allAgree(s), 'the curves still agree with the library');
+  // The slider: 5 steps.
+  await page.$eval('#steps', (el) => { (el as HTMLInputElement).value = '5'; el.dispatchEvent(new Event('input')); });
+  await page.waitForFunction('window.__metagrad.steps === 5', { timeout: 60_000 });
+  assert.match(await page.$eval('#mse', (el) => el.textContent ?? ''), /after 5 steps: meta-learned \(MAML\) \d+\.\d{3} · pretrained \(joint\) \d+\.\d{3} · from scratch \d+\.\d{3}/);
+  await page.screenshot({ path: path.join(OUT, 'sinusoid.png') });
+  // A new wave brings its own 10 points.
+  await page.click('#next');
+  await page.waitForFunction(`window.__metagrad.title !== ${JSON.stringify(s.title)} && window.__metagrad.points === 10`, { timeout: 60_000 });
+  assert.equal(problems, []);
+  await page.close();
+});
+
 test('attack page: FGSM and PGD on Omniglot queries stay within ε; MAML and ADML accuracies, clean and attacked', async () => {
   const { page, problems } = await open('attack', '?iterations=20&tasks=8&hidden=32,32');
   for (const [kind, epsilon] of [['fgsm', '0.05'], ['pgd', '0.2']] as const) {

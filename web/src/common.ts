@@ -24,7 +24,7 @@ export interface PageState {
 export const state: PageState = { page: '', ready: false, errors: [] };
 (globalThis as unknown as { __metagrad: PageState }).__metagrad = state;
 
-const PAGES = [['train.html', 'Train'], ['adapt.html', 'Adapt'], ['attack.html', 'Attack']] as const;
+const PAGES = [['train.html', 'Train'], ['adapt.html', 'Adapt'], ['attack.html', 'Attack'], ['sinusoid.html', 'Sinusoid']] as const;
 
 export function $(id: string): HTMLElement {
   const el = document.getElementById(id);
