@@ -10,8 +10,9 @@
 // MLP rows (configs named "mlp …"): MAML on the MLP with an N-way softmax head at Omniglot shapes; their
 // reference is metagrad's CPU backend (θ after one step), against which the WebGPU backend and the two
 // PyTorch peers (bench/peers/mlp_peers.py: batched over tasks, per-task loop) verify before being timed.
-// Conv-4 rows (bench/conv.ts, configs named "conv4 …"): MAML on MAML's Omniglot Conv-4 on the CPU backend
-// against the PyTorch peers of bench/peers/conv_peers.py (grouped convolutions over tasks; per-task loop).
+// Layer-list rows (bench/nets.ts): "conv4 …" (MAML on MAML's Omniglot Conv-4) and "sinusoid …" (MAML on
+// the 1-40-40-1 sinusoid regressor), against the PyTorch peers of bench/peers/net_peers.py (batched over
+// tasks: grouped convolutions, batched matmuls; and the per-task loop).
 // Env: BENCH_SECONDS (time per measurement, default 1), BENCH_ONLY (substring of "config algorithm",
 // e.g. "mlp"), BENCH_BACKENDS (e.g. "cpu"), BENCH_PEERS=0 (no peers), BENCH_ROW_CAP (MLP rows: seconds a
 // measurement may take, default 30), BENCH_TORCH_DEVICE (MLP peers: cpu (default), cuda or auto).
@@ -26,7 +27,7 @@ import { uniform01 } from '../src/rng.js';
 import { pickOptions } from '../src/algorithms/index.js';
 import { mlpInit, mlpLayout, type MlpLayout } from '../src/models/mlp.js';
 import type { BackendChoice, Batch, LearnerOptions } from '../src/types.js';
-import { convRows } from './conv.js';
+import { netRows } from './nets.js';
 import { SECONDS, findPython, fmt, fmtRate, median, relChangeError, timeIt, writeFloats, type Timing } from './common.js';
 
 interface Config { tasks: number; supportShots: number; queryShots: number; dim: number; innerSteps: number }
@@ -523,7 +524,7 @@ async function main() {
       }
     }
   }
-  const failures = (await mlpRows(backends, python, rows)) + (backends.includes('cpu') ? await convRows(backends, python, rows) : 0);
+  const failures = (await mlpRows(backends, python, rows)) + (backends.includes('cpu') ? await netRows(backends, python, rows) : 0);
   const dir = path.join('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${os.hostname().replace(/[^\w.-]/g, '_')}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);
@@ -537,7 +538,7 @@ async function main() {
     rows,
   }, null, 2));
   console.log(`\nwrote ${file}`);
-  if (failures) console.log(`${failures} MLP or Conv-4 row(s) failed verification or raised an unexpected error (see above)`);
+  if (failures) console.log(`${failures} MLP, Conv-4 or sinusoid row(s) failed verification or raised an unexpected error (see above)`);
   return failures;
 }
 

@@ -1,4 +1,4 @@
-// Shared by the bench's row families (bench.ts: logistic and MLP rows; conv.ts: Conv-4 rows): timing,
+// Shared by the bench's row families (bench.ts: logistic and MLP rows; nets.ts: Conv-4 and sinusoid rows): timing,
 // number formats, finding a python with the peers' packages, and the verification measure.
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';

@@ -1,31 +1,35 @@
-"""PyTorch peers of metagrad's Conv-4 benchmark rows: one MAML meta-iteration on MAML's Omniglot
-Conv-4 (../shared/SPEC.md "Layers and losses", "Conv-4"; src/models/layers.ts conv4Omniglot):
-  4 × [conv 3×3, stride 2, padding 1 → per-task norm (per channel over the set's rows and positions,
-  biased variance, eps 1e-3, no affine) → ReLU], mean over space, dense N; softmax cross-entropy.
+"""PyTorch peers of metagrad's layer-list benchmark rows (bench/nets.ts): one MAML meta-iteration on
+  conv4      MAML's Omniglot Conv-4 (../shared/SPEC.md "Layers and losses", "Conv-4"; src/models/
+             layers.ts conv4Omniglot): 4 × [conv 3×3, stride 2, padding 1 → per-task norm (per channel
+             over the set's rows and positions, biased variance, eps 1e-3, no affine) → ReLU], mean over
+             space, dense N; softmax cross-entropy;
+  regressor  MAML's sinusoid regressor (SPEC.md "Sinusoid regression"): dense 1 → h → ReLU → … → dense 1,
+             mean squared error (mean over rows of (ŷ − y)²).
   inner: θ'_t = θ − α ∇ L(θ; S_t) (innerSteps times); outer: θ ← θ − β · mean_t g_t (SGD), g_t the exact
   order-2 meta-gradient (create_graph through the inner steps) or, order 1, ∇ L(θ'_t; Q_t).
 Two implementations:
-  torch  "torch batched": every task at once. The tasks are the groups of grouped convolutions (a
-         task's C channels are group t of T·C channels, its filters group t of the weights), so one
+  torch  "torch batched": every task at once. Conv-4: the tasks are the groups of grouped convolutions
+         (a task's C channels are group t of T·C channels, its filters group t of the weights), so one
          conv2d per layer serves the whole batch with per-task weights; F.batch_norm over that tensor
          is exactly the per-task norm (its statistics are per channel, i.e. per task and channel, over
-         rows × positions); the head is one einsum.
+         rows × positions); the head is one einsum. Regressor: one batched matmul (baddbmm) per layer.
   loop   "torch loop": the learn2learn way: per task, adapt a copy of θ with autograd.grad, the query
          loss .backward() accumulates into θ.grad, then ÷ tasks and step.
 
 Parameters are one flat float32 vector in metagrad's layout: per conv layer W (k × k × C_in × C_out,
-C_out fastest) then b; the head W (F × N, row-major) then b. Rows are images H × W × C, channel
-fastest (Omniglot: 28 × 28 × 1).
+C_out fastest) then b; per dense layer W (in × out, row-major) then b. Conv-4 rows are images H × W × C,
+channel fastest (Omniglot: 28 × 28 × 1); regressor rows are x (one float), labels the targets y.
 
-Usage (the same protocol as mlp_peers.py):
-  conv_peers.py BATCH.bin META.json OUT_DIR [--device cpu|cuda|auto]
-      BATCH.bin: θ0, supportX, supportY, queryX, queryY (float32, task-major). META.json: tasks,
-      supportShots, queryShots, image [h, w, c], filters, classes, innerLr, outerLr, innerSteps,
-      seconds, capSeconds, tolerance, jobs: [{name, impl, order, expected}]. Each job verifies one step
-      from θ0 against `expected` (metagrad's θ after one step): rel = max|Δθ_peer − Δθ_ref| / max|Δθ_ref|
-      ≤ tolerance, else it is not timed; then timed steps; one JSON line per job.
-  conv_peers.py --selftest [--device ...]
-      batched vs loop on one step; order-2 and order-1 meta-gradients against central finite
+Usage:
+  net_peers.py BATCH.bin META.json OUT_DIR [--device cpu|cuda|auto]
+      BATCH.bin: θ0, supportX, supportY, queryX, queryY (float32, task-major). META.json: model
+      ({kind: 'conv4', image: [h, w, c], filters, classes} or {kind: 'regressor', hidden: [...]}), tasks,
+      supportShots, queryShots, innerLr, outerLr, innerSteps, seconds, capSeconds, tolerance, jobs:
+      [{name, impl, order, expected}]. Each job verifies one step from θ0 against `expected`
+      (metagrad's θ after one step): rel = max|Δθ_peer − Δθ_ref| / max|Δθ_ref| ≤ tolerance, else it is
+      not timed; then timed steps; one JSON line per job.
+  net_peers.py --selftest [--device ...]
+      for both models: batched vs loop on one step; the order-2 meta-gradient against central finite
       differences in float64.
 """
 import json
@@ -42,9 +46,10 @@ except ImportError:
     torch = None
 
 
-def layout(image, filters, classes):
-    """[(kind, offset, shape)]: conv layers (W offset, cin, cout, b offset), then the head."""
-    h, w, c = image
+def conv4_layout(model):
+    """[(kind, offset, cin, cout, b offset)]: conv layers, then the head; and the parameter count."""
+    h, w, c = model['image']
+    filters, classes = model['filters'], model['classes']
     layers = []
     off = 0
     cin = c
@@ -57,10 +62,26 @@ def layout(image, filters, classes):
     return layers, off
 
 
-def task_losses(fast, x, y, image, filters, classes, layers):
+def regressor_layout(model):
+    """[(kind, offset, fin, fout, b offset)]: dense 1 → hidden … → 1; and the parameter count."""
+    widths = [1, *model['hidden'], 1]
+    layers = []
+    off = 0
+    for fin, fout in zip(widths, widths[1:]):
+        layers.append(('dense', off, fin, fout, off + fin * fout))
+        off += fin * fout + fout
+    return layers, off
+
+
+def layout(model):
+    return (conv4_layout if model['kind'] == 'conv4' else regressor_layout)(model)
+
+
+def conv4_losses(fast, x, y, model, layers):
     """Per-task mean loss (T,) of T tasks at once: fast (T × P), x (T × rows × H·W·C), y (T × rows)."""
     T, rows = x.shape[0], x.shape[1]
-    h, w, c = image
+    h, w, c = model['image']
+    filters = model['filters']
     # NHWC rows → (rows, T·C, H, W): task t's channels are group t.
     a = x.view(T, rows, h, w, c).permute(1, 0, 4, 2, 3).reshape(rows, T * c, h, w)
     for kind, wo, cin, cout, bo in layers[:-1]:
@@ -78,11 +99,27 @@ def task_losses(fast, x, y, image, filters, classes, layers):
     return ce.view(T, rows).mean(dim=1)
 
 
+def regressor_losses(fast, x, y, model, layers):
+    """Per-task MSE (T,): x (T × rows × 1), y (T × rows); one batched matmul per layer."""
+    T = x.shape[0]
+    a = x
+    for i, (_, wo, fin, fout, bo) in enumerate(layers):
+        W = fast[:, wo:wo + fin * fout].view(T, fin, fout)
+        a = torch.baddbmm(fast[:, bo:bo + fout].unsqueeze(1), a, W)
+        if i < len(layers) - 1:
+            a = F.relu(a)
+    return ((a.squeeze(-1) - y) ** 2).mean(dim=1)
+
+
+def task_losses(fast, x, y, model, layers):
+    return (conv4_losses if model['kind'] == 'conv4' else regressor_losses)(fast, x, y, model, layers)
+
+
 def meta_grad_batched(theta, sx, sy, qx, qy, meta, order):
     """mean_t g_t for all tasks at once."""
     T = sx.shape[0]
-    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
-    args = (meta['image'], meta['filters'], meta['classes'], layers)
+    layers, _ = layout(meta['model'])
+    args = (meta['model'], layers)
     fast = theta.unsqueeze(0).expand(T, -1)
     for _ in range(meta['innerSteps']):
         loss = task_losses(fast, sx, sy, *args).sum()
@@ -95,8 +132,8 @@ def meta_grad_batched(theta, sx, sy, qx, qy, meta, order):
 
 def meta_grad_loop(theta, sx, sy, qx, qy, meta, order):
     T = sx.shape[0]
-    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
-    args = (meta['image'], meta['filters'], meta['classes'], layers)
+    layers, _ = layout(meta['model'])
+    args = (meta['model'], layers)
     if theta.grad is not None:
         theta.grad = None
     for t in range(T):
@@ -126,9 +163,9 @@ def pick_device(want):
 def run(batch_file, meta_file, out_dir, device):
     meta = json.load(open(meta_file))
     T, Ks, Kq = meta['tasks'], meta['supportShots'], meta['queryShots']
-    h, w, c = meta['image']
-    D = h * w * c
-    _, P = layout(meta['image'], meta['filters'], meta['classes'])
+    model = meta['model']
+    D = int(np.prod(model['image'])) if model['kind'] == 'conv4' else 1
+    _, P = layout(model)
     raw = np.fromfile(batch_file, dtype=np.float32)
     sizes = [P, T * Ks * D, T * Ks, T * Kq * D, T * Kq]
     parts, off = [], 0
@@ -181,36 +218,40 @@ def run(batch_file, meta_file, out_dir, device):
 def selftest(device):
     torch.manual_seed(0)
     dev = pick_device(device)
-    meta = {'image': [12, 12, 1], 'filters': 3, 'classes': 3, 'innerLr': 0.3, 'innerSteps': 2}
-    _, P = layout(meta['image'], meta['filters'], meta['classes'])
-    T, Ks, Kq, D = 3, 4, 5, 144
     dt = torch.float64
-    theta = (0.3 * torch.randn(P, dtype=dt, device=dev)).requires_grad_()
-    data = (torch.rand(T, Ks, D, dtype=dt, device=dev), torch.randint(0, 3, (T, Ks), device=dev).to(dt),
-            torch.rand(T, Kq, D, dtype=dt, device=dev), torch.randint(0, 3, (T, Kq), device=dev).to(dt))
-    for order in (1, 2):
-        gb = meta_grad_batched(theta, *data, meta, order)
-        gl = meta_grad_loop(theta, *data, meta, order)
-        assert torch.allclose(gb, gl, rtol=1e-9, atol=1e-12), f'order {order}: batched vs loop'
-    # Order 2 against finite differences of the adapted query loss (float64).
-    layers, _ = layout(meta['image'], meta['filters'], meta['classes'])
-    args = (meta['image'], meta['filters'], meta['classes'], layers)
+    models = [
+        ({'kind': 'conv4', 'image': [12, 12, 1], 'filters': 3, 'classes': 3}, 144, lambda n: torch.randint(0, 3, n, device=dev).to(dt)),
+        ({'kind': 'regressor', 'hidden': [6, 5]}, 1, lambda n: torch.randn(n, dtype=dt, device=dev)),
+    ]
+    for model, D, labels in models:
+        meta = {'model': model, 'innerLr': 0.3 if model['kind'] == 'conv4' else 0.05, 'innerSteps': 2}
+        _, P = layout(model)
+        T, Ks, Kq = 3, 4, 5
+        theta = (0.3 * torch.randn(P, dtype=dt, device=dev)).requires_grad_()
+        data = (torch.rand(T, Ks, D, dtype=dt, device=dev), labels((T, Ks)), torch.rand(T, Kq, D, dtype=dt, device=dev), labels((T, Kq)))
+        for order in (1, 2):
+            gb = meta_grad_batched(theta, *data, meta, order)
+            gl = meta_grad_loop(theta, *data, meta, order)
+            assert torch.allclose(gb, gl, rtol=1e-9, atol=1e-12), f'{model["kind"]} order {order}: batched vs loop'
+        # Order 2 against finite differences of the adapted query loss (float64).
+        layers, _ = layout(model)
+        args = (model, layers)
 
-    def objective(th):
-        fast = th.unsqueeze(0).expand(T, -1)
-        with torch.enable_grad():
-            for _ in range(meta['innerSteps']):
-                g, = torch.autograd.grad(task_losses(fast, data[0], data[1], *args).sum(), fast)
-                fast = fast - meta['innerLr'] * g
-        return task_losses(fast, data[2], data[3], *args).mean().item()
+        def objective(th):
+            fast = th.unsqueeze(0).expand(T, -1)
+            with torch.enable_grad():
+                for _ in range(meta['innerSteps']):
+                    g, = torch.autograd.grad(task_losses(fast, data[0], data[1], *args).sum(), fast)
+                    fast = fast - meta['innerLr'] * g
+            return task_losses(fast, data[2], data[3], *args).mean().item()
 
-    g2 = meta_grad_batched(theta, *data, meta, 2)
-    u = torch.randn(P, dtype=dt, device=dev)
-    h = 1e-5
-    th = theta.detach()
-    fd = (objective((th + h * u).requires_grad_()) - objective((th - h * u).requires_grad_())) / (2 * h)
-    assert abs(float(g2 @ u) - fd) <= 1e-6 * max(1, abs(fd)), f'order 2 vs finite differences: {float(g2 @ u)} vs {fd}'
-    print('conv peers selftest: ok (batched = loop at both orders; order 2 = finite differences)')
+        g2 = meta_grad_batched(theta, *data, meta, 2)
+        u = torch.randn(P, dtype=dt, device=dev)
+        h = 1e-5
+        th = theta.detach()
+        fd = (objective((th + h * u).requires_grad_()) - objective((th - h * u).requires_grad_())) / (2 * h)
+        assert abs(float(g2 @ u) - fd) <= 1e-6 * max(1, abs(fd)), f'{model["kind"]} order 2 vs finite differences: {float(g2 @ u)} vs {fd}'
+    print('net peers selftest: ok (conv4 and regressor: batched = loop at both orders; order 2 = finite differences)')
 
 
 if __name__ == '__main__':
