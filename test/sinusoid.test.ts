@@ -103,6 +103,26 @@ test("the MLP regressor { kind: 'mlp', hidden: [40, 40], loss: 'mse' } is MAML's
   assert.instance(r, InvalidOptionError);
 });
 
+test('FGSM on x raises the query MSE of an adapted regressor; ADML trains on those samples (CPU)', async () => {
+  const source: SinusoidSource = { kind: 'sinusoid', shots: 10 };
+  const batch = sampleTasks(source, { tasks: 50, supportShots: 10, queryShots: 10 }, 4, 0, 'test');
+  const learner = await createLearner({ dim: 1, model: REGRESSOR, backend: 'cpu', innerLr: 0.01, outerLr: 0.001, optimizer: 'adam', seed: 2 });
+  const adml = await createLearner({ algorithm: 'adml', dim: 1, model: REGRESSOR, backend: 'cpu', innerLr: 0.01, outerLr: 0.001, optimizer: 'adam', epsilon: 0.1, seed: 2 });
+  try {
+    await learner.train({ source, iterations: 200, tasksPerBatch: 25 });
+    const r = await learner.evaluate(batch, { steps: 1, attack: { kind: 'fgsm', epsilon: 0.3 } });
+    assert.is(r.attacked!.metric, 'mse');
+    assert.ok(r.attacked!.mse! > r.mse!, `attacked MSE ${r.attacked!.mse} > clean ${r.mse}`);
+    const before = await adml.evaluate(batch, { steps: 1 });
+    await adml.train({ source, iterations: 200, tasksPerBatch: 25 });
+    const after = await adml.evaluate(batch, { steps: 1 });
+    assert.ok(after.mse! < before.mse!, `ADML lowers the held-out MSE: ${before.mse} → ${after.mse}`);
+  } finally {
+    learner.destroy();
+    adml.destroy();
+  }
+});
+
 // Every algorithm on sinusoid batches (K = 10, 6 tasks): the GPU engine against the CPU engine. ADML
 // with ε = 0 (FGSM's sign of an input gradient near 0 may differ between float32 and float64).
 const ALGORITHMS: Array<{ name: string; options: Partial<LearnerOptions>; tasks?: number }> = [
