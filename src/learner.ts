@@ -208,7 +208,7 @@ class LearnerImpl implements Learner {
   /** Validates a batch (labels: 0/1 for the logistic unit, 0 … N−1 for an MLP) and returns it with
    * float32 labels. AMP trains model i on task i: the batch must hold exactly `models` tasks. */
   private checkBatch(batch: Batch): CheckedBatch {
-    const checked = validateBatch(batch, this.options.dim, this.options.validate, this.mlp ? this.mlp.classes : null) as CheckedBatch;
+    const checked = validateBatch(batch, this.options.dim, this.options.validate, this.mlp ? this.mlp.classes : null, this.can.episode) as CheckedBatch;
     const models = this.can.models(this.options);
     if (this.can.thetaPerTask && batch.tasks !== models) {
       throw new ShapeError(`AMP trains model i on task i: batch.tasks is ${batch.tasks}, models is ${models}.`, `Pass batches of ${models} tasks, or create the learner with models: ${batch.tasks}.`);
@@ -638,6 +638,15 @@ export async function createLearner(options: CreateLearnerOptions): Promise<Lear
   if (resolved.backend === 'cpu') {
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);
+  }
+  // What the GPU engine cannot run yet: WebGPU is refused with the reason, 'auto' takes the CPU.
+  const gpuBlock = capabilitiesOf(resolved).episode ? 'a protonet runs on the CPU backend only (its prototype kernels for WebGPU are not built yet)' : null;
+  if (gpuBlock && (resolved.backend === 'webgpu' || device !== undefined)) {
+    throw new InvalidOptionError(`This learner cannot run on WebGPU: ${gpuBlock}.`, "Use backend: 'cpu' or 'auto'.");
+  }
+  if (gpuBlock) {
+    const engine = new CpuEngine(resolved, theta);
+    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: gpuBlock });
   }
   let acquired: AcquiredDevice;
   if (device !== undefined) {

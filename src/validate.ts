@@ -223,8 +223,15 @@ export function resolveEvaluateOptions(options: EvaluateOptions | undefined, lea
   }
   const steps = options?.steps ?? defaults.steps;
   const lr = options?.lr ?? defaults.lr;
-  checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');
-  checkPositive('evaluate lr', lr, 'Use the training innerLr.');
+  if (can.episode) {
+    // A protonet adapts nothing: it scores each query by its nearest prototype.
+    if (steps !== 0 || options?.lr !== undefined) {
+      throw new InvalidOptionError(`evaluate ${steps !== 0 ? `steps (${steps})` : 'lr'} does not apply to a protonet: it takes no inner steps (queries go to their nearest prototype).`, 'Leave steps and lr out (or steps: 0).');
+    }
+  } else {
+    checkInteger('evaluate steps', steps, 0, MAX_INNER_STEPS, 'Use 0 to score θ without adaptation, or the training innerSteps.');
+    checkPositive('evaluate lr', lr, 'Use the training innerLr.');
+  }
   const a = options?.attack;
   if (a === undefined) return { steps, lr, attack: null };
   if (a === null || typeof a !== 'object') throw new InvalidOptionError('attack must be an object { kind, epsilon, … }.', "e.g. attack: { kind: 'fgsm', epsilon: 0.1 }.");
@@ -324,7 +331,7 @@ function labelArray(name: string, array: unknown, expected: number, layout: stri
  * binary (classes = null: the logistic unit) or class indices 0 … classes−1. Returns the batch with its
  * labels as Float32Arrays (integer label arrays are converted; nothing else is copied). */
 /** classes: null for the logistic unit's 0/1 labels, N for class indices 0 … N−1, 0 for real targets (MSE). */
-export function validateBatch(batch: Batch, dim: number, deep: boolean, classes: number | null = null): Batch {
+export function validateBatch(batch: Batch, dim: number, deep: boolean, classes: number | null = null, episode = false): Batch {
   if (batch === null || typeof batch !== 'object') {
     throw new ShapeError('The batch must be an object { tasks, supportShots, queryShots, supportX, supportY, queryX, queryY }.', 'See the Batch type in the README.');
   }
@@ -358,8 +365,25 @@ export function validateBatch(batch: Batch, dim: number, deep: boolean, classes:
   } else {
     checkClassLabels('batch.supportY', supportY, classes, supportShots);
     checkClassLabels('batch.queryY', queryY, classes, queryShots);
+    if (episode) checkEpisodeLabels(supportY, queryY, tasks, supportShots, queryShots);
   }
   return checked;
+}
+
+/** A protonet's episodes: every query row's class has a support row in its task (its prototype). */
+function checkEpisodeLabels(supportY: Float32Array, queryY: Float32Array, tasks: number, Ks: number, Kq: number): void {
+  const seen = new Set<number>();
+  for (let t = 0; t < tasks; t++) {
+    seen.clear();
+    for (let s = 0; s < Ks; s++) seen.add(supportY[t * Ks + s]);
+    for (let q = 0; q < Kq; q++) {
+      const k = queryY[t * Kq + q];
+      if (!seen.has(k)) {
+        throw new LabelError(`batch.queryY[${t * Kq + q}] (task ${t}, row ${q}) is class ${k}, which has no support row in task ${t}: a protonet has no prototype for it.`,
+          "Give every class of a task's query rows at least one support row (N-way K-shot episodes do).");
+      }
+    }
+  }
 }
 
 /** Train options with defaults applied, checked against the learner (dimensions, AMP's models). */

@@ -33,7 +33,9 @@ export async function typeChecks(): Promise<void> {
   // @ts-expect-error dim is required
   await createLearner({ algorithm: 'maml' });
   // @ts-expect-error no such algorithm
-  await createLearner({ algorithm: 'protonet', dim: 4 });
+  await createLearner({ algorithm: 'matching-net', dim: 4 });
+  // @ts-expect-error a protonet has no inner loop
+  await createLearner({ algorithm: 'protonet', dim: 4, innerLr: 0.1 });
   // @ts-expect-error Reptile has no second order
   await createLearner({ algorithm: 'reptile', dim: 4, order: 2 });
   // @ts-expect-error Meta-SGD's inner loop is plain SGD with learned step sizes

@@ -50,6 +50,7 @@ export function ampPlan(o: ResolvedLearnerOptions): Plan {
 
 export const AMP_CAPABILITIES: Capabilities = {
   metaGradient: false,
+  episode: false,
   thetaPerTask: true,
   adapt: 'all',
   stepSizes: false,

@@ -78,6 +78,9 @@ export interface Capabilities {
   stepSizes: boolean;
   /** The fused per-task kernel of the logistic model (maml-task or caml-task). */
   taskKernel: 'maml' | 'caml';
+  /** Prototypical networks: the model is the network's body, and the query pass scores each task's
+   * episode (support ∪ query rows through the body together) against prototypes of its support rows. */
+  episode: boolean;
   /** Parameter sets held: AMP's models, else 1. */
   models(o: ResolvedLearnerOptions): number;
   /** Vectors of dim floats of the logistic model: 1, CAML's 1 + C, AMP's models, Meta-SGD's 2 (θ, α). */

@@ -10,16 +10,17 @@ import { maml, type MamlOptions } from './maml.js';
 import { metaSgd, type MetaSgdOptions } from './meta-sgd.js';
 import { anil, type AnilOptions } from './anil.js';
 import { reptile, type ReptileOptions } from './reptile.js';
+import { protonet, type ProtonetOptions } from './protonet.js';
 import type { Plan } from './plan.js';
 
 /** In this order in messages and help. */
-export const ALGORITHMS = { maml, adml, 'ga-maml': gaMaml, caml, amp, 'meta-sgd': metaSgd, anil, reptile } as const;
+export const ALGORITHMS = { maml, adml, 'ga-maml': gaMaml, caml, amp, 'meta-sgd': metaSgd, anil, reptile, protonet } as const;
 export type Algorithm = keyof typeof ALGORITHMS;
 export const ALGORITHM_NAMES = Object.keys(ALGORITHMS) as Algorithm[];
 /** The algorithm of options that name none. */
 export const DEFAULT_ALGORITHM: Algorithm = 'maml';
 
-type AnyOptions = MamlOptions | AdmlOptions | GaMamlOptions | CamlOptions | AmpOptions | MetaSgdOptions | AnilOptions | ReptileOptions;
+type AnyOptions = MamlOptions | AdmlOptions | GaMamlOptions | CamlOptions | AmpOptions | MetaSgdOptions | AnilOptions | ReptileOptions | ProtonetOptions;
 type KeysOfUnion<T> = T extends unknown ? keyof T : never;
 export type OptionKey = KeysOfUnion<AnyOptions>;
 /** T, with the options of every other algorithm forbidden: `{ dim: 4, contextDim: 3 }` is a type error
@@ -27,10 +28,10 @@ export type OptionKey = KeysOfUnion<AnyOptions>;
 type Only<T> = T & { [K in Exclude<OptionKey, keyof T>]?: never };
 
 /** Options of createLearner: those of the chosen algorithm (maml.ts, adml.ts, ga-maml.ts, caml.ts,
- * amp.ts, meta-sgd.ts, anil.ts, reptile.ts; `algorithm` may be left out for maml). Options of another
+ * amp.ts, meta-sgd.ts, anil.ts, reptile.ts, protonet.ts; `algorithm` may be left out for maml). Options of another
  * algorithm are rejected. */
 export type LearnerOptions = Only<MamlOptions> | Only<AdmlOptions> | Only<GaMamlOptions> | Only<CamlOptions> | Only<AmpOptions>
-  | Only<MetaSgdOptions> | Only<AnilOptions> | Only<ReptileOptions>;
+  | Only<MetaSgdOptions> | Only<AnilOptions> | Only<ReptileOptions> | Only<ProtonetOptions>;
 
 type ValueOf<T, K extends PropertyKey> = T extends unknown ? (K extends keyof T ? Exclude<T[K], undefined> : never) : never;
 /** Options after defaults, flat: every option of every algorithm has a value (those that do not apply
@@ -118,4 +119,5 @@ export type { AmpInnerOptimizerOptions } from './amp-inner.js';
 export type { MetaSgdOptions } from './meta-sgd.js';
 export type { AnilOptions } from './anil.js';
 export type { ReptileOptions } from './reptile.js';
+export type { ProtonetOptions } from './protonet.js';
 export type { CommonOptions, BackendChoice } from './common.js';

@@ -82,6 +82,7 @@ export const MAML_CAPABILITIES: Capabilities = {
   adapt: 'all',
   stepSizes: false,
   taskKernel: 'maml',
+  episode: false,
   models: () => 1,
   paramVectors: () => 1,
   context: () => 0,

@@ -11,6 +11,7 @@
 //   meta-sgd.ts tasks (the step α ⊙ g with θ's learned α; meta-gradients for θ and α) → update
 //   anil.ts     tasks (only the head adapts) → update
 //   reptile.ts  tasks on support ∪ query (no meta-gradient) → difference θ − θ'_t → update
+//   protonet.ts tasks (no inner steps; the query pass scores each episode against its prototypes) → update
 //   evaluate    tasks (no meta-gradient) [→ attack Q against each θ'_t → score the attacked queries]  (here)
 import type { AttackParams } from '../cpu/fgsm.js';
 
@@ -27,6 +28,9 @@ export type PlanStep =
   | {
       kind: 'tasks'; support: SupportSide; query: DataSide; outSet: number; innerLr: number; innerSteps: number;
       wantMetaGrad: boolean; writeBack: boolean;
+      /** Prototypical networks: the query pass reads each task's support rows then its `query` side's
+       * rows as one episode, scored against the prototypes of the support rows (innerSteps 0). */
+      episode?: boolean;
     }
   /** Reptile's task updates as gradients: g_t = θ − θ'_t of set 0 (so that the update's θ − β·mean g_t
    * is θ + β·mean(θ'_t − θ), and Adam acts on −mean(θ'_t − θ)). */
@@ -44,15 +48,16 @@ export interface Plan {
   sets: number;
 }
 
-/** Adapt a copy of θ on each support set, score the query sets, optionally under attack. */
-export function evaluatePlan(steps: number, lr: number, attack: AttackParams | null): Plan {
-  const plan: PlanStep[] = [{ kind: 'tasks', support: 'clean', query: 'clean', outSet: 0, innerLr: lr, innerSteps: steps, wantMetaGrad: false, writeBack: false }];
+/** Adapt a copy of θ on each support set, score the query sets, optionally under attack (episode: a
+ * protonet's scoring against prototypes, no steps). */
+export function evaluatePlan(steps: number, lr: number, attack: AttackParams | null, episode = false): Plan {
+  const plan: PlanStep[] = [{ kind: 'tasks', support: 'clean', query: 'clean', outSet: 0, innerLr: lr, innerSteps: steps, wantMetaGrad: false, writeBack: false, ...(episode ? { episode } : {}) }];
   if (attack) plan.push({ kind: 'attack', rows: 'query', against: 'adapted', attack }, { kind: 'score-attacked' });
   return { sets: 1, steps: plan };
 }
 
-/** Whether a plan's inner loop reads support ∪ query rows (Reptile). */
-export const needsJoint = (plan: Plan): boolean => plan.steps.some((s) => s.kind === 'tasks' && s.support === 'joint');
+/** Whether a plan reads each task's support ∪ query rows: Reptile's inner loop, a protonet's episodes. */
+export const needsJoint = (plan: Plan): boolean => plan.steps.some((s) => s.kind === 'tasks' && (s.support === 'joint' || !!s.episode));
 
 /** Whether a plan needs the adversarial copy of the data. */
 export const needsAdversarial = (plan: Plan): boolean => plan.steps.some((s) => s.kind === 'attack');

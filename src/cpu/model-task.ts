@@ -10,7 +10,7 @@
 import type { ModelLayout } from '../models/model.js';
 import type { AttackParams } from './fgsm.js';
 import type { PerturbParams, RowSet, TaskPassParams } from './maml-task.js';
-import { taskModelFor, type TaskModel, type TaskPoint, type TaskRows, type TaskTape } from './task-model.js';
+import { scoredRows, taskModelFor, type TaskModel, type TaskPoint, type TaskRows, type TaskTape } from './task-model.js';
 
 export interface ModelTaskParams extends TaskPassParams {
   layout: ModelLayout;
@@ -26,6 +26,9 @@ export interface ModelTaskParams extends TaskPassParams {
    * is θ' − α ⊙ ∇L (innerLr unused), and each metaGrad slot holds [g_θ | g_α] (2V floats, pads 0). Only
    * with adapt 'all', one θ (thetaPerTask false, no writeBack), no perturbation and no context. */
   stepSizes?: boolean;
+  /** Protonet: the query rows are each task's episode (support then query rows, queryRows in all) and
+   * the first episodeSupport of them its support rows; innerSteps 0. */
+  episodeSupport?: number;
 }
 
 export interface ModelTaskOutputs {
@@ -92,7 +95,9 @@ export function modelAdaptAndMetaGrad(out: ModelTaskOutputs, support: RowSet, qu
   const thetaCopy = !contextOnly && secondOrder && p.writeBack ? ws.f32('theta0', V) : null;
   const points: TaskPoint[] = [];
   const supportRows: TaskRows = { x: support.x, xOff: 0, xStride: D, y: support.y, yOff: 0, rows: Ks };
-  const queryRows: TaskRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq };
+  const queryRows: TaskRows = { x: query.x, xOff: 0, xStride: D, y: query.y, yOff: 0, rows: Kq, ...(p.episodeSupport ? { episodeSupport: p.episodeSupport } : {}) };
+  const scored = scoredRows(queryRows);
+  if (p.episodeSupport && n !== 0) throw new Error(`modelAdaptAndMetaGrad: an episode (protonet) takes no inner steps, got ${n}`);
   // ANIL keeps one support tape: the body's activations are those of every step.
   const tapeOf = (s: number) => ws.tape(`support${secondOrder && !headOnly ? s : 0}`, Ks);
   const metaGradStride = stepSizes ? 2 * V : V;
@@ -163,8 +168,8 @@ export function modelAdaptAndMetaGrad(out: ModelTaskOutputs, support: RowSet, qu
     const queryPoint = ws.pointAt(out.adapted, own);
     const queryTape = ws.tape('query', Kq);
     ws.lossAndDeltas(queryPoint, queryRows, queryTape, p.wantMetaGrad);
-    out.taskStats[2 * slot] = queryTape.lossSum / Kq;
-    out.taskStats[2 * slot + 1] = queryTape.metricSum / Kq;
+    out.taskStats[2 * slot] = queryTape.lossSum / scored;
+    out.taskStats[2 * slot + 1] = queryTape.metricSum / scored;
     if (!p.wantMetaGrad) continue;
     if (stepSizes) {
       metaSgdBackward(ws, out.metaGrad, slot * metaGradStride, queryPoint, queryTape, points, tapeOf, theta, v!, innerGrads!, innerGradSum, stepSizeGrad!, direction);

@@ -15,6 +15,14 @@ export interface TaskRows {
   y: Float32Array | Float64Array;
   yOff: number;
   rows: number;
+  /** The prototypical loss (protonet): the first rows of the episode are its support rows, whose class
+   * means are the prototypes; the loss and metric are over the rest. */
+  episodeSupport?: number;
+}
+
+/** Rows a pass's loss and metric are means over: every row, or an episode's query rows. */
+export function scoredRows(rows: TaskRows): number {
+  return rows.rows - (rows.episodeSupport ?? 0);
 }
 
 /** A point of the parameter space: the parameters from P at pOff, the context φ from phi at phiOff. */

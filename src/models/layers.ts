@@ -22,8 +22,12 @@ export type LayerSpec =
   | { kind: 'flatten' };
 
 /** Softmax cross-entropy over N classes (labels: class indices; metric: accuracy), or mean squared
- * error over one real output (labels: real targets; loss and metric: mean over rows of (y − ŷ)²). */
-export type LossSpec = { kind: 'softmax-ce' } | { kind: 'mse' };
+ * error over one real output (labels: real targets; loss and metric: mean over rows of (y − ŷ)²), or
+ * the prototypical loss of an episode (protonet; made by the learner, not given by users): the outputs
+ * are embeddings, the first rows of a task's episode its support rows, whose class means are the
+ * prototypes of up to `classes` classes; each later row's logits are −‖z − c_k‖² over the classes that
+ * have support rows; softmax cross-entropy and accuracy over those rows. */
+export type LossSpec = { kind: 'softmax-ce' } | { kind: 'mse' } | { kind: 'proto'; classes: number };
 
 export interface Shape { h: number; w: number; c: number }
 
@@ -147,6 +151,8 @@ export function netLayout(input: Shape, layers: readonly LayerSpec[], loss: Loss
     if (outputs < 2) throw new InvalidOptionError(`Softmax cross-entropy needs at least 2 outputs (classes); the last layer gives ${outputs}.`, 'End with a dense layer of N units for N classes.');
   } else if (loss?.kind === 'mse') {
     if (outputs !== 1) throw new InvalidOptionError(`Mean squared error regresses one real output; the last layer gives ${outputs}.`, "End with { kind: 'dense', units: 1 }.");
+  } else if (loss?.kind === 'proto') {
+    if (!(Number.isInteger(loss.classes) && loss.classes >= 2)) throw new InvalidOptionError(`The prototypical loss needs at least 2 classes, got ${String(loss.classes)}.`, 'Give the model N classes, N ≥ 2.');
   } else {
     throw new InvalidOptionError(`Unknown loss ${JSON.stringify(loss)}.`, "Use { kind: 'softmax-ce' } or { kind: 'mse' }.");
   }

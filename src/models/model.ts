@@ -44,7 +44,8 @@ function imageOf(spec: { image?: Shape }, dim: number, what: string): Shape {
 }
 
 /** The layer list of a net model spec (conv4, layers, or the MLP regressor), on images of `image`. */
-export function netLayersOf(model: ModelSpec, dim: number): { image: Shape; layers: NetLayout['layers'][number]['spec'][]; loss: NetLayout['loss']; init?: NetInit } | null {
+export function netLayersOf(model: ModelSpec, dim: number, episode = false): { image: Shape; layers: NetLayout['layers'][number]['spec'][]; loss: NetLayout['loss']; init?: NetInit } | null {
+  if (episode) return bodyOf(model, dim);
   if (model.kind === 'conv4') {
     const filters = model.filters ?? 64;
     const layers = model.pooling === 'max' ? conv4MiniImagenet(model.classes, filters) : conv4Omniglot(model.classes, filters);
@@ -61,28 +62,50 @@ export function netLayersOf(model: ModelSpec, dim: number): { image: Shape; laye
   return null;
 }
 
-export function netModelLayout(model: ModelSpec, dim: number, context: number): NetModelLayout | null {
-  const spec = netLayersOf(model, dim);
+/** A protonet's model: the network without its head (the body, embedding each row), under the
+ * prototypical loss over the network's N classes. */
+function bodyOf(model: ModelSpec, dim: number): { image: Shape; layers: LayerSpec[]; loss: NetLayout['loss'] } {
+  const refuse = (why: string, hint: string) => { throw new InvalidOptionError(`A protonet embeds rows with the network's body, but ${why}.`, hint); };
+  if (model.kind === 'logistic') refuse('the logistic unit has no body', "Use model: { kind: 'mlp', hidden: [256, 128, 64, 64], classes: 5 } or { kind: 'conv4', classes: 5 }.");
+  if (model.kind === 'mlp') {
+    if (model.loss === 'mse') refuse('this mlp is a regressor (loss mse); a protonet classifies', "Give the mlp classes (and no loss 'mse').");
+    const m = model as Extract<ModelSpec, { kind: 'mlp'; classes: number }>;
+    if (m.hidden.length === 0) refuse('this mlp has no hidden layer (hidden: [])', 'Give it hidden layers, e.g. hidden: [256, 128, 64, 64].');
+    const layers = m.hidden.flatMap((units): LayerSpec[] => [{ kind: 'dense', units }, ...(m.norm === 'task' ? [{ kind: 'norm' } as const] : []), { kind: 'relu' }]);
+    return { image: { h: 1, w: 1, c: dim }, layers, loss: { kind: 'proto', classes: m.classes } };
+  }
+  const full = netLayersOf(model, dim)!;
+  const head = full.layers[full.layers.length - 1];
+  if (full.loss.kind !== 'softmax-ce' || head?.kind !== 'dense' || full.layers.length < 2) {
+    refuse('its last layer is not a dense softmax head to take off', "End the layer list with { kind: 'dense', units: N } under softmax cross-entropy.");
+  }
+  return { image: full.image, layers: full.layers.slice(0, -1), loss: { kind: 'proto', classes: (head as { units: number }).units } };
+}
+
+export function netModelLayout(model: ModelSpec, dim: number, context: number, episode = false): NetModelLayout | null {
+  const spec = netLayersOf(model, dim, episode);
   if (!spec) return null;
   const net = netLayout({ ...spec.image, c: spec.image.c + context }, spec.layers, spec.loss);
   const tensors: [number, number][] = [];
   for (const l of net.layers) if (l.count > 0) tensors.push([l.offset, l.offset + l.weights], [l.offset + l.weights, l.offset + l.count]);
   return {
-    kind: 'net', net, dim, context, classes: spec.loss.kind === 'softmax-ce' ? net.outputs : 0,
+    kind: 'net', net, dim, context, classes: spec.loss.kind === 'softmax-ce' ? net.outputs : spec.loss.kind === 'proto' ? spec.loss.classes : 0,
     params: net.params, contextOffset: net.params, vector: roundUp4(net.params + context), tensors, init: spec.init ?? 'he',
   };
 }
 
 /** The layout of a model spec on rows of `dim` features with `context` context inputs, or null for
  * the logistic unit. */
-export function layoutOfModel(model: ModelSpec, dim: number, context = 0): ModelLayout | null {
+export function layoutOfModel(model: ModelSpec, dim: number, context = 0, episode = false): ModelLayout | null {
+  if (episode) return netModelLayout(model, dim, context, true);
   if (model.kind === 'mlp' && model.loss !== 'mse') return mlpLayout(dim, model.hidden, model.classes, context, model.norm === 'task');
   return netModelLayout(model, dim, context);
 }
 
 /** The layout of a learner's model (CAML adds its context), or null for the logistic unit. */
 export function modelLayoutOf(o: ResolvedLearnerOptions): ModelLayout | null {
-  return layoutOfModel(o.model, o.dim, capabilitiesOf(o).context(o));
+  const can = capabilitiesOf(o);
+  return layoutOfModel(o.model, o.dim, can.context(o), can.episode);
 }
 
 /** He-normal weights (dense: N(0, 2/fan-in); conv: fan-in k²·C_in), zero biases — or, for a layout

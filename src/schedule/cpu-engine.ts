@@ -173,7 +173,9 @@ export class CpuEngine implements Engine {
         }
         case 'tasks': {
           const support = step.support === 'joint' ? { x: scratch.jointX, y: scratch.jointY } : side(step.support).support;
-          const query = side(step.query).query;
+          // A protonet's episode: the joint rows are the query pass's rows (its first Ks the support).
+          if (step.episode && step.query !== 'clean') throw new Error('CpuEngine: an episode reads the clean query rows');
+          const query = step.episode ? { x: scratch.jointX, y: scratch.jointY } : side(step.query).query;
           const rowsBatch = step.support === 'joint' ? jointBatch! : batch;
           if (mlpOut && layout) {
             const p = modelTaskParamsFor(rowsBatch, o, step, layout);
@@ -235,7 +237,7 @@ export class CpuEngine implements Engine {
 
   async evaluate(batch: Batch, steps: number, lr: number, attackParams: AttackParams | null, detail = false): Promise<EvaluateOutput> {
     const pool = await this.poolFor(batch);
-    const state = await this.run(evaluatePlan(steps, lr, attackParams), this.shareBatch(batch, pool), pool);
+    const state = await this.run(evaluatePlan(steps, lr, attackParams, capabilitiesOf(this.options).episode), this.shareBatch(batch, pool), pool);
     const out: EvaluateOutput = { clean: state.stats.slice(0, 2 * batch.tasks), attacked: state.attackedStats };
     if (detail) {
       out.adapted = state.adapted.slice(0, batch.tasks * this.width);

@@ -102,6 +102,8 @@ export function modelTaskParamsFor(batch: Batch, o: ResolvedLearnerOptions, s: T
   return {
     ...sharedTaskFields(batch, o, s, layout.dim), layout, adapt: capabilitiesOf(o).adapt,
     thetaPerTask: capabilitiesOf(o).thetaPerTask, perturb: perturbOf(o), writeBack: s.writeBack, stepSizes: capabilitiesOf(o).stepSizes,
+    // A protonet's episode: the query pass reads each task's support rows then its query rows.
+    ...(s.episode ? { queryRows: batch.supportShots + batch.queryShots, episodeSupport: batch.supportShots } : {}),
   };
 }
 

@@ -16,7 +16,8 @@
 // channels summed over rows and positions.
 import { features, NORM_EPS, type LayerLayout } from '../../models/layers.js';
 import type { NetModelLayout } from '../../models/model.js';
-import type { AdaptedSet, TaskModel, TaskPoint, TaskRows } from '../task-model.js';
+import { scoredRows, type AdaptedSet, type TaskModel, type TaskPoint, type TaskRows } from '../task-model.js';
+import { protoLoss } from './losses.js';
 import { gemmAcc, gemmAtB, sumRows, transpose } from './gemm.js';
 
 // ---- Convolution as im2col ----------------------------------------------------------------------
@@ -370,6 +371,16 @@ export class NetWorkspace implements TaskModel<NetTape> {
     const y = rows.y;
     let total = 0;
     let metric = 0;
+    if (this.net.loss.kind === 'proto') {
+      // The episode's loss (a protonet's; no inner loop, so no R pass): the oracle's float64 form, its
+      // mean over the query rows scaled to what the caller asked (scale 1/R: that mean).
+      const r = protoLoss(this.net.loss.classes, Z.subarray(0, R * N), R, y, rows.yOff, rows.episodeSupport ?? 0);
+      const Q = scoredRows(rows);
+      for (let i = 0; i < R * N; i++) dZ[i] = r.dZ[i] * scale * R;
+      tape.lossSum = r.loss * Q;
+      tape.metricSum = r.metric * Q;
+      return;
+    }
     if (this.net.loss.kind === 'mse') {
       for (let r = 0; r < R; r++) {
         const e = Z[r] - y[rows.yOff + r];
@@ -734,7 +745,7 @@ export class NetWorkspace implements TaskModel<NetTape> {
     const tape = this.tape('call', rows.rows);
     this.lossAndDeltas(pt, rows, tape, grad !== null);
     if (grad) this.gradientInto(pt, tape, grad, gOff);
-    return { loss: tape.lossSum / rows.rows, metric: tape.metricSum / rows.rows };
+    return { loss: tape.lossSum / scoredRows(rows), metric: tape.metricSum / scoredRows(rows) };
   }
 
   /** out = H·v at P[pOff …] on `rows` (v over the whole vector). */

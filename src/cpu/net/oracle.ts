@@ -23,6 +23,8 @@ export interface NetRows {
   y: Floats;
   yOff: number;
   rows: number;
+  /** The prototypical loss: the episode's first rows are its support rows. */
+  episodeSupport?: number;
 }
 
 /** One forward pass: the input of every layer (acts[0] the rows, acts[L] the outputs) and the
@@ -69,7 +71,7 @@ function backward(layout: NetLayout, p: Floats, tape: NetTape, result: LossResul
 /** Mean loss and metric over the set; `grad` (length layout.params) receives ∂L/∂θ when given. */
 export function netLossGrad(layout: NetLayout, p: Floats, rows: NetRows, grad: Float64Array | null): { loss: number; metric: number } {
   const tape = netForward(layout, p, rows.x, rows.xOff, rows.rows);
-  const result = lossOf(layout.loss, tape.acts[tape.acts.length - 1], rows.rows, rows.y, rows.yOff);
+  const result = lossOf(layout.loss, tape.acts[tape.acts.length - 1], rows.rows, rows.y, rows.yOff, rows.episodeSupport);
   if (grad) {
     grad.fill(0);
     backward(layout, p, tape, result, grad);
@@ -80,7 +82,7 @@ export function netLossGrad(layout: NetLayout, p: Floats, rows: NetRows, grad: F
 /** ∂L/∂x (rows × input features) of the mean loss over the set: what FGSM and PGD step along. */
 export function netInputGrad(layout: NetLayout, p: Floats, rows: NetRows): Float64Array {
   const tape = netForward(layout, p, rows.x, rows.xOff, rows.rows);
-  const result = lossOf(layout.loss, tape.acts[tape.acts.length - 1], rows.rows, rows.y, rows.yOff);
+  const result = lossOf(layout.loss, tape.acts[tape.acts.length - 1], rows.rows, rows.y, rows.yOff, rows.episodeSupport);
   return backward(layout, p, tape, result, null)[0];
 }
 
