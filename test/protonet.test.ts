@@ -129,6 +129,43 @@ for (const body of BODIES) {
   });
 }
 
+test("protonet under attack: the input gradient of a query row through the prototypes against finite differences; FGSM and PGD keep the queries in the ε-ball, leave the support rows alone and lower the accuracy", async () => {
+  const body = BODIES[0];
+  const b = episodes(3, 3, 2, 2, body.D, 7);
+  const layout = netModelLayout(body.model, body.D, 0, true)!;
+  const learner = await createLearner({ algorithm: 'protonet', dim: body.D, model: body.model, backend: 'cpu', threads: 1, seed: 4 } as LearnerOptions);
+  try {
+    const theta = await learner.getParams();
+    // Task 0's episode: the input gradient (the loss summed over its query rows) at its first query row.
+    const Ks = b.supportShots, Kq = b.queryShots, D = body.D;
+    const x = new Float32Array((Ks + Kq) * D);
+    x.set(b.supportX.subarray(0, Ks * D));
+    x.set(b.queryX.subarray(0, Kq * D), Ks * D);
+    const y = Float32Array.from([...b.supportY.subarray(0, Ks), ...b.queryY.subarray(0, Kq)]);
+    const grad = new Float64Array((Ks + Kq) * D);
+    const { netWorkspace } = await import('../src/cpu/net/fast.js');
+    netWorkspace(layout).inputGrad(theta, 0, { x, xOff: 0, xStride: D, y, yOff: 0, rows: Ks + Kq, episodeSupport: Ks }, grad);
+    const summed = (xs: Float64Array) => directLoss(netOutputs(layout.net, Float64Array.from(theta), xs, 0, Ks + Kq), layout.net.outputs, y, Ks, Ks + Kq).loss * Kq;
+    const h = 1e-5;
+    for (const e of [Ks * D, Ks * D + 3, (Ks + 1) * D + 5]) {
+      const plus = Float64Array.from(x), minus = Float64Array.from(x);
+      plus[e] += h;
+      minus[e] -= h;
+      const fd = (summed(plus) - summed(minus)) / (2 * h);
+      assert.ok(Math.abs(grad[e] - fd) <= 1e-6 * Math.max(1, Math.abs(fd)), `∂L/∂x[${e}]: ${grad[e]} vs ${fd}`);
+    }
+    for (const attack of [{ kind: 'fgsm' as const, epsilon: 0.3 }, { kind: 'pgd' as const, epsilon: 0.3, steps: 5 }]) {
+      const r = await learner.adapt(b, { attack });
+      for (let i = 0; i < b.queryX.length; i++) assert.ok(Math.abs(r.attackedQueryX![i] - b.queryX[i]) <= 0.3 + 1e-6, `query value ${i} within ε`);
+      assert.ok(r.attackedQueryX!.some((v, i) => v !== b.queryX[i]), 'the queries moved');
+      assert.ok(r.attacked!.loss > r.loss, `${attack.kind}: the attacked loss ${r.attacked!.loss} > clean ${r.loss}`);
+      assert.ok(r.attacked!.accuracy <= r.accuracy, `${attack.kind}: accuracy ${r.accuracy} → ${r.attacked!.accuracy}`);
+    }
+  } finally {
+    learner.destroy();
+  }
+});
+
 test('protonet options and data: bodies it cannot take, inner steps at evaluation, a query class without support rows, and WebGPU (not built yet) are refused with the fix', async () => {
   for (const model of [{ kind: 'logistic' }, { kind: 'mlp', hidden: [40], loss: 'mse' }, { kind: 'mlp', hidden: [], classes: 5 }] as ModelSpec[]) {
     const e = await thrown(() => createLearner({ algorithm: 'protonet', dim: 8, model, backend: 'cpu' }));

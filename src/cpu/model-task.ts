@@ -266,6 +266,23 @@ export interface ModelRowsShape {
   rows: number;
   dim: number;
   paramStride: number;
+  /** A protonet's episodes: each task's support rows (`rows` of them per task), which come before the
+   * rows attacked or scored and give the prototypes; they are not attacked. */
+  episode?: { x: Float32Array; y: Float32Array; rows: number };
+}
+
+/** Task t's rows as a model reads them, copied into `into`: its own rows (x only; labels read in place),
+ * or (episode) its support rows then those, labels too. */
+function episodeRows(shape: ModelRowsShape, t: number, x: Float32Array, y: Float32Array, into: { x: Float32Array; y: Float32Array }): TaskRows {
+  const { rows: K, dim: D } = shape;
+  const e = shape.episode;
+  const S = e?.rows ?? 0;
+  into.x.set(x.subarray(t * K * D, (t + 1) * K * D), S * D);
+  if (!e) return { x: into.x, xOff: 0, xStride: D, y, yOff: t * K, rows: K };
+  into.x.set(e.x.subarray(t * S * D, (t + 1) * S * D), 0);
+  into.y.set(e.y.subarray(t * S, (t + 1) * S), 0);
+  into.y.set(y.subarray(t * K, (t + 1) * K), S);
+  return { x: into.x, xOff: 0, xStride: D, y: into.y, yOff: 0, rows: S + K, episodeSupport: S };
 }
 
 /** FGSM / PGD through the network (SPEC.md): k steps x ← clip(Π_ε(x + s·sign(∇x ℓ_r)), lo, hi) from the
@@ -275,19 +292,21 @@ export interface ModelRowsShape {
  * logistic attack (src/cpu/fgsm.ts) rounds them. */
 export function modelAttack(out: Float32Array, clean: RowSet, params: Float32Array, shape: ModelRowsShape, attack: AttackParams, layout: ModelLayout, taskRange?: [number, number]): void {
   const { rows: K, dim: D } = shape;
+  const S = shape.episode?.rows ?? 0;
   const fround = Math.fround;
   const model = taskModelFor(layout);
-  const current = new Float32Array(K * D);
-  const inputGrad = new Float64Array(K * D);
+  const buffers = { x: new Float32Array((S + K) * D), y: new Float32Array(S + K) };
+  const current = buffers.x;
+  const inputGrad = new Float64Array((S + K) * D);
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
     const off = t * K * D;
-    current.set(clean.x.subarray(off, off + K * D));
-    const rows: TaskRows = { x: current, xOff: 0, xStride: D, y: clean.y, yOff: t * K, rows: K };
+    const rows = episodeRows(shape, t, clean.x, clean.y, buffers);
     for (let i = 0; i < attack.steps; i++) {
       model.inputGrad(params, t * shape.paramStride, rows, inputGrad, true);
-      for (let e = 0; e < K * D; e++) {
-        const x0 = clean.x[off + e];
+      // The attacked rows only (an episode's support rows stay as they are).
+      for (let e = S * D; e < (S + K) * D; e++) {
+        const x0 = clean.x[off + e - S * D];
         let v = fround(current[e] + attack.stepSize * Math.sign(inputGrad[e]));
         const below = fround(x0 - attack.epsilon);
         const above = fround(x0 + attack.epsilon);
@@ -295,17 +314,19 @@ export function modelAttack(out: Float32Array, clean: RowSet, params: Float32Arr
         current[e] = v < attack.lo ? attack.lo : v > attack.hi ? attack.hi : v;
       }
     }
-    out.set(current, off);
+    out.set(current.subarray(S * D, (S + K) * D), off);
   }
 }
 
 /** stats[2t], stats[2t + 1] = mean loss and metric (accuracy, or MSE) of task t's vector on its rows of x, y. */
 export function modelScore(stats: Float32Array, x: Float32Array, y: Float32Array, params: Float32Array, shape: ModelRowsShape, layout: ModelLayout, taskRange?: [number, number]): void {
   const { rows: K, dim: D } = shape;
+  const S = shape.episode?.rows ?? 0;
   const model = taskModelFor(layout);
+  const buffers = { x: new Float32Array((S + K) * D), y: new Float32Array(S + K) };
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
-    const s = model.lossGrad(params, t * shape.paramStride, { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K }, null);
+    const s = model.lossGrad(params, t * shape.paramStride, episodeRows(shape, t, x, y, buffers), null);
     stats[2 * t] = s.loss;
     stats[2 * t + 1] = s.metric;
   }

@@ -163,7 +163,9 @@ export class CpuEngine implements Engine {
         case 'attack': {
           const { set, rows } = rowsOf(step.rows);
           const against = step.against === 'theta' ? this.params : out.adapted;
-          const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : W };
+          // A protonet's queries are attacked through the prototypes of their task's support rows.
+          const episode = capabilitiesOf(o).episode ? { episode: { x: batch.supportX, y: batch.supportY as Float32Array, rows: batch.supportShots } } : {};
+          const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : W, ...episode };
           if (layout) {
             if (pool) await pool.run({ kernel: 'mlp-attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack, layout }, T);
             else modelAttack(adv[step.rows].x, set, against, shape, step.attack, layout);
@@ -207,7 +209,8 @@ export class CpuEngine implements Engine {
         case 'score-attacked':
           state.attackedStats = new Float32Array(2 * T);
           if (layout) {
-            modelScore(state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W }, layout);
+            const episode = capabilitiesOf(o).episode ? { episode: { x: batch.supportX, y: batch.supportY as Float32Array, rows: batch.supportShots } } : {};
+            modelScore(state.attackedStats, adv.query.x, batch.queryY as Float32Array, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W, ...episode }, layout);
             break;
           }
           forwardGrad(new Float32Array(T * D), state.attackedStats, adv.query.x, batch.queryY, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: D });

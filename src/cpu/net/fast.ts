@@ -361,7 +361,8 @@ export class NetWorkspace implements TaskModel<NetTape> {
     }
   }
 
-  /** The loss over the outputs: lossSum, metricSum, prob and deltas[L] = ∂(loss·scale)/∂Z. */
+  /** The loss over the outputs: lossSum, metricSum, prob and deltas[L] = ∂(loss·scale)/∂Z, loss the sum
+   * over the scored rows (every row, or an episode's query rows). */
   private loss(rows: TaskRows, tape: NetTape, scale: number): void {
     const L = this.net.layers.length;
     const Z = tape.acts[L];
@@ -372,11 +373,11 @@ export class NetWorkspace implements TaskModel<NetTape> {
     let total = 0;
     let metric = 0;
     if (this.net.loss.kind === 'proto') {
-      // The episode's loss (a protonet's; no inner loop, so no R pass): the oracle's float64 form, its
-      // mean over the query rows scaled to what the caller asked (scale 1/R: that mean).
+      // The episode's loss (a protonet's; no inner loop, so no R pass): the oracle's float64 form. Its
+      // δ is of the mean over the Q query rows; scale is per scored row (1/Q: that mean; 1: the sum).
       const r = protoLoss(this.net.loss.classes, Z.subarray(0, R * N), R, y, rows.yOff, rows.episodeSupport ?? 0);
       const Q = scoredRows(rows);
-      for (let i = 0; i < R * N; i++) dZ[i] = r.dZ[i] * scale * R;
+      for (let i = 0; i < R * N; i++) dZ[i] = r.dZ[i] * Q * scale;
       tape.lossSum = r.loss * Q;
       tape.metricSum = r.metric * Q;
       return;
@@ -497,7 +498,7 @@ export class NetWorkspace implements TaskModel<NetTape> {
     this.input(rows, tape);
     const L = this.net.layers.length;
     this.forwardLayers(tape, 0, L);
-    this.loss(rows, tape, 1 / rows.rows);
+    this.loss(rows, tape, 1 / scoredRows(rows));
     if (withDeltas) this.backwardLayers(tape, L, this.backStop);
   }
 
@@ -505,7 +506,7 @@ export class NetWorkspace implements TaskModel<NetTape> {
     this.load(pt);
     const L = this.net.layers.length;
     this.forwardLayers(tape, this.headLayer(), L);
-    this.loss(rows, tape, 1 / rows.rows);
+    this.loss(rows, tape, 1 / scoredRows(rows));
   }
 
   /** ANIL's head: the last layer, which must be dense. */
