@@ -4,7 +4,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { backendReasonInBrief, createLearner, pickAutoBackend, releaseSharedDevice, type Learner } from '../learner.js';
-import { FileError, InvalidOptionError, MetagradError } from '../errors.js';
+import { DivergenceError, FileError, InvalidOptionError, MetagradError } from '../errors.js';
 import type { Algorithm, AttackOptions, CheckedBatch, EvaluateResult, LearnerOptions, QueryScores, ResolvedLearnerOptions, TrainOptions, TrainProgress } from '../types.js';
 import { ALGORITHM_NAMES, DEFAULT_ALGORITHM, capabilitiesOf, optionKeys, optionUsers, pickOptions } from '../algorithms/index.js';
 import { MAX_ROWS, resolveLearnerOptions, resolveTrainOptions, resolveEvaluateOptions } from '../validate.js';
@@ -584,22 +584,39 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
   return 0;
 }
 
-/** Held-out MSE after 0 … 10 inner steps of the trained model (the evaluation tasks of train). */
-async function adaptationCurve(learner: Learner, source: TaskSource, plan: TrainPlan): Promise<Array<{ steps: number; mse: { mean: number; ci95: number } }>> {
+/** Held-out MSE after 0 … 10 inner steps of the trained model (the evaluation tasks of train). More
+ * steps than training took may diverge (Meta-SGD's learned step sizes): the curve then ends there, and
+ * says so. */
+async function adaptationCurve(learner: Learner, source: TaskSource, plan: TrainPlan): Promise<Array<{ steps: number; mse: { mean: number; ci95: number } | null; diverged?: true }>> {
   const o = plan.options;
   const split = resolveTrainOptions(o, learner.options).evalSplit;
   const batch = sampleTasks(source, { tasks: plan.evalTasks, supportShots: o.supportShots!, queryShots: o.queryShots! }, learner.options.seed, 0, split);
-  const curve = [];
+  const curve: Array<{ steps: number; mse: { mean: number; ci95: number } | null; diverged?: true }> = [];
   for (let k = 0; k <= 10; k++) {
-    const r = await learner.evaluate(batch, { steps: k, lr: o.evalLr });
+    const r = await scoreOrDiverged(() => learner.evaluate(batch, { steps: k, lr: o.evalLr }));
+    if (!r) {
+      curve.push({ steps: k, mse: null, diverged: true });
+      break;
+    }
     curve.push({ steps: k, mse: r.mseInterval! });
   }
   return curve;
 }
 
+/** An evaluation's result, or null when its inner steps diverged (NaN or ±Infinity: a DivergenceError,
+ * which leaves the learner usable). */
+async function scoreOrDiverged(run: () => Promise<EvaluateResult>): Promise<EvaluateResult | null> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof DivergenceError) return null;
+    throw e;
+  }
+}
+
 /** curves.svg from metrics.jsonl: held-out accuracy or MSE (clean, attacked) and training loss; a
  * regression run's adaptation curve (MSE after k inner steps) as a third panel. */
-export function writePlot(out: string, curve?: Array<{ steps: number; mse: { mean: number; ci95: number } }>): void {
+export function writePlot(out: string, curve?: Array<{ steps: number; mse: { mean: number; ci95: number } | null }>): void {
   const file = path.join(out, 'metrics.jsonl');
   if (!existsSync(file)) return;
   // Records with an evaluation; a line torn by a crash (dropped when the run resumes) is left out.
@@ -617,7 +634,7 @@ export function writePlot(out: string, curve?: Array<{ steps: number; mse: { mea
     },
     { title: 'training query loss', yLabel: 'loss', series: [{ name: 'meta-batch', color: '#2ca02c', points: rows.filter((r) => r.train).map((r) => ({ x: r.iteration, y: r.train.loss })) }] },
   ];
-  if (curve) panels.push({ title: 'held-out MSE after k inner steps (95% CI)', yLabel: 'MSE', xLabel: 'inner steps', series: [{ name: 'meta-learned', color: '#9467bd', points: curve.map((c) => ({ x: c.steps, y: c.mse.mean, ci: c.mse.ci95 })) }] });
+  if (curve) panels.push({ title: 'held-out MSE after k inner steps (95% CI)', yLabel: 'MSE', xLabel: 'inner steps', series: [{ name: 'meta-learned', color: '#9467bd', points: curve.flatMap((c) => (c.mse ? [{ x: c.steps, y: c.mse.mean, ci: c.mse.ci95 }] : [])) }] });
   writeFileSync(path.join(out, 'curves.svg'), svgPlot(panels, 'meta-iteration'));
 }
 
@@ -710,7 +727,7 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
     await joint.train({ source, iterations: jointIterations, tasksPerBatch: Number(trained.tasks), ...shots });
     models.push([regression ? 'pretrained (jointly on all meta-train tasks, no inner loop), fine-tuned with the same steps' : 'jointly trained', joint]);
   }
-  const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown }>> = {};
+  const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown; diverged?: true }>> = {};
   console.log(`metagrad eval: ${fileHeldOut ? `each of the ${tasks} held-out task${tasks === 1 ? '' : 's'} of ${String(f['test-file'] ?? trained['test-file'] ?? trained.file)}${trained['test-file'] || f['test-file'] ? '' : ' (its last 20%)'} once` : `${tasks} held-out tasks`} of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
     `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; ${regression ? 'query MSE' : 'accuracy'} mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
@@ -723,7 +740,15 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
     const clean: string[] = [];
     const attacked: string[] = [];
     for (const k of steps) {
-      const r = await learner.evaluate(heldOut, { steps: k, lr: evalLr, attack });
+      // (The baselines adapt with the checkpoint's rate, Meta-SGD with its learned step sizes: past the
+      // steps they were made for, their inner steps may diverge — a cell, not a failed command.)
+      const r = await scoreOrDiverged(() => learner.evaluate(heldOut, { steps: k, lr: evalLr, attack }));
+      if (!r) {
+        results[name].push({ steps: k, clean: null, attacked: null, diverged: true });
+        clean.push('diverged');
+        if (attack) attacked.push('diverged');
+        continue;
+      }
       results[name].push({ steps: k, clean: metricInterval(r), attacked: r.attacked ? metricInterval(r.attacked) : undefined });
       clean.push(showMetric(r));
       if (r.attacked) attacked.push(showMetric(r.attacked));
@@ -778,7 +803,7 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
   const svgFile = outFile.replace(/\.json$/, '') + '.svg';
   writeFileSync(svgFile, svgPlot([{
     title: `held-out ${regression ? 'MSE' : 'accuracy'} after k inner steps (95% CI)`, yLabel: regression ? 'MSE' : 'accuracy',
-    series: Object.entries(results).map(([name, rs], i) => ({ name: name.replace(/ \(.*$/, ''), color: PALETTE[i % PALETTE.length], points: rs.map((r) => ({ x: r.steps, y: (r.clean as { mean: number }).mean, ci: (r.clean as { ci95: number }).ci95 })) })),
+    series: Object.entries(results).map(([name, rs], i) => ({ name: name.replace(/ \(.*$/, ''), color: PALETTE[i % PALETTE.length], points: rs.flatMap((r) => (r.clean ? [{ x: r.steps, y: (r.clean as { mean: number }).mean, ci: (r.clean as { ci95: number }).ci95 }] : [])) })),
   }], 'inner steps'));
   console.log(`\nwrote ${outFile}, ${svgFile}`);
   for (const [, l] of models) l.destroy();
