@@ -212,7 +212,7 @@ test('damaged checkpoints: one line naming the file and what is wrong, for train
     ['source missing', (() => { const c = clone(); delete c.config.flags.source; return JSON.stringify(c); })(), /has no source/],
     ['a flag of the wrong type', (() => { const c = clone(); c.config.flags.tasks = 'many'; return JSON.stringify(c); })(), /--tasks must be an integer; got "many"/],
     ['options missing', JSON.stringify({ ...good, options: undefined }), /"options" .* is missing/],
-    ['unknown algorithm', JSON.stringify({ ...good, options: { ...good.options, algorithm: 'protonet' } }), /options\.algorithm is the string "protonet"/],
+    ['unknown algorithm', JSON.stringify({ ...good, options: { ...good.options, algorithm: 'matching-net' } }), /options\.algorithm is the string "matching-net"/],
     ['invalid options', JSON.stringify({ ...good, options: { ...good.options, innerLr: -1 } }), /learner options are invalid: .*innerLr/],
     ['iteration missing', JSON.stringify({ ...good, iteration: 'ten' }), /"iteration" is the string "ten"/],
     ['the state of another dim', JSON.stringify({ ...good, state: otherDim.state }), /state does not fit its maml learner \(D=9, the logistic unit, 9 parameters\)/],

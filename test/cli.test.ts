@@ -129,6 +129,34 @@ test("sinusoid through the CLI: --source sinusoid --shots trains MAML's 1-40-40-
   assert.match(phase.err, /--phase does not apply here[\s\S]*--source sinusoid/);
 });
 
+test('protonet through the CLI: --algo protonet trains an MLP body on Omniglot episodes, resumes exactly, and eval scores it by nearest prototype (one column) beside the untrained body, transfer and 1-NN; step flags are refused', async () => {
+  const common = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--algo', 'protonet', '--model', 'mlp', '--hidden', '16',
+    '--tasks', '4', '--eval-every', '10', '--eval-tasks', '20', '--attack', 'none', '--backend', 'cpu', '--quiet'];
+  const [a, b] = [tmp(), tmp()];
+  const full = await cli('train', ...common, '--iterations', '20', '--out', a);
+  assert.is(full.code, 0, full.err);
+  assert.is((await cli('train', ...common, '--iterations', '10', '--out', b)).code, 0);
+  const resumed = await cli('train', '--resume', '--iterations', '20', '--out', b, '--backend', 'cpu', '--quiet');
+  assert.is(resumed.code, 0, resumed.err);
+  const [ca, cb] = [loadCheckpoint(path.join(a, 'checkpoint.json')), loadCheckpoint(path.join(b, 'checkpoint.json'))];
+  assert.is(ca.options.algorithm, 'protonet');
+  assert.is(ca.state.params.length, 784 * 16 + 16, "the body's parameters only");
+  assertClose('protonet params of resumed vs uninterrupted run', cb.state.params, ca.state.params, 0, 0);
+  const ev = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--eval-tasks', '30', '--attack', 'none', '--transfer-iterations', '5', '--backend', 'cpu');
+  assert.is(ev.code, 0, ev.err);
+  assert.match(ev.out, /\| model \| 0 steps \|\n/);
+  assert.match(ev.out, /protonet \(checkpoint, iteration 20; nearest prototype, no steps\)/);
+  assert.match(ev.out, /untrained body \(He init; nearest prototype\)/);
+  assert.match(ev.out, /transfer/);
+  assert.match(ev.out, /nearest neighbour/);
+  const steps = await cli('eval', '--checkpoint', path.join(a, 'checkpoint.json'), '--steps', '3', '--backend', 'cpu');
+  assert.is(steps.code, 2);
+  assert.match(steps.err, /--steps does not apply to a protonet checkpoint/);
+  const inner = await cli('train', ...common, '--inner-lr', '0.1', '--iterations', '1', '--out', tmp());
+  assert.is(inner.code, 2);
+  assert.match(inner.err, /--inner-lr does not apply to --algo protonet/);
+});
+
 test('Conv-4 through the CLI: --model conv4 --filters trains on Omniglot episodes, resumes exactly, evaluates with its baselines; trains on WebGPU too', async () => {
   const common = ['--source', 'omniglot', '--ways', '3', '--shots', '1', '--query-shots', '2', '--model', 'conv4', '--filters', '4', '--classes', '3',
     '--tasks', '3', '--eval-every', '0', '--eval-tasks', '9', '--inner-lr', '0.4', '--backend', 'cpu', '--quiet'];
@@ -242,7 +270,7 @@ test('npm start (the main job) runs end to end in miniature and prints every row
 
 test('bad flags and files: one clear line, a hint, a non-zero status', async () => {
   const cases: Array<[string[], RegExp, number]> = [
-    [['train', '--algo', 'protonet'], /--algo must be one of maml, adml, ga-maml, caml, amp, meta-sgd, anil, reptile; got "protonet"/, 2],
+    [['train', '--algo', 'matching-net'], /--algo must be one of maml, adml, ga-maml, caml, amp, meta-sgd, anil, reptile, protonet; got "matching-net"/, 2],
     [['train', '--iterations', 'ten'], /--iterations must be an integer; got "ten"/, 2],
     [['train', '--itterations', '5'], /Unknown flag --itterations/, 2],
     [['train', '--source', 'file', '--out', tmp()], /--source file needs --file PATH/, 2],
@@ -414,8 +442,8 @@ test("one meaning per flag name: eval's attack budget is --attack-epsilon (as in
 test("CLI-only defaults are said in --help (the API's defaults are the flags' defaults)", async () => {
   const help = (await cli('train', '--help')).out;
   // An option whose default differs between algorithms says each one's.
-  assert.match(help, /--outer-lr\s+β \(adml: β1; reptile: the interpolation rate\) \(auto: maml\/adml\/ga-maml\/caml\/meta-sgd\/anil 0\.001, reptile 0\.1\) \(default: auto\)/);
-  assert.match(help, /--optimizer\s+outer optimizer \[sgd\|adam\] \(default: sgd\)/);
+  assert.match(help, /--outer-lr\s+maml, adml, ga-maml, caml, meta-sgd, anil, reptile: β \(adml: β1; reptile: the interpolation rate\); protonet: the outer optimizer's rate \(auto: maml\/adml\/ga-maml\/caml\/meta-sgd\/anil\/protonet 0\.001, reptile 0\.1\) \(default: auto\)/);
+  assert.match(help, /--optimizer\s+outer optimizer \(auto: maml\/adml\/ga-maml\/caml\/meta-sgd\/anil\/reptile sgd, protonet adam\) \[auto\|sgd\|adam\] \(default: auto\)/);
   assert.match(help, /--iterations\s+meta-iterations \(the command line's default; train\(\) has none\) \(default: 300\)/);
   assert.match(help, /--eval-every\s+.*train\(\)'s evalEvery is 0/);
   assert.match(help, /--attack\s+.*train\(\) attacks only when given evalAttack/);

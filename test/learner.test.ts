@@ -131,7 +131,7 @@ test('invalid hyperparameters are rejected by createLearner', async () => {
     ['order 3', { dim: 3, order: 3 }],
     ['optimizer rmsprop', { dim: 3, optimizer: 'rmsprop' }],
     ['backend cuda', { dim: 3, backend: 'cuda' }],
-    ['algorithm protonet', { dim: 3, algorithm: 'protonet' }],
+    ['algorithm matching-net', { dim: 3, algorithm: 'matching-net' }],
     ['unknown option', { dim: 3, innerlr: 0.1 }],
     ['adamBetas out of range', { dim: 3, adamBetas: [0.9, 1] }],
     ['seed negative', { dim: 3, seed: -1 }],

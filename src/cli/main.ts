@@ -675,9 +675,14 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
   if (can.stepSizes && given.has('inner-lr')) {
     throw new InvalidOptionError('--inner-lr does not apply to a Meta-SGD checkpoint: it adapts with its learned step sizes α (the from-scratch row with α = its initial innerLr).', 'Leave --inner-lr out.');
   }
+  // A protonet takes no inner steps: its queries go to the nearest prototype.
+  const stepFlag = (['inner-lr', 'steps', 'max-steps'] as const).find((n) => given.has(n));
+  if (can.episode && stepFlag) {
+    throw new InvalidOptionError(`--${stepFlag} does not apply to a protonet checkpoint: it takes no inner steps (each query goes to its nearest prototype).`, `Leave --${stepFlag} out.`);
+  }
   const lr = auto(f['inner-lr']) ?? can.evaluateDefaults(o as ResolvedLearnerOptions).lr;
-  // Meta-SGD's evaluate takes no rate: its α is part of the model.
-  const evalLr = can.stepSizes ? undefined : lr;
+  // Meta-SGD's evaluate takes no rate (its α is part of the model), nor does a protonet's.
+  const evalLr = can.stepSizes || can.episode ? undefined : lr;
   const backend = f.backend as LearnerOptions['backend'];
   if (!can.metaGradient) throw new InvalidOptionError('eval compares meta-learned initialisations; an AMP checkpoint holds independent models.', 'Evaluate AMP models with learner.evaluate on their own tasks.');
   // A task file's held-out tasks are scored each once, all of them; elsewhere --eval-tasks are sampled.
@@ -693,7 +698,7 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
   const clip = isPixels(source) ? ([0, 1] as [number, number]) : undefined;
   const attack = attackFromFlags(f.attack, f['attack-epsilon'], clip);
   const maxSteps = f['max-steps'] === 'auto' ? (source.kind === 'sinusoid' ? 10 : 5) : parseSteps(String(f['max-steps']), '--max-steps')[0];
-  const steps = f.steps === 'auto' ? Array.from({ length: maxSteps + 1 }, (_, k) => k) : parseSteps(String(f.steps));
+  const steps = can.episode ? [0] : f.steps === 'auto' ? Array.from({ length: maxSteps + 1 }, (_, k) => k) : parseSteps(String(f.steps));
   // Every flag is checked before an adapter is acquired.
   const resolved = resolveLearnerOptions({ ...stripForAlgorithm(o), backend });
   for (const k of steps) resolveEvaluateOptions({ steps: k, lr: evalLr, attack }, resolved);
@@ -715,12 +720,14 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
   // (ANIL's own inner loop adapts only the head of the untrained network: its row says so.)
   const regression = source.kind === 'sinusoid';
   const initName = regression ? "nn.Linear's init" : 'He init';
-  const scratchName = mlp ? `from scratch (${initName}, same steps${can.adapt === 'head' ? ', head only' : ''})` : 'from scratch (zero init, same steps)';
-  const models: Array<[string, Learner]> = [[`${o.algorithm} (checkpoint, iteration ${ckpt.iteration})`, restored], [scratchName, zeros]];
+  const scratchName = can.episode ? `untrained body (${initName}; nearest prototype)`
+    : mlp ? `from scratch (${initName}, same steps${can.adapt === 'head' ? ', head only' : ''})` : 'from scratch (zero init, same steps)';
+  const checkpointName = `${o.algorithm} (checkpoint, iteration ${ckpt.iteration}${can.episode ? '; nearest prototype, no steps' : ''})`;
+  const models: Array<[string, Learner]> = [[checkpointName, restored], [scratchName, zeros]];
   const jointIterations = f['joint-iterations'] === 'auto' ? ckpt.iteration : parseNumber(String(f['joint-iterations']));
   // N-way Omniglot tasks relabel their classes at random: one jointly trained model has no fixed
   // label-to-class map to learn, so that row is left out there.
-  if (jointIterations > 0 && can.adapt === 'all' && source.kind !== 'omniglot') {
+  if (jointIterations > 0 && can.adapt === 'all' && !can.episode && source.kind !== 'omniglot') {
     // The usual pretrained baseline: one model trained jointly on the meta-train tasks (no inner loop).
     const joint = await createLearner({ algorithm: 'maml', dim: o.dim, model: o.model, backend, seed: o.seed, optimizer: o.optimizer, outerLr: o.outerLr, innerSteps: 0, innerLr: o.innerLr });
     process.stderr.write(`training the joint baseline for ${jointIterations} iterations…\n`);
