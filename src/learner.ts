@@ -363,12 +363,12 @@ class LearnerImpl implements Learner {
   }
 
   private async runTraining(engine: Engine, t: ReturnType<typeof resolveTrainOptions>): Promise<TrainProgress> {
-    const { source } = t;
+    const { source, evalSource } = t;
     const shape = { tasks: t.tasksPerBatch, supportShots: t.supportShots, queryShots: t.queryShots };
-    const evalShape = { ...shape, tasks: t.evalTasks };
-    const evaluate = async (): Promise<EvaluateResult> => scores(source.kind === 'file'
-      ? await engine.evaluate(sampleFileTasks(source, t.evalTasks, this.options.seed, 0, t.evalSplit), t.evalSteps, t.evalLr, t.evalAttack)
-      : await engine.evaluateSampled(source, evalShape, this.options.seed, 0, t.evalSplit, t.evalSteps, t.evalLr, t.evalAttack), this.metric);
+    const evalShape = { tasks: t.evalTasks, supportShots: t.evalSupportShots, queryShots: t.evalQueryShots };
+    const evaluate = async (): Promise<EvaluateResult> => scores(evalSource.kind === 'file'
+      ? await engine.evaluate(sampleFileTasks(evalSource, t.evalTasks, this.options.seed, 0, t.evalSplit), t.evalSteps, t.evalLr, t.evalAttack)
+      : await engine.evaluateSampled(evalSource, evalShape, this.options.seed, 0, t.evalSplit, t.evalSteps, t.evalLr, t.evalAttack), this.metric);
     const start = performance.now();
     const end = t.startIteration + t.iterations;
     let iteration = t.startIteration;

@@ -134,6 +134,9 @@ export interface TrainOptions {
   startIteration?: number;
   /** Evaluate on held-out tasks (meta-test split) every this many iterations, and at the end (0: never). */
   evalEvery?: number;
+  /** Where evaluations draw their tasks (default: source): another source of the same kind, e.g. the
+   * 5-way episodes a protonet trained on 20-way ones is scored on (its rows set the evaluation's shots). */
+  evalSource?: import('./tasks/source.js').TaskSource;
   /** Held-out tasks per evaluation (default 600), inner steps and rate (default: the learner's). */
   evalTasks?: number;
   evalSteps?: number;

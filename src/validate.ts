@@ -427,10 +427,25 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
   if (perTask && t.evalTasks !== models) {
     throw new ShapeError(`AMP scores model i on held-out task i: evalTasks is ${t.evalTasks}, models is ${models}.`, `Use evalTasks: ${models}, or leave it out.`);
   }
+  checkSourceFor(source, t, learner, 'train');
+  // Where evaluations draw their tasks: the training source, or another of the same kind and rows'
+  // features (a protonet trained on 20-way episodes, scored on 5-way ones).
+  const evalSource = options.evalSource ?? source;
+  if (evalSource === null || typeof evalSource !== 'object' || evalSource.kind !== source.kind) {
+    throw new InvalidOptionError(`train: evalSource must be a task source of the training source's kind (${source.kind}), got ${JSON.stringify((evalSource as TaskSource | null)?.kind)}.`, 'Leave evalSource out to evaluate on the training source.');
+  }
+  if (sourceDim(evalSource) !== dim) throw new ShapeError(`evalSource makes rows of ${sourceDim(evalSource)} features, the learner has dim = ${dim}.`, 'Give evalSource rows of the same features.');
+  const evalRows = evalSource === source ? { supportShots: t.supportShots, queryShots: t.queryShots } : { supportShots: sourceRows(evalSource)?.support ?? t.supportShots, queryShots: sourceRows(evalSource)?.query ?? t.queryShots };
+  if (evalSource !== source) checkSourceFor(evalSource, evalRows, learner, 'evaluation');
+  return { ...t, evalSource, evalSupportShots: evalRows.supportShots, evalQueryShots: evalRows.queryShots };
+}
+
+/** The checks of one task source against the rows a batch of it has and the learner's model. */
+function checkSourceFor(source: TaskSource, t: { supportShots: number; queryShots: number }, learner: ResolvedLearnerOptions, role: 'train' | 'evaluation'): void {
   if (source.kind === 'omniglot') {
     const { ways: N, shots: K, queries: Q } = source;
     if (t.supportShots !== N * K || t.queryShots !== N * Q) {
-      throw new ShapeError(`A ${N}-way ${K}-shot Omniglot task with ${Q} queries per class has ${N * K} support and ${N * Q} query rows (ways × shots, ways × queries); train asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${N * K}, queryShots: ${N * Q}, or leave them out.`);
+      throw new ShapeError(`A ${N}-way ${K}-shot Omniglot task with ${Q} queries per class has ${N * K} support and ${N * Q} query rows (ways × shots, ways × queries); ${role} asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${N * K}, queryShots: ${N * Q}, or leave them out.`);
     }
     omniglotPool(source, 'train');  // throws on an unknown or shared alphabet, too few classes or drawers
     omniglotPool(source, 'test');
@@ -449,11 +464,10 @@ export function resolveTrainOptions(options: TrainOptions, learner: ResolvedLear
     for (const split of ['train', 'test'] as const) {
       const f = source[split];
       if (f.supportShots !== t.supportShots || f.queryShots !== t.queryShots) {
-        throw new ShapeError(`The file's ${split} tasks have ${f.supportShots} support and ${f.queryShots} query rows; train asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${f.supportShots}, queryShots: ${f.queryShots}.`);
+        throw new ShapeError(`The file's ${split} tasks have ${f.supportShots} support and ${f.queryShots} query rows; ${role} asked for ${t.supportShots} and ${t.queryShots}.`, `Pass supportShots: ${f.supportShots}, queryShots: ${f.queryShots}.`);
       }
     }
   }
-  return t;
 }
 
 /** Rows per task a source makes by itself (Omniglot: ways × shots and ways × queries; sinusoid: its

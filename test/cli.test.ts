@@ -155,6 +155,14 @@ test('protonet through the CLI: --algo protonet trains an MLP body on Omniglot e
   const inner = await cli('train', ...common, '--inner-lr', '0.1', '--iterations', '1', '--out', tmp());
   assert.is(inner.code, 2);
   assert.match(inner.err, /--inner-lr does not apply to --algo protonet/);
+  // --train-ways: 5-way training episodes, 3-way evaluation; the model has a class per training way.
+  const wide = tmp();
+  const trained = await cli('train', ...common, '--train-ways', '5', '--iterations', '2', '--out', wide);
+  assert.is(trained.code, 0, trained.err);
+  assert.equal(loadCheckpoint(path.join(wide, 'checkpoint.json')).options.model, { kind: 'mlp', hidden: [16], classes: 5, norm: 'none' });
+  const maml = await cli('train', '--source', 'omniglot', '--train-ways', '5', '--iterations', '1', '--backend', 'cpu', '--quiet', '--out', tmp());
+  assert.is(maml.code, 2);
+  assert.match(maml.err, /--train-ways does not apply here[\s\S]*--algo protonet/);
 });
 
 test('Conv-4 through the CLI: --model conv4 --filters trains on Omniglot episodes, resumes exactly, evaluates with its baselines; trains on WebGPU too', async () => {

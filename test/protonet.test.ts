@@ -209,4 +209,22 @@ test('protonet trains: Omniglot 5-way 1-shot episodes with an MLP body, 60 itera
   }
 });
 
+test('train with evalSource: a protonet trained on 10-way episodes is evaluated on 5-way ones (the same figure as evaluating those tasks directly); a source of another kind is refused', async () => {
+  const set = loadOmniglotEmbedded();
+  const train = { kind: 'omniglot' as const, set, ways: 10, shots: 1, queries: 2 };
+  const test5 = { ...train, ways: 5 };
+  const learner = await createLearner({ algorithm: 'protonet', dim: 784, model: { kind: 'mlp', hidden: [32], classes: 10 }, backend: 'cpu', seed: 5 });
+  try {
+    const p = await learner.train({ source: train, evalSource: test5, iterations: 10, tasksPerBatch: 4, evalEvery: 10, evalTasks: 40 });
+    const direct = await learner.evaluate(sampleTasks(test5, { tasks: 40, supportShots: 5, queryShots: 10 }, 5, 0, 'test'));
+    assert.is(p.eval!.accuracy, direct.accuracy);
+    assert.is(p.eval!.loss, direct.loss);
+    const e = await thrown(() => learner.train({ source: train, evalSource: { kind: 'sinusoid', shots: 5 }, iterations: 1 }));
+    assert.instance(e, InvalidOptionError);
+    assert.match(e.message, /evalSource must be a task source of the training source's kind \(omniglot\)/);
+  } finally {
+    learner.destroy();
+  }
+});
+
 test.run();

@@ -48,6 +48,7 @@ export const TRAIN_FLAGS: FlagSpecs = {
   algo: { default: DEFAULT_ALGORITHM, help: 'algorithm', choices: ALGORITHM_NAMES },
   ...SOURCE_FLAGS,
   iterations: { default: '300', kind: 'int', help: 'meta-iterations (the command line\'s default; train() has none)' },
+  'train-ways': { default: 'auto', help: 'protonet on N-way episodes: classes per training episode, evaluation staying --ways-way (the paper trains 60-way, tests 5-way; auto: --ways)' },
   tasks: { default: '32', kind: 'int', help: 'tasks per meta-batch (amp: the number of models)' },
   'support-shots': { default: '10', kind: 'int', help: 'support rows per task (images: half per class; omniglot: ways × shots, set by --shots; file: the file\'s unless given)' },
   'query-shots': { default: 'auto', help: 'query rows per task (omniglot: query images per class; sinusoid: query points per task; file: the file\'s unless given; auto: 10, sinusoid: = --shots)' },
@@ -128,13 +129,15 @@ export function resolveModelFlags(f: FlagValues): FlagValues {
   }
   const hidden = f.hidden === 'auto' || f.hidden === undefined ? (sinusoid ? '40,40' : '') : f.hidden;
   let classes = f.classes;
-  if (classes === 'auto' || classes === undefined) classes = episodes ? Number(f.ways) : 2;
+  const trainWays = f['train-ways'] === 'auto' || f['train-ways'] === undefined ? Number(f.ways) : Number(f['train-ways']);
+  if (!Number.isInteger(trainWays)) throw new InvalidOptionError(`--train-ways must be an integer or auto; got "${String(f['train-ways'])}".`, 'e.g. --train-ways 20');
+  if (classes === 'auto' || classes === undefined) classes = episodes ? Math.max(Number(f.ways), trainWays) : 2;
   else if (typeof classes === 'string') {
     const n = Number(classes);
     if (classes.trim() === '' || !Number.isInteger(n)) throw new InvalidOptionError(`--classes must be an integer or auto; got "${classes}".`, 'e.g. --classes 5');
     classes = n;
   }
-  return { ...f, model, classes, shots, 'query-shots': queryShots, hidden };
+  return { ...f, model, classes, shots, 'query-shots': queryShots, hidden, 'train-ways': trainWays };
 }
 
 /** Rows per task of N-way episodes, checked in the flags' words (the API would name supportShots = 300). */
@@ -233,6 +236,7 @@ const FLAG_APPLIES: Record<string, { when: (f: FlagValues, source: string) => bo
   phase: { when: (_, s) => s === 'sinusoid', to: '--source sinusoid' },
   'x-range': { when: (_, s) => s === 'sinusoid', to: '--source sinusoid' },
   'val-alphabets': { when: (_, s) => s === 'omniglot', to: '--source omniglot' },
+  'train-ways': { when: (f, s) => EPISODES.includes(s) && f.algo === 'protonet', to: '--algo protonet on --source omniglot or fashion-episodes' },
   data: { when: (_, s) => ['fashion-mnist', 'fashion-episodes', 'omniglot'].includes(s), to: '--source fashion-mnist, fashion-episodes or omniglot' },
   dim: { when: (_, s) => s === 'linear' || s === 'seed', to: '--source linear or seed' },
   file: { when: (_, s) => s === 'file', to: '--source file' },
@@ -444,9 +448,13 @@ function trainPlanOf(flags: FlagValues, source: TaskSource, o: ResolvedLearnerOp
   const evalEvery = Number(flags['eval-every']) > 0 ? Number(flags['eval-every']) : iterations - start;
   // One model per task (AMP): model i is scored on held-out task i, so as many tasks as models.
   const evalTasks = fileHeldOut ? fileHeldOut.tasks : can.thetaPerTask ? can.models(o) : Number(flags['eval-tasks']);
+  // --train-ways: training episodes of that many classes; evaluations keep --ways (a protonet's).
+  const trainWays = Number(flags['train-ways']);
+  const trainSource = source.kind === 'omniglot' && trainWays !== source.ways ? { ...source, ways: trainWays } : source;
   const options: TrainOptions = {
-    source, iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
-    ...shotsOf(flags, source),
+    source: trainSource, ...(trainSource !== source ? { evalSource: source } : {}),
+    iterations: iterations - start, startIteration: start, tasksPerBatch: Number(flags.tasks),
+    ...shotsOf(flags, trainSource),
     // The file's held-out tasks are scored by the command line at these iterations (a report each).
     ...(fileHeldOut ? { evalEvery: 0, iterationsPerSubmit: 1 } : { evalEvery, evalTasks }),
     evalSteps: auto(flags['eval-steps']), evalAttack, trackTrainLoss: true,
