@@ -21,7 +21,7 @@ export interface CheckedBatch extends Batch {
 // in a union discriminated by `algorithm` (src/algorithms/index.ts).
 export type {
   Algorithm, LearnerOptions, ResolvedLearnerOptions, MamlOptions, AdmlOptions, GaMamlOptions, CamlOptions, AmpOptions,
-  MetaSgdOptions, AnilOptions, ReptileOptions, MetaLearnerOptions, MetaLearnerCoreOptions, AmpInnerOptimizerOptions, CommonOptions, BackendChoice, Optimizer,
+  MetaSgdOptions, AnilOptions, ReptileOptions, ProtonetOptions, MetaLearnerOptions, MetaLearnerCoreOptions, AmpInnerOptimizerOptions, CommonOptions, BackendChoice, Optimizer,
 } from './algorithms/index.js';
 export { NO_CLIP } from './algorithms/common.js';
 export type { ModelSpec, MlpModelSpec, MlpRegressorSpec, LogisticModelSpec } from './models/mlp.js';
