@@ -2,7 +2,9 @@
 //   conv4     MAML on MAML's Omniglot Conv-4 (64 filters, 28 × 28 × 1, 5-way 1-shot, 5 queries per class,
 //             α = 0.4, one inner step), T = 16 and 128, orders 1 and 2: tasks per second;
 //   sinusoid  MAML on MAML's sinusoid regressor (1-40-40-1, K = 10 support and 10 query points, α = 0.01,
-//             one inner step), T = 25, orders 1 and 2: tasks and iterations per second.
+//             one inner step), T = 25, orders 1 and 2: tasks and iterations per second;
+//   protonet  prototypical networks on an MLP body and Conv-4's body, 5-way and 20-way 1-shot, T = 16 and
+//             128 (MLP): tasks per second (CPU backend only so far).
 // Reference: metagrad cpu's θ after one SGD step from θ0; the PyTorch peers (bench/peers/net_peers.py:
 // batched over tasks — grouped convolutions, or batched matmuls — and the per-task loop of
 // learn2learn's examples) verify against it before they are timed (rel err of Δθ ≤ the family's
@@ -20,7 +22,6 @@ import { sampleTasks } from '../src/cpu/sample-tasks.js';
 import type { BackendChoice, Batch } from '../src/types.js';
 import { SECONDS, fmt, fmtRate, relChangeError, timeIt, writeFloats, type Timing } from './common.js';
 
-const ORDERS = [1, 2] as const;
 const CAP = Number(process.env.BENCH_ROW_CAP ?? 30);
 const TORCH_DEVICE = process.env.BENCH_TORCH_DEVICE ?? 'cpu';
 const RESIDENT = 10;
@@ -44,7 +45,12 @@ interface NetFamily<C extends { tasks: number }> {
   batched: string;
   /** Also report meta-iterations per second (tasks/s ÷ T). */
   perIteration: boolean;
+  /** MAML at orders 1 and 2, or a protonet (no inner loop: one row per impl, order shown as —). */
+  algorithm: 'maml' | 'protonet';
 }
+
+const ordersOf = (f: { algorithm: 'maml' | 'protonet' }): number[] => (f.algorithm === 'maml' ? [1, 2] : [0]);
+const orderLabel = (order: number) => (order === 0 ? '—' : String(order));
 
 // ---- conv4 -----------------------------------------------------------------------------------------
 
@@ -98,6 +104,7 @@ const CONV4: NetFamily<ConvConfig> = {
   tolerance: 1e-3,
   batched: 'torch batched (grouped conv)',
   perIteration: false,
+  algorithm: 'maml',
 };
 
 // ---- sinusoid --------------------------------------------------------------------------------------
@@ -118,6 +125,37 @@ const SINUSOID: NetFamily<SinusoidConfig> = {
   tolerance: 1e-3,
   batched: 'torch batched (bmm)',
   perIteration: true,
+  algorithm: 'maml',
+};
+
+// ---- protonet --------------------------------------------------------------------------------------
+
+type ProtoConfig = ConvConfig & { body: 'mlp' | 'conv4' };
+const PROTO_HIDDEN = [256, 128, 64, 64];
+
+const PROTONET: NetFamily<ProtoConfig> = {
+  key: 'protonet',
+  title: `Protonet rows: prototypical networks on an MLP body (784-${PROTO_HIDDEN.join('-')}, ReLU) and Conv-4's body (64 filters, per-task norm), N-way 1-shot with 5 queries per class, β = 0.01 (SGD), synthetic Omniglot-like images; the peers' batched form runs every episode through the shared body at once.`,
+  configs: [
+    { tasks: 16, ways: 5, shots: 1, queries: 5, filters: 64, body: 'mlp' },
+    { tasks: 128, ways: 5, shots: 1, queries: 5, filters: 64, body: 'mlp' },
+    { tasks: 16, ways: 20, shots: 1, queries: 5, filters: 64, body: 'mlp' },
+    { tasks: 16, ways: 5, shots: 1, queries: 5, filters: 64, body: 'conv4' },
+    { tasks: 16, ways: 20, shots: 1, queries: 5, filters: 64, body: 'conv4' },
+  ],
+  name: (c) => `protonet ${c.body} T=${c.tasks} ${c.ways}-way ${c.shots}-shot Kq=${c.ways * c.queries}`,
+  dim: 784,
+  model: (c) => (c.body === 'mlp' ? { kind: 'mlp', hidden: PROTO_HIDDEN, classes: c.ways } : { kind: 'conv4', classes: c.ways, filters: c.filters }),
+  peerModel: (c) => (c.body === 'mlp'
+    ? { kind: 'mlp', dim: 784, hidden: PROTO_HIDDEN, classes: c.ways }
+    : { kind: 'conv4', image: [CONV_IMAGE.h, CONV_IMAGE.w, CONV_IMAGE.c], filters: c.filters, classes: c.ways }),
+  batch: (c) => convBatch(c, 43),
+  innerLr: 0,
+  outerLr: 0.01,
+  tolerance: 1e-3,
+  batched: 'torch batched (shared body)',
+  perIteration: false,
+  algorithm: 'protonet',
 };
 
 // ---- the procedure ---------------------------------------------------------------------------------
@@ -128,13 +166,13 @@ function runPeers<C extends { tasks: number }>(f: NetFamily<C>, py: string, c: C
   const dir = mkdtempSync(path.join(os.tmpdir(), `metagrad-bench-${f.key}-`));
   const batchFile = path.join(dir, 'batch.bin');
   writeFloats(batchFile, [theta0, batch.supportX, batch.supportY as Float32Array, batch.queryX, batch.queryY as Float32Array]);
-  const jobs = ORDERS.flatMap((order) => {
+  const jobs = ordersOf(f).flatMap((order) => {
     const ref = refs.get(order);
     if (ref) writeFloats(path.join(dir, `expected_o${order}.bin`), [ref]);
     return (['torch', 'loop'] as const).map((impl) => ({ name: `o${order}__${impl}`, impl, order, expected: ref ? `expected_o${order}.bin` : null }));
   });
   writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({
-    model: f.peerModel(c), tasks: c.tasks, supportShots: batch.supportShots, queryShots: batch.queryShots,
+    model: f.peerModel(c), algorithm: f.algorithm, tasks: c.tasks, supportShots: batch.supportShots, queryShots: batch.queryShots,
     innerLr: f.innerLr, outerLr: f.outerLr, innerSteps: 1, seconds: SECONDS, capSeconds: CAP, tolerance: f.tolerance, jobs,
   }));
   const r = spawnSync(py, [path.join('bench', 'peers', 'net_peers.py'), batchFile, path.join(dir, 'meta.json'), dir, '--device', TORCH_DEVICE],
@@ -166,16 +204,18 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
   console.log(`| config | order | impl | tasks/s${f.perIteration ? ' (it/s)' : ''} | vs best peer | rel err of Δθ vs cpu |`);
   console.log('|---|---|---|---|---|---|');
   for (const c of todo) {
-    const layout = netModelLayout(f.model(c), f.dim, 0)!;
+    const layout = netModelLayout(f.model(c), f.dim, 0, f.algorithm === 'protonet')!;
     const theta0 = modelInit(layout, 5).slice(0, layout.params);
     const batch = f.batch(c);
-    const options = { algorithm: 'maml' as const, dim: f.dim, model: f.model(c), innerLr: f.innerLr, outerLr: f.outerLr, optimizer: 'sgd' as const };
+    const optionsAt = (order: number, backend: BackendChoice) => (f.algorithm === 'protonet'
+      ? { algorithm: 'protonet' as const, dim: f.dim, model: f.model(c), outerLr: f.outerLr, optimizer: 'sgd' as const, backend }
+      : { algorithm: 'maml' as const, dim: f.dim, model: f.model(c), innerLr: f.innerLr, outerLr: f.outerLr, optimizer: 'sgd' as const, backend, order: order as 1 | 2 });
     const refs = new Map<number, Float32Array>();
     const mine = new Map<number, { timing: Timing; adapter: string } | { error: string }>();
-    for (const order of ORDERS) {
+    for (const order of ordersOf(f)) {
       let learner: Learner | null = null;
       try {
-        learner = await createLearner({ ...options, backend: 'cpu', order });
+        learner = await createLearner(optionsAt(order, 'cpu'));
         learner.setParams(theta0);
         await learner.step(batch);
         refs.set(order, await learner.getParams());
@@ -190,11 +230,12 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
     }
     // metagrad webgpu: verify one step against the CPU's, then time resident submits.
     const gpuRows = new Map<number, { timing?: Timing; relErr?: number; error?: string; gpuMs?: number | null }>();
-    if (backends.includes('webgpu')) {
-      for (const order of ORDERS) {
+    // (A protonet runs on the CPU backend only so far.)
+    if (backends.includes('webgpu') && f.algorithm === 'maml') {
+      for (const order of ordersOf(f)) {
         let learner: Learner | null = null;
         try {
-          learner = await createLearner({ ...options, backend: 'webgpu', order });
+          learner = await createLearner(optionsAt(order, 'webgpu'));
           learner.setParams(theta0);
           await learner.step(batch);
           const ref = refs.get(order);
@@ -217,18 +258,18 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
     }
     const peers = python?.torch ? runPeers(f, python.py, c, batch, theta0, refs) : [];
     if (python && !python.torch) console.log(`(${f.key} peers: skipped, no torch)`);
-    for (const order of ORDERS) {
+    for (const order of ordersOf(f)) {
       const ofOrder = peers.filter((p) => p.order === order);
       for (const p of ofOrder) if (p.failed || p.ok === false) failures++;
       const fastest = Math.max(0, ...ofOrder.filter((p) => !p.failed && p.ok !== false).map((p) => p.tasksPerS ?? 0));
       const m = mine.get(order)!;
       const row: Record<string, unknown> = { model: f.key, config: c, order, impl: 'metagrad-cpu' };
       if ('error' in m) {
-        console.log(`| ${f.name(c)} | ${order} | metagrad cpu | ERROR: ${m.error} | | |`);
+        console.log(`| ${f.name(c)} | ${orderLabel(order)} | metagrad cpu | ERROR: ${m.error} | | |`);
         row.error = m.error;
       } else {
         const r = c.tasks / m.timing.median;
-        console.log(`| ${f.name(c)} | ${order} | metagrad cpu | ${rate(c, r)}${m.timing.capped ? '*' : ''} | ${fastest > 0 ? fmt(r / fastest, 2) + '×' : '—'} | reference |`);
+        console.log(`| ${f.name(c)} | ${orderLabel(order)} | metagrad cpu | ${rate(c, r)}${m.timing.capped ? '*' : ''} | ${fastest > 0 ? fmt(r / fastest, 2) + '×' : '—'} | reference |`);
         Object.assign(row, { adapter: m.adapter, tasksPerS: r, step: m.timing, vsBestPeer: fastest > 0 ? r / fastest : null });
       }
       rows.push(row);
@@ -236,14 +277,14 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
       if (g) {
         const r = g.timing ? (c.tasks * RESIDENT) / g.timing.median : NaN;
         const gpuRate = g.gpuMs ? (c.tasks * RESIDENT) / (g.gpuMs / 1000) : null;
-        console.log(`| ${f.name(c)} | ${order} | metagrad webgpu (resident${gpuRate ? `; GPU time ${fmtRate(gpuRate)}` : ''}) | ${g.error ? `ERROR: ${g.error}` : `${rate(c, r)}${g.timing!.capped ? '*' : ''}`} | ${fastest > 0 && g.timing ? fmt(r / fastest, 2) + '×' : '—'} | ${g.relErr !== undefined ? g.relErr.toExponential(1) : '—'} |`);
+        console.log(`| ${f.name(c)} | ${orderLabel(order)} | metagrad webgpu (resident${gpuRate ? `; GPU time ${fmtRate(gpuRate)}` : ''}) | ${g.error ? `ERROR: ${g.error}` : `${rate(c, r)}${g.timing!.capped ? '*' : ''}`} | ${fastest > 0 && g.timing ? fmt(r / fastest, 2) + '×' : '—'} | ${g.relErr !== undefined ? g.relErr.toExponential(1) : '—'} |`);
         rows.push({ model: f.key, config: c, order, impl: 'metagrad-webgpu', tasksPerS: g.timing ? r : null, gpuTimeTasksPerS: gpuRate, step: g.timing, relErr: g.relErr, error: g.error });
       }
       for (const p of ofOrder) {
         const label = `${p.impl === 'torch' ? f.batched : 'torch loop'}${p.device && p.device !== 'cpu' ? ` (${p.device})` : ''}`;
         const verified = p.relErr !== undefined ? p.relErr.toExponential(1) : 'unverified';
-        if (p.failed || p.ok === false) console.log(`| ${f.name(c)} | ${order} | ${label} | VERIFY FAILED or error, not timed: ${p.failed ?? ''} | | ${verified} |`);
-        else console.log(`| ${f.name(c)} | ${order} | ${label} | ${rate(c, p.tasksPerS ?? NaN)}${p.capped ? '*' : ''} | ${fmt((p.tasksPerS ?? 0) / fastest, 2)}× | ${verified} |`);
+        if (p.failed || p.ok === false) console.log(`| ${f.name(c)} | ${orderLabel(order)} | ${label} | VERIFY FAILED or error, not timed: ${p.failed ?? ''} | | ${verified} |`);
+        else console.log(`| ${f.name(c)} | ${orderLabel(order)} | ${label} | ${rate(c, p.tasksPerS ?? NaN)}${p.capped ? '*' : ''} | ${fmt((p.tasksPerS ?? 0) / fastest, 2)}× | ${verified} |`);
         rows.push({ model: f.key, config: c, order, impl: p.impl, device: p.device, version: p.version, threads: p.threads, tasksPerS: p.tasksPerS ?? null, medianS: p.medianS, relErr: p.relErr, failed: p.failed });
       }
     }
@@ -252,7 +293,7 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
   return failures;
 }
 
-/** The Conv-4 and sinusoid rows; returns the number of rows that failed verification. */
+/** The Conv-4, sinusoid and protonet rows; returns the number of rows that failed verification. */
 export async function netRows(backends: BackendChoice[], python: { py: string; torch: boolean } | null, rows: Record<string, unknown>[]): Promise<number> {
-  return (await familyRows(CONV4, backends, python, rows)) + (await familyRows(SINUSOID, backends, python, rows));
+  return (await familyRows(CONV4, backends, python, rows)) + (await familyRows(SINUSOID, backends, python, rows)) + (await familyRows(PROTONET, backends, python, rows));
 }

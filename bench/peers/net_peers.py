@@ -73,8 +73,72 @@ def regressor_layout(model):
     return layers, off
 
 
-def layout(model):
-    return (conv4_layout if model['kind'] == 'conv4' else regressor_layout)(model)
+def mlp_layout(model):
+    """[(kind, offset, fin, fout, b offset)]: dense D → hidden … → classes (ReLU between); the count."""
+    widths = [model['dim'], *model['hidden'], model['classes']]
+    layers = []
+    off = 0
+    for fin, fout in zip(widths, widths[1:]):
+        layers.append(('dense', off, fin, fout, off + fin * fout))
+        off += fin * fout + fout
+    return layers, off
+
+
+def layout(model, body=False):
+    """The model's layers and parameter count; body: without its head (a protonet's embedding net)."""
+    layers, count = {'conv4': conv4_layout, 'regressor': regressor_layout, 'mlp': mlp_layout}[model['kind']](model)
+    return (layers[:-1], layers[-1][1]) if body else (layers, count)
+
+
+def embed_shared(theta, x, model, layers):
+    """A protonet's body with one θ for every task, over all rows at once: x (T × rows × D) → (T × rows × F).
+    Conv-4: one convolution over the T·rows images per layer; its per-task norm folds the tasks into the
+    channels (statistics per task and channel over the task's rows and positions)."""
+    T, rows = x.shape[0], x.shape[1]
+    if model['kind'] == 'conv4':
+        h, w, c = model['image']
+        a = x.reshape(T * rows, h, w, c).permute(0, 3, 1, 2)
+        for kind, wo, cin, cout, bo in layers:
+            W = theta[wo:wo + 9 * cin * cout].view(3, 3, cin, cout).permute(3, 2, 0, 1)
+            a = F.conv2d(a, W, theta[bo:bo + cout], stride=2, padding=1)
+            hh, ww = a.shape[2], a.shape[3]
+            a = a.view(T, rows, cout, hh, ww).permute(1, 0, 2, 3, 4).reshape(rows, T * cout, hh, ww)
+            a = F.relu(F.batch_norm(a, None, None, training=True, eps=1e-3))
+            a = a.view(rows, T, cout, hh, ww).permute(1, 0, 2, 3, 4).reshape(T * rows, cout, hh, ww)
+        return a.mean(dim=(2, 3)).view(T, rows, -1)
+    a = x.reshape(T * rows, -1)
+    for _, wo, fin, fout, bo in layers:
+        a = F.relu(torch.addmm(theta[bo:bo + fout], a, theta[wo:wo + fin * fout].view(fin, fout)))
+    return a.view(T, rows, -1)
+
+
+def proto_loss(zs, ys, zq, yq, classes):
+    """Mean over tasks of the query cross-entropy against −squared distances to the class means of the
+    support embeddings: zs (T × S × F), zq (T × Q × F), labels (T × S), (T × Q)."""
+    onehot = F.one_hot(ys.long(), classes).to(zs.dtype)                     # T × S × N
+    protos = onehot.transpose(1, 2) @ zs / onehot.sum(1).unsqueeze(-1)       # T × N × F
+    logits = -((zq.unsqueeze(2) - protos.unsqueeze(1)) ** 2).sum(-1)         # T × Q × N
+    return F.cross_entropy(logits.reshape(-1, classes), yq.reshape(-1).long())
+
+
+def proto_grad(theta, sx, sy, qx, qy, meta, impl):
+    """A protonet's gradient: batched (every task's episode through the shared body at once) or a loop."""
+    model = meta['model']
+    layers, _ = layout(model, body=True)
+    if impl == 'torch':
+        z = embed_shared(theta, torch.cat([sx, qx], dim=1), model, layers)
+        S = sx.shape[1]
+        loss = proto_loss(z[:, :S], sy, z[:, S:], qy, model['classes'])
+        g, = torch.autograd.grad(loss, theta)
+        return g
+    if theta.grad is not None:
+        theta.grad = None
+    T = sx.shape[0]
+    for t in range(T):
+        z = embed_shared(theta, torch.cat([sx[t:t + 1], qx[t:t + 1]], dim=1), model, layers)
+        S = sx.shape[1]
+        (proto_loss(z[:, :S], sy[t:t + 1], z[:, S:], qy[t:t + 1], model['classes']) / T).backward()
+    return theta.grad
 
 
 def conv4_losses(fast, x, y, model, layers):
@@ -147,7 +211,10 @@ def meta_grad_loop(theta, sx, sy, qx, qy, meta, order):
 
 
 def step(theta, data, meta, impl, order):
-    g = (meta_grad_batched if impl == 'torch' else meta_grad_loop)(theta, *data, meta, order)
+    if meta.get('algorithm') == 'protonet':
+        g = proto_grad(theta, *data, meta, impl)
+    else:
+        g = (meta_grad_batched if impl == 'torch' else meta_grad_loop)(theta, *data, meta, order)
     with torch.no_grad():
         theta -= meta['outerLr'] * g
         if theta.grad is not None:
@@ -164,8 +231,8 @@ def run(batch_file, meta_file, out_dir, device):
     meta = json.load(open(meta_file))
     T, Ks, Kq = meta['tasks'], meta['supportShots'], meta['queryShots']
     model = meta['model']
-    D = int(np.prod(model['image'])) if model['kind'] == 'conv4' else 1
-    _, P = layout(model)
+    D = int(np.prod(model['image'])) if model['kind'] == 'conv4' else model.get('dim', 1)
+    _, P = layout(model, body=meta.get('algorithm') == 'protonet')
     raw = np.fromfile(batch_file, dtype=np.float32)
     sizes = [P, T * Ks * D, T * Ks, T * Kq * D, T * Kq]
     parts, off = [], 0
@@ -251,7 +318,29 @@ def selftest(device):
         th = theta.detach()
         fd = (objective((th + h * u).requires_grad_()) - objective((th - h * u).requires_grad_())) / (2 * h)
         assert abs(float(g2 @ u) - fd) <= 1e-6 * max(1, abs(fd)), f'{model["kind"]} order 2 vs finite differences: {float(g2 @ u)} vs {fd}'
-    print('net peers selftest: ok (conv4 and regressor: batched = loop at both orders; order 2 = finite differences)')
+    # Protonet: batched (shared body over every episode) = loop; its gradient against finite differences.
+    for model, D in (({'kind': 'mlp', 'dim': 10, 'hidden': [7, 5], 'classes': 3}, 10), ({'kind': 'conv4', 'image': [12, 12, 1], 'filters': 3, 'classes': 3}, 144)):
+        meta = {'model': model, 'algorithm': 'protonet'}
+        _, P = layout(model, body=True)
+        T, N = 3, 3
+        theta = (0.3 * torch.randn(P, dtype=dt, device=dev)).requires_grad_()
+        labels = lambda k: torch.arange(N, device=dev).repeat(T, k).to(dt)
+        data = (torch.rand(T, 2 * N, D, dtype=dt, device=dev), labels(2), torch.rand(T, 2 * N, D, dtype=dt, device=dev), labels(2))
+        gb = proto_grad(theta, *data, meta, 'torch')
+        gl = proto_grad(theta, *data, meta, 'loop').clone()
+        assert torch.allclose(gb, gl, rtol=1e-9, atol=1e-12), f'protonet {model["kind"]}: batched vs loop'
+        layers, _ = layout(model, body=True)
+
+        def objective(th):
+            z = embed_shared(th, torch.cat([data[0], data[2]], dim=1), model, layers)
+            return proto_loss(z[:, :2 * N], data[1], z[:, 2 * N:], data[3], N).item()
+
+        u = torch.randn(P, dtype=dt, device=dev)
+        h = 1e-6
+        th = theta.detach()
+        fd = (objective(th + h * u) - objective(th - h * u)) / (2 * h)
+        assert abs(float(gb @ u) - fd) <= 1e-6 * max(1, abs(fd)), f'protonet {model["kind"]} vs finite differences: {float(gb @ u)} vs {fd}'
+    print('net peers selftest: ok (conv4 and regressor: batched = loop at both orders; order 2 = finite differences; protonet (mlp, conv4 bodies): batched = loop = finite differences)')
 
 
 if __name__ == '__main__':
