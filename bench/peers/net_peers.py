@@ -62,26 +62,24 @@ def conv4_layout(model):
     return layers, off
 
 
-def regressor_layout(model):
-    """[(kind, offset, fin, fout, b offset)]: dense 1 → hidden … → 1; and the parameter count."""
-    widths = [1, *model['hidden'], 1]
+def dense_layout(widths):
+    """[(kind, offset, fin, fout, b offset)]: dense layers widths[0] → widths[1] → …; the count."""
     layers = []
     off = 0
     for fin, fout in zip(widths, widths[1:]):
         layers.append(('dense', off, fin, fout, off + fin * fout))
         off += fin * fout + fout
     return layers, off
+
+
+def regressor_layout(model):
+    """dense 1 → hidden … → 1 (ReLU between)."""
+    return dense_layout([1, *model['hidden'], 1])
 
 
 def mlp_layout(model):
-    """[(kind, offset, fin, fout, b offset)]: dense D → hidden … → classes (ReLU between); the count."""
-    widths = [model['dim'], *model['hidden'], model['classes']]
-    layers = []
-    off = 0
-    for fin, fout in zip(widths, widths[1:]):
-        layers.append(('dense', off, fin, fout, off + fin * fout))
-        off += fin * fout + fout
-    return layers, off
+    """dense D → hidden … → classes (ReLU between)."""
+    return dense_layout([model['dim'], *model['hidden'], model['classes']])
 
 
 def layout(model, body=False):
