@@ -149,7 +149,7 @@ test('train page: Conv-4 trains on WebGPU (SwiftShader) when the address asks, a
   await auto.close();
 });
 
-test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML and from scratch', async () => {
+test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML and from scratch, beside a protonet\'s nearest-prototype predictions', async () => {
   const { page, problems } = await open('adapt', '?iterations=20&tasks=8&hidden=32,32');
   assert.match(await page.$eval('#backend', (el) => el.textContent ?? ''), /WebGPU: .*software adapter: correct, but slow/);
   assert.is(await page.$$eval('#support canvas', (c) => c.length), 5, 'five support images, one per class');
@@ -159,7 +159,7 @@ test('adapt page: a held-out 5-way Omniglot task, adapted step by step from MAML
     await page.waitForFunction(`window.__metagrad.steps === ${steps}`, { timeout: 60_000 });
     const s = await page.evaluate('({ accuracy: window.__metagrad.accuracy, agree: window.__metagrad.agree, errors: window.__metagrad.errors })') as { accuracy: Record<string, number>; agree: Record<string, boolean>; errors: string[] };
     assert.equal(s.errors, []);
-    for (const name of ['meta', 'scratch']) {
+    for (const name of ['meta', 'scratch', 'proto']) {
       assert.ok(s.accuracy[name] >= 0 && s.accuracy[name] <= 1, `${name} accuracy ${s.accuracy[name]}`);
       assert.ok(s.agree[name], `${name}: the page's predictions agree with the library's accuracy`);
       assert.is(await page.$$eval(`#${name}-query figure.right, #${name}-query figure.wrong`, (c) => c.length), 10, `${name}: ten judged query images`);
