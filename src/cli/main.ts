@@ -744,7 +744,7 @@ eval.json holds the table; eval.svg plots each model's curve over the inner step
   }
   const results: Record<string, Array<{ steps: number; clean: unknown; attacked: unknown; diverged?: true }>> = {};
   console.log(`metagrad eval: ${fileHeldOut ? `each of the ${tasks} held-out task${tasks === 1 ? '' : 's'} of ${String(f['test-file'] ?? trained['test-file'] ?? trained.file)}${trained['test-file'] || f['test-file'] ? '' : ' (its last 20%)'} once` : `${tasks} held-out tasks`} of ${source.kind === 'images' ? `${source.name} (classes ${FASHION_SPLIT.test[0]}–${FASHION_SPLIT.test[1] - 1})` : source.kind === 'omniglot' ? `${source.name}, ${source.ways}-way (held-out alphabets)` : source.kind}, ` +
-    `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; ${regression ? 'query MSE' : 'accuracy'} mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
+    `${shots.supportShots}-row support, ${shots.queryShots}-row query, ${can.episode ? 'nearest prototype (no steps)' : can.stepSizes ? 'learned step sizes α' : `inner lr ${lr}`}; ${regression ? 'query MSE' : 'accuracy'} mean ± 95% CI` + (attack ? `; attack ${attack.kind} ε=${attack.epsilon} against each adapted model` : ''));
   // One held-out batch (the meta-test split's batch 0), sampled once by the CPU twin — for images bit-
   // identical to what the GPU sampler draws — and scored by every model after 0 … k steps.
   const heldOut = fileHeldOut ?? sampleTasks(source, { tasks, ...shots }, o.seed, 0, 'test');
