@@ -56,11 +56,15 @@ for (const backend of BACKENDS) {
       const caps = capabilitiesOf({ algorithm });
       for (const model of ['logistic', 'mlp'] as const) {
         if (model === 'mlp' && algorithm === 'caml') continue; // CAML over an MLP: covered by the logistic case's readbacks (same checks)
-        // AMP trains models of its own (step lr, no inner/outer pair); the rest meta-learn.
-        const rates = caps.thetaPerTask ? { models: TASKS, lr: 1e6 } : { innerLr: 1e6, outerLr: 1e6, optimizer: 'sgd' as const };
+        // A protonet needs a network's body, and runs on the CPU backend only so far (WebGPU refuses it).
+        if (caps.episode && (model === 'logistic' || backend === 'webgpu')) continue;
+        // AMP trains models of its own (step lr, no inner/outer pair); a protonet has no inner loop; the rest meta-learn.
+        const rates = caps.thetaPerTask ? { models: TASKS, lr: 1e6 } : caps.episode ? { outerLr: 1e6, optimizer: 'sgd' as const } : { innerLr: 1e6, outerLr: 1e6, optimizer: 'sgd' as const };
         const o = { algorithm, dim: 8, ...rates, backend, device, seed: 2 } as unknown as LearnerOptions;
         if (model === 'mlp') o.model = { kind: 'mlp', hidden: [6], classes: 3 };
         const batch = model === 'mlp' ? randomNWayBatch(TASKS, 4, 4, 8, 3, 5) : randomBatch(TASKS, 4, 4, 8, 5);
+        // A protonet's episodes: every query class has support rows (labels cycling 0, 1, 2 in each set).
+        if (caps.episode) for (const y of [batch.supportY, batch.queryY]) y.forEach((_, i) => { y[i] = (i % 4) % 3; });
         let l: Learner | null = null;
         try {
           l = await createLearner(o);
