@@ -21,6 +21,7 @@ import finiteCheck from '../../shaders/finite-check.wgsl';
 import joinRows from '../../shaders/join-rows.wgsl';
 import conv2d from '../../shaders/conv2d.wgsl';
 import pool from '../../shaders/pool.wgsl';
+import proto from '../../shaders/proto.wgsl';
 
 export const SHADERS = {
   logistic: `${logisticCommon}\n${logistic}`,
@@ -38,6 +39,7 @@ export const SHADERS = {
   mlpTaskNorm,
   finiteCheck,
   joinRows,
+  proto,
   conv2d,
   pool,
 } as const;
