@@ -4,7 +4,7 @@
 //   sinusoid  MAML on MAML's sinusoid regressor (1-40-40-1, K = 10 support and 10 query points, α = 0.01,
 //             one inner step), T = 25, orders 1 and 2: tasks and iterations per second;
 //   protonet  prototypical networks on an MLP body and Conv-4's body, 5-way and 20-way 1-shot, T = 16 and
-//             128 (MLP): tasks per second (CPU backend only so far).
+//             128 (MLP): tasks per second.
 // Reference: metagrad cpu's θ after one SGD step from θ0; the PyTorch peers (bench/peers/net_peers.py:
 // batched over tasks — grouped convolutions, or batched matmuls — and the per-task loop of
 // learn2learn's examples) verify against it before they are timed (rel err of Δθ ≤ the family's
@@ -232,8 +232,7 @@ async function familyRows<C extends { tasks: number }>(f: NetFamily<C>, backends
     }
     // metagrad webgpu: verify one step against the CPU's, then time resident submits.
     const gpuRows = new Map<number, { timing?: Timing; relErr?: number; error?: string; gpuMs?: number | null }>();
-    // (A protonet runs on the CPU backend only so far.)
-    if (backends.includes('webgpu') && f.algorithm === 'maml') {
+    if (backends.includes('webgpu')) {
       for (const order of ordersOf(f)) {
         let learner: Learner | null = null;
         try {

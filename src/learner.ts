@@ -639,15 +639,6 @@ export async function createLearner(options: CreateLearnerOptions): Promise<Lear
     const engine = new CpuEngine(resolved, theta);
     return new LearnerImpl(resolved, engine, engine.info);
   }
-  // What the GPU engine cannot run yet: WebGPU is refused with the reason, 'auto' takes the CPU.
-  const gpuBlock = capabilitiesOf(resolved).episode ? 'a protonet runs on the CPU backend only (its prototype kernels for WebGPU are not built yet)' : null;
-  if (gpuBlock && (resolved.backend === 'webgpu' || device !== undefined)) {
-    throw new InvalidOptionError(`This learner cannot run on WebGPU: ${gpuBlock}.`, "Use backend: 'cpu' or 'auto'.");
-  }
-  if (gpuBlock) {
-    const engine = new CpuEngine(resolved, theta);
-    return new LearnerImpl(resolved, engine, { ...engine.info, fallbackReason: gpuBlock });
-  }
   let acquired: AcquiredDevice;
   if (device !== undefined) {
     acquired = adoptDevice(device);

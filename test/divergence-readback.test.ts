@@ -56,8 +56,8 @@ for (const backend of BACKENDS) {
       const caps = capabilitiesOf({ algorithm });
       for (const model of ['logistic', 'mlp'] as const) {
         if (model === 'mlp' && algorithm === 'caml') continue; // CAML over an MLP: covered by the logistic case's readbacks (same checks)
-        // A protonet needs a network's body, and runs on the CPU backend only so far (WebGPU refuses it).
-        if (caps.episode && (model === 'logistic' || backend === 'webgpu')) continue;
+        // A protonet needs a network's body.
+        if (caps.episode && model === 'logistic') continue;
         // AMP trains models of its own (step lr, no inner/outer pair); a protonet has no inner loop; the rest meta-learn.
         const rates = caps.thetaPerTask ? { models: TASKS, lr: 1e6 } : caps.episode ? { outerLr: 1e6, optimizer: 'sgd' as const } : { innerLr: 1e6, outerLr: 1e6, optimizer: 'sgd' as const };
         const o = { algorithm, dim: 8, ...rates, backend, device, seed: 2 } as unknown as LearnerOptions;

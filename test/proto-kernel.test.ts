@@ -2,7 +2,7 @@
 // and the twin against the float64 oracle (protoLoss, src/cpu/net/losses.ts): loss, accuracy and δ of
 // every row, over episodes with a class absent from the support rows, several support rows per class,
 // more tasks than one grid dimension holds, and more queries and features than a workgroup has
-// invocations. (The GPU engine does not record the kernel yet: a protonet runs on the CPU backend.)
+// invocations. (test/protonet.test.ts checks the whole GPU engine against the CPU engine.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtoKernel } from '../src/kernels/proto.js';

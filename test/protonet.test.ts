@@ -14,7 +14,7 @@ import { sampleTasks } from '../src/cpu/sample-tasks.js';
 import { loadOmniglotEmbedded } from '../src/node/omniglot.js';
 import { InvalidOptionError, LabelError } from '../src/errors.js';
 import type { CheckedBatch, LearnerOptions, ModelSpec } from '../src/types.js';
-import { randomArray, thrown } from './helpers.js';
+import { assertClose, randomArray, thrown, withGpu } from './helpers.js';
 
 /** The prototypical loss, directly: prototypes of the classes present, −squared distances, log-sum-exp. */
 function directLoss(Z: ArrayLike<number>, F: number, labels: ArrayLike<number>, S: number, rows: number): { loss: number; hits: number } {
@@ -166,7 +166,7 @@ test("protonet under attack: the input gradient of a query row through the proto
   }
 });
 
-test('protonet options and data: bodies it cannot take, inner steps at evaluation, a query class without support rows, and WebGPU (not built yet) are refused with the fix', async () => {
+test('protonet options and data: bodies it cannot take, inner steps at evaluation and a query class without support rows are refused with the fix', async () => {
   for (const model of [{ kind: 'logistic' }, { kind: 'mlp', hidden: [40], loss: 'mse' }, { kind: 'mlp', hidden: [], classes: 5 }] as ModelSpec[]) {
     const e = await thrown(() => createLearner({ algorithm: 'protonet', dim: 8, model, backend: 'cpu' }));
     assert.instance(e, InvalidOptionError, JSON.stringify(model));
@@ -186,13 +186,6 @@ test('protonet options and data: bodies it cannot take, inner steps at evaluatio
   } finally {
     learner.destroy();
   }
-  const gpu = await thrown(() => createLearner({ algorithm: 'protonet', dim: 8, model, backend: 'webgpu' }));
-  assert.instance(gpu, InvalidOptionError);
-  assert.match(gpu.message, /protonet runs on the CPU backend only/);
-  const auto = await createLearner({ algorithm: 'protonet', dim: 8, model, backend: 'auto' });
-  assert.is(auto.backend.kind, 'cpu');
-  assert.match(auto.backend.fallbackReason ?? '', /protonet/);
-  auto.destroy();
 });
 
 test('protonet trains: Omniglot 5-way 1-shot episodes with an MLP body, 60 iterations raise held-out accuracy above the untrained body\'s', async () => {
@@ -226,5 +219,43 @@ test('train with evalSource: a protonet trained on 10-way episodes is evaluated 
     learner.destroy();
   }
 });
+
+for (const body of BODIES) {
+  test(`protonet, ${body.name}: the GPU engine matches the CPU engine (meta-gradient, 1 and 20 steps, evaluation; attacked under FGSM, ε = 0 and ε > 0)`, () =>
+    withGpu(async () => {
+      const b = episodes(5, 3, 2, 2, body.D, 9);
+      // SGD: Adam would turn the float32 noise of a zero gradient (a bias before a per-task norm) into steps.
+      const options = { algorithm: 'protonet', dim: body.D, model: body.model, outerLr: 0.01, optimizer: 'sgd', seed: 6 } as LearnerOptions;
+      const gpu = await createLearner({ ...options, backend: 'webgpu' });
+      const cpu = await createLearner({ ...options, backend: 'cpu', threads: 1 });
+      try {
+        assert.is(gpu.backend.kind, 'webgpu');
+        assertClose('meta-gradient', await gpu.metaGradient(b), await cpu.metaGradient(b), 2e-5, 1e-3);
+        await gpu.step(b);
+        await cpu.step(b);
+        assertClose('θ after 1 step', await gpu.getParams(), await cpu.getParams(), 2e-5, 1e-3);
+        for (let i = 0; i < 19; i++) await cpu.step(b);
+        await gpu.step(b, { iterations: 19 });
+        assertClose('θ after 20 steps', await gpu.getParams(), await cpu.getParams(), 2e-4, 1e-2);
+        const [ge, ce] = [await gpu.evaluate(b), await cpu.evaluate(b)];
+        assertClose('task losses', ge.taskLoss, ce.taskLoss, 1e-4, 1e-3);
+        assertClose('task accuracies', ge.taskAccuracy, ce.taskAccuracy, 0, 0);
+        const zero = await gpu.evaluate(b, { attack: { kind: 'fgsm', epsilon: 0 } });
+        assertClose('ε = 0: attacked = clean', zero.attacked!.taskLoss, ge.taskLoss, 1e-6, 1e-5);
+        const [ga, ca] = [await gpu.adapt(b, { attack: { kind: 'fgsm', epsilon: 0.2 } }), await cpu.adapt(b, { attack: { kind: 'fgsm', epsilon: 0.2 } })];
+        let same = 0;
+        for (let i = 0; i < b.queryX.length; i++) if (Math.abs(ga.attackedQueryX![i] - ca.attackedQueryX![i]) < 1e-5) same++;
+        assert.ok(same / b.queryX.length > 0.95, `${same} of ${b.queryX.length} attacked values agree`);
+        assert.ok(ga.attacked!.loss > ga.loss, 'the attack raises the loss on the GPU');
+        // (FGSM's sign of an input gradient near 0 may differ between float32 and float64, so the two
+        // attacks differ in a few values; the GPU's attacked queries, scored by the CPU, give its scores.)
+        const rescored = await cpu.evaluate({ ...b, queryX: ga.attackedQueryX! });
+        assertClose('the GPU\'s attacked scores', ga.attacked!.taskLoss, rescored.taskLoss, 1e-4, 1e-3);
+      } finally {
+        gpu.destroy();
+        cpu.destroy();
+      }
+    }));
+}
 
 test.run();

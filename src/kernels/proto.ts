@@ -1,6 +1,6 @@
 // Host side of shaders/proto.wgsl (CPU twin: protoEpisode in src/cpu/proto.ts): the prototypical loss of
-// each task's episode, its δ and its statistics, one workgroup per task. (Built and checked against its
-// twin; the GPU engine does not record it yet: a protonet runs on the CPU backend.)
+// each task's episode, its δ and its statistics, one workgroup per task; NetPass records it as the loss
+// of a protonet's body.
 import { bindGroup, bindGroupLayout, computePipeline, type BoundDispatch } from '../gpu/resources.js';
 import { checkProtoSpec, type ProtoSpec } from '../cpu/proto.js';
 import { foldGrid, gridDispatch, type MlpKernelOptions } from './mlp-common.js';

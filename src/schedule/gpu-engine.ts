@@ -419,19 +419,31 @@ export class GpuEngine implements Engine {
       const dataOf = (side: 'clean' | 'adv') => (side === 'clean' ? c.data : c.advData);
       const jointOff = dataLayout(c.tasks, Ks + Kq, Kq, o.dim);
       const theta = capabilitiesOf(o).thetaPerTask ? { buffer: this.params, off: c.first * V, taskStride: V } : { buffer: this.params, off: 0, taskStride: 0 };
+      // A protonet's episodes: each task's support rows then its query rows, in the chunk's joint buffer
+      // (its query part refilled from the adversarial copy for attacks and attacked scores).
+      const Dp = this.Dp;
+      const episodeRows: Rows = { buffer: c.joint ?? c.data, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq, episodeSupport: Ks };
+      const episode = capabilitiesOf(o).episode ? {
+        rows: episodeRows,
+        refill: (fromAdv: boolean): BoundDispatch[] => [
+          this.joinRows(c, Ks, Kq),
+          ...(fromAdv ? [pass.copyRows({ buffer: c.advData, off: off.queryX, taskStride: Kq * Dp }, { buffer: c.joint!, off: jointOff.supportX + Ks * Dp, taskStride: (Ks + Kq) * Dp }, Kq * Dp, `episode@${c.first}.adv`)] : []),
+        ],
+      } : undefined;
       const parts: BoundDispatch[] = [];
       for (const step of plan.steps) {
         switch (step.kind) {
           case 'attack':
-            parts.push(...pass.attackStep(step.against === 'theta' ? theta : pass.adaptedSet0(), rowsOf(c.data, step.rows), c.advData, step.attack));
+            parts.push(...pass.attackStep(step.against === 'theta' ? theta : pass.adaptedSet0(), rowsOf(c.data, step.rows), c.advData, step.attack, episode));
             break;
           case 'tasks': {
             const p = modelTaskParamsFor(batch, o, step, this.mlp!);
             const joint = step.support === 'joint';
-            if (joint) parts.push(this.joinRows(c, Ks, Kq));
+            if (joint || step.episode) parts.push(this.joinRows(c, Ks, Kq));
             const support: Rows = joint ? { buffer: c.joint!, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq } : rowsOf(dataOf(step.support as 'clean' | 'adv'), 'support');
+            if (step.episode && step.query !== 'clean') throw new Error('GpuEngine: an episode reads the clean query rows');
             parts.push(...pass.tasksStep({
-              support, query: rowsOf(dataOf(step.query), 'query'), theta,
+              support, query: step.episode ? episodeRows : rowsOf(dataOf(step.query), 'query'), theta,
               innerLr: p.innerLr, innerSteps: p.innerSteps, order: p.order, wantMetaGrad: p.wantMetaGrad, adapt: p.adapt,
               perturb: p.perturb, writeBack: p.writeBack ?? false, outSet: step.outSet,
               // Meta-SGD's α: the second vector of the parameters, in training and evaluation alike.
@@ -441,7 +453,7 @@ export class GpuEngine implements Engine {
             break;
           }
           case 'score-attacked':
-            parts.push(...pass.scoreStep(rowsOf(c.advData, 'query'), { buffer: slot.attackedStats, base: c.first }));
+            parts.push(...pass.scoreStep(rowsOf(c.advData, 'query'), { buffer: slot.attackedStats, base: c.first }, episode));
             break;
           case 'ga-weights':
             // Only with one chunk (checkFits): the GA kernels read every task's θ'_t from set 0 of
@@ -631,7 +643,7 @@ export class GpuEngine implements Engine {
   async evaluate(batch: Batch, steps: number, lr: number, attack: AttackParams | null, detail = false): Promise<EvaluateOutput> {
     const slot = this.slotFor(batch, steps);
     this.upload(slot, batch, attack !== null);
-    const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
+    const run = this.compiled(slot, batch, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack, capabilitiesOf(this.options).episode));
     let adapted: Float32Array | undefined;
     if (detail && slot.mlp) {
       // An MLP's θ'_t live in the chunk scratch: run and read back one chunk at a time.
@@ -723,7 +735,7 @@ export class GpuEngine implements Engine {
     const batchShape = shape as Batch;
     const slot = this.slotFor(batchShape, steps);
     const sample = this.samplerFor(slot, source, shape, seed, split);
-    const run = this.compiled(slot, batchShape, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack));
+    const run = this.compiled(slot, batchShape, `evaluate:${steps}:${lr}:${JSON.stringify(attack)}`, () => evaluatePlan(steps, lr, attack, capabilitiesOf(this.options).episode));
     if (this.inFlight) await this.inFlight;
     this.setSampleIteration(index);
     await this.submit('GpuEngine.evaluateSampled', (pass) => {

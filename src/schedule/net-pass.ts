@@ -26,6 +26,7 @@ import type { NetModelLayout } from '../models/model.js';
 import { Conv2dKernel, type TapeArray } from '../kernels/conv2d.js';
 import { PoolKernel } from '../kernels/pool.js';
 import { SoftmaxKernel } from '../kernels/mlp-softmax.js';
+import { ProtoKernel } from '../kernels/proto.js';
 import { TaskNormKernel } from '../kernels/mlp-task-norm.js';
 import { dummyBuffer } from '../kernels/mlp-common.js';
 import type { TaskNormSpec } from '../cpu/mlp-kernels.js';
@@ -76,7 +77,9 @@ function tapeLayout(layout: NetModelLayout, rows: number, sections: number) {
       sec.normRelu[i] = norm && layers[i + 1]?.spec.kind !== 'relu' ? take(n) : -1;
       sec.arg[i] = l.spec.kind === 'maxpool' && kind === 'primal' ? (argOff += n) - n : -1;
     }
-    sec.p = take(rows * layout.net.outputs);
+    // Softmax probabilities; a protonet's prototypes, counts, their gradient and g (≤ rows × N) instead.
+    const loss = layout.net.loss;
+    sec.p = take(loss.kind === 'proto' ? 2 * loss.classes * layout.net.outputs + loss.classes + rows * loss.classes : rows * layout.net.outputs);
     if (layout.context > 0) {
       sec.rows = take(rows * layout.dim);
       sec.phi = take(layout.context);
@@ -99,6 +102,8 @@ export class NetPass extends TaskPass<NetSection> {
   private readonly conv: Conv2dKernel;
   private readonly pool: PoolKernel;
   private readonly softmaxKernel: SoftmaxKernel;
+  /** A protonet's loss (made when the model's loss is the prototypical one). */
+  private readonly protoKernel: ProtoKernel | null;
   private readonly taskNormKernel: TaskNormKernel;
   readonly tapeFloats: number;
   private readonly argFloats: number;
@@ -112,6 +117,7 @@ export class NetPass extends TaskPass<NetSection> {
     this.conv = new Conv2dKernel(device);
     this.pool = new PoolKernel(device);
     this.softmaxKernel = new SoftmaxKernel(device);
+    this.protoKernel = layout.net.loss.kind === 'proto' ? new ProtoKernel(device) : null;
     this.taskNormKernel = new TaskNormKernel(device);
     this.tape = tapeLayout(layout, rows, sections);
     this.tapeFloats = this.tape.floats;
@@ -329,6 +335,16 @@ export class NetPass extends TaskPass<NetSection> {
 
   protected loss(rows: Rows, sec: NetSection, scale: number, stats: { buffer: GPUBuffer; base: number } | null, what: string): BoundDispatch {
     const L = this.layers.length;
+    const loss = this.layout.net.loss;
+    if (loss.kind === 'proto') {
+      // A protonet's episode: the mean over its queries (the callers' scale is per row of the pass).
+      const S = rows.episodeSupport ?? 0;
+      return this.protoKernel!.bind({ data: rows.buffer, tape: this.buffers.tape, stats: stats?.buffer ?? dummyBuffer(this.device, 2) }, {
+        tasks: this.tasks, rows: rows.rows, support: S, features: this.layout.net.outputs, classes: loss.classes, yOff: rows.yOff,
+        zOff: sec.acts[L], dOff: sec.deltas[L], scratchOff: sec.p, tapeTaskStride: this.tapeFloats, scale: (scale * rows.rows) / (rows.rows - S),
+        wantStats: stats !== null, statsOff: 2 * (stats?.base ?? 0),
+      }, `${this.label}.${what}.proto`);
+    }
     return this.softmaxKernel.bind({ data: rows.buffer, tape: this.buffers.tape, stats: stats?.buffer ?? dummyBuffer(this.device, 2) }, {
       tasks: this.tasks, rows: rows.rows, classes: this.layout.net.outputs, mode: this.mse ? 'mse' : 'loss', yOff: rows.yOff,
       zOff: sec.acts[L], pOff: sec.p, dOff: sec.deltas[L], rzOff: 0, tapeTaskStride: this.tapeFloats, scale,

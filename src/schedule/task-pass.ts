@@ -34,8 +34,13 @@ import type { PerturbParams } from '../cpu/maml-task.js';
  * gathered from rows rowStride apart, VectorOperand in src/cpu/mlp-kernels.ts). */
 export interface Params { buffer: GPUBuffer; off: number; taskStride: number; rowLen?: number; rowStride?: number }
 
-/** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff. */
-export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number }
+/** Rows of one set (support or query) of a chunk: X at xOff (rows of Dp floats), labels at yOff.
+ * episodeSupport (a protonet's episode): the first rows are the support rows, scored against the rest. */
+export interface Rows { buffer: GPUBuffer; xOff: number; yOff: number; rows: number; episodeSupport?: number }
+
+/** A protonet's attack or score: the episode rows (support then query, in the chunk's joint buffer) and
+ * the dispatches that refill their query part from the clean rows or from the adversarial copy. */
+export interface EpisodeRows { rows: Rows; refill(fromAdv: boolean): BoundDispatch[] }
 
 /** Where an operand lives: the chunk's packed rows, the tape, a parameter-sized buffer, or constant 1. */
 export type Home = 'data' | 'tape' | 'one' | GPUBuffer;
@@ -421,28 +426,39 @@ export abstract class TaskPass<Sec> {
    * FGSM / PGD on `rows` against P (θ: taskStride 0; θ'_t: the adapted set 0), written into `adv`
    * (same layout as the clean buffer; its labels are already there).
    */
-  attackStep(P: Params, clean: Rows, adv: GPUBuffer, attack: AttackParams): BoundDispatch[] {
+  attackStep(P: Params, clean: Rows, adv: GPUBuffer, attack: AttackParams, episode?: EpisodeRows): BoundDispatch[] {
     const { layout } = this;
     const sec = this.section(0);
     const out: BoundDispatch[] = [];
     const grad = this.inputGradAt(sec);
+    // A protonet's queries are attacked through the prototypes: the input gradient is the episode's,
+    // and its support rows' part (the first ones) is skipped.
+    const skip = episode ? (episode.rows.episodeSupport ?? 0) * grad.rowStride : 0;
     for (let k = 0; k < attack.steps; k++) {
       const current: Rows = { ...clean, buffer: k === 0 ? clean.buffer : adv };
-      out.push(...this.inputGradient(P, current, sec, `attack${k}`));
+      if (episode) out.push(...episode.refill(k > 0));
+      out.push(...this.inputGradient(P, episode ? episode.rows : current, sec, `attack${k}`));
       out.push(this.signStepKernel.bind({ clean: clean.buffer, adv, tape: this.buffers.tape }, {
         tasks: this.tasks, rows: clean.rows, dim: layout.dim, rowStride: this.Dp, cleanOff: clean.xOff, advOff: clean.xOff, readClean: k === 0,
-        gOff: grad.off, gTaskStride: this.tapeFloats, gRowStride: grad.rowStride,
+        gOff: grad.off + skip, gTaskStride: this.tapeFloats, gRowStride: grad.rowStride,
         stepSize: attack.stepSize, epsilon: attack.epsilon, lo: attack.lo, hi: attack.hi,
       }, `${this.label}.attack${k}.step`));
     }
     return out;
   }
 
-  /** Query loss/accuracy of θ'_t (adapted set 0) on the attacked rows → stats. */
-  scoreStep(rows: Rows, stats: { buffer: GPUBuffer; base: number }): BoundDispatch[] {
+  /** Query loss/accuracy of θ'_t (adapted set 0) on the attacked rows → stats (episode: the attacked
+   * queries after the clean support rows). */
+  scoreStep(rows: Rows, stats: { buffer: GPUBuffer; base: number }, episode?: EpisodeRows): BoundDispatch[] {
     const sec = this.section(0);
     const adapted = this.set(this.buffers.adapted, 0);
-    return [...this.forward(adapted, rows, sec, 'score'), this.loss(rows, sec, 1 / rows.rows, stats, 'score')];
+    const scored = episode ? episode.rows : rows;
+    return [...(episode ? episode.refill(true) : []), ...this.forward(adapted, scored, sec, 'score'), this.loss(scored, sec, 1 / scored.rows, stats, 'score')];
+  }
+
+  /** to = from over [0, floats) of each task (rows copied between data buffers). */
+  copyRows(from: Params, to: Params, floats: number, what: string): BoundDispatch {
+    return this.vector(from, 1, to, [0, floats], what);
   }
 
   /** Parameters of set 0 of the adapted vectors (for attacks against θ'_t). */

@@ -4,16 +4,15 @@
 // He initialisation), with each query image's predicted label and the query accuracy. learner.adapt()
 // adapts on the GPU when there is one and returns the adapted parameters; the per-row predictions are a
 // small forward pass of those parameters (mlpProbs in common.ts), which must agree with the library's
-// accuracy (state.agree). Beside them a prototypical network on the same body (trained on the page, CPU
-// backend: its GPU pass is not built yet), which takes no steps: each query goes to its nearest
-// prototype, computed here from the body's embeddings (the oracle's forward of the library's body
-// layout) and checked against the library's accuracy likewise.
+// accuracy (state.agree). Beside them a prototypical network on the same body (trained on the page),
+// which takes no steps: each query goes to its nearest prototype, computed here from the body's
+// embeddings (the oracle's forward of the library's body layout) and checked against the library's
+// accuracy likewise.
 import { sampleTasks } from '../../src/cpu/sample-tasks.js';
 import type { Learner } from '../../src/learner.js';
 import { mlpLayout } from '../../src/models/mlp.js';
 import { netModelLayout } from '../../src/models/model.js';
 import { netOutputs } from '../../src/cpu/net/oracle.js';
-import { createLearner } from '../../src/learner.js';
 import type { CheckedBatch, MlpModelSpec } from '../../src/types.js';
 import { $, argmaxRows, drawImage, makeLearner, mlpProbs, omniglotSource, percent, probeBackend, setEnabled, setupPage, showError, state, trainingProgress } from './common.js';
 
@@ -124,14 +123,14 @@ async function init(): Promise<void> {
   const common = { dim: D, model: MODEL, innerLr: LR, seed: 1 } as const;
   meta = await makeLearner({ ...common, algorithm: 'maml', outerLr: 0.002, order: 1, optimizer: 'adam' });
   scratch = await makeLearner({ ...common, algorithm: 'maml' });   // never trained: its He initialisation (same seed)
-  proto = await createLearner({ algorithm: 'protonet', dim: D, model: MODEL, seed: 1, backend: 'cpu' });
+  proto = await makeLearner({ algorithm: 'protonet', dim: D, model: MODEL, seed: 1 });
   const iterations = Number(params.get('iterations') ?? 300);
   const tasks = Number(params.get('tasks') ?? 16);
   const net = `784-${HIDDEN.join('-')}-${WAYS} MLP with per-task norm`;
   const what = `meta-training MAML (first order) on 5-way 1-shot episodes of the meta-train alphabets, ${net}, ${tasks} tasks per batch`;
   $('status').textContent = `${what}…`;
   const p = await meta.train({ source: train, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5, ...trainingProgress(meta, $('status'), what) });
-  const protoWhat = `training the prototypical network (Adam 0.001, CPU backend) on the same episodes, its body 784-${HIDDEN.join('-')} with per-task norm`;
+  const protoWhat = `training the prototypical network (Adam 0.001) on the same episodes, its body 784-${HIDDEN.join('-')} with per-task norm`;
   const pp = await proto.train({ source: train, iterations, tasksPerBatch: tasks, supportShots: WAYS, queryShots: WAYS * 5, ...trainingProgress(proto, $('status'), protoWhat) });
   $('status').textContent = `MAML meta-trained: ${net}, ${iterations} iterations of ${tasks} tasks in ${p.elapsedSeconds.toFixed(1)} s; the prototypical network the same in ${pp.elapsedSeconds.toFixed(1)} s. ` +
     'The network from scratch is the same one before training (He initialisation, seed 1).';
