@@ -154,7 +154,10 @@ const PROTONET: NetFamily<ProtoConfig> = {
   // β = 1 (Δθ = −g): a protonet's gradients through the conv body are ~1e-3, and at β = 0.01 the float32
   // rounding of θ itself (~6e-8) made ~5e-3 of the rel err of Δθ (the peers' float64 selftest agrees).
   outerLr: 1,
-  tolerance: 1e-3,
+  // Δθ = −g itself: the GPU's direct convolution sums a weight gradient over 30 rows × 196 positions
+  // sequentially in float32, which leaves ~1e-3 of max|g| on Conv-4's body (llvmpipe: 1.2e-3; the small
+  // conv body of test/protonet.test.ts agrees to 1e-3 per element); wrong math is far above 3e-3.
+  tolerance: 3e-3,
   batched: 'torch batched (shared body)',
   perIteration: false,
   algorithm: 'protonet',
