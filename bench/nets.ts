@@ -141,6 +141,7 @@ const PROTONET: NetFamily<ProtoConfig> = {
     { tasks: 128, ways: 5, shots: 1, queries: 5, filters: 64, body: 'mlp' },
     { tasks: 16, ways: 20, shots: 1, queries: 5, filters: 64, body: 'mlp' },
     { tasks: 16, ways: 5, shots: 1, queries: 5, filters: 64, body: 'conv4' },
+    { tasks: 128, ways: 5, shots: 1, queries: 5, filters: 64, body: 'conv4' },
     { tasks: 16, ways: 20, shots: 1, queries: 5, filters: 64, body: 'conv4' },
   ],
   name: (c) => `protonet ${c.body} T=${c.tasks} ${c.ways}-way ${c.shots}-shot Kq=${c.ways * c.queries}`,
