@@ -105,6 +105,14 @@ test('train page: CAML with per-task norm is refused in the error box; MAML trai
   assert.ok(s.points >= 5, `the chart drew ${s.points} points`);
   assert.ok(await page.$$eval('#chart circle', (c) => c.length) >= 5, 'points are in the SVG');
   await page.screenshot({ path: path.join(OUT, 'train.png') });
+  // A prototypical network on the same page: it trains, and its held-out figure is by nearest prototype.
+  await page.select('#algorithm', 'protonet');  // resets
+  await set('iterations', '10');
+  await set('evalEvery', '10');
+  await page.click('#start');
+  await page.waitForFunction(`window.__metagrad.done === true && window.__metagrad.evals.length > 0 || window.__metagrad.errors.length > ${refused}`, { timeout: 240_000 });
+  assert.equal((await page.evaluate('window.__metagrad.errors') as string[]).slice(refused), []);
+  assert.match(await page.$eval('#heldout', (el) => el.textContent ?? ''), /held-out: \d+\.\d% ± \d+\.\d% clean, \d+\.\d% under FGSM \(20 5-way 1-shot tasks of the held-out alphabets, nearest prototype\)/);
   assert.equal(problems, []);
   await page.close();
 });

@@ -110,9 +110,10 @@ async function run(): Promise<void> {
       chart.add(1, 0, { x: iteration, y: p.eval.accuracy, ci: p.eval.accuracyInterval.ci95 });
       if (p.eval.attacked) chart.add(1, 1, { x: iteration, y: p.eval.attacked.accuracy, ci: p.eval.attacked.accuracyInterval.ci95 });
       (state.evals as number[]).push(p.eval.accuracy);
-      const steps = learner.options.innerSteps as number | undefined;
+      // (A protonet takes no steps: its queries go to their nearest prototype.)
+      const steps = algorithm === 'protonet' ? undefined : learner.options.innerSteps as number | undefined;
       const what = source.kind === 'omniglot' ? `${source.ways}-way ${source.shots}-shot tasks of the held-out alphabets` : 'tasks of the meta-test split';
-      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (${p.eval.taskLoss.length} ${what}${steps === undefined ? '' : `, after ${steps} inner step${steps === 1 ? '' : 's'}`})`;
+      $('heldout').textContent = `held-out: ${percent(p.eval.accuracy)} ± ${percent(p.eval.accuracyInterval.ci95)} clean, ${percent(p.eval.attacked?.accuracy ?? NaN)} under FGSM (${p.eval.taskLoss.length} ${what}${steps === undefined ? (algorithm === 'protonet' ? ', nearest prototype' : '') : `, after ${steps} inner step${steps === 1 ? '' : 's'}`})`;
     }
     chart.draw();
     const rate = (iteration - startIteration) / ((performance.now() - started) / 1000);
