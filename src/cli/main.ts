@@ -597,8 +597,8 @@ async function trainWith(learner: Learner, flags: FlagValues, source: TaskSource
  * says so. */
 async function adaptationCurve(learner: Learner, source: TaskSource, plan: TrainPlan): Promise<Array<{ steps: number; mse: { mean: number; ci95: number } | null; diverged?: true }>> {
   const o = plan.options;
-  const split = resolveTrainOptions(o, learner.options).evalSplit;
-  const batch = sampleTasks(source, { tasks: plan.evalTasks, supportShots: o.supportShots!, queryShots: o.queryShots! }, learner.options.seed, 0, split);
+  // The held-out tasks train's evaluations scored (a regression source has no validation split).
+  const batch = sampleTasks(source, { tasks: plan.evalTasks, supportShots: o.supportShots!, queryShots: o.queryShots! }, learner.options.seed, 0, 'test');
   const curve: Array<{ steps: number; mse: { mean: number; ci95: number } | null; diverged?: true }> = [];
   for (let k = 0; k <= 10; k++) {
     const r = await scoreOrDiverged(() => learner.evaluate(batch, { steps: k, lr: o.evalLr }));

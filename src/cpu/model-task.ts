@@ -323,10 +323,12 @@ export function modelScore(stats: Float32Array, x: Float32Array, y: Float32Array
   const { rows: K, dim: D } = shape;
   const S = shape.episode?.rows ?? 0;
   const model = taskModelFor(layout);
-  const buffers = { x: new Float32Array((S + K) * D), y: new Float32Array(S + K) };
+  // An episode's rows are copied together (support, then the scored rows); other rows are read in place.
+  const buffers = shape.episode ? { x: new Float32Array((S + K) * D), y: new Float32Array(S + K) } : null;
   const [first, end] = taskRange ?? [0, shape.tasks];
   for (let t = first; t < end; t++) {
-    const s = model.lossGrad(params, t * shape.paramStride, episodeRows(shape, t, x, y, buffers), null);
+    const rows: TaskRows = buffers ? episodeRows(shape, t, x, y, buffers) : { x, xOff: t * K * D, xStride: D, y, yOff: t * K, rows: K };
+    const s = model.lossGrad(params, t * shape.paramStride, rows, null);
     stats[2 * t] = s.loss;
     stats[2 * t + 1] = s.metric;
   }

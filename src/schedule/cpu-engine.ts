@@ -155,6 +155,8 @@ export class CpuEngine implements Engine {
     const W = this.width;
     const out = (maml ?? camlOut ?? mlpOut)!;
     const state: PlanState = { adapted: out.adapted, advQueryX: adv.query.x, stats: out.taskStats, weights: taskWeights(o, T, plan.sets), meanGrad: new Float32Array(this.paramLength) };
+    // A protonet's attacked and attacked-scored queries go with the support rows of their task (its prototypes).
+    const episode = capabilitiesOf(o).episode ? { episode: { x: batch.supportX, y: batch.supportY as Float32Array, rows: batch.supportShots } } : {};
     const rowsOf = (which: 'support' | 'query'): { set: RowSet; rows: number } =>
       ({ set: clean[which], rows: which === 'support' ? batch.supportShots : batch.queryShots });
 
@@ -164,7 +166,6 @@ export class CpuEngine implements Engine {
           const { set, rows } = rowsOf(step.rows);
           const against = step.against === 'theta' ? this.params : out.adapted;
           // A protonet's queries are attacked through the prototypes of their task's support rows.
-          const episode = capabilitiesOf(o).episode ? { episode: { x: batch.supportX, y: batch.supportY as Float32Array, rows: batch.supportShots } } : {};
           const shape = { tasks: T, rows, dim: D, paramStride: step.against === 'theta' ? 0 : W, ...episode };
           if (layout) {
             if (pool) await pool.run({ kernel: 'mlp-attack', out: adv[step.rows].x, clean: set, params: against, shape, attack: step.attack, layout }, T);
@@ -209,7 +210,6 @@ export class CpuEngine implements Engine {
         case 'score-attacked':
           state.attackedStats = new Float32Array(2 * T);
           if (layout) {
-            const episode = capabilitiesOf(o).episode ? { episode: { x: batch.supportX, y: batch.supportY as Float32Array, rows: batch.supportShots } } : {};
             modelScore(state.attackedStats, adv.query.x, batch.queryY as Float32Array, out.adapted, { tasks: T, rows: batch.queryShots, dim: D, paramStride: W, ...episode }, layout);
             break;
           }

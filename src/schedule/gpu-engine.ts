@@ -422,9 +422,8 @@ export class GpuEngine implements Engine {
       // A protonet's episodes: each task's support rows then its query rows, in the chunk's joint buffer
       // (its query part refilled from the adversarial copy for attacks and attacked scores).
       const Dp = this.Dp;
-      const episodeRows: Rows = { buffer: c.joint ?? c.data, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq, episodeSupport: Ks };
       const episode = capabilitiesOf(o).episode ? {
-        rows: episodeRows,
+        rows: { buffer: c.joint!, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq, episodeSupport: Ks } as Rows,
         refill: (fromAdv: boolean): BoundDispatch[] => [
           this.joinRows(c, Ks, Kq),
           ...(fromAdv ? [pass.copyRows({ buffer: c.advData, off: off.queryX, taskStride: Kq * Dp }, { buffer: c.joint!, off: jointOff.supportX + Ks * Dp, taskStride: (Ks + Kq) * Dp }, Kq * Dp, `episode@${c.first}.adv`)] : []),
@@ -443,7 +442,7 @@ export class GpuEngine implements Engine {
             const support: Rows = joint ? { buffer: c.joint!, xOff: jointOff.supportX, yOff: jointOff.supportY, rows: Ks + Kq } : rowsOf(dataOf(step.support as 'clean' | 'adv'), 'support');
             if (step.episode && step.query !== 'clean') throw new Error('GpuEngine: an episode reads the clean query rows');
             parts.push(...pass.tasksStep({
-              support, query: step.episode ? episodeRows : rowsOf(dataOf(step.query), 'query'), theta,
+              support, query: step.episode ? episode!.rows : rowsOf(dataOf(step.query), 'query'), theta,
               innerLr: p.innerLr, innerSteps: p.innerSteps, order: p.order, wantMetaGrad: p.wantMetaGrad, adapt: p.adapt,
               perturb: p.perturb, writeBack: p.writeBack ?? false, outSet: step.outSet,
               // Meta-SGD's α: the second vector of the parameters, in training and evaluation alike.
